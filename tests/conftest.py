@@ -1,0 +1,15 @@
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+@pytest.fixture(scope='session')
+def root(): return ROOT
+
+def run(*args, cwd=ROOT, env=None, timeout=600, check=True):
+    "Run a command, returning the CompletedProcess; on failure show what it printed."
+    r = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **(env or {})})
+    if check and r.returncode: pytest.fail(f"{' '.join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r

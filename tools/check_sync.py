@@ -1,0 +1,40 @@
+#!/usr/bin/env python
+"""Fail if the generated files differ from what the notebooks generate: `xdeploy_nb/` (nbdev_export) and README.md.
+
+The export runs in a scratch copy of the repository, so a hand edit in `xdeploy_nb/` is reported, not overwritten."""
+import difflib, filecmp, os, shutil, subprocess, sys, tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LIB = 'xdeploy_nb'
+
+def _py_files(d:Path)->dict: return {p.relative_to(d).as_posix():p for p in sorted(d.rglob('*.py')) if '__pycache__' not in p.parts}
+
+def library_drift()->list:
+    "Unified diffs between `xdeploy_nb/` and a fresh `nbdev_export` of `nbs/`."
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in ('settings.ini', 'nbs', LIB): 
+            (shutil.copytree if (ROOT/name).is_dir() else shutil.copy)(ROOT/name, tmp/name)
+        subprocess.run(['nbdev_export'], cwd=tmp, check=True)
+        have,want = _py_files(ROOT/LIB),_py_files(tmp/LIB)
+        diffs = []
+        for name in sorted(set(have) | set(want)):
+            a = have[name].read_text().splitlines(True) if name in have else []
+            b = want[name].read_text().splitlines(True) if name in want else []
+            if a != b: diffs.append(''.join(difflib.unified_diff(a, b, f'{LIB}/{name} (in the repo)', f'{LIB}/{name} (from nbs/)')))
+        return diffs
+
+def main():
+    os.chdir(ROOT)
+    failed = False
+    if diffs := library_drift():
+        print(*diffs, sep='\n')
+        print(f"{LIB}/ is out of sync with nbs/ (see the diff above). The notebooks are the source: move any hand edit "
+              f"into its notebook, then run `nbdev_export` and commit both.", file=sys.stderr)
+        failed = True
+    else: print(f"{LIB}/ is in sync with nbs/.")
+    if subprocess.run([sys.executable, str(ROOT/'tools'/'readme.py'), '--check']).returncode: failed = True
+    sys.exit(1 if failed else 0)
+
+if __name__ == '__main__': main()
