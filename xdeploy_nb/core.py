@@ -4,12 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #3bca72a7
 from __future__ import annotations
-import hashlib, os, re, shutil, tempfile, uuid
+import hashlib, json, os, re, shutil, tempfile, uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['XDeployError', 'file_sha256', 'remove_stale_partials', 'atomic_directory']
+__all__ = ['SCHEMA_NAME', 'SCHEMA_VERSION', 'TASKS', 'ACTIVATIONS', 'DTYPES', 'FORMATS', 'MANIFEST_SCHEMA', 'XDeployError',
+           'file_sha256', 'remove_stale_partials', 'atomic_directory', 'ManifestError', 'validate_manifest',
+           'read_manifest', 'write_manifest', 'check_artifacts']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -81,3 +83,103 @@ def atomic_directory(dest:Path, # The directory to create or replace
         else: tmp.rename(dest)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #941f1318
+SCHEMA_NAME,SCHEMA_VERSION = 'xdeploy_nb.bundle',1
+TASKS = {'single_label', 'multi_label', 'regression'}
+ACTIVATIONS = {'softmax', 'sigmoid', 'none'}
+DTYPES = {'uint8', 'int64', 'float32', 'float16'}
+FORMATS = {'onnx', 'torchscript', 'torch.export'}
+_num = (int, float)
+
+MANIFEST_SCHEMA = {
+    'schema': {SCHEMA_NAME}, 'schema_version': int,
+    'task': TASKS,
+    'inputs': [{'name': str, 'dtype': DTYPES, 'shape': [(int, str)], 'layout?': str}],
+    'preprocessing': {'kind': {'image', 'tabular'}, 'steps': [{'op': str}]},
+    'outputs': [{'name': str, 'dtype': DTYPES, 'shape': [(int, str)], 'activation': ACTIVATIONS, 'threshold?': _num}],
+    'labels': [str],
+    'artifacts': [{'format': FORMATS, 'file': str, 'sha256': str, 'size': int, 'precision': str,
+                   'exporter?': str, 'opset?': int, 'fallback_reason?': (str, type(None)),
+                   'verification?': dict}],
+    'provenance': {'created': str, 'versions': dict},
+}
+
+# %% ../nbs/00_core.ipynb #3f8ee982
+class ManifestError(XDeployError):
+    "A `manifest.json` that is missing, malformed, or from a newer schema."
+
+def _check_schema(obj, schema, where:str):
+    "Raise `ManifestError` naming the first place where `obj` does not follow `schema`."
+    def bad(what): raise ManifestError(f"manifest.json: {where or 'the top level'} {what}.",
+                                       "Re-export the bundle, or check that nothing edited manifest.json by hand.")
+    if isinstance(schema, set):
+        if obj not in schema: bad(f"is {obj!r}, not one of {sorted(schema)}")
+    elif isinstance(schema, list):
+        if not isinstance(obj, list): bad(f"should be a list, not {type(obj).__name__}")
+        for i,o in enumerate(obj): _check_schema(o, schema[0], f"{where}[{i}]")
+    elif isinstance(schema, dict):
+        if not isinstance(obj, dict): bad(f"should be an object, not {type(obj).__name__}")
+        for k,sub in schema.items():
+            key = k.rstrip('?')
+            if key in obj: _check_schema(obj[key], sub, f"{where}.{key}" if where else key)
+            elif not k.endswith('?'): bad(f"has no {key!r}")
+    else:
+        types = schema if isinstance(schema, tuple) else (schema,)
+        if not isinstance(obj, types) or (isinstance(obj, bool) and bool not in types):  # True is an int to Python
+            bad(f"is {obj!r}, which is not {' or '.join(t.__name__ for t in types)}")
+
+# %% ../nbs/00_core.ipynb #b971d378
+def validate_manifest(m:dict # A parsed manifest
+                     )->dict:
+    "Check `m` against `MANIFEST_SCHEMA` and the rules a schema cannot say; return it unchanged."
+    if not isinstance(m, dict) or m.get('schema') != SCHEMA_NAME:
+        raise ManifestError("This manifest.json is not an xdeploy_nb bundle manifest.", "Point to a folder written by `export_bundle`.")
+    if isinstance(m.get('schema_version'), int) and m['schema_version'] > SCHEMA_VERSION:
+        raise ManifestError(f"The bundle uses manifest schema {m['schema_version']}; this xdeploy_nb reads up to {SCHEMA_VERSION}.",
+                            "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`).")
+    _check_schema(m, MANIFEST_SCHEMA, '')
+    for i,a in enumerate(m['artifacts']):
+        if Path(a['file']).name != a['file'] or a['file'].startswith('.'):
+            raise ManifestError(f"manifest.json: artifacts[{i}].file {a['file']!r} is not a plain file name in the bundle.",
+                                "Re-export the bundle; artifacts must sit beside manifest.json.")
+        if not re.fullmatch(r'[0-9a-f]{64}', a['sha256']):
+            raise ManifestError(f"manifest.json: artifacts[{i}].sha256 is not a sha256 hex digest.", "Re-export the bundle.")
+    if m['task'] != 'regression' and not m['labels']:
+        raise ManifestError("manifest.json: a classification bundle has no labels.", "Re-export the bundle.")
+    return m
+
+# %% ../nbs/00_core.ipynb #05c02c98
+def read_manifest(bundle:Path # Bundle directory
+                 )->dict:
+    "Read and validate `bundle/manifest.json`."
+    f = Path(bundle)/'manifest.json'
+    if not f.is_file(): raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.",
+                                            "Point to a folder written by `export_bundle`.")
+    try: m = json.loads(f.read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{f} is not valid JSON ({e}).", "Re-export the bundle; the file is damaged.") from None
+    return validate_manifest(m)
+
+def write_manifest(bundle:Path, # Bundle directory (usually the temporary one `atomic_directory` yields)
+                   m:dict # The manifest
+                  )->Path:
+    "Validate `m` and write it as `bundle/manifest.json`."
+    f = Path(bundle)/'manifest.json'
+    f.write_text(json.dumps(validate_manifest(m), indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
+    return f
+
+# %% ../nbs/00_core.ipynb #8ab08e03
+def check_artifacts(bundle:Path, # Bundle directory
+                    m:dict, # Its manifest
+                    formats=None # Check only artifacts of these formats (default: all)
+                   ):
+    "Raise `XDeployError` if an artifact of `m` is missing or differs in size or sha256 from the manifest."
+    for a in m['artifacts']:
+        if formats is not None and a['format'] not in formats: continue
+        f = Path(bundle)/a['file']
+        if not f.is_file(): raise XDeployError(f"The bundle {bundle} lacks {a['file']}, which its manifest lists.",
+                                               "Copy the whole bundle folder, or re-export it.")
+        if f.stat().st_size != a['size'] or file_sha256(f) != a['sha256']:
+            raise XDeployError(f"{f} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
+                               "Copy the bundle again from its source, or re-export it.")

@@ -1,0 +1,26 @@
+# Sourced by tools/demo.sh and tools/test.sh: set up, on a fresh Debian machine (root, Python 3.11), the Debian
+# packages and the virtual environment ($XDEPLOY_VENV, default .venv) with xdeploy_nb and the extras named in
+# $1 ("train" or "dev"), then activate it. A virtual environment, because Debian's own Python refuses
+# `pip install` outside one (PEP 668). Running it again is cheap: what is installed stays installed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+apt_packages=(git ${XDEPLOY_APT_PACKAGES:-})
+python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+venv="${XDEPLOY_VENV:-.venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+# shellcheck disable=SC1091
+source "$venv/bin/activate"
+echo "== installing xdeploy_nb[$1] into $venv (log: $venv/pip-install.log)"
+python -m pip install --disable-pip-version-check -e ".[$1]" > "$venv/pip-install.log" 2>&1 \
+  || { tail -n 40 "$venv/pip-install.log"; echo "pip install failed: see $venv/pip-install.log" >&2; exit 1; }
