@@ -11,7 +11,7 @@ from .core import XDeployError
 
 # %% auto #0
 __all__ = ['SPEC_VERSION', 'ITEM_OPS', 'BATCH_OPS', 'PreprocessError', 'load_image', 'crop_pad', 'resize_image',
-           'center_crop_pad', 'apply_item_step', 'prepare_image', 'image_spec']
+           'center_crop_pad', 'apply_item_step', 'prepare_image', 'image_spec', 'tabular_spec', 'prepare_rows']
 
 # %% ../nbs/02_preprocess.ipynb #a9e02498
 SPEC_VERSION = 1  # Version of the spec's layout; `prepare_image` refuses a newer one
@@ -286,3 +286,87 @@ BATCH_OPS = dict(  # The batch steps, which the exporter builds into the graph: 
     normalize=('mean', 'std'),
     center_crop_ratio=('ratio', 'valid_scale'),
     grid_resample=('size', 'mode', 'pad_mode', 'align_corners'))
+
+# %% ../nbs/02_preprocess.ipynb #tab00001
+def _json_value(v):
+    "A category value as plain JSON data (numpy scalars become Python ones)."
+    return v.item() if hasattr(v, 'item') else v
+
+_TARGET_PROCS = ('Categorize', 'MultiCategorize', 'RegressionSetup', 'EncodedMultiCategorize')
+
+def tabular_spec(learn_or_dls # A fastai tabular `Learner` or `TabularDataLoaders`
+                )->dict:
+    "Read the procs of a tabular Learner into a spec: fill values and flags, category vocabularies, normalization."
+    dls = getattr(learn_or_dls, 'dls', learn_or_dls)
+    to = getattr(dls, 'train_ds', None)
+    if to is None or not hasattr(to, 'procs') or not hasattr(to, 'cat_names'):
+        raise PreprocessError("These DataLoaders are not tabular (no TabularPandas procs).",
+                              "Pass a Learner made with `tabular_learner` or TabularDataLoaders.")
+    spec = dict(version=SPEC_VERSION, kind='tabular', fill_missing=[], categories={}, normalize=None,
+                x_cat=list(dls.cat_names), x_cont=list(dls.cont_names))
+    for p in to.procs.fs:
+        name = type(p).__name__
+        if name == 'FillMissing':
+            spec['fill_missing'] = [dict(column=c, value=float(v), flag=f'{c}_na' if p.add_col else None) for c,v in p.na_dict.items()]
+        elif name == 'Categorify': spec['categories'] = {c: [_json_value(v) for v in vocab] for c,vocab in p.classes.items()}
+        elif name == 'Normalize':
+            spec['normalize'] = dict(mean=[float(p.means[c]) for c in dls.cont_names], std=[float(p.stds[c]) for c in dls.cont_names])
+        elif name not in _TARGET_PROCS:
+            raise PreprocessError(f"Unknown tabular proc {name!r} runs at validation time; it cannot be reproduced.",
+                                  "Use fastai's Categorify, FillMissing and Normalize, or drop the proc.")
+    flags = {f['flag'] for f in spec['fill_missing'] if f['flag']}
+    spec['columns'] = [c for c in spec['x_cat'] if c not in flags] + spec['x_cont']
+    return spec
+
+# %% ../nbs/02_preprocess.ipynb #tab00005
+def _is_missing(v)->bool: return v is None or (isinstance(v, float) and math.isnan(v))
+
+def _rows(rows)->list:
+    "Rows as a list of dicts, from a dict, a list of dicts, or a DataFrame (duck-typed: no pandas import)."
+    if isinstance(rows, dict): return [rows]
+    if hasattr(rows, 'to_dict'): return rows.to_dict('records')
+    rows = list(rows)
+    if not all(isinstance(r, dict) for r in rows):
+        raise PreprocessError("Tabular rows must be dicts (column -> value) or a pandas DataFrame.",
+                              "Pass {'island': 'Biscoe', 'bill_length_mm': 40.1, ...} per row.")
+    return rows
+
+def _code(vocab:list, index:dict, v)->int:
+    "fastai's category code of `v`: its place in `vocab`, or 0 (`#na#`) if missing or unseen."
+    if _is_missing(v): return 0
+    if hasattr(v, 'item'): v = v.item()
+    return index.get((type(v) is bool, v), 0)
+
+def _number(v, col:str, i:int)->float:
+    if _is_missing(v): return math.nan
+    try: return float(v)
+    except (TypeError, ValueError):
+        raise PreprocessError(f"Row {i}: column {col!r} is {v!r}, which is not a number.", f"Pass a number (or None if unknown) for {col!r}.") from None
+
+# %% ../nbs/02_preprocess.ipynb #tab00006
+def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
+                 spec:dict # A spec from `tabular_spec`
+                )->dict:
+    "Fill and encode `rows` as fastai's procs do: `{'x_cat': int64 [N, n_cat], 'x_cont': float32 [N, n_cont]}`."
+    rows = _rows(rows)
+    fills = {f['column']: f for f in spec['fill_missing']}
+    index = {c: {(type(v) is bool, v): i for i,v in enumerate(vocab) if i} for c,vocab in spec['categories'].items()}
+    x_cat = np.zeros((len(rows), len(spec['x_cat'])), dtype=np.int64)
+    x_cont = np.zeros((len(rows), len(spec['x_cont'])), dtype=np.float32)
+    for i,row in enumerate(rows):
+        if missing := [c for c in spec['columns'] if c not in row]:
+            raise PreprocessError(f"Row {i} has no column {missing[0]!r}{f' (and {len(missing)-1} more)' if len(missing) > 1 else ''}.",
+                                  f"Give every row the columns {spec['columns']} (None for an unknown value).")
+        vals = dict(row)
+        for j,c in enumerate(spec['x_cont']):
+            v = _number(row[c], c, i)
+            if math.isnan(v):
+                if c not in fills: raise PreprocessError(
+                    f"Row {i}: column {c!r} is missing, and the training data had no missing values there to learn a fill from.",
+                    f"Pass a value for {c!r}, or retrain with missing values in that column.")
+                v = fills[c]['value']
+                if fills[c]['flag']: vals[fills[c]['flag']] = True
+            elif c in fills and fills[c]['flag']: vals[fills[c]['flag']] = False
+            x_cont[i, j] = v
+        for j,c in enumerate(spec['x_cat']): x_cat[i, j] = _code(spec['categories'][c], index[c], vals[c])
+    return dict(x_cat=x_cat, x_cont=x_cont)

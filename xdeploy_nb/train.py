@@ -11,10 +11,11 @@ with warnings.catch_warnings():
     # That is fastai's business, not the user's: keep it out of their notebook.
     warnings.filterwarnings('ignore', message=r'`torch.jit.script` is deprecated', category=FutureWarning)
     from fastai.vision.all import *
+    from fastai.tabular.all import *
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['ARCHS', 'image_dls', 'tiny_cnn', 'image_learner']
+__all__ = ['ARCHS', 'image_dls', 'tiny_cnn', 'image_learner', 'tabular_dls']
 
 # %% ../nbs/08_train.ipynb #2e73e81b
 def image_dls(path:Path, # Folder with `train/<class>/` and `valid/<class>/` sub-folders
@@ -63,3 +64,29 @@ def image_learner(dls:DataLoaders, # Image classification DataLoaders, e.g. from
     set_seed(seed, reproducible=True)
     if arch == 'tiny': return Learner(dls, tiny_cnn(dls.c, n_in), metrics=metrics)
     return vision_learner(dls, ARCHS[arch], pretrained=False, n_in=n_in, metrics=metrics)
+
+# %% ../nbs/08_train.ipynb #ce6febf6
+def tabular_dls(df, # The table, a pandas DataFrame
+                y_name:str, # Target column
+                cat_names:list=None, # Categorical columns (default: guessed by fastai's `cont_cat_split`)
+                cont_names:list=None, # Continuous columns (default: guessed)
+                regression:bool=None, # Treat the target as a number (default: when it is a float column)
+                valid_pct:float=0.2, # Fraction of rows for validation
+                bs:int=64, # Batch size
+                seed:int=42 # Seed of the split
+               )->DataLoaders:
+    "Tabular `DataLoaders` with `Categorify`, `FillMissing` and `Normalize`, from a DataFrame."
+    if y_name not in df.columns: raise XDeployError(f"The table has no target column {y_name!r}.",
+                                                    f"Use one of its columns: {', '.join(map(str, df.columns))}.")
+    df = df[df[y_name].notna()].reset_index(drop=True)
+    if cat_names is None or cont_names is None:
+        conts,cats = cont_cat_split(df.drop(columns=[y_name]), max_card=20)
+        cat_names,cont_names = cat_names if cat_names is not None else cats,cont_names if cont_names is not None else conts
+    if regression is None: regression = df[y_name].dtype.kind == 'f'
+    rng = np.random.default_rng(seed)
+    valid_idx = sorted(rng.permutation(len(df))[:max(1, int(len(df)*valid_pct))].tolist())
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='A value is trying to be set on a copy', category=FutureWarning)
+        return TabularDataLoaders.from_df(df, y_names=y_name, cat_names=list(cat_names), cont_names=list(cont_names),
+                                          procs=[Categorify, FillMissing, Normalize], valid_idx=valid_idx, bs=bs,
+                                          y_block=RegressionBlock() if regression else CategoryBlock())
