@@ -21,3 +21,18 @@ def test_demo_trains_better_than_chance(tmp_path):
     acc = float(out.split('validation accuracy ')[1].split('%')[0])
     assert acc > 80, out
     assert list(tmp_path.glob('shapes-*/train/circle/*.png')), "the demo should generate its sample images"
+
+def test_export_and_predict_from_a_saved_learner(tmp_path):
+    "The whole command-line path: a learn.export() pickle -> xdeploy export -> xdeploy predict --json."
+    import json
+    from xdeploy_nb.data import make_image_folder
+    from xdeploy_nb.train import image_dls, image_learner
+    data = make_image_folder(tmp_path/'shapes', n_train=10, n_valid=3, size=40)
+    learn = image_learner(image_dls(data, size=32))
+    learn.export(tmp_path/'learner.pkl')
+    out = xdeploy('export', tmp_path/'learner.pkl', tmp_path/'bundle', '--items', data/'valid', '--formats', 'onnx', 'torchscript').stdout
+    assert out.count('faithful') == 2 and 'NOT' not in out, out
+    preds = json.loads(xdeploy('predict', tmp_path/'bundle', data/'valid', '--json').stdout)
+    assert len(preds) == 9 and preds[0]['label'] in ('circle', 'square', 'triangle')
+    r = xdeploy('export', tmp_path/'learner.pkl', tmp_path/'bundle', '--items', data/'valid', check=False)
+    assert r.returncode == 1 and 'already exists' in r.stderr and 'Traceback' not in r.stderr

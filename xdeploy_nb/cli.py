@@ -5,10 +5,12 @@
 # %% ../nbs/10_cli.ipynb #10b185cf
 from __future__ import annotations
 import argparse, ast, inspect, io, sys, textwrap, tokenize
+from pathlib import Path
 import xdeploy_nb
+from .core import XDeployError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'main']
+__all__ = ['IMAGE_EXTENSIONS', 'COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -46,23 +48,114 @@ def version():
 
 def demo(epochs:int=15, # Training epochs
          arch:str='tiny', # Architecture name from `xdeploy_nb.train.ARCHS`
-         size:int=64 # Image size in pixels
+         size:int=64, # Image size in pixels
+         out:str=None # Bundle directory (default: `demo-bundle` under `xdeploy_nb.data.data_home()`)
         ):
-    "Train a small model on the generated sample images and print its validation accuracy."
-    from xdeploy_nb.data import make_image_folder
+    "The whole workflow on generated sample images: train, export to a verified bundle, and test-run it."
+    import time
+    from xdeploy_nb.data import make_image_folder, data_home
     from xdeploy_nb.train import image_dls, image_learner
+    from xdeploy_nb.export import export_bundle
+    from xdeploy_nb.runtime import Predictor
     path = make_image_folder(size=size)
     print(f"sample images: {path}")
     learn = image_learner(image_dls(path, size=size), arch=arch)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, 1e-2)
         loss,acc = learn.validate()
-    print(f"{arch}: validation accuracy {acc:.1%} (chance {1/learn.dls.c:.1%}), loss {loss:.3f}")
+    print(f"trained {arch}: validation accuracy {acc:.1%} (chance {1/learn.dls.c:.1%}), loss {loss:.3f}")
+    out = Path(out or data_home()/'demo-bundle')
+    b = export_bundle(learn, out, formats=('onnx', 'torchscript', 'torch.export'), overwrite=(out/'manifest.json').exists())
+    print(f"bundle: {out}\n{b.report}")
+    p = Predictor(out)
+    files = sorted((path/'valid').rglob('*.png'))
+    p.predict(files[0])  # warm-up
+    t0 = time.perf_counter()
+    preds = p.predict_batch(files, batch_size=1)
+    ms = (time.perf_counter() - t0)/len(files)*1e3
+    right = sum(d['label'] == f.parent.name for d,f in zip(preds, files))
+    print(f"test run on {p.device}: {right}/{len(files)} validation files right, {ms:.2f} ms per image file")
     return acc
 
-COMMANDS = dict(version=version, demo=demo)
+# %% ../nbs/10_cli.ipynb #65d14009
+IMAGE_EXTENSIONS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
 
-# %% ../nbs/10_cli.ipynb #d08b8fa6
+def _image_files(paths:list)->list:
+    "The image files named by `paths`, folders expanded (recursively, sorted)."
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir(): files += sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.exists(): files.append(p)
+        else: raise XDeployError(f"{p} does not exist.", "Check the path.")
+    return files
+
+def _csv_value(v:str, vocab):
+    "A CSV cell as the value a table row holds: empty is missing; a number where the column's categories are numbers."
+    if v == '': return None
+    if vocab and any(isinstance(o, (int, float)) and not isinstance(o, bool) for o in vocab[1:]):
+        try: return int(v) if v.lstrip('-').isdigit() else float(v)
+        except ValueError: return v
+    return v
+
+def _csv_rows(path:Path, spec:dict)->list:
+    "The rows of a CSV file, parsed for the tabular `spec` (standard library only: no pandas)."
+    import csv
+    with open(path, newline='', encoding='utf-8') as f:
+        return [{k: _csv_value(v, spec['categories'].get(k)) for k,v in row.items()} for row in csv.DictReader(f)]
+
+def _items_for(paths:list, spec:dict)->list:
+    "What `paths` name, as items for a bundle or Learner with preprocessing `spec`: images, or the rows of one CSV."
+    if spec['preprocessing']['kind'] != 'tabular': return [str(f) for f in _image_files(paths)]
+    if len(paths) != 1 or Path(paths[0]).suffix.lower() != '.csv':
+        raise XDeployError("A tabular model takes its rows from one CSV file.", "Pass the path of a CSV file with a header row.")
+    return _csv_rows(Path(paths[0]), spec['preprocessing']['spec'])
+
+# %% ../nbs/10_cli.ipynb #69a47303
+def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load only files you trust)
+           out:str, # The bundle directory to write
+           items:list=None, # Items to verify on: image files or folders of them, or one CSV file of rows
+           formats:list=None, # Some of onnx, torchscript, torch.export (default: onnx torchscript)
+           opset:int=18, # ONNX opset
+           n_items:int=64, # Verify on at most this many items
+           overwrite:bool=False # Replace an existing bundle at OUT
+          ):
+    "Export a saved fastai Learner to a verified bundle."
+    import warnings
+    from xdeploy_nb.export import export_bundle, spec_from_learner
+    from fastai.learner import load_learner
+    with warnings.catch_warnings():  # the pickle warning says what the help of this command says
+        warnings.filterwarnings('ignore', message='load_learner` uses', category=UserWarning)
+        learn = load_learner(learner)
+    if not items: raise XDeployError("A saved Learner keeps no data, so there is nothing to verify the export on.",
+                                     "Pass --items with validation image files or folders, or a CSV file of rows.")
+    b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), opset=opset, n_items=n_items,
+                      items=_items_for(items, spec_from_learner(learn)), overwrite=overwrite)
+    print(f"wrote {out}\n{b.report}")
+    return b
+
+# %% ../nbs/10_cli.ipynb #22dfda57
+def predict(bundle:str, # The bundle directory
+            items:list, # Image files or folders of them, or one CSV file of rows for a tabular bundle
+            json:bool=False, # Print JSON (a list of prediction dicts, each with its item) instead of lines
+            device:str='cpu', # Where to run
+            batch_size:int=64 # Items per run of the model
+           ):
+    "Print the predictions of a bundle for image files, or for the rows of a CSV file."
+    import json as _json
+    from xdeploy_nb.runtime import Predictor
+    p = Predictor(bundle, device=device)
+    xs = _items_for(items, p.manifest)
+    preds = p.predict_batch(xs, batch_size=batch_size)
+    names = xs if p.manifest['preprocessing']['kind'] != 'tabular' else [f'row {i}' for i in range(len(xs))]
+    if json: return print(_json.dumps([dict(item=n, **d) for n,d in zip(names, preds)], indent=1))
+    for n,d in zip(names, preds):
+        if 'label' in d: print(f"{n}: {d['label']} ({d['probs'][d['index']]:.1%})")
+        elif 'labels' in d: print(f"{n}: {', '.join(d['labels']) or '(none)'}")
+        else: print(f"{n}: {d['value']}")
+
+COMMANDS = dict(version=version, demo=demo, export=export, predict=predict)
+
+# %% ../nbs/10_cli.ipynb #b5a43ec5
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='xdeploy', description="Train, export, verify and run fastai models anywhere.")
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -76,4 +169,5 @@ def main(argv:list=None # Arguments (default: `sys.argv[1:]`)
     args = vars(p.parse_args(sys.argv[1:] if argv is None else argv))
     cmd = args.pop('command')
     if cmd is None: return p.print_help()
-    COMMANDS[cmd](**args)
+    try: COMMANDS[cmd](**args)
+    except XDeployError as e: sys.exit(f"xdeploy {cmd}: {e}")

@@ -63,7 +63,9 @@ def image_learner(dls:DataLoaders, # Image classification DataLoaders, e.g. from
     n_in = dls.one_batch()[0].shape[1]
     set_seed(seed, reproducible=True)
     if arch == 'tiny': return Learner(dls, tiny_cnn(dls.c, n_in), metrics=metrics)
-    return vision_learner(dls, ARCHS[arch], pretrained=False, n_in=n_in, metrics=metrics)
+    with warnings.catch_warnings():  # fastai passes torchvision the old `pretrained=False`, which torchvision deprecates
+        warnings.filterwarnings('ignore', message=r"The parameter 'pretrained' is deprecated|Arguments other than a weight enum", category=UserWarning)
+        return vision_learner(dls, ARCHS[arch], pretrained=False, n_in=n_in, metrics=metrics)
 
 # %% ../nbs/08_train.ipynb #ce6febf6
 def tabular_dls(df, # The table, a pandas DataFrame
