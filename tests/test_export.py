@@ -146,3 +146,14 @@ def test_killed_export_leaves_previous_bundle(small_dls, tmp_path):
     assert any(p.name.startswith('.b.partial-') for p in tmp_path.iterdir()), "the killed export left its temporary folder"
     export_bundle(learn, tmp_path/'b', formats=('onnx',), overwrite=True)
     assert not any(p.name.startswith('.b.partial-') for p in tmp_path.iterdir())
+
+class Prototypes(nn.Module):
+    "Logits are minus the distances of the image features to one prototype per class (torch.cdist)."
+    def __init__(self, c): super().__init__(); self.body = tiny_cnn(8); self.protos = nn.Parameter(torch.randn(c, 8))
+    def forward(self, x): return -torch.cdist(self.body(x), self.protos)
+
+def test_onnx_falls_back_to_legacy_exporter_with_reason(small_dls, tmp_path):
+    "torch.export cannot keep cdist's batch dynamic; the legacy exporter can, and the manifest says why it was used."
+    m = check(Learner(small_dls, Prototypes(small_dls.c)), tmp_path/'b', formats=('onnx',))
+    a = m['artifacts'][0]
+    assert a['exporter'] == 'legacy' and 'dynamic batch' in a['fallback_reason']
