@@ -157,3 +157,13 @@ def test_onnx_falls_back_to_legacy_exporter_with_reason(small_dls, tmp_path):
     m = check(Learner(small_dls, Prototypes(small_dls.c)), tmp_path/'b', formats=('onnx',))
     a = m['artifacts'][0]
     assert a['exporter'] == 'legacy' and 'dynamic batch' in a['fallback_reason']
+
+def test_sample_checks_a_device(small_dls, tmp_path):
+    "The bundle keeps prepared inputs and the Learner's outputs; a Predictor checks itself against them."
+    export_bundle(Learner(small_dls, tiny_cnn(small_dls.c)), tmp_path/'b', formats=('onnx',))
+    m = read_manifest(tmp_path/'b')
+    assert m['sample']['file'] == 'sample.npz' and m['sample']['n'] == 4
+    p = Predictor(tmp_path/'b')
+    assert p.check() <= 1e-5
+    with open(tmp_path/'b'/'sample.npz', 'ab') as f: f.write(b'x')
+    with pytest.raises(XDeployError, match='does not match the sha256'): p.check()

@@ -11,7 +11,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['SCHEMA_NAME', 'SCHEMA_VERSION', 'TASKS', 'ACTIVATIONS', 'DTYPES', 'FORMATS', 'MANIFEST_SCHEMA', 'XDeployError',
            'file_sha256', 'remove_stale_partials', 'atomic_directory', 'ManifestError', 'validate_manifest',
-           'read_manifest', 'write_manifest', 'check_artifacts']
+           'read_manifest', 'write_manifest', 'check_file', 'check_artifacts']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -102,6 +102,7 @@ MANIFEST_SCHEMA = {
     'artifacts': [{'format': FORMATS, 'file': str, 'sha256': str, 'size': int, 'precision': str,
                    'exporter?': str, 'opset?': int, 'fallback_reason?': (str, type(None)),
                    'verification?': dict}],
+    'sample?': {'file': str, 'sha256': str, 'size': int, 'n': int},
     'provenance': {'created': str, 'versions': dict},
 }
 
@@ -139,12 +140,13 @@ def validate_manifest(m:dict # A parsed manifest
         raise ManifestError(f"The bundle uses manifest schema {m['schema_version']}; this xdeploy_nb reads up to {SCHEMA_VERSION}.",
                             "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`).")
     _check_schema(m, MANIFEST_SCHEMA, '')
-    for i,a in enumerate(m['artifacts']):
+    files = [(f'artifacts[{i}]', a) for i,a in enumerate(m['artifacts'])] + ([('sample', m['sample'])] if 'sample' in m else [])
+    for where,a in files:
         if Path(a['file']).name != a['file'] or a['file'].startswith('.'):
-            raise ManifestError(f"manifest.json: artifacts[{i}].file {a['file']!r} is not a plain file name in the bundle.",
-                                "Re-export the bundle; artifacts must sit beside manifest.json.")
+            raise ManifestError(f"manifest.json: {where}.file {a['file']!r} is not a plain file name in the bundle.",
+                                "Re-export the bundle; its files must sit beside manifest.json.")
         if not re.fullmatch(r'[0-9a-f]{64}', a['sha256']):
-            raise ManifestError(f"manifest.json: artifacts[{i}].sha256 is not a sha256 hex digest.", "Re-export the bundle.")
+            raise ManifestError(f"manifest.json: {where}.sha256 is not a sha256 hex digest.", "Re-export the bundle.")
     if m['task'] != 'regression' and not m['labels']:
         raise ManifestError("manifest.json: a classification bundle has no labels.", "Re-export the bundle.")
     return m
@@ -170,16 +172,23 @@ def write_manifest(bundle:Path, # Bundle directory (usually the temporary one `a
     return f
 
 # %% ../nbs/00_core.ipynb #8ab08e03
+def check_file(bundle:Path, # Bundle directory
+               entry:dict # A manifest entry with 'file', 'size' and 'sha256' (an artifact, or the sample)
+              )->Path:
+    "The path of `entry`'s file in `bundle`, if it is there with the size and sha256 the manifest records; else `XDeployError`."
+    f = Path(bundle)/entry['file']
+    if not f.is_file(): raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
+                                           "Copy the whole bundle folder, or re-export it.")
+    if f.stat().st_size != entry['size'] or file_sha256(f) != entry['sha256']:
+        raise XDeployError(f"{f} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
+                           "Copy the bundle again from its source, or re-export it.")
+    return f
+
 def check_artifacts(bundle:Path, # Bundle directory
                     m:dict, # Its manifest
                     formats=None # Check only artifacts of these formats (default: all)
                    ):
-    "Raise `XDeployError` if an artifact of `m` is missing or differs in size or sha256 from the manifest."
+    "Raise `XDeployError` if an artifact of `m` (and its sample) is missing or differs in size or sha256 from the manifest."
     for a in m['artifacts']:
-        if formats is not None and a['format'] not in formats: continue
-        f = Path(bundle)/a['file']
-        if not f.is_file(): raise XDeployError(f"The bundle {bundle} lacks {a['file']}, which its manifest lists.",
-                                               "Copy the whole bundle folder, or re-export it.")
-        if f.stat().st_size != a['size'] or file_sha256(f) != a['sha256']:
-            raise XDeployError(f"{f} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
-                               "Copy the bundle again from its source, or re-export it.")
+        if formats is None or a['format'] in formats: check_file(bundle, a)
+    if formats is None and 'sample' in m: check_file(bundle, m['sample'])

@@ -482,7 +482,17 @@ def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch)->dict:
     if info.get('warnings'): rec['warnings'] = info['warnings']
     return dict(rec, seconds=info['seconds'], eager_max_abs_diff=info['eager_max_abs_diff'])
 
-# %% ../nbs/05_export.ipynb #3bd22847
+# %% ../nbs/05_export.ipynb #4f8b988c
+def _write_sample(d:Path, learn, spec:dict, items, n:int=4)->dict:
+    "Save `n` prepared inputs and the Learner's outputs for them as `sample.npz` in `d`; return its manifest entry."
+    from xdeploy_nb.verify import reference_items, learner_outputs
+    from xdeploy_nb.runtime import prepare_inputs
+    xs = reference_items(learn, items, n=n)
+    f = d/'sample.npz'
+    np.savez(f, expected=learner_outputs(learn, xs), **{f'input.{k}': v for k,v in prepare_inputs(spec, xs).items()})
+    return dict(file=f.name, sha256=file_sha256(f), size=f.stat().st_size, n=len(xs))
+
+# %% ../nbs/05_export.ipynb #5df9af4c
 class Bundle:
     "An exported bundle: its path, manifest and verification report, with a summary for notebooks."
     def __init__(self, path:Path, manifest:dict, report=None): self.path,self.manifest,self.report = Path(path),manifest,report
@@ -502,7 +512,7 @@ class Bundle:
                 f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
                 f"output {m['outputs'][0]['activation']}.\n\n" + '\n'.join(rows))
 
-# %% ../nbs/05_export.ipynb #4f8b988c
+# %% ../nbs/05_export.ipynb #0cafd280
 def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
                   path:Path, # The bundle directory to write
                   formats=('onnx', 'torchscript'), # Some of 'onnx', 'torchscript', 'torch.export'
@@ -529,6 +539,7 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
         write_manifest(d, m)
         report = verify_bundle(d, learn, items=items, n_items=n_items, tolerance=tolerance)
         for a in artifacts: a['verification'] = report.result(a['format'])
+        m['sample'] = _write_sample(d, learn, spec, items)
         write_manifest(d, m)
         check_artifacts(d, m)
         if not report.passed and not keep_unfaithful:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 import onnxruntime as ort
-from .core import FORMATS, ManifestError, XDeployError, check_artifacts, read_manifest
+from .core import FORMATS, ManifestError, XDeployError, check_artifacts, check_file, read_manifest
 from .preprocess import SPEC_VERSION, prepare_image, prepare_rows
 
 # %% auto #0
-__all__ = ['DEVICES', 'prepare_inputs', 'Predictor']
+__all__ = ['DEVICES', 'prepare_inputs', 'load_sample', 'Predictor']
 
 # %% ../nbs/04_runtime.ipynb #rt000007
 DEVICES = ('cpu', 'auto')  # What `device=` accepts in this version
@@ -266,6 +266,15 @@ def _decode(outputs:np.ndarray, # Activated outputs, [batch, n]
     return res
 
 # %% ../nbs/04_runtime.ipynb #rt000039
+def load_sample(bundle:Path, # The bundle directory
+                m:dict # Its manifest
+               )->tuple:
+    "`(inputs, expected)`: the prepared inputs the bundle keeps in `sample.npz`, and the Learner's outputs for them."
+    if 'sample' not in m: raise XDeployError(f"The bundle {bundle} keeps no sample inputs to check a device with.",
+                                             "Re-export it with this version of xdeploy_nb.")
+    with np.load(check_file(bundle, m['sample']), allow_pickle=False) as z:
+        return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z['expected']
+
 class Predictor:
     "Predictions from an exported bundle, with onnxruntime, numpy and Pillow alone."
     def __init__(self,
@@ -346,6 +355,11 @@ class Predictor:
             if not isinstance(item, dict): raise XDeployError(
                 f"predict takes one row, a dict (column -> value), not {_describe(item)}.", "Use predict_batch for several rows.")
         return self.predict_batch([item])[0]
+
+    def check(self)->float:
+        "The largest difference between this Predictor's outputs and the Learner's, on the bundle's sample inputs."
+        inputs,expected = load_sample(self.path, self.manifest)
+        return float(np.abs(self.run(inputs).astype(np.float64) - expected).max())
 
     def describe(self)->dict:
         "Where this Predictor runs and why, and what it runs, as plain data."
