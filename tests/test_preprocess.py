@@ -14,7 +14,6 @@ from xdeploy_nb.data import make_image_folder
 from xdeploy_nb.preprocess import *
 from xdeploy_nb.preprocess import PreprocessError
 import torch
-import torch.nn.functional as F
 from fastai.vision.all import (PILImage, PILImageBW, TensorImage, DataBlock, ImageBlock, CategoryBlock, get_image_files,
     parent_label, GrandparentSplitter, Transform, RandTransform, Resize, RandomResizedCrop, CropPad, RandomCrop, RatioResize,
     Normalize, imagenet_stats, aug_transforms, Flip, Rotate, Zoom, Warp, Dihedral, RandomResizedCropGPU, Hue,
@@ -83,32 +82,7 @@ def fastai_batch(dls, items)->np.ndarray:
     return dls.test_dl(items, bs=len(items)).one_batch()[0].cpu().numpy()
 
 # The batch steps with the torch ops the exported graph uses, from the spec's parameters only.
-def _int_to_float(x, div, div_mask): return x.float().div_(div)
-
-def _normalize(x, mean, std):
-    stat = lambda v: torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
-    return (x - stat(mean)) / stat(std)
-
-def _center_crop_ratio(x, ratio, valid_scale):
-    h,w = x.shape[-2:]
-    if   w/h < ratio[0]: ch,cw = int(w/ratio[0]), w
-    elif w/h > ratio[1]: ch,cw = h, int(h*ratio[1])
-    else:                ch,cw = h, w
-    ch,cw = int(ch*valid_scale), int(cw*valid_scale)
-    t,l = (h-ch)//2, (w-cw)//2
-    return x[..., t:t+ch, l:l+cw]
-
-def _grid_resample(x, size, mode, pad_mode, align_corners):
-    n,c,H,W = x.shape
-    h,w = (H, W) if size is None else size
-    coords = F.affine_grid(torch.eye(3)[:2].expand(n, 2, 3), (n, c, h, w), align_corners=align_corners)
-    if mode == 'bilinear':  # fastai's `_grid_sample` pre-shrink, formula as it is
-        z = 1/(coords.max()-coords.min()).item()*2
-        d = min(H/coords.shape[-2], W/coords.shape[-1])/2
-        if d > 1 and d > z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
-    return F.grid_sample(x, coords, mode=mode, padding_mode=pad_mode, align_corners=align_corners)
-
-TORCH_OPS = dict(int_to_float=_int_to_float, normalize=_normalize, center_crop_ratio=_center_crop_ratio, grid_resample=_grid_resample)
+from xdeploy_nb.export import BATCH_TORCH_OPS as TORCH_OPS
 
 def graph_batch(items, spec)->np.ndarray:
     "The batch the exported graph computes: `prepare_image` for each item, then the batch steps with torch ops."
