@@ -10,7 +10,8 @@ import xdeploy_nb
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'main']
+__all__ = ['IMAGE_EXTENSIONS', 'COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices',
+           'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -137,7 +138,7 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
 def predict(bundle:str, # The bundle directory
             items:list, # Image files or folders of them, or one CSV file of rows for a tabular bundle
             json:bool=False, # Print JSON (a list of prediction dicts, each with its item) instead of lines
-            device:str='cpu', # Where to run
+            device:str='auto', # Where to run: a name from `xdeploy devices`, or auto
             batch_size:int=64 # Items per run of the model
            ):
     "Print the predictions of a bundle for image files, or for the rows of a CSV file."
@@ -153,7 +154,16 @@ def predict(bundle:str, # The bundle directory
         elif 'labels' in d: print(f"{n}: {', '.join(d['labels']) or '(none)'}")
         else: print(f"{n}: {d['value']}")
 
-COMMANDS = dict(version=version, demo=demo, export=export, predict=predict)
+def devices(json:bool=False # Print the records as JSON
+           ):
+    "List what this machine offers to run models on: onnxruntime devices and providers, and torch devices."
+    import json as _json
+    from xdeploy_nb.accel import list_devices
+    ds = list_devices()
+    if json: return print(_json.dumps(list(ds), indent=1, default=str))
+    for d in ds: print(f"{d['name']:<16} {d['kind']:<10} {d['ep'] or '':<28} {d['type'] or '':<5} {d['vendor'] or '':<12} {d['source']}")
+
+COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices)
 
 # %% ../nbs/10_cli.ipynb #b5a43ec5
 def _parser()->argparse.ArgumentParser:

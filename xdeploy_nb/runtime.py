@@ -10,22 +10,67 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 import onnxruntime as ort
 from .core import FORMATS, ManifestError, XDeployError, check_artifacts, check_file, read_manifest
+from .accel import SessionPlan, auto_candidates, list_devices, providers_for
 from .preprocess import SPEC_VERSION, prepare_image, prepare_rows
 
 # %% auto #0
-__all__ = ['DEVICES', 'prepare_inputs', 'load_sample', 'Predictor']
+__all__ = ['AUTO_TOLERANCE', 'load_sample', 'choose_session', 'prepare_inputs', 'Predictor']
 
 # %% ../nbs/04_runtime.ipynb #rt000007
-DEVICES = ('cpu', 'auto')  # What `device=` accepts in this version
+AUTO_TOLERANCE = 1e-3  # Largest difference from the Learner on the bundle's sample that 'auto' accepts from an accelerator (fp32; GPUs round differently)
 
-def _providers(device:str # 'cpu', or 'auto' for the best device present
-              )->tuple:
-    "`(providers, device, why)`: the onnxruntime execution providers for `device`, what they run on, and why."
-    if device == 'cpu': return ['CPUExecutionProvider'], 'cpu', "device='cpu' was asked for"
-    if device == 'auto': return ['CPUExecutionProvider'], 'cpu', "device='auto': this version of xdeploy_nb runs on the CPU only"
-    raise XDeployError(f"Unknown device {device!r}.",
-                       f"Use one of {', '.join(map(repr, DEVICES))}. This onnxruntime has the execution providers "
-                       f"{', '.join(ort.get_available_providers())}; this version of xdeploy_nb uses the CPU one.")
+def load_sample(bundle:Path, # The bundle directory
+                m:dict # Its manifest
+               )->tuple:
+    "`(inputs, expected)`: the prepared inputs the bundle keeps in `sample.npz`, and the Learner's outputs for them."
+    if 'sample' not in m: raise XDeployError(f"The bundle {bundle} keeps no sample inputs to check a device with.",
+                                             "Re-export it with this version of xdeploy_nb.")
+    with np.load(check_file(bundle, m['sample']), allow_pickle=False) as z:
+        return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z['expected']
+
+def _sample_diff(sess:ort.InferenceSession, bundle:Path, m:dict)->float:
+    "The largest difference between the outputs of `sess` and the Learner's, on the bundle's sample."
+    inputs,expected = load_sample(bundle, m)
+    out = sess.run([m['outputs'][0]['name']], inputs, _run_options())[0]
+    return float(np.abs(out.astype(np.float64) - expected).max())
+
+def _open_session(model:Path, # The ONNX file
+                  plan:SessionPlan, # Where to open it, from `providers_for`
+                  threads:int=None # Intra-op threads
+                 )->ort.InferenceSession:
+    "An onnxruntime session of `model` on the device of `plan`, checked to really run there."
+    options = _session_options(threads)
+    try: sess = ort.InferenceSession(str(model), sess_options=options, **plan.apply(options))
+    except Exception as e: raise XDeployError(
+        f"onnxruntime {ort.__version__} cannot load {model.name} on {plan.device}: {e}",
+        "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
+    plan.check(sess)
+    return sess
+
+def choose_session(bundle:Path, # The bundle directory
+                   m:dict, # Its manifest
+                   model:Path, # The ONNX file to open
+                   device:str='auto', # A device name from `list_devices()`, or 'auto'
+                   threads:int=None # Intra-op threads
+                  )->tuple:
+    "`(session, plan)`: `model` opened on `device`; for 'auto', on the first candidate that opens, runs there and matches the sample."
+    if device != 'auto':
+        plan = providers_for(device)
+        return _open_session(model, plan, threads),plan
+    devices,passed = list_devices(torch=False),[]
+    for name in auto_candidates(devices):
+        try:
+            plan = providers_for(name, devices)
+            sess = _open_session(model, plan, threads)
+            if name != 'cpu' and (d := _sample_diff(sess, bundle, m)) > AUTO_TOLERANCE:
+                raise XDeployError(f"its outputs differ from the Learner's by {d:.2g} on the bundle's sample")
+        except Exception as e:
+            passed.append(f"{name} ({getattr(e, 'problem', e)})"); continue
+        plan.why = (f"device='auto': {name}, " + ("the fastest device here that opened the model and matched the Learner on the bundle's sample"
+                    if name != 'cpu' else "as no accelerator here opened the model and matched the Learner" if passed else "the only device here")
+                    + (f"; passed over: {'; '.join(passed)}" if passed else ''))
+        return sess,plan
+    raise XDeployError(f"No device could open {model.name}: {'; '.join(passed)}.", "Re-export the bundle, or check the onnxruntime install.")
 
 # %% ../nbs/04_runtime.ipynb #rt000010
 def _cpus()->int:
@@ -56,6 +101,7 @@ def _artifact(m:dict, # A validated manifest
               format:str # The artifact format to run
              )->dict:
     "The artifact of `m` that a Predictor for `format` loads: the fp32 one, else the first of that format."
+    if format == 'auto': format = 'onnx'
     if format not in FORMATS: raise XDeployError(f"Unknown artifact format {format!r}.", f"Use one of {', '.join(map(repr, sorted(FORMATS)))}.")
     if format != 'onnx': raise XDeployError(f"Predictor runs ONNX artifacts in this version, not {format!r} ones.",
                                             f"Use format='onnx'; to run the {format} artifact, load it with torch.")
@@ -266,42 +312,25 @@ def _decode(outputs:np.ndarray, # Activated outputs, [batch, n]
     return res
 
 # %% ../nbs/04_runtime.ipynb #rt000039
-def load_sample(bundle:Path, # The bundle directory
-                m:dict # Its manifest
-               )->tuple:
-    "`(inputs, expected)`: the prepared inputs the bundle keeps in `sample.npz`, and the Learner's outputs for them."
-    if 'sample' not in m: raise XDeployError(f"The bundle {bundle} keeps no sample inputs to check a device with.",
-                                             "Re-export it with this version of xdeploy_nb.")
-    with np.load(check_file(bundle, m['sample']), allow_pickle=False) as z:
-        return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z['expected']
-
 class Predictor:
     "Predictions from an exported bundle, with onnxruntime, numpy and Pillow alone."
     def __init__(self,
                  path, # Bundle folder, with manifest.json
-                 device:str='cpu', # Where to run: 'cpu', or 'auto' for the best device present
-                 format:str='onnx', # Which artifact to run
+                 device:str='auto', # Where to run: a name from `xdeploy_nb.accel.list_devices()`, or 'auto' for the fastest verified one
+                 format:str='auto', # Which artifact to run: 'onnx' ('auto' picks it: the others need torch)
                  threads:int=None, # onnxruntime intra-op threads; None: one per CPU this process may use
                  max_pixels:int=None): # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
         self.path = Path(path)
         self.manifest = m = read_manifest(self.path)
         _check_bundle(m)
         self._kind = m['preprocessing']['kind']
-        providers,self.device,self._why = _providers(device)
         self.artifact = _artifact(m, format)
         check_artifacts(self.path, {**m, 'artifacts': [self.artifact]})
-        options = _session_options(threads)
-        self._session = self._open(providers, options)
+        self._session,self._plan = choose_session(self.path, m, self.path/self.artifact['file'], device, threads)
+        self.device,self._why,self._threads = self._plan.device,self._plan.why,self._session.get_session_options().intra_op_num_threads
         _check_session(self._session, m, self.artifact['file'])
-        self._requested,self._threads,self._max_pixels = device,options.intra_op_num_threads,max_pixels
+        self._requested,self._max_pixels = device,max_pixels
         self._output,self._threshold = m['outputs'][0]['name'],m['outputs'][0].get('threshold', 0.5)
-
-    def _open(self, providers:list, options:ort.SessionOptions)->ort.InferenceSession:
-        "The onnxruntime session of the artifact."
-        try: return ort.InferenceSession(str(self.path/self.artifact['file']), sess_options=options, providers=providers)
-        except Exception as e: raise XDeployError(
-            f"onnxruntime {ort.__version__} cannot load {self.artifact['file']}: {e}",
-            "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
 
     def prepare(self,
                 items # Images: a list of file paths, bytes, PIL images or HWC uint8 arrays. Tables: a dict per row, or a DataFrame
@@ -358,8 +387,7 @@ class Predictor:
 
     def check(self)->float:
         "The largest difference between this Predictor's outputs and the Learner's, on the bundle's sample inputs."
-        inputs,expected = load_sample(self.path, self.manifest)
-        return float(np.abs(self.run(inputs).astype(np.float64) - expected).max())
+        return _sample_diff(self._session, self.path, self.manifest)
 
     def describe(self)->dict:
         "Where this Predictor runs and why, and what it runs, as plain data."
