@@ -10,9 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Quarto cell options nbdev leaves in processed cells, as the cell tags nbconvert (and myst-nb) understand.
-_DIRECTIVE_TAGS = {('echo', 'false'): 'remove_input', ('output', 'false'): 'remove_output',
-                   ('include', 'false'): 'remove_cell'}
+# Quarto cell options nbdev leaves in processed cells, as the standard cell tags nbconvert and myst-nb understand.
+_DIRECTIVE_TAGS = {('echo', 'false'): 'remove-input', ('output', 'false'): 'remove-output',
+                   ('include', 'false'): 'remove-cell'}
 _re_directive = re.compile(r'^\s*#\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
 
 def processed_notebook(path:Path):
@@ -57,9 +57,9 @@ def render_readme(nb_path:Path=None)->str:
     nb = processed_notebook(nb_path or cfg.nbs_path/cfg.get('readme_nb', 'index.ipynb'))
     c = Config()
     c.TagRemovePreprocessor.enabled = True
-    c.TagRemovePreprocessor.remove_cell_tags = ('remove_cell',)
-    c.TagRemovePreprocessor.remove_input_tags = ('remove_input',)
-    c.TagRemovePreprocessor.remove_all_outputs_tags = ('remove_output',)
+    c.TagRemovePreprocessor.remove_cell_tags = ('remove-cell',)
+    c.TagRemovePreprocessor.remove_input_tags = ('remove-input',)
+    c.TagRemovePreprocessor.remove_all_outputs_tags = ('remove-output',)
     body,res = MarkdownExporter(config=c).from_notebook_node(nb)
     if res.get('outputs'): raise SystemExit("index.ipynb has image outputs, which a README cannot show: hide them.")
     body = re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'
