@@ -18,14 +18,12 @@ def _tabular_rows(learn, n:int)->list:
     "Up to `n` validation rows of a tabular Learner, decoded back to raw values (missing values restored)."
     to = learn.dls.valid_ds
     dec = to.new(to.items.iloc[:n].copy()).decode().items
-    spec = learn.dls.train_ds
-    rows = []
+    filled = [c for f in learn.dls.train_ds.procs.fs if type(f).__name__ == 'FillMissing' and f.add_col for c in f.na_dict]
+    flags,rows = {f'{c}_na' for c in filled},[]
     for r in dec.to_dict('records'):
-        for f in spec.procs.fs:
-            if type(f).__name__ == 'FillMissing' and f.add_col:
-                for c in f.na_dict:
-                    if r.get(f'{c}_na') in (True, 'True'): r[c] = None
-        rows.append({k: (None if v == '#na#' else v) for k,v in r.items() if not str(k).endswith('_na')})
+        for c in filled:
+            if r.get(f'{c}_na') in (True, 'True'): r[c] = None
+        rows.append({k: (None if v == '#na#' else v) for k,v in r.items() if k not in flags})
     return rows
 
 def reference_items(learn, # The Learner
