@@ -167,3 +167,13 @@ def test_sample_checks_a_device(small_dls, tmp_path):
     assert p.check() <= 1e-5
     with open(tmp_path/'b'/'sample.npz', 'ab') as f: f.write(b'x')
     with pytest.raises(XDeployError, match='does not match the sha256'): p.check()
+
+@pytest.mark.parametrize('aug', ['plain', 'sized'])
+def test_aug_transforms_learners(aug, tmp_path):
+    "aug_transforms still resample (and, with size=, resize) the validation batch: the graph does the same, in every format."
+    from fastai.vision.all import aug_transforms
+    bt = aug_transforms() if aug == 'plain' else aug_transforms(size=48, min_scale=0.75)
+    dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label, splitter=GrandparentSplitter(),
+                    item_tfms=Resize(64), batch_tfms=bt).dataloaders(make_image_folder(size=64, **SMALL), bs=6, num_workers=0)
+    m = check(calibrate(image_learner(dls, arch='resnet18')), tmp_path/aug)
+    assert 'grid_resample' in [s['op'] for s in m['preprocessing']['steps'] if s['in_graph']]

@@ -127,30 +127,49 @@ def _item_hw(pre:dict)->tuple:
     return tuple(sizes[-1])
 
 # %% ../nbs/05_export.ipynb #4d2bf87c
-def _int_to_float(x, div, div_mask): return x.float().div_(div)
+def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
 
-def _normalize(x, mean, std):
+def _normalize(x, mean, std, in_hw=None):
     stat = lambda v: torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - stat(mean)) / stat(std)
 
-def _center_crop_ratio(x, ratio, valid_scale):
-    h,w = x.shape[-2:]
+def _crop_ratio_box(h:int, w:int, ratio, valid_scale)->tuple:
+    "`(top, left, height, width)` of `RandomResizedCropGPU`'s validation crop of an h x w batch."
     if   w/h < ratio[0]: ch,cw = int(w/ratio[0]), w
     elif w/h > ratio[1]: ch,cw = h, int(h*ratio[1])
     else:                ch,cw = h, w
     ch,cw = int(ch*valid_scale), int(cw*valid_scale)
-    t,l = (h-ch)//2, (w-cw)//2
+    return (h-ch)//2, (w-cw)//2, ch, cw
+
+def _center_crop_ratio(x, ratio, valid_scale, in_hw=None):
+    t,l,ch,cw = _crop_ratio_box(*(in_hw or x.shape[-2:]), ratio, valid_scale)
     return x[..., t:t+ch, l:l+cw]
 
-def _grid_resample(x, size, mode, pad_mode, align_corners):
-    n,c,H,W = x.shape
+def _identity_grid(h:int, w:int, align_corners:bool):
+    "fastai's identity `affine_grid` for one h x w image: a constant of the graph."
+    return F.affine_grid(torch.eye(3)[:2][None], [1, 1, h, w], align_corners=align_corners)
+
+def _grid_resample(x, size, mode, pad_mode, align_corners, in_hw=None, grid=None):
+    H,W = in_hw or x.shape[-2:]
     h,w = (H, W) if size is None else size
-    coords = F.affine_grid(torch.eye(3)[:2].expand(n, 2, 3), (n, c, h, w), align_corners=align_corners)
-    if mode == 'bilinear':  # fastai's `_grid_sample` pre-shrink, its formula as it is
-        z = 1/(coords.max()-coords.min()).item()*2
-        d = min(H/coords.shape[-2], W/coords.shape[-1])/2
+    # the grid is made for one image and expanded to the batch: nothing depends on the (dynamic) batch size
+    coords = (_identity_grid(h, w, align_corners) if grid is None else grid).expand(x.shape[0], h, w, 2)
+    if mode == 'bilinear':  # fastai's `_grid_sample` pre-shrink, its formula as it is (coords.shape[-2] is w, [-1] is 2)
+        z = 1. if align_corners else 1/(1 - 1/max(h, w))  # = 2/(coords.max()-coords.min()) for the identity grid
+        d = min(H/w, W/2)/2
         if d > 1 and d > z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
     return F.grid_sample(x, coords, mode=mode, padding_mode=pad_mode, align_corners=align_corners)
+
+def _with_sizes(steps:list, hw:tuple)->list:
+    "Each batch step with `in_hw`, the height and width it gets: fixed in the graph, where only the batch size varies."
+    res = []
+    for s in steps:
+        res.append({**{k:v for k,v in s.items() if k not in ('op', 'in_graph')}, 'op': s['op'], 'in_hw': tuple(hw)})
+        if s['op'] == 'center_crop_ratio': hw = _crop_ratio_box(*hw, s['ratio'], s['valid_scale'])[2:]
+        elif s['op'] == 'grid_resample':
+            res[-1]['grid'] = _identity_grid(*(s['size'] or hw), s['align_corners'])
+            if s['size'] is not None: hw = tuple(s['size'])
+    return res
 
 BATCH_TORCH_OPS = dict(int_to_float=_int_to_float, normalize=_normalize, center_crop_ratio=_center_crop_ratio, grid_resample=_grid_resample)
 assert set(BATCH_TORCH_OPS) == set(BATCH_OPS)
@@ -163,12 +182,12 @@ def _activate(x, act:str):
 
 class ImageGraph(nn.Module):
     "A vision model for deployment: uint8 NCHW in, the recorded batch steps, the model, the activation out."
-    def __init__(self, model:nn.Module, batch_tfms:list, activation:str):
+    def __init__(self, model:nn.Module, batch_tfms:list, activation:str, hw:tuple):
         super().__init__()
-        self.model,self.steps,self.activation = model,[dict(s) for s in batch_tfms],activation
+        self.model,self.steps,self.activation = model,_with_sizes(batch_tfms, hw),activation
     def forward(self, image):
         x = image
-        for s in self.steps: x = BATCH_TORCH_OPS[s['op']](x, **{k:v for k,v in s.items() if k not in ('op', 'in_graph')})
+        for s in self.steps: x = BATCH_TORCH_OPS[s['op']](x, **{k:v for k,v in s.items() if k != 'op'})
         return _activate(self.model(x), self.activation)
 
 class TabularGraph(nn.Module):
@@ -190,7 +209,7 @@ def deploy_graph(learn:Learner, # The Learner whose model to wrap
     "The module to export: the Learner's model inside the graph's preprocessing and activation."
     act,pre = spec['outputs'][0]['activation'],spec['preprocessing']['spec']
     if spec['preprocessing']['kind'] == 'tabular': return TabularGraph(learn.model, pre['normalize'], act)
-    return ImageGraph(learn.model, pre['batch_tfms'], act)
+    return ImageGraph(learn.model, pre['batch_tfms'], act, hw=tuple(spec['inputs'][0]['shape'][2:]))
 
 # %% ../nbs/05_export.ipynb #54bc59c5
 class ExportError(XDeployError):
