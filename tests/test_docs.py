@@ -1,0 +1,152 @@
+"""The documentation site (tools/docs.py: nbdev's processing, Sphinx + myst-nb), in headless Chromium.
+
+Builds the site once, serves it on 127.0.0.1, opens every page of the navigation in Debian's chromium (Playwright,
+never `playwright install`) and checks what a reader would see: pages load, internal links and their #anchors
+resolve, every exported name has its API entry, images load, search finds things. Screenshots of the index and of
+the export page go to test-artifacts/."""
+import ast, re, socket, subprocess, sys, time, urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit, unquote
+import pytest
+from conftest import ROOT, run
+
+CHROMIUM = Path('/usr/bin/chromium')
+# The machine has no network: without the background-networking flags Chromium floods refused connections.
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
+ARTIFACTS = ROOT/'test-artifacts'
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    "The built site: its folder."
+    tmp = tmp_path_factory.mktemp('docs')
+    run(sys.executable, ROOT/'tools'/'docs.py', '--out', tmp/'site', '--src', tmp/'src', timeout=300)
+    return tmp/'site'
+
+@pytest.fixture(scope='module')
+def base(site):
+    "The URL of the site, served by `python -m http.server` on a free port of 127.0.0.1."
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    srv = subprocess.Popen([sys.executable, '-m', 'http.server', str(port), '--bind', '127.0.0.1', '--directory', str(site)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f'http://127.0.0.1:{port}/'
+    for _ in range(100):
+        try: urllib.request.urlopen(url, timeout=1); break
+        except OSError: time.sleep(0.1)
+    yield url
+    srv.terminate(); srv.wait(10)
+
+@pytest.fixture(scope='module')
+def browser():
+    if not CHROMIUM.exists(): pytest.fail("Debian's chromium is not installed: run tools/test.sh, or apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+@pytest.fixture(scope='module')
+def pages(base, browser):
+    "Every page of the navigation, opened once: {url: dict(status, title, body, links, ids, images, bad_requests)}, plus screenshots."
+    ctx = browser.new_context(viewport={'width': 1280, 'height': 900})
+    page = ctx.new_page()
+    bad = []  # same-site requests that failed or answered an error
+    page.on('requestfailed', lambda r: bad.append(f'{r.url}: {r.failure}') if r.url.startswith(base) else None)
+    page.on('response', lambda r: bad.append(f'{r.url}: HTTP {r.status}') if r.url.startswith(base) and r.status >= 400 else None)
+    page.goto(base)
+    nav = [urljoin(base, h).split('#')[0] for h in page.eval_on_selector_all(
+        'div.sphinxsidebar a.reference.internal', 'as => as.map(a => a.getAttribute("href"))')]
+    urls,out = list(dict.fromkeys([urljoin(base, 'index.html')] + nav)),{}
+    ARTIFACTS.mkdir(exist_ok=True)
+    for url in urls:
+        bad.clear()
+        resp = page.goto(url, wait_until='load')
+        out[url] = dict(status=resp.status, title=page.title(), body=page.inner_text('div.body') if page.query_selector('div.body') else '',
+            links=page.eval_on_selector_all('a[href]', 'as => as.map(a => a.href)'),
+            ids=set(page.eval_on_selector_all('[id]', 'es => es.map(e => e.id)')),
+            images=page.eval_on_selector_all('div.body img', 'is => is.map(i => [i.src, i.complete, i.naturalWidth])'),
+            prose=page.eval_on_selector('div.body', 'b => { const c = b.cloneNode(true); c.querySelectorAll("pre").forEach(p => p.remove()); return c.textContent; }'),
+            tables=len(page.query_selector_all('div.body table')),
+            headings=page.eval_on_selector_all('section[id]', 'ss => ss.map(s => [s.id, (s.querySelector("h1,h2,h3,h4,h5,h6")||{}).textContent||"", !!s.querySelector(":scope > div.highlight-python pre, :scope > div > pre")])'),
+            bad_requests=list(bad))
+        name = url.rsplit('/', 1)[1]
+        if name in ('index.html', 'export.html'): page.screenshot(path=ARTIFACTS/f'docs-{name[:-5]}.png', full_page=True)
+    yield out
+    ctx.close()
+
+def _modules()->dict:
+    "Page name -> `__all__` of the module it documents, read from the source (nothing imported)."
+    mods = {}
+    for f in sorted((ROOT/'xdeploy_nb').glob('*.py')):
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '__all__' for t in node.targets):
+                mods[f.stem] = ast.literal_eval(node.value)
+    return mods
+
+class _Ids(HTMLParser):
+    "The ids (and a names) of an HTML page."
+    def __init__(self): super().__init__(); self.ids = set()
+    def handle_starttag(self, tag, attrs):
+        self.ids.update(v for k,v in attrs if k == 'id' or (tag == 'a' and k == 'name'))
+
+def test_pages_load(pages):
+    names = {u.rsplit('/', 1)[1] for u in pages}
+    assert {f'{m}.html' for m in _modules()} | {'index.html'} <= names, f"the navigation lacks pages: {sorted(names)}"
+    for url,p in pages.items():
+        assert p['status'] == 200, (url, p['status'])
+        assert p['title'].strip(), f"{url} has no title"
+        assert len(p['body'].strip()) > 200, f"{url} has no main content"
+        assert not p['bad_requests'], (url, p['bad_requests'])
+        raw = [m for m in ('```', '](', '{target=', '| --- |', '|---|') if m in p['prose']]
+        assert not raw, f"{url} shows markdown that was not rendered: {raw}"
+
+def test_index_is_the_readme(pages, base):
+    body = pages[urljoin(base, 'index.html')]['body']
+    readme = (ROOT/'README.md').read_text()
+    for h in re.findall(r'^#+\s+(.+)$', re.sub(r'```.*?```', '', readme, flags=re.S), re.M):
+        assert h.strip() in body, f"index.html lacks the README's heading {h!r}"
+    assert 'predictor.predict(' in body
+    assert pages[urljoin(base, 'index.html')]['tables'] >= 2, "the install table and the bundle's summary table"
+
+def test_internal_links(pages, base):
+    "Every same-site link goes to a page that exists, and to an anchor that page has."
+    ids = {u: p['ids'] for u,p in pages.items()}
+    broken = []
+    for url,p in pages.items():
+        for href in p['links']:
+            if not href.startswith(base): continue
+            parts = urlsplit(href)
+            target = parts._replace(query='', fragment='').geturl()
+            if target not in ids:
+                try: ids[target] = _Ids(); ids[target].feed(urllib.request.urlopen(target, timeout=10).read().decode('utf-8', 'replace')); ids[target] = ids[target].ids
+                except OSError as e: broken.append(f'{url}: {href} ({e})'); ids[target] = None; continue
+            if ids[target] is None: broken.append(f'{url}: {href} (no such page)')
+            elif parts.fragment and unquote(parts.fragment) not in ids[target]: broken.append(f'{url}: {href} (no such anchor)')
+    assert not broken, '\n'.join(sorted(set(broken)))
+
+def test_api_docs(pages, base):
+    """Each module page has an API entry for every name in its `__all__`: a section whose heading names it, at the
+    anchor nbdev's links use, with the signature (or a constant's source) as code."""
+    for mod,names in _modules().items():
+        p = pages[urljoin(base, f'{mod}.html')]
+        heads = {h.replace('\u00b6', '').strip(): code for _,h,code in p['headings']}
+        missing = [n for n in names if n not in heads or n.lower() not in p['ids']]
+        assert not missing, f"{mod}.html has no API entry for {missing}"
+        no_code = [n for n in names if not heads[n]]
+        assert not no_code, f"{mod}.html: API entries without a signature shown as code: {no_code}"
+
+def test_images(pages, base):
+    for url,p in pages.items():
+        broken = [src for src,complete,w in p['images'] if not (complete and w > 0)]
+        assert not broken, f"{url}: images that do not load: {broken}"
+    assert pages[urljoin(base, 'train.html')]['images'], "train.html lacks the show_batch plot"
+
+def test_search(base, browser):
+    page = browser.new_page()
+    page.goto(urljoin(base, 'search.html?q=export_bundle'))
+    page.wait_for_selector('#search-results ul.search li', timeout=15000)
+    hits = page.eval_on_selector_all('#search-results ul.search li a', 'as => as.map(a => a.getAttribute("href"))')
+    assert any(h.startswith('export.html') for h in hits), hits
+    page.close()
