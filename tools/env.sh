@@ -5,20 +5,22 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-apt_packages=(git ${XDEPLOY_APT_PACKAGES:-})
-python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
-missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+apt_install() {  # install the Debian packages named that are not installed yet
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
   echo "== installing Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+}
+# shellcheck disable=SC2086
+apt_install git ${XDEPLOY_APT_PACKAGES:-}
 
 venv="${XDEPLOY_VENV:-.venv}"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+  # Debian's python3 makes venvs only with python3-venv (its ensurepip is a stub without it)
+  python3 -m venv "$venv" 2>/dev/null || { rm -rf "$venv"; apt_install python3-venv; python3 -m venv "$venv"; }
+fi
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 echo "== installing xdeploy_nb[$1] into $venv (log: $venv/pip-install.log)"
