@@ -13,3 +13,12 @@ def run(*args, cwd=ROOT, env=None, timeout=600, check=True):
                        env={**os.environ, **(env or {})})
     if check and r.returncode: pytest.fail(f"{' '.join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r
+
+def import_blocker(*names)->str:
+    "Python source to run first in a subprocess: after it, importing any of the top-level packages `names` fails."
+    return f'''import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition('.')[0] in {tuple(names)!r}: raise ImportError(f"{{name}} is blocked in this test")
+sys.meta_path.insert(0, Block())
+'''

@@ -2,15 +2,9 @@
 uses (`list_devices(torch=False)`, `providers_for`, `auto_candidates`) must not import torch, and `list_devices()`
 must work where torch cannot be imported at all. Each check runs in a fresh process, where `sys.modules` tells."""
 import json, sys
-from conftest import run
+from conftest import run, import_blocker
 
-BLOCKER = '''
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition('.')[0] == 'torch': raise ImportError(f"{name} is blocked in this test")
-sys.meta_path.insert(0, Block())
-'''
+BLOCKER = import_blocker('torch')
 
 USE = '''
 import json, sys

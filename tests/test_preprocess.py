@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run
+from conftest import run, import_blocker
 from xdeploy_nb.train import image_dls, tiny_cnn  # imports fastai, keeping its import-time torch.jit warnings out
 from xdeploy_nb.data import make_image_folder
 from xdeploy_nb.preprocess import *
@@ -358,11 +358,7 @@ def test_item_stage_without_torch(data, tmp_path):
     (tmp_path/'cases.json').write_text(json.dumps(dict(cases=cases, items=[str(f) for f in items])))
     code = f'''
 import json, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition('.')[0] in {BLOCKED!r}: raise ImportError(f"{{name}} is blocked in this test")
-sys.meta_path.insert(0, Block())
-import numpy as np
+{import_blocker(*BLOCKED)}import numpy as np
 from xdeploy_nb.preprocess import prepare_image
 todo = json.load(open({str(tmp_path/'cases.json')!r}))
 for spec,refs in todo['cases']:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run, ROOT
+from conftest import run, ROOT, import_blocker
 
 BLOCKED = ('torch', 'torchvision', 'fastai', 'fastcore', 'fasttransform', 'plum', 'pandas')
 FORBIDDEN = {'torch', 'torchvision', 'fastai', 'fastcore', 'pandas', 'pickle', '_pickle', 'cloudpickle', 'dill', 'joblib'}
@@ -99,11 +99,7 @@ def test_predicts_without_torch(bundles, tmp_path):
     (tmp_path/'job.json').write_text(json.dumps({k: v for k,v in bundles.items() if k != 'expected'}, default=str))
     code = f'''
 import json, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition('.')[0] in {BLOCKED!r}: raise ImportError(f"{{name}} is blocked in this test")
-sys.meta_path.insert(0, Block())
-from xdeploy_nb.runtime import Predictor
+{import_blocker(*BLOCKED)}from xdeploy_nb.runtime import Predictor
 job = json.load(open({str(tmp_path/'job.json')!r}))
 p = Predictor(job['image'])
 images = job['images']
@@ -128,11 +124,7 @@ def test_blocked_import_really_fails():
     "The blocker works: a process that tries to import torch under it fails."
     code = f'''
 import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition('.')[0] in {BLOCKED!r}: raise ImportError(f"{{name}} is blocked in this test")
-sys.meta_path.insert(0, Block())
-import torch
+{import_blocker(*BLOCKED)}import torch
 '''
     r = run(sys.executable, '-c', code, check=False, timeout=60)
     assert r.returncode != 0 and 'torch is blocked in this test' in r.stderr

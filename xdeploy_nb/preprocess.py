@@ -47,15 +47,28 @@ def _passthrough(img:Image.Image)->Image.Image:
         "the image first, e.g. `img.convert('RGB')`.")
     return img
 
+def _check_pixels(h:int, w:int, max_pixels:int=None):
+    "Refuse an h x w image over `max_pixels` (None: `PIL.Image.MAX_IMAGE_PIXELS`), before it is decoded."
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if limit is not None and h*w > limit: raise PreprocessError(
+        f"The image has {h*w:,} pixels, more than the limit of {limit:,} that guards against decompression bombs.",
+        "Downscale the image first or, if you trust its source, raise the limit: Predictor(..., max_pixels=...) "
+        "(above PIL.Image.MAX_IMAGE_PIXELS, raise that too: Pillow checks files against it).")
+
 def load_image(item, # A file path (str or Path), the file's bytes, a PIL image, or an HxW or HxWxC uint8 array
-               mode:str='RGB' # Mode that files and bytes are converted to: 'RGB' for `PILImage`, 'L' for `PILImageBW`
+               mode:str='RGB', # Mode that files and bytes are converted to: 'RGB' for `PILImage`, 'L' for `PILImageBW`
+               max_pixels:int=None # Refuse larger images, files before decoding them; None: `PIL.Image.MAX_IMAGE_PIXELS`
               )->np.ndarray:
     "Open `item` as fastai's `PILBase.create` does, as an HWC uint8 array."
-    if isinstance(item, np.ndarray): return _np(_passthrough(_fromarray(item)))
+    if isinstance(item, np.ndarray):
+        _check_pixels(*item.shape[:2], max_pixels)
+        return _np(_passthrough(_fromarray(item)))
     if isinstance(item, Image.Image):
+        _check_pixels(item.height, item.width, max_pixels)
         item.load()  # a lazily opened image; fastai's `Resize` fails on one that is not loaded
         return _np(_passthrough(item))
     img = Image.open(io.BytesIO(item) if isinstance(item, (bytes, bytearray)) else item)
+    _check_pixels(img.height, img.width, max_pixels)  # Image.open has read the header only
     img.load()
     return _np(img.convert(mode) if mode else img)
 
@@ -138,13 +151,14 @@ def apply_item_step(arr:np.ndarray, # HWC uint8 image
     return f(arr, **params)
 
 def prepare_image(item, # A file path, bytes, a PIL image or an array, as `load_image` takes
-                  spec:dict # A spec from `image_spec`
+                  spec:dict, # A spec from `image_spec`
+                  max_pixels:int=None # Refuse larger images (see `load_image`)
                  )->np.ndarray:
     "Open `item` and run the item steps of `spec`: the HWC uint8 image fastai's `ToTensor` holds (as CHW) at validation."
     if spec.get('version', 0) > SPEC_VERSION:
         raise PreprocessError(f"The preprocessing spec has version {spec['version']}; this xdeploy_nb reads up to {SPEC_VERSION}.",
                               "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`).")
-    arr = load_image(item, spec['input']['mode'])
+    arr = load_image(item, spec['input']['mode'], max_pixels)
     for step in spec['item_tfms']: arr = apply_item_step(arr, step)
     return arr
 

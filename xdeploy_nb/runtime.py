@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_runtime.ipynb #rt000004
 from __future__ import annotations
-import io, os
+import os
 from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -164,12 +164,6 @@ def _describe(item)->str:
     s = repr(str(item))
     return s if len(s) <= 80 else f"{s[:38]}...{s[-38:]}"
 
-def _pixels(item)->int:
-    "The number of pixels of an image item; files and bytes are read up to their header only."
-    if isinstance(item, np.ndarray): return int(np.prod(item.shape[:2]))
-    if isinstance(item, Image.Image): return item.width*item.height
-    with Image.open(io.BytesIO(item) if isinstance(item, (bytes, bytearray)) else item) as img: return img.width*img.height
-
 def _load(item, # A file path, bytes, a PIL image or an HWC uint8 array
           spec:dict, # The image spec of the bundle
           max_pixels:int=None # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
@@ -182,12 +176,7 @@ def _load(item, # A file path, bytes, a PIL image or an HWC uint8 array
             f"image arrays are uint8 (0-255), not {item.dtype}.", "Convert it, e.g. `(arr*255).round().astype(np.uint8)` for floats in [0, 1].")
         if item.ndim == 3 and item.shape[0] in (1, 3, 4) and item.shape[-1] not in (1, 3, 4):
             raise XDeployError("this array looks channels-first (CxHxW).", "Pass it as HxWxC: `arr.transpose(1, 2, 0)`.")
-    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    if limit is not None and (n := _pixels(item)) > limit: raise XDeployError(
-        f"it has {n:,} pixels, more than the limit of {limit:,} that guards against decompression bombs.",
-        "Downscale the image first or, if you trust its source, raise the limit: Predictor(..., max_pixels=...) "
-        "(above PIL.Image.MAX_IMAGE_PIXELS, raise that too: Pillow checks files against it).")
-    return prepare_image(item, spec)
+    return prepare_image(item, spec, max_pixels)  # which checks the size from the file's header, before decoding
 
 # %% ../nbs/04_runtime.ipynb #rt000021
 def _item_error(e:Exception, # What preparing the item raised
