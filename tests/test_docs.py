@@ -2,8 +2,9 @@
 
 Builds the site once, serves it on 127.0.0.1, opens every page of the navigation in Debian's chromium (Playwright,
 never `playwright install`) and checks what a reader would see: pages load, internal links and their #anchors
-resolve, every exported name has its API entry, images load, search finds things. Screenshots of the index and of
-the export page go to test-artifacts/."""
+resolve, every exported name has its API entry, the tutorials are in their own section with their real outputs and
+plots, images load, search finds things. Screenshots of the index, of the export page and of the vision tutorial go
+to test-artifacts/."""
 import ast, re, socket, subprocess, sys, time, urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,6 +17,7 @@ CHROMIUM = Path('/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 ARTIFACTS = ROOT/'test-artifacts'
+SHOTS = {'index.html': 'docs-index.png', 'export.html': 'docs-export.png', 'tutorials/vision.html': 'docs-tutorial-vision.png'}
 
 
 @pytest.fixture(scope='module')
@@ -67,14 +69,24 @@ def pages(base, browser):
             links=page.eval_on_selector_all('a[href]', 'as => as.map(a => a.href)'),
             ids=set(page.eval_on_selector_all('[id]', 'es => es.map(e => e.id)')),
             images=page.eval_on_selector_all('div.body img', 'is => is.map(i => [i.src, i.complete, i.naturalWidth])'),
+            outputs=len(page.query_selector_all('div.body div.cell_output')),
             prose=page.eval_on_selector('div.body', 'b => { const c = b.cloneNode(true); c.querySelectorAll("pre").forEach(p => p.remove()); return c.textContent; }'),
             tables=len(page.query_selector_all('div.body table')),
             headings=page.eval_on_selector_all('section[id]', 'ss => ss.map(s => [s.id, (s.querySelector("h1,h2,h3,h4,h5,h6")||{}).textContent||"", !!s.querySelector(":scope > div.highlight-python pre, :scope > div > pre")])'),
             bad_requests=list(bad))
-        name = url.rsplit('/', 1)[1]
-        if name in ('index.html', 'export.html'): page.screenshot(path=ARTIFACTS/f'docs-{name[:-5]}.png', full_page=True)
+        if url[len(base):] in SHOTS: page.screenshot(path=ARTIFACTS/SHOTS[url[len(base):]], full_page=True)
     yield out
     ctx.close()
+
+@pytest.fixture(scope='module')
+def nav(base, browser)->dict:
+    "The sections of the index's navigation sidebar: {caption: [href of each page, in order]}."
+    page = browser.new_page()
+    page.goto(base)
+    sections = dict(page.eval_on_selector_all('div.sphinxsidebar p.caption', """ps => ps.map(p => [p.textContent.trim(),
+        Array.from(p.nextElementSibling.querySelectorAll(':scope > li > a')).map(a => a.getAttribute('href'))])"""))
+    page.close()
+    return sections
 
 def _modules()->dict:
     "Page name -> `__all__` of the module it documents, read from the source (nothing imported)."
@@ -91,9 +103,13 @@ class _Ids(HTMLParser):
     def handle_starttag(self, tag, attrs):
         self.ids.update(v for k,v in attrs if k == 'id' or (tag == 'a' and k == 'name'))
 
-def test_pages_load(pages):
-    names = {u.rsplit('/', 1)[1] for u in pages}
-    assert {f'{m}.html' for m in _modules()} | {'index.html'} <= names, f"the navigation lacks pages: {sorted(names)}"
+def _tutorials()->list:
+    "The pages of the tutorials (nbs/tutorials/*.ipynb), in their order: nbdev's names, less the number prefix."
+    return [f"tutorials/{re.sub(r'^[0-9]+[a-z]?_', '', f.stem)}.html" for f in sorted((ROOT/'nbs'/'tutorials').glob('*.ipynb'))]
+
+def test_pages_load(pages, base):
+    names = {u[len(base):] for u in pages}
+    assert {f'{m}.html' for m in _modules()} | {'index.html'} | set(_tutorials()) <= names, f"the navigation lacks pages: {sorted(names)}"
     for url,p in pages.items():
         assert p['status'] == 200, (url, p['status'])
         assert p['title'].strip(), f"{url} has no title"
@@ -142,6 +158,24 @@ def test_images(pages, base):
         broken = [src for src,complete,w in p['images'] if not (complete and w > 0)]
         assert not broken, f"{url}: images that do not load: {broken}"
     assert pages[urljoin(base, 'train.html')]['images'], "train.html lacks the show_batch plot"
+    assert len(pages[urljoin(base, 'tutorials/vision.html')]['images']) >= 2, "the vision tutorial lacks its batch and confusion-matrix plots"
+
+def test_tutorials(pages, base, nav):
+    """The tutorials have their own section of the navigation, in their order; each shows its notebook's real
+    outputs, and links its names to their API entries (nbdev's links, resolved from a page in a sub-folder)."""
+    tuts = _tutorials()
+    assert len(tuts) >= 4, tuts
+    assert 'Tutorials' in nav, f"no Tutorials section in the navigation: {list(nav)}"
+    assert nav['Tutorials'] == tuts, nav['Tutorials']
+    assert 'API reference' in nav and 'export.html' in nav['API reference'], nav
+    for t in tuts:
+        p = pages[urljoin(base, t)]
+        assert p['outputs'] >= 3, f"{t} shows {p['outputs']} cell outputs: are the notebook's outputs there?"
+    vision = pages[urljoin(base, 'tutorials/vision.html')]
+    assert {urljoin(base, 'export.html#export-bundle'), urljoin(base, 'export.html#export_bundle')} & set(vision['links']), \
+        "the vision tutorial does not link export_bundle to its API entry"
+    assert 'faithful' in vision['body'] and '100.0%' in vision['body'], "the vision tutorial lacks the bundle's verification table"
+    assert 'packages loaded: PIL, numpy, onnxruntime' in pages[urljoin(base, 'tutorials/runtime_only.html')]['body']
 
 def test_search(base, browser):
     page = browser.new_page()

@@ -68,12 +68,17 @@ def _slugs(md:str)->set:
     return {quarto_slug(text(h)) for h in _re_heading.findall(_re_fence.sub('', md))}
 
 
-def _pages()->list:
-    "The notebooks of the site, in the order of nbs/sidebar.yml (which nbdev writes), as paths relative to nbs/."
+def _sections()->list:
+    """`(section, notebooks)` in the order of nbs/sidebar.yml (which nbdev writes): the notebooks of nbs/ itself under
+    section `None`, then one section per sub-folder (e.g. 'tutorials'), notebooks as paths relative to nbs/."""
     import yaml
     side = yaml.safe_load((ROOT/'nbs'/'sidebar.yml').read_text())['website']['sidebar']['contents']
     flat = lambda xs: [p for x in xs for p in (flat(x['contents']) if isinstance(x, dict) else [x])]
-    return flat(side)
+    return [(None, [x for x in side if not isinstance(x, dict)])] + [(x['section'], flat(x['contents'])) for x in side if isinstance(x, dict)]
+
+def _pages()->list:
+    "The notebooks of the site, in the order of nbs/sidebar.yml, as paths relative to nbs/."
+    return [p for _,ps in _sections() for p in ps]
 
 def _page_name(rel:str)->str:
     "The page a notebook becomes, as nbdev's links expect: its Quarto `output-file`, else its name less the number prefix."
@@ -124,19 +129,26 @@ def _constants(path:Path, shown:set)->list:
                 if n in all_ and n not in shown: entries.append((c.get('id'), f"### {n}\n\n```python\n{code}\n```"))
     return entries
 
-def _links(md:str, site_url:str, pages:dict, this:str)->str:
-    """Make nbdev's links to the published site (`site_url` + `page.html#anchor`) links within this one, to the
-    source of `page` (so Sphinx checks them); a link to an anchor that no page has (a private name without docs)
-    becomes its text, as do the `{target=...}` attributes of "source" links that only Quarto understands."""
+def _links(md:str, site_url:str, pages:dict, this:str, sources:dict=None)->str:
+    """Make nbdev's links to the published site (`site_url` + `page.html#anchor`), relative links to pages
+    (`page.html`) and links to source notebooks (`02_tabular.ipynb`, as Quarto resolves them) links within this
+    site, to the source of the page (so Sphinx checks them), from the source folder's root (`/tutorials/tabular.ipynb`)
+    so that they work from pages in sub-folders too. `sources` maps notebooks (relative to nbs/) to page names. A link
+    to an anchor that no page has (a private name without docs) becomes its text, as do the `{target=...}` attributes
+    of "source" links that only Quarto understands."""
+    import posixpath
     md = _re_srclink.sub(r'<a class="sourcelink" href="\1" target="_blank">source</a>', md)
+    here = posixpath.dirname(this)
     def fix(m):
         text,url = m.groups()
         rel = url[len(site_url):] if url.startswith(site_url) else url
         page,_,anchor = rel.partition('#')
-        if url.startswith(site_url) or (page.endswith('.html') and '://' not in page):
-            name = page.removesuffix('.html') or this
+        if url.startswith(site_url) or ('://' not in page and page.endswith(('.html', '.ipynb'))):
+            if not url.startswith(site_url) and page: page = posixpath.normpath(posixpath.join(here, page))
+            if page.endswith('.ipynb'): name = (sources or {}).get(page)
+            else: name = page.removesuffix('.html') or this
             if name not in pages or (anchor and anchor not in pages[name]): return text
-            return f"[{text}]({name}.ipynb{'#'+anchor if anchor else ''})"
+            return f"[{text}](/{name}.ipynb{'#'+anchor if anchor else ''})"
         return m.group(0)
     return _outside_fences(md, lambda t: _re_link.sub(fix, t))
 
@@ -151,9 +163,10 @@ def build(out:Path, src:Path=None)->Path:
     shutil.rmtree(src, ignore_errors=True); (src/'_static').mkdir(parents=True)
     shutil.copy(ROOT/'nbs'/'styles.css', src/'_static'/'styles.css')
     (src/'_static'/'site.css').write_text(SITE_CSS)
-    nbs = {}
+    nbs,sources = {},{rel: _page_name(rel) for rel in _pages()}
     for rel in _pages():
         nb = processed_notebook(ROOT/'nbs'/rel)
+        nb.metadata['language_info']['pygments_lexer'] = 'ipython3'  # IPython's lexer, which knows `!cmd` and `%%magic` lines
         shown = {m.group(1) for c in nb.cells if c.cell_type == 'code' and (m := re.match(r'show_doc\((\w+)\)', c.source))}
         order = {c.get('id'): i for i,c in enumerate(read_nb(ROOT/'nbs'/rel).cells)}
         for cid,entry in reversed(_constants(ROOT/'nbs'/rel, shown)):  # each before the first later cell of the notebook
@@ -179,13 +192,17 @@ def build(out:Path, src:Path=None)->Path:
     anchors = {name: set().union(*map(_slugs, mds(nb))) for name,nb in nbs.items()}
     for name,nb in nbs.items():
         for c in nb.cells:  # nbdev links symbols to the published site: make them links within this one
-            if c.cell_type == 'markdown': c.source = _links(c.source, site_url, anchors, name)
+            if c.cell_type == 'markdown': c.source = _links(c.source, site_url, anchors, name, sources)
             for o in c.get('outputs', []):
                 md = o.get('data', {}).get('text/markdown')
-                if md: o['data']['text/markdown'] = _links(md, site_url, anchors, name)
-        if name == 'index':
-            toc = '```{toctree}\n:hidden:\n:maxdepth: 2\n\n' + '\n'.join(n for n in nbs if n != 'index') + '\n```'
-            nb.cells.append(nbformat.v4.new_markdown_cell(toc, id='toctree'))
+                if md: o['data']['text/markdown'] = _links(md, site_url, anchors, name, sources)
+        if name == 'index':  # the navigation: nbdev's sidebar sections (tutorials first), then the modules
+            secs = _sections()
+            for i,(sec,rels) in enumerate(secs[1:] + secs[:1]):
+                names = [sources[r] for r in rels if sources[r] != 'index']
+                caption = sec.replace('_', ' ').capitalize() if sec else 'API reference'
+                toc = f'```{{toctree}}\n:hidden:\n:maxdepth: 2\n:caption: {caption}\n\n' + '\n'.join(names) + '\n```'
+                nb.cells.append(nbformat.v4.new_markdown_cell(toc, id=f'toctree-{i}'))
         (src/name).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, src/f'{name}.ipynb')
     (src/'conf.py').write_text(CONF.format(tools=str(ROOT/'tools'), title=cfg.title, author=cfg.author,
