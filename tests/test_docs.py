@@ -168,7 +168,9 @@ def test_tutorials(pages, base, nav):
     assert 'Tutorials' in nav, f"no Tutorials section in the navigation: {list(nav)}"
     assert nav['Tutorials'] == tuts, nav['Tutorials']
     assert 'API reference' in nav and 'export.html' in nav['API reference'], nav
+    index = pages[urljoin(base, 'index.html')]
     for t in tuts:
+        assert urljoin(base, t) in index['links'], f"the index (README) does not link the tutorial {t}"
         p = pages[urljoin(base, t)]
         assert p['outputs'] >= 3, f"{t} shows {p['outputs']} cell outputs: are the notebook's outputs there?"
     vision = pages[urljoin(base, 'tutorials/vision.html')]
