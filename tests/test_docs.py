@@ -17,6 +17,8 @@ CHROMIUM = Path('/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 ARTIFACTS = ROOT/'test-artifacts'
+# The theme's (furo's) navigation sidebar and main content.
+NAV,MAIN = 'div.sidebar-tree','article[role=main]'
 SHOTS = {'index.html': 'docs-index.png', 'export.html': 'docs-export.png', 'tutorials/vision.html': 'docs-tutorial-vision.png'}
 
 
@@ -59,19 +61,19 @@ def pages(base, browser):
     page.on('response', lambda r: bad.append(f'{r.url}: HTTP {r.status}') if r.url.startswith(base) and r.status >= 400 else None)
     page.goto(base)
     nav = [urljoin(base, h).split('#')[0] for h in page.eval_on_selector_all(
-        'div.sphinxsidebar a.reference.internal', 'as => as.map(a => a.getAttribute("href"))')]
+        f'{NAV} a.reference.internal', 'as => as.map(a => a.getAttribute("href"))')]
     urls,out = list(dict.fromkeys([urljoin(base, 'index.html')] + nav)),{}
     ARTIFACTS.mkdir(exist_ok=True)
     for url in urls:
         bad.clear()
         resp = page.goto(url, wait_until='load')
-        out[url] = dict(status=resp.status, title=page.title(), body=page.inner_text('div.body') if page.query_selector('div.body') else '',
+        out[url] = dict(status=resp.status, title=page.title(), body=page.inner_text(MAIN) if page.query_selector(MAIN) else '',
             links=page.eval_on_selector_all('a[href]', 'as => as.map(a => a.href)'),
             ids=set(page.eval_on_selector_all('[id]', 'es => es.map(e => e.id)')),
-            images=page.eval_on_selector_all('div.body img', 'is => is.map(i => [i.src, i.complete, i.naturalWidth])'),
-            outputs=len(page.query_selector_all('div.body div.cell_output')),
-            prose=page.eval_on_selector('div.body', 'b => { const c = b.cloneNode(true); c.querySelectorAll("pre").forEach(p => p.remove()); return c.textContent; }'),
-            tables=len(page.query_selector_all('div.body table')),
+            images=page.eval_on_selector_all(f'{MAIN} img', 'is => is.map(i => [i.src, i.complete, i.naturalWidth])'),
+            outputs=len(page.query_selector_all(f'{MAIN} div.cell_output')),
+            prose=page.eval_on_selector(MAIN, 'b => { const c = b.cloneNode(true); c.querySelectorAll("pre").forEach(p => p.remove()); return c.textContent; }'),
+            tables=len(page.query_selector_all(f'{MAIN} table')),
             headings=page.eval_on_selector_all('section[id]', 'ss => ss.map(s => [s.id, (s.querySelector("h1,h2,h3,h4,h5,h6")||{}).textContent||"", !!s.querySelector(":scope > div.highlight-python pre, :scope > div > pre")])'),
             bad_requests=list(bad))
         if url[len(base):] in SHOTS: page.screenshot(path=ARTIFACTS/SHOTS[url[len(base):]], full_page=True)
@@ -83,7 +85,7 @@ def nav(base, browser)->dict:
     "The sections of the index's navigation sidebar: {caption: [href of each page, in order]}."
     page = browser.new_page()
     page.goto(base)
-    sections = dict(page.eval_on_selector_all('div.sphinxsidebar p.caption', """ps => ps.map(p => [p.textContent.trim(),
+    sections = dict(page.eval_on_selector_all(f'{NAV} p.caption', """ps => ps.map(p => [p.textContent.trim(),
         Array.from(p.nextElementSibling.querySelectorAll(':scope > li > a')).map(a => a.getAttribute('href'))])"""))
     page.close()
     return sections

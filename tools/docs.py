@@ -8,7 +8,9 @@ navigation and search. Outputs are the notebooks' own, never re-executed (only t
 `show_doc`: exported code and import-only cells). On top of nbdev's processing: `show_doc` outputs become markdown,
 so each API entry is a section with the anchor nbdev's links use (Quarto's slugs: `DeviceList.names` ->
 `#devicelist.names`); exported constants, which nbdev gives no `show_doc`, get an entry with their source; and nbdev's
-links to the published site (doc_host + doc_baseurl) become links within this one, checked by Sphinx (`-W`).
+links to the published site (doc_host + doc_baseurl) become links within this one, checked by Sphinx (`-W`). The
+navigation follows nbs/sidebar.yml: a section per sub-folder of nbs/ (the tutorials) first, then the API reference,
+one page per module; the theme is furo.
 Usage: `python tools/docs.py [--out _site]`; the site's entry page is `_site/index.html`."""
 import argparse, os, re, shutil, subprocess, sys
 from pathlib import Path
@@ -27,22 +29,20 @@ nb_execution_mode = 'off'
 myst_heading_anchors = 6
 myst_heading_slug_func = 'docs.quarto_slug'
 nb_render_markdown_format = 'myst'  # markdown outputs (e.g. a bundle's summary table) with tables, as in the notebook
-html_theme = 'alabaster'
+html_theme = 'furo'  # navigation with sections, search in the sidebar, mobile layout, dark mode
 html_title = {title!r}
-html_theme_options = dict(description={description!r}, fixed_sidebar=True, page_width='1180px', sidebar_width='240px')
-html_sidebars = {{'**': ['about.html', 'navigation.html', 'searchbox.html']}}
+html_theme_options = dict(navigation_with_keys=True, top_of_page_buttons=[])
 html_css_files = ['styles.css', 'site.css']
 html_static_path = ['_static']
 exclude_patterns = ['_build']
 '''
 
-# Additions to the alabaster theme: nbdev's "source" links float right, as in nbdev's Quarto site.
+# Additions to the furo theme: nbdev's "source" links float right, as in nbdev's Quarto site; wide outputs scroll.
 SITE_CSS = '''
 a.sourcelink { float: right; font-size: smaller; }
-div.body { min-width: 0; }
-div.body img { max-width: 100%; height: auto; }
+article img { max-width: 100%; height: auto; }
 div.cell_output { overflow-x: auto; }
-div.body pre { white-space: pre-wrap; overflow-wrap: anywhere; }  /* long signatures wrap instead of hiding */
+article pre { white-space: pre-wrap; overflow-wrap: anywhere; }  /* long signatures wrap instead of hiding */
 '''
 
 def quarto_slug(title:str)->str:
@@ -176,7 +176,7 @@ def build(out:Path, src:Path=None)->Path:
         for c in nb.cells:  # show_doc outputs as markdown cells: their headings become sections, anchors and search entries
             md = c.source if c.metadata.get('api_entry') else _show_doc_md(c)
             if md is not None:
-                md = re.sub(r'^\s*---\s*\n', '', md)  # Quarto's rule above each entry; alabaster separates sections itself
+                md = re.sub(r'^\s*---\s*\n', '', md)  # Quarto's rule above each entry; the theme separates sections itself
                 levels = [len(h) for h in re.findall(r'^(#+)\s', _re_fence.sub('', md), re.M)]
                 if levels and (shift := min(levels) - (level+1)) > 0:  # an entry just below a page title: one level down, not two
                     md = _outside_fences(md, lambda t: re.sub(r'^(#+)(?=\s)', lambda m: m.group(1)[shift:], t, flags=re.M))
