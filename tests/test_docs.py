@@ -161,6 +161,7 @@ def test_images(pages, base):
         assert not broken, f"{url}: images that do not load: {broken}"
     assert pages[urljoin(base, 'train.html')]['images'], "train.html lacks the show_batch plot"
     assert len(pages[urljoin(base, 'tutorials/vision.html')]['images']) >= 2, "the vision tutorial lacks its batch and confusion-matrix plots"
+    assert pages[urljoin(base, 'tutorials/accelerators.html')]['images'], "the accelerators tutorial lacks the benchmark's plot"
 
 def test_tutorials(pages, base, nav):
     """The tutorials have their own section of the navigation, in their order; each shows its notebook's real
