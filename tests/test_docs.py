@@ -182,10 +182,12 @@ def test_tutorials(pages, base, nav):
     assert 'faithful' in vision['body'] and '100.0%' in vision['body'], "the vision tutorial lacks the bundle's verification table"
     assert 'packages loaded: PIL, numpy, onnxruntime' in pages[urljoin(base, 'tutorials/runtime_only.html')]['body']
 
-def test_search(base, browser):
+@pytest.mark.parametrize('query,page_', [('export_bundle', 'export.html'), ('penguins', 'tutorials/tabular.html')])
+def test_search(base, browser, query, page_):
+    "The search page finds API entries and tutorials."
     page = browser.new_page()
-    page.goto(urljoin(base, 'search.html?q=export_bundle'))
+    page.goto(urljoin(base, f'search.html?q={query}'))
     page.wait_for_selector('#search-results ul.search li', timeout=15000)
     hits = page.eval_on_selector_all('#search-results ul.search li a', 'as => as.map(a => a.getAttribute("href"))')
-    assert any(h.startswith('export.html') for h in hits), hits
+    assert any(h.startswith(page_) for h in hits), hits
     page.close()
