@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_accel.ipynb #ac000004
 from __future__ import annotations
-import importlib, importlib.metadata, importlib.util, re, threading
+import importlib, importlib.metadata, importlib.util, os, re, sys, threading
 from dataclasses import dataclass, field
 import onnxruntime as ort
 from .core import XDeployError
@@ -43,10 +43,19 @@ def ep_short_name(ep:str # An execution provider, e.g. 'CUDAExecutionProvider'
 # %% ../nbs/03_accel.ipynb #ac000010
 def _normalize(name:str)->str: return re.sub(r'[-_.]+', '-', name).lower()
 
+def _ep_dists():
+    "The `importlib.metadata` distributions on `sys.path` whose folder names say `onnxruntime-ep-*` (their names only are read first: fast)."
+    for entry in sys.path:
+        try: names = os.listdir(entry or '.')
+        except OSError: continue
+        for n in names:
+            if n.endswith(('.dist-info', '.egg-info')) and _normalize(n).startswith('onnxruntime-ep-'):
+                yield importlib.metadata.Distribution.at(os.path.join(entry or '.', n))
+
 def plugin_packages()->list:
     "`(distribution, module)` of each installed `onnxruntime-ep-*` package, sorted by name."
     found = {}
-    for d in importlib.metadata.distributions():
+    for d in _ep_dists():
         name = _normalize(d.metadata['Name'] or '')
         if not name.startswith('onnxruntime-ep-') or name in found: continue
         top = (d.read_text('top_level.txt') or '').split()
