@@ -43,6 +43,9 @@ a.sourcelink { float: right; font-size: smaller; }
 article img { max-width: 100%; height: auto; }
 div.cell_output { overflow-x: auto; }
 article pre { white-space: pre-wrap; overflow-wrap: anywhere; }  /* long signatures wrap instead of hiding */
+div.cell_output div.output { overflow-x: auto; }  /* wide DataFrames and benchmark tables scroll */
+table.dataframe { border-collapse: collapse; border: 0; font-size: 0.85em; }
+table.dataframe th, table.dataframe td { border: 1px solid var(--color-background-border); padding: 0.2em 0.6em; }
 '''
 
 def quarto_slug(title:str)->str:
