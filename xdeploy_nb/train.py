@@ -217,10 +217,11 @@ def _on_interrupt(signum, frame):
     if callable(prev): return prev(signum, frame)
     if prev == signal.SIG_DFL: raise KeyboardInterrupt
 
-def interrupts_stop_fits():
-    "Make SIGINT (Ctrl-C, the notebook's interrupt button) stop the fits run under `stop_on_interrupt`; from the main thread."
-    if threading.current_thread() is not threading.main_thread(): raise XDeployError(
-        "interrupts_stop_fits must be called from the main thread.", "Call it before starting the fit's thread.")
+def interrupts_stop_fits()->bool:
+    "Make SIGINT (Ctrl-C, the notebook's interrupt button) stop the fits run under `stop_on_interrupt`; False off the main thread."
+    # Only the main thread may install signal handlers. JupyterLab 4 runs widget callbacks in a kernel subshell,
+    # another thread: the widgets call this when they are made, in a cell.
+    if threading.current_thread() is not threading.main_thread(): return False
     try: kernel = get_ipython().kernel
     except (NameError, AttributeError): kernel = None
     if kernel is not None and hasattr(kernel, 'saved_sigint_handler'):
@@ -230,6 +231,7 @@ def interrupts_stop_fits():
     elif signal.getsignal(signal.SIGINT) is not _on_interrupt:
         _PREVIOUS[0] = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, _on_interrupt)
+    return True
 
 @contextmanager
 def stop_on_interrupt(stopper:StopAfterBatch # The fit's stopper

@@ -43,6 +43,7 @@ class Panel(W.VBox):
     def __init__(self, **kw):
         self.status,self.message = W.HTML(), W.HTML()
         self.error,self._thread = None,None
+        interrupts_stop_fits()  # made in a cell, in the main thread; the buttons' callbacks may run in another
         super().__init__(**kw)
     def show_error(self, e:BaseException # What went wrong
                   ):
@@ -72,20 +73,21 @@ class Panel(W.VBox):
         self.error,self.message.value = None,''
         btns = [b for b in self._buttons() if not b.disabled]
         for b in btns: b.disabled = True
-        start = time.perf_counter()
+        start,done,lock = time.perf_counter(),threading.Event(),threading.Lock()
         def body():
             try: fn()
             except Exception as e: self.show_error(e); self.traceback = traceback.format_exc()  # for who wants it
             finally:
                 for b in btns: b.disabled = False
-                self.status.value = f"{what}: {'failed' if self.error else 'done'} in {time.perf_counter()-start:.1f} s"
+                with lock:
+                    done.set()
+                    self.status.value = f"{what}: {'failed' if self.error else 'done'} in {time.perf_counter()-start:.1f} s"
         self.status.value = f"{what}..."
         if not background: return body()
         def tick():
-            while self.busy:
-                self.status.value = f"{what}... {time.perf_counter()-start:.0f} s"
-                time.sleep(0.5)
-        interrupts_stop_fits()
+            while not done.wait(0.5):
+                with lock:
+                    if not done.is_set(): self.status.value = f"{what}... {time.perf_counter()-start:.0f} s"
         self._thread = threading.Thread(target=body, name=f'xdeploy {what}', daemon=True)
         self._thread.start()
         threading.Thread(target=tick, daemon=True).start()
