@@ -150,12 +150,13 @@ def test_export(page):
 
 def test_run(page, lab):
     page.click('.lm-TabBar-tab:has-text("3. Run")')
-    page.wait_for_selector('.widget-tab-contents > div:not(.lm-mod-hidden) input[type="file"]', state='attached')
-    upload = page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) input[type="file"]').first
-    upload.set_input_files(str(lab['work']/'corrupt.png'))
+    def upload(path):  # as a person does: the button opens the browser's file chooser
+        with page.expect_file_chooser() as chooser: page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) .widget-upload').first.click()
+        chooser.value.set_files(str(path))
+    upload(lab['work']/'corrupt.png')
     assert 'cannot identify this as an image' in _wait_text(page, 'Fix:', timeout=60)
     _shot(page, '4-corrupt-upload')
-    upload.set_input_files(str(next((lab['work']/'small'/'valid'/'square').glob('*.png'))))
+    upload(next((lab['work']/'small'/'valid'/'square').glob('*.png')))
     page.wait_for_function("() => /latency [\\d.]+ ms on cpu/.test(document.querySelector('.widget-tab').innerText)")
     assert not _message(page), _message(page)  # the corrupt upload's message is gone
     chart = page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) img').first

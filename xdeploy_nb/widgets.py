@@ -98,7 +98,11 @@ class Panel(W.VBox):
         return self
 
 # %% ../nbs/09_widgets.ipynb #34356adb
-def _img(**kw): return W.Image(format='png', layout=W.Layout(max_width='100%', **kw))
+def _img(**kw)->W.Image:
+    "An image widget for PNG bytes, shown only while it has some."
+    img = W.Image(format='png', layout=W.Layout(max_width='100%', display='none', **kw))
+    img.observe(lambda c: setattr(img.layout, 'display', None if c['new'] else 'none'), 'value')
+    return img
 
 def loss_figure(state:dict, # A `TrainingProgress` state
                 )->Figure:
