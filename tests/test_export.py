@@ -177,3 +177,38 @@ def test_aug_transforms_learners(aug, tmp_path):
                     item_tfms=Resize(64), batch_tfms=bt).dataloaders(make_image_folder(size=64, **SMALL), bs=6, num_workers=0)
     m = check(calibrate(image_learner(dls, arch='resnet18')), tmp_path/aug)
     assert 'grid_resample' in [s['op'] for s in m['preprocessing']['steps'] if s['in_graph']]
+
+ALL_VARIANTS = ('fp16', 'int8-dynamic', 'int8-static', 'optimized')
+
+def check_variants(learn, path, item):
+    "Export every variant; each is either in the bundle, verified and runnable, or left out with the reason in the manifest."
+    b = export_bundle(learn, path, formats=('onnx',), variants=ALL_VARIANTS)
+    m = read_manifest(path)
+    kept,rejected = [a['variant'] for a in m['artifacts'][1:]],[r['variant'] for r in m.get('rejected', [])]
+    assert sorted(kept + rejected) == sorted(ALL_VARIANTS) and m['artifacts'][0]['variant'] == 'fp32'
+    assert all(r['reason'] for r in m.get('rejected', [])), m['rejected']
+    with np.load(path/'sample.npz') as z: assert {f"expected.{a['file']}" for a in m['artifacts'][1:]} <= set(z.files)
+    for a in m['artifacts']:
+        assert a['verification']['passed'] and set(a['accuracy']) >= {'n', 'agreement_with_fp32'}, a
+        p = Predictor(path, variant=a['variant'])
+        assert p.check() <= 0.05 and p.predict(item).keys() == Predictor(path).predict(item).keys()
+    assert not any((path/f"model.{v}.onnx").exists() for v in rejected)
+    return m
+
+@pytest.mark.parametrize('target', ['species', 'body_mass_g'])
+def test_tabular_variants(target, tmp_path):
+    cats = PENGUIN_CATS + (['species'] if target == 'body_mass_g' else [])
+    learn = tabular_learner(tabular_dls(load_penguins(), target, cats, [c for c in PENGUIN_CONTS if c != target]))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 1e-2)
+    row = dict(island='Dream', sex='male', bill_length_mm=40.0, bill_depth_mm=18.0, flipper_length_mm=190.0, body_mass_g=3700.0, species='Adelie')
+    m = check_variants(learn, tmp_path/target, row)
+    assert m['artifacts'][0]['accuracy']['metric'] == ('rmse' if target == 'body_mass_g' else 'accuracy')
+
+def test_multi_label_variants(tmp_path):
+    path = make_image_folder(size=40, **SMALL)
+    get_y = lambda f: [parent_label(f), 'even' if int(f.stem[-1]) % 2 == 0 else 'odd']
+    dblock = DataBlock(blocks=(ImageBlock, MultiCategoryBlock), get_items=get_image_files, get_y=get_y,
+                       splitter=GrandparentSplitter(), item_tfms=Resize(32))
+    learn = calibrate(Learner(dblock.dataloaders(path, bs=6, num_workers=0), tiny_cnn(5), metrics=accuracy_multi))
+    m = check_variants(learn, tmp_path/'multi', learn.dls.valid_ds.items[0])
+    assert m['artifacts'][0]['accuracy']['metric'] == 'accuracy_multi'

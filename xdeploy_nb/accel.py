@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_accel.ipynb #ac000004
 from __future__ import annotations
-import importlib, importlib.metadata, importlib.util, re, threading
+import importlib, importlib.metadata, importlib.util, os, re, sys, threading
 from dataclasses import dataclass, field
 import onnxruntime as ort
 from .core import XDeployError
@@ -12,7 +12,7 @@ from .core import XDeployError
 # %% auto #0
 __all__ = ['EP_NAMES', 'NOT_DEVICES', 'CLASSIC_TYPES', 'DEVICE_ID_EPS', 'INSTALL_HINTS', 'TYPE_ORDER', 'AUTO_ORDER',
            'ep_short_name', 'plugin_packages', 'register_plugin_eps', 'DeviceList', 'list_devices', 'SessionPlan',
-           'providers_for', 'auto_candidates']
+           'providers_for', 'auto_candidates', 'torch_runner']
 
 # %% ../nbs/03_accel.ipynb #ac000007
 EP_NAMES = {  # execution provider -> the short name its devices are named by
@@ -43,10 +43,19 @@ def ep_short_name(ep:str # An execution provider, e.g. 'CUDAExecutionProvider'
 # %% ../nbs/03_accel.ipynb #ac000010
 def _normalize(name:str)->str: return re.sub(r'[-_.]+', '-', name).lower()
 
+def _ep_dists():
+    "The `importlib.metadata` distributions on `sys.path` whose folder names say `onnxruntime-ep-*` (their names only are read first: fast)."
+    for entry in sys.path:
+        try: names = os.listdir(entry or '.')
+        except OSError: continue
+        for n in names:
+            if n.endswith(('.dist-info', '.egg-info')) and _normalize(n).startswith('onnxruntime-ep-'):
+                yield importlib.metadata.Distribution.at(os.path.join(entry or '.', n))
+
 def plugin_packages()->list:
     "`(distribution, module)` of each installed `onnxruntime-ep-*` package, sorted by name."
     found = {}
-    for d in importlib.metadata.distributions():
+    for d in _ep_dists():
         name = _normalize(d.metadata['Name'] or '')
         if not name.startswith('onnxruntime-ep-') or name in found: continue
         top = (d.read_text('top_level.txt') or '').split()
@@ -294,3 +303,32 @@ def auto_candidates(devices:list=None # Device records; None: this machine's, `l
         return (AUTO_ORDER.index(short) if short in AUTO_ORDER else len(AUTO_ORDER), TYPE_ORDER.index(d['type']), i)
     picks = [(i,d) for i,d in enumerate(devices) if d['kind'] != 'torch' and d['type'] != 'CPU' and d['ep'] not in NOT_DEVICES]
     return [d['name'] for _,d in sorted(picks, key=rank)] + ['cpu']
+
+# %% ../nbs/03_accel.ipynb #08fd00b3
+def torch_runner(model:Path, # A TorchScript (.ts) or torch.export (.pt2) file
+                 fmt:str, # Its format: 'torchscript' or 'torch.export'
+                 input_names:list, # The model's inputs, in order
+                 device:str='auto', # 'auto', 'cpu', or a torch device from `list_devices()`, e.g. 'torch:cuda:0'
+                 threads:int=None # torch's intra-op threads (a process-wide setting); None: leave it
+                )->tuple:
+    "`(run, device, why, threads)`: `run(feeds)` -> the outputs of `model` as a numpy array, run with torch on `device`."
+    try: import torch, warnings
+    except ImportError: raise XDeployError(f"The {fmt} artifact runs with torch, which is not installed here.",
+                                           "Use format='onnx', which needs onnxruntime only; or `pip install torch`.") from None
+    names = [d['name'] for d in list_devices(torch=True) if d['kind'] == 'torch']
+    if device == 'auto':
+        device = names[0] if names else 'cpu'
+        why = f"device='auto': {device}, " + ("the first device torch sees" if names else "as torch sees no accelerator here")
+    elif device in ('cpu', *names): why = f"device={device!r}"
+    else: raise XDeployError(f"A {fmt} artifact runs with torch, which has no device {device!r} here.",
+                             f"Use 'cpu'{''.join(', ' + repr(n) for n in names)}, or format='onnx' for onnxruntime's devices.")
+    dev = torch.device(device.removeprefix('torch:'))
+    if threads: torch.set_num_threads(threads)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=r'`torch\.jit\.load` is deprecated', category=FutureWarning)
+        try: net = torch.jit.load(str(model), map_location=dev) if fmt == 'torchscript' else torch.export.load(str(model)).module().to(dev)
+        except Exception as e: raise XDeployError(f"torch {torch.__version__} cannot load {model.name}: {e}",
+                                                  "Re-export the bundle with this torch, or use format='onnx'.") from None
+    def run(feeds):
+        with torch.inference_mode(): return net(*[torch.from_numpy(feeds[k]).to(dev) for k in input_names]).float().cpu().numpy()
+    return run,device,f"{why}; {fmt} with torch {torch.__version__}",torch.get_num_threads()

@@ -11,7 +11,7 @@ from .core import XDeployError
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices',
-           'main']
+           'bench', 'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -116,6 +116,7 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
            out:str, # The bundle directory to write
            items:list=None, # Items to verify on: image files or folders of them, or one CSV file of rows
            formats:list=None, # Some of onnx, torchscript, torch.export (default: onnx torchscript)
+           variants:list=None, # Variants of the ONNX model to add: some of fp16, int8-dynamic, int8-static, optimized
            opset:int=18, # ONNX opset
            n_items:int=64, # Verify on at most this many items
            overwrite:bool=False # Replace an existing bundle at OUT
@@ -129,7 +130,7 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
         learn = load_learner(learner)
     if not items: raise XDeployError("A saved Learner keeps no data, so there is nothing to verify the export on.",
                                      "Pass --items with validation image files or folders, or a CSV file of rows.")
-    b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), opset=opset, n_items=n_items,
+    b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), variants=variants or (), opset=opset, n_items=n_items,
                       items=_items_for(items, spec_from_learner(learn)), overwrite=overwrite)
     print(f"wrote {out}\n{b.report}")
     return b
@@ -163,7 +164,30 @@ def devices(json:bool=False # Print the records as JSON
     if json: return print(_json.dumps(list(ds), indent=1, default=str))
     for d in ds: print(f"{d['name']:<16} {d['kind']:<10} {d['ep'] or '':<28} {d['type'] or '':<5} {d['vendor'] or '':<12} {d['source']}")
 
-COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices)
+def bench(bundle:str, # The bundle directory
+          json:str=None, # Write the report (rows and meta) as JSON to this file
+          plot:str=None, # Write the plot as PNG to this file
+          devices:list=None, # Device names (default: all this machine has)
+          formats:list=None, # Some of onnx, torchscript, torch.export (default: all the bundle has)
+          variants:list=None, # Some of the bundle's variants, e.g. fp32 int8-static (default: all)
+          batch_sizes:list=None, # Batch sizes (default: 1 8 64)
+          min_time:float=0.5, # Seconds of timed runs per row, at least
+          budget:float=None # Stop after this many seconds; rows not reached say so
+         ):
+    "Time every artifact of a bundle on every device, and print the table."
+    import pandas as pd
+    from xdeploy_nb.bench import bench as run_bench
+    r = run_bench(bundle, devices=devices or 'all', formats=formats or 'all', variants=variants or 'all',
+                  batch_sizes=batch_sizes or (1, 8, 64), min_time=min_time, budget=budget)
+    r.save(json, plot)
+    cols = ['format', 'variant', 'device', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup', 'peak_rss_mb', 'accuracy', 'error']
+    with pd.option_context('display.width', 220, 'display.max_columns', 20, 'display.max_colwidth', 60, 'display.float_format', '{:.3g}'.format):
+        print(r.df[cols].to_string(index=False))
+    print(f"{r.meta['cpu']}, {r.meta['threads']} threads, matmul peak {r.meta['matmul_peak_gflops']:.0f} GFLOP/s; {r.meta['seconds']:.0f} s"
+          + ''.join(f"\nwrote {f}" for f in (json, plot) if f))
+    return r
+
+COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench)
 
 # %% ../nbs/10_cli.ipynb #b5a43ec5
 def _parser()->argparse.ArgumentParser:

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #3bca72a7
 from __future__ import annotations
-import hashlib, json, os, re, shutil, tempfile, uuid
+import contextlib, ctypes, hashlib, io, json, os, re, shutil, sys, tempfile, uuid, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SCHEMA_NAME', 'SCHEMA_VERSION', 'TASKS', 'ACTIVATIONS', 'DTYPES', 'FORMATS', 'MANIFEST_SCHEMA', 'XDeployError',
-           'file_sha256', 'remove_stale_partials', 'atomic_directory', 'ManifestError', 'validate_manifest',
-           'read_manifest', 'write_manifest', 'check_file', 'check_artifacts']
+__all__ = ['KNOWN_WARNINGS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'TASKS', 'ACTIVATIONS', 'DTYPES', 'FORMATS', 'VARIANTS',
+           'MANIFEST_SCHEMA', 'XDeployError', 'file_sha256', 'remove_stale_partials', 'atomic_directory', 'quiet',
+           'ManifestError', 'validate_manifest', 'read_manifest', 'write_manifest', 'check_file', 'check_artifacts']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -84,12 +84,60 @@ def atomic_directory(dest:Path, # The directory to create or replace
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../nbs/00_core.ipynb #b678446c
+KNOWN_WARNINGS = [  # (category, message regex, why it is harmless here)
+    (DeprecationWarning, r'You are using the legacy TorchScript-based ONNX export',
+     'the legacy exporter is only used on purpose, as the fallback'),
+    (DeprecationWarning, r'The feature will be removed\. Please remove usage of this function',
+     "torch's own legacy exporter calls its deprecated `exporter_context`"),
+    (FutureWarning, r'`torch\.jit\.(trace|trace_method|load|script)` is deprecated',
+     'TorchScript is what the torchscript format is, on purpose'),
+]
+
+def _known(w)->bool: return any(issubclass(w.category, c) and re.search(rx, str(w.message)) for c,rx,_ in KNOWN_WARNINGS)
+def _fmt_warning(w)->str: return f"{w.category.__name__}: {str(w.message).strip()} ({Path(w.filename).name}:{w.lineno})"
+
+def _flush_c():
+    "Flush C stdio buffers (C++ iostreams are synced with them)."
+    try: ctypes.CDLL(None).fflush(None)
+    except Exception: pass
+
+@contextlib.contextmanager
+def _fd_capture(buf:list):
+    "Send what C/C++ code writes to file descriptors 1 and 2 into a temporary file; append its text to `buf`."
+    try: saved = [os.dup(1), os.dup(2)]
+    except OSError: yield; return
+    with tempfile.TemporaryFile() as tmp:
+        for s in (sys.stdout, sys.stderr): s.flush()
+        _flush_c(); os.dup2(tmp.fileno(), 1); os.dup2(tmp.fileno(), 2)
+        try: yield
+        finally:
+            _flush_c(); os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+            for fd in saved: os.close(fd)
+            tmp.seek(0); buf.append(tmp.read().decode(errors='replace'))
+
+@contextlib.contextmanager
+def quiet(info:dict # Collects 'warnings', 'stdout', 'stderr', 'native_output' and the 'suppressed' count
+         ):
+    "Record warnings and Python- and C-level output into `info` instead of printing them; drop only `KNOWN_WARNINGS`."
+    out,err,native = io.StringIO(),io.StringIO(),[]
+    with _fd_capture(native), warnings.catch_warnings(record=True) as ws, \
+         contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        warnings.simplefilter('always')
+        try: yield ws
+        finally:
+            info.setdefault('warnings', []).extend(_fmt_warning(w) for w in ws if not _known(w))
+            info['suppressed'] = info.get('suppressed', 0) + sum(_known(w) for w in ws)
+            for k,text in (('stdout', out.getvalue()), ('stderr', err.getvalue()), ('native_output', ''.join(native))):
+                if text.strip(): info[k] = info.get(k, '') + text
+
 # %% ../nbs/00_core.ipynb #941f1318
 SCHEMA_NAME,SCHEMA_VERSION = 'xdeploy_nb.bundle',1
 TASKS = {'single_label', 'multi_label', 'regression'}
 ACTIVATIONS = {'softmax', 'sigmoid', 'none'}
 DTYPES = {'uint8', 'int64', 'float32', 'float16'}
 FORMATS = {'onnx', 'torchscript', 'torch.export'}
+VARIANTS = {'fp32', 'fp16', 'int8-dynamic', 'int8-static', 'optimized'}  # the exported graph, and what `xdeploy_nb.variants` derives from it
 _num = (int, float)
 
 MANIFEST_SCHEMA = {
@@ -101,7 +149,9 @@ MANIFEST_SCHEMA = {
     'labels': [str],
     'artifacts': [{'format': FORMATS, 'file': str, 'sha256': str, 'size': int, 'precision': str,
                    'exporter?': str, 'opset?': int, 'fallback_reason?': (str, type(None)),
-                   'verification?': dict}],
+                   'variant?': VARIANTS, 'verification?': dict, 'accuracy?': dict}],
+    'rejected?': [{'variant': VARIANTS, 'reason': str}],
+    'flops?': (int, type(None)),
     'sample?': {'file': str, 'sha256': str, 'size': int, 'n': int},
     'provenance': {'created': str, 'versions': dict},
 }

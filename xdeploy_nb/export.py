@@ -13,58 +13,13 @@ import xdeploy_nb
 from .core import *
 from .preprocess import image_spec, tabular_spec, prepare_image, prepare_rows, BATCH_OPS
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
+from .variants import check_variants, count_flops, make_variant, variant_file
+from .runtime import Predictor, prepare_inputs
+from .verify import VerifyReport, learner_outputs, reference_items, verify_bundle
 
 # %% auto #0
-__all__ = ['KNOWN_WARNINGS', 'ACTIVATION', 'BATCH_TORCH_OPS', 'FORMATS_FILES', 'quiet', 'task_of', 'spec_from_learner',
-           'ImageGraph', 'TabularGraph', 'deploy_graph', 'ExportError', 'export_onnx', 'export_torchscript',
-           'export_pt2', 'Bundle', 'export_bundle']
-
-# %% ../nbs/05_export.ipynb #b678446c
-KNOWN_WARNINGS = [  # (category, message regex, why it is harmless here)
-    (DeprecationWarning, r'You are using the legacy TorchScript-based ONNX export',
-     'the legacy exporter is only used on purpose, as the fallback'),
-    (DeprecationWarning, r'The feature will be removed\. Please remove usage of this function',
-     "torch's own legacy exporter calls its deprecated `exporter_context`"),
-    (FutureWarning, r'`torch\.jit\.(trace|trace_method|load|script)` is deprecated',
-     'TorchScript is what the torchscript format is, on purpose'),
-]
-
-def _known(w)->bool: return any(issubclass(w.category, c) and re.search(rx, str(w.message)) for c,rx,_ in KNOWN_WARNINGS)
-def _fmt_warning(w)->str: return f"{w.category.__name__}: {str(w.message).strip()} ({Path(w.filename).name}:{w.lineno})"
-
-def _flush_c():
-    "Flush C stdio buffers (C++ iostreams are synced with them)."
-    try: ctypes.CDLL(None).fflush(None)
-    except Exception: pass
-
-@contextlib.contextmanager
-def _fd_capture(buf:list):
-    "Send what C/C++ code writes to file descriptors 1 and 2 into a temporary file; append its text to `buf`."
-    try: saved = [os.dup(1), os.dup(2)]
-    except OSError: yield; return
-    with tempfile.TemporaryFile() as tmp:
-        for s in (sys.stdout, sys.stderr): s.flush()
-        _flush_c(); os.dup2(tmp.fileno(), 1); os.dup2(tmp.fileno(), 2)
-        try: yield
-        finally:
-            _flush_c(); os.dup2(saved[0], 1); os.dup2(saved[1], 2)
-            for fd in saved: os.close(fd)
-            tmp.seek(0); buf.append(tmp.read().decode(errors='replace'))
-
-@contextlib.contextmanager
-def quiet(info:dict # Collects 'warnings', 'stdout', 'stderr', 'native_output' and the 'suppressed' count
-         ):
-    "Record warnings and Python- and C-level output into `info` instead of printing them; drop only `KNOWN_WARNINGS`."
-    out,err,native = io.StringIO(),io.StringIO(),[]
-    with _fd_capture(native), warnings.catch_warnings(record=True) as ws, \
-         contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        warnings.simplefilter('always')
-        try: yield ws
-        finally:
-            info.setdefault('warnings', []).extend(_fmt_warning(w) for w in ws if not _known(w))
-            info['suppressed'] = info.get('suppressed', 0) + sum(_known(w) for w in ws)
-            for k,text in (('stdout', out.getvalue()), ('stderr', err.getvalue()), ('native_output', ''.join(native))):
-                if text.strip(): info[k] = info.get(k, '') + text
+__all__ = ['ACTIVATION', 'BATCH_TORCH_OPS', 'FORMATS_FILES', 'task_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph',
+           'deploy_graph', 'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle', 'export_bundle']
 
 # %% ../nbs/05_export.ipynb #bc65c838
 _SINGLE = ('CrossEntropyLossFlat', 'LabelSmoothingCrossEntropyFlat', 'LabelSmoothingCrossEntropy', 'FocalLossFlat', 'CrossEntropyLoss')
@@ -486,8 +441,6 @@ def _versions()->dict:
 # %% ../nbs/05_export.ipynb #5077631e
 def _example_inputs(learn, spec, items)->tuple:
     "A real batch for the exporters: the first validation items, prepared as the runtime prepares them."
-    from xdeploy_nb.verify import reference_items
-    from xdeploy_nb.runtime import prepare_inputs
     feeds = prepare_inputs(spec, reference_items(learn, items, n=8))
     return tuple(torch.from_numpy(feeds[i['name']]) for i in spec['inputs'])
 
@@ -499,70 +452,109 @@ def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch)->dict:
     rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32', exporter=info['exporter'])
     if fmt == 'onnx': rec.update(opset=info['opset'], fallback_reason=info['fallback_reason'])
     if info.get('warnings'): rec['warnings'] = info['warnings']
-    return dict(rec, seconds=info['seconds'], eager_max_abs_diff=info['eager_max_abs_diff'])
+    return dict(rec, variant='fp32', seconds=info['seconds'], eager_max_abs_diff=info['eager_max_abs_diff'])
+
+def _variant_artifact(variant:str, d:Path, calibration:list)->dict:
+    "Make `variant` of the bundle's fp32 ONNX model in `d`; return its manifest entry."
+    f = d/variant_file(variant)
+    info = make_variant(d/'model.onnx', f, variant, calibration)
+    rec = dict(format='onnx', file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision=info['precision'],
+               exporter=f"xdeploy_nb.variants ({variant})", variant=variant)
+    if info.get('warnings'): rec['warnings'] = info['warnings']
+    return dict(rec, seconds=info['seconds'])
+
+def _flops(d:Path)->int|None:
+    "FLOPs per item of the bundle's fp32 ONNX model, if it has one and they can be counted."
+    try: return count_flops(d/'model.onnx') if (d/'model.onnx').exists() else None
+    except Exception: return None
 
 # %% ../nbs/05_export.ipynb #4f8b988c
-def _write_sample(d:Path, learn, spec:dict, items, n:int=4)->dict:
-    "Save `n` prepared inputs and the Learner's outputs for them as `sample.npz` in `d`; return its manifest entry."
-    from xdeploy_nb.verify import reference_items, learner_outputs
-    from xdeploy_nb.runtime import prepare_inputs
+def _write_sample(d:Path, learn, spec:dict, items, variants:list=(), n:int=4)->dict:
+    "Save `n` prepared inputs, the Learner's outputs and each of `variants`' CPU outputs for them as `sample.npz` in `d`; return its manifest entry."
     xs = reference_items(learn, items, n=n)
-    f = d/'sample.npz'
-    np.savez(f, expected=learner_outputs(learn, xs), **{f'input.{k}': v for k,v in prepare_inputs(spec, xs).items()})
+    x,f = prepare_inputs(spec, xs),d/'sample.npz'
+    own = {f"expected.{a['file']}": Predictor(d, device='cpu', variant=a['variant']).run(x) for a in variants}
+    np.savez(f, expected=learner_outputs(learn, xs), **own, **{f'input.{k}': v for k,v in x.items()})
     return dict(file=f.name, sha256=file_sha256(f), size=f.stat().st_size, n=len(xs))
 
 # %% ../nbs/05_export.ipynb #5df9af4c
+def _accuracy_cell(a:dict)->str:
+    acc = a.get('accuracy') or {}
+    if 'value' not in acc: return '-'
+    fmt = (lambda v: f"{v:.3g}") if acc['metric'] == 'rmse' else (lambda v: f"{v:.1%}")
+    return f"{fmt(acc['value'])} (fp32 {fmt(acc['fp32_value'])})"
+
 class Bundle:
     "An exported bundle: its path, manifest and verification report, with a summary for notebooks."
     def __init__(self, path:Path, manifest:dict, report=None): self.path,self.manifest,self.report = Path(path),manifest,report
     @property
     def artifacts(self)->list: return self.manifest['artifacts']
-    def __repr__(self)->str: return f"Bundle({str(self.path)!r}, formats={[a['format'] for a in self.artifacts]})"
+    def __repr__(self)->str: return f"Bundle({str(self.path)!r}, artifacts={[a['file'] for a in self.artifacts]})"
     def _repr_markdown_(self)->str:
         m = self.manifest
-        rows = ["| format | file | size | exporter | agreement | max abs diff | faithful |", "|---|---|---|---|---|---|---|"]
+        metric = next((a['accuracy']['metric'] for a in self.artifacts if 'metric' in a.get('accuracy', {})), 'accuracy')
+        rows = [f"| format | variant | file | size | exporter | agreement | max abs diff | {metric} | faithful |", "|---|---|---|---|---|---|---|---|---|"]
         for a in self.artifacts:
             v = a.get('verification', {})
-            rows.append(f"| {a['format']} | {a['file']} | {a['size']/1e6:.2f} MB | {a.get('exporter', '')}"
+            rows.append(f"| {a['format']} | {a.get('variant', 'fp32')} | {a['file']} | {a['size']/1e6:.2f} MB | {a.get('exporter', '')}"
                         f"{' (fallback: ' + a['fallback_reason'] + ')' if a.get('fallback_reason') else ''} | "
-                        f"{v.get('agreement', float('nan')):.1%} | {v.get('max_abs_diff', float('nan')):.2g} | {'yes' if v.get('passed') else '**no**'} |")
+                        f"{v.get('agreement', float('nan')):.1%} | {v.get('max_abs_diff', float('nan')):.2g} | {_accuracy_cell(a)} | "
+                        f"{'yes' if v.get('passed') else '**no**'} |")
+        rejected = ''.join(f"\n\nVariant **{r['variant']}** left out: {r['reason']}" for r in m.get('rejected', []))
         inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
         return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
                 f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
-                f"output {m['outputs'][0]['activation']}.\n\n" + '\n'.join(rows))
+                f"output {m['outputs'][0]['activation']}.\n\n" + '\n'.join(rows) + rejected)
 
 # %% ../nbs/05_export.ipynb #0cafd280
+def _reject(d:Path, m:dict, report)->list:
+    "Remove the variants that failed verification from `d` and `m`; return what the manifest says about them."
+    failed = [a for a in m['artifacts'] if a.get('variant', 'fp32') != 'fp32' and not a['verification']['passed']]
+    for a in failed: (d/a['file']).unlink()
+    m['artifacts'] = [a for a in m['artifacts'] if a not in failed]
+    return [dict(variant=a['variant'], reason=str(VerifyReport([r for r in report.rows if r['file'] == a['file']], report.tolerance)).strip())
+            for a in failed]
+
 def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
                   path:Path, # The bundle directory to write
                   formats=('onnx', 'torchscript'), # Some of 'onnx', 'torchscript', 'torch.export'
+                  variants=(), # Variants of the ONNX model to add: some of 'fp16', 'int8-dynamic', 'int8-static', 'optimized'
                   opset:int=18, # ONNX opset
                   dynamic_batch:bool=True, # Keep the batch dimension symbolic in the artifacts
                   items=None, # Validation items to verify on (default: the Learner's validation set)
-                  n_items:int=64, # At most this many of them
-                  tolerance:float=1e-4, # Largest absolute difference of the activated outputs allowed
+                  n_items:int=64, # At most this many of them (int8-static is calibrated on the same ones)
+                  tolerance:float=1e-4, # Largest absolute difference of the activated outputs allowed (fp32)
+                  max_accuracy_drop:float=0.01, # int8 variants: largest drop in accuracy below the fp32 model allowed
                   overwrite:bool=False, # Replace an existing bundle at `path`
-                  keep_unfaithful:bool=False, # Keep the bundle even if verification fails (the manifest says so)
+                  keep_unfaithful:bool=False, # Keep the bundle even if verification fails, and failed variants (the manifest says so)
                   task:str=None # Override the task read from the loss function
                  )->Bundle:
     "Export `learn` to a verified, self-describing bundle at `path`, atomically."
-    from xdeploy_nb.verify import verify_bundle
-    formats = _formats(formats)
+    formats,variants = _formats(formats),check_variants(variants)
+    if variants and 'onnx' not in formats: raise XDeployError(
+        f"The variants {', '.join(variants)} are made from the ONNX model, and formats={tuple(formats)} has none.", "Add 'onnx' to formats.")
     _check_learner(learn, items)
     spec = spec_from_learner(learn, task)
     graph = deploy_graph(learn, spec)
     example = _example_inputs(learn, spec, items)
     with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/'manifest.json').is_file(), what='bundle') as d:
         artifacts = [_export_artifact(f, graph, example, d, opset, dynamic_batch) for f in formats]
+        if variants:
+            x = prepare_inputs(spec, reference_items(learn, items, n_items))
+            calibration = [{k: v[i:i+8] for k,v in x.items()} for i in range(0, len(next(iter(x.values()))), 8)]
+            artifacts += [_variant_artifact(v, d, calibration) for v in variants]
         provenance = dict(created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), versions=_versions())
-        m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, provenance=provenance)
+        m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, flops=_flops(d), provenance=provenance)
         write_manifest(d, m)
-        report = verify_bundle(d, learn, items=items, n_items=n_items, tolerance=tolerance)
-        for a in artifacts: a['verification'] = report.result(a['format'])
-        m['sample'] = _write_sample(d, learn, spec, items)
+        report = verify_bundle(d, learn, items=items, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop)
+        for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r['accuracy'])
+        if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
+        m['sample'] = _write_sample(d, learn, spec, items, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)
         check_artifacts(d, m)
-        if not report.passed and not keep_unfaithful:
-            raise XDeployError(f"The export is not faithful:\n{report}",
+        fp32 = VerifyReport([r for r in report.rows if r['variant'] == 'fp32'], report.tolerance)
+        if not fp32.passed and not keep_unfaithful:
+            raise XDeployError(f"The export is not faithful:\n{fp32}",
                                "Check the preprocessing the report names; pass keep_unfaithful=True to keep the bundle anyway.")
     return Bundle(path, m, report)
 

@@ -10,29 +10,34 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 import onnxruntime as ort
 from .core import FORMATS, ManifestError, XDeployError, check_artifacts, check_file, read_manifest
-from .accel import SessionPlan, auto_candidates, list_devices, providers_for
+from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner
 from .preprocess import SPEC_VERSION, prepare_image, prepare_rows
 
 # %% auto #0
-__all__ = ['AUTO_TOLERANCE', 'load_sample', 'choose_session', 'prepare_inputs', 'Predictor']
+__all__ = ['AUTO_TOLERANCE', 'SAMPLE_TOLERANCE', 'load_sample', 'choose_session', 'prepare_inputs', 'Predictor']
 
 # %% ../nbs/04_runtime.ipynb #rt000007
 AUTO_TOLERANCE = 1e-3  # Largest difference from the Learner on the bundle's sample that 'auto' accepts from an accelerator (fp32; GPUs round differently)
+SAMPLE_TOLERANCE = {'fp16': 1e-2, 'int8-dynamic': 5e-2, 'int8-static': 5e-2}  # variants: largest difference from their own CPU outputs
 
 def load_sample(bundle:Path, # The bundle directory
-                m:dict # Its manifest
+                m:dict, # Its manifest
+                artifact:dict=None # For a variant: expect its own CPU outputs, which the bundle keeps too
                )->tuple:
-    "`(inputs, expected)`: the prepared inputs the bundle keeps in `sample.npz`, and the Learner's outputs for them."
+    "`(inputs, expected)`: the prepared inputs the bundle keeps in `sample.npz`, and the Learner's outputs for them (or the variant's)."
     if 'sample' not in m: raise XDeployError(f"The bundle {bundle} keeps no sample inputs to check a device with.",
                                              "Re-export it with this version of xdeploy_nb.")
     with np.load(check_file(bundle, m['sample']), allow_pickle=False) as z:
-        return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z['expected']
+        key = f"expected.{artifact['file']}" if artifact and f"expected.{artifact['file']}" in z.files else 'expected'
+        return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z[key]
 
-def _sample_diff(sess:ort.InferenceSession, bundle:Path, m:dict)->float:
-    "The largest difference between the outputs of `sess` and the Learner's, on the bundle's sample."
-    inputs,expected = load_sample(bundle, m)
-    out = sess.run([m['outputs'][0]['name']], inputs, _run_options())[0]
-    return float(np.abs(out.astype(np.float64) - expected).max())
+def _sample_diff(run, # `run(inputs)` -> the model's outputs
+                 bundle:Path, m:dict, artifact:dict=None)->float:
+    "The largest difference between the outputs of `run` and the Learner's (a variant's: its own), on the bundle's sample."
+    inputs,expected = load_sample(bundle, m, artifact)
+    return float(np.abs(run(inputs).astype(np.float64) - expected).max())
+
+def _sample_tolerance(artifact:dict)->float: return SAMPLE_TOLERANCE.get(artifact.get('variant', 'fp32'), AUTO_TOLERANCE)
 
 def _open_session(model:Path, # The ONNX file
                   plan:SessionPlan, # Where to open it, from `providers_for`
@@ -49,11 +54,12 @@ def _open_session(model:Path, # The ONNX file
 
 def choose_session(bundle:Path, # The bundle directory
                    m:dict, # Its manifest
-                   model:Path, # The ONNX file to open
+                   artifact:dict, # The ONNX artifact to open, an entry of `m['artifacts']`
                    device:str='auto', # A device name from `list_devices()`, or 'auto'
                    threads:int=None # Intra-op threads
                   )->tuple:
     "`(session, plan)`: `model` opened on `device`; for 'auto', on the first candidate that opens, runs there and matches the sample."
+    model = Path(bundle)/artifact['file']
     if device != 'auto':
         plan = providers_for(device)
         return _open_session(model, plan, threads),plan
@@ -62,8 +68,9 @@ def choose_session(bundle:Path, # The bundle directory
         try:
             plan = providers_for(name, devices)
             sess = _open_session(model, plan, threads)
-            if name != 'cpu' and (d := _sample_diff(sess, bundle, m)) > AUTO_TOLERANCE:
-                raise XDeployError(f"its outputs differ from the Learner's by {d:.2g} on the bundle's sample")
+            run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
+            if name != 'cpu' and (d := _sample_diff(run, bundle, m, artifact)) > _sample_tolerance(artifact):
+                raise XDeployError(f"its outputs differ from the {'Learner' if artifact.get('variant', 'fp32') == 'fp32' else 'CPU'}'s by {d:.2g} on the bundle's sample")
         except Exception as e:
             passed.append(f"{name} ({getattr(e, 'problem', e)})"); continue
         plan.why = (f"device='auto': {name}, " + ("the fastest device here that opened the model and matched the Learner on the bundle's sample"
@@ -98,18 +105,20 @@ def _run_options()->ort.RunOptions:
 
 # %% ../nbs/04_runtime.ipynb #rt000013
 def _artifact(m:dict, # A validated manifest
-              format:str # The artifact format to run
+              format:str='auto', # The artifact format to run; 'auto': onnx
+              variant:str='fp32' # Which variant of it
              )->dict:
-    "The artifact of `m` that a Predictor for `format` loads: the fp32 one, else the first of that format."
+    "The artifact of `m` with this `format` and `variant`, or an error saying what the bundle has."
     if format == 'auto': format = 'onnx'
     if format not in FORMATS: raise XDeployError(f"Unknown artifact format {format!r}.", f"Use one of {', '.join(map(repr, sorted(FORMATS)))}.")
-    if format != 'onnx': raise XDeployError(f"Predictor runs ONNX artifacts in this version, not {format!r} ones.",
-                                            f"Use format='onnx'; to run the {format} artifact, load it with torch.")
     arts = [a for a in m['artifacts'] if a['format'] == format]
     if not arts: raise XDeployError(
         f"The bundle has no {format} artifact (it has {', '.join(sorted({a['format'] for a in m['artifacts']})) or 'none'}).",
         f"Re-export it with {format!r} among its formats.")
-    return next((a for a in arts if a['precision'] == 'fp32'), arts[0])
+    if a := next((a for a in arts if a.get('variant', 'fp32') == variant), None): return a
+    have = ', '.join(repr(a.get('variant', 'fp32')) for a in arts)
+    raise XDeployError(f"The bundle has no {variant!r} variant of its {format} model (it has {have}).",
+                       f"Use variant= one of {have}, or re-export with variants=({variant!r},).")
 
 # %% ../nbs/04_runtime.ipynb #rt000016
 _ORT_TYPES = {'uint8': 'tensor(uint8)', 'int64': 'tensor(int64)', 'float32': 'tensor(float)', 'float16': 'tensor(float16)'}
@@ -306,20 +315,29 @@ class Predictor:
     def __init__(self,
                  path, # Bundle folder, with manifest.json
                  device:str='auto', # Where to run: a name from `xdeploy_nb.accel.list_devices()`, or 'auto' for the fastest verified one
-                 format:str='auto', # Which artifact to run: 'onnx' ('auto' picks it: the others need torch)
-                 threads:int=None, # onnxruntime intra-op threads; None: one per CPU this process may use
+                 format:str='auto', # Which artifact to run: 'onnx' ('auto' picks it), or 'torchscript' / 'torch.export' (needs torch)
+                 variant:str='fp32', # Which variant of it: 'fp32', or one the bundle has ('fp16', 'int8-static', ...)
+                 threads:int=None, # Intra-op threads; None: one per CPU this process may use
                  max_pixels:int=None): # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
         self.path = Path(path)
         self.manifest = m = read_manifest(self.path)
         _check_bundle(m)
         self._kind = m['preprocessing']['kind']
-        self.artifact = _artifact(m, format)
-        check_artifacts(self.path, {**m, 'artifacts': [self.artifact]})
-        self._session,self._plan = choose_session(self.path, m, self.path/self.artifact['file'], device, threads)
-        self.device,self._why,self._threads = self._plan.device,self._plan.why,self._session.get_session_options().intra_op_num_threads
-        _check_session(self._session, m, self.artifact['file'])
+        self.artifact = a = _artifact(m, format, variant)
+        check_artifacts(self.path, {**m, 'artifacts': [a]})
+        if a['format'] == 'onnx':
+            sess,plan = choose_session(self.path, m, a, device, threads)
+            _check_session(sess, m, a['file'])
+            out = m['outputs'][0]['name']
+            self._model = lambda feeds: sess.run([out], feeds, _run_options())[0]
+            self.device,self._why,self._providers = plan.device,plan.why,sess.get_providers()
+            self._threads = sess.get_session_options().intra_op_num_threads
+        else:
+            if threads is not None: _session_options(threads)  # the same check of `threads`
+            self._model,self.device,self._why,self._threads = torch_runner(self.path/a['file'], a['format'], [i['name'] for i in m['inputs']], device, threads)
+            self._providers = ['torch']
         self._requested,self._max_pixels = device,max_pixels
-        self._output,self._threshold = m['outputs'][0]['name'],m['outputs'][0].get('threshold', 0.5)
+        self._threshold = m['outputs'][0].get('threshold', 0.5)
 
     def prepare(self,
                 items # Images: a list of file paths, bytes, PIL images or HWC uint8 arrays. Tables: a dict per row, or a DataFrame
@@ -332,9 +350,9 @@ class Predictor:
            )->np.ndarray:
         "The model's activated outputs for `inputs`, one row per item."
         feeds = _check_feeds(inputs, self.manifest['inputs'])
-        try: return self._session.run([self._output], feeds, _run_options())[0]
+        try: return self._model(feeds)
         except Exception as e: raise XDeployError(
-            f"onnxruntime could not run the model: {e}",
+            f"{'onnxruntime' if self.artifact['format'] == 'onnx' else 'torch'} could not run the model: {e}",
             "Check the inputs against `manifest['inputs']`, and that they hold what `prepare` makes (e.g. category codes "
             "within each column's vocabulary).") from None
 
@@ -376,16 +394,18 @@ class Predictor:
 
     def check(self)->float:
         "The largest difference between this Predictor's outputs and the Learner's, on the bundle's sample inputs."
-        return _sample_diff(self._session, self.path, self.manifest)
+        return _sample_diff(self._model, self.path, self.manifest, self.artifact)
 
     def describe(self)->dict:
         "Where this Predictor runs and why, and what it runs, as plain data."
         a = self.artifact
-        return dict(device=self.device, requested=self._requested, why=self._why, providers=self._session.get_providers(),
+        return dict(device=self.device, requested=self._requested, why=self._why, providers=self._providers,
                     available_providers=ort.get_available_providers(), threads=self._threads,
-                    artifact={k: a[k] for k in ('file', 'format', 'precision', 'size', 'sha256')}, onnxruntime=ort.__version__)
+                    artifact=dict({k: a[k] for k in ('file', 'format', 'precision', 'size', 'sha256')}, variant=a.get('variant', 'fp32')),
+                    onnxruntime=ort.__version__)
 
-    def __repr__(self)->str: return f"Predictor({str(self.path)!r}, device={self.device!r}, format={self.artifact['format']!r})"
+    def __repr__(self)->str:
+        return f"Predictor({str(self.path)!r}, device={self.device!r}, format={self.artifact['format']!r}, variant={self.artifact.get('variant', 'fp32')!r})"
 
     def _repr_markdown_(self)->str:
         m,a,out = self.manifest,self.artifact,self.manifest['outputs'][0]
@@ -394,6 +414,6 @@ class Predictor:
         ins = '; '.join(f"`{i['name']}` {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in m['inputs'])
         act = out['activation'] + (f", threshold {self._threshold}" if m['task'] == 'multi_label' else '')
         rows = [('task', m['task']), ('labels', labels or '-'), ('inputs', ins), ('output', f"`{out['name']}` {_shape(out['shape'])}, {act}"),
-                ('artifact', f"`{a['file']}`: {a['format']}, {a['precision']}, {a['size']:,} bytes, sha256 `{a['sha256'][:12]}...` checked"),
-                ('device', f"{self.device} ({', '.join(self._session.get_providers())}, {self._threads} threads): {self._why}")]
+                ('artifact', f"`{a['file']}`: {a['format']}, {a.get('variant', 'fp32')}, {a['size']:,} bytes, sha256 `{a['sha256'][:12]}...` checked"),
+                ('device', f"{self.device} ({', '.join(self._providers)}, {self._threads} threads): {self._why}")]
         return f"**Predictor** for `{esc(self.path)}`\n\n| | |\n|---|---|\n" + '\n'.join(f"| {k} | {v} |" for k,v in rows)

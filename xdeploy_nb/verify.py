@@ -11,7 +11,8 @@ from .core import *
 from .runtime import Predictor, prepare_inputs
 
 # %% auto #0
-__all__ = ['reference_items', 'learner_outputs', 'artifact_outputs', 'compare', 'VerifyReport', 'verify_bundle']
+__all__ = ['VARIANT_TOLERANCE', 'reference_items', 'reference_targets', 'learner_outputs', 'artifact_outputs', 'compare', 'score',
+           'accuracy_record', 'within_budget', 'VerifyReport', 'verify_bundle']
 
 # %% ../nbs/06_verify.ipynb #ef799b59
 def _tabular_rows(learn, n:int)->list:
@@ -37,6 +38,18 @@ def reference_items(learn, # The Learner
     if hasattr(learn.dls.train_ds, 'procs'): return _tabular_rows(learn, n)
     return list(learn.dls.valid_ds.items[:n])
 
+# %% ../nbs/06_verify.ipynb #51c740f1
+def reference_targets(learn, # The Learner
+                      items=None, # The items passed to `reference_items`, if any: their targets are not known
+                      n:int=64 # At most this many
+                     )->np.ndarray|None:
+    "The true targets of the validation items `reference_items` gives: class indices, one-hot rows or values; None for items passed in."
+    if items is not None: return None
+    ds = learn.dls.valid_ds
+    if hasattr(learn.dls.train_ds, 'procs'): ys = ds.ys.iloc[:n].to_numpy()
+    else: ys = np.stack([np.asarray(ds.tls[-1][i]) for i in range(min(n, len(ds)))])
+    return ys.reshape(len(ys), -1)
+
 # %% ../nbs/06_verify.ipynb #0c8511c6
 def learner_outputs(learn, # The Learner
                     items:list # Files or rows, as `reference_items` gives them
@@ -53,19 +66,11 @@ def learner_outputs(learn, # The Learner
 
 # %% ../nbs/06_verify.ipynb #9cf6a92c
 def artifact_outputs(bundle:Path, # The bundle directory
-                     manifest:dict, # Its manifest
                      artifact:dict, # One entry of `manifest['artifacts']`
                      feeds:dict # Input name -> array, from `prepare_inputs`
                     )->np.ndarray:
-    "Run one artifact of the bundle on prepared inputs: ONNX with the runtime, TorchScript and .pt2 with torch."
-    if artifact['format'] == 'onnx': return Predictor(bundle, device='cpu', format='onnx').run(feeds)
-    import torch
-    f = str(Path(bundle)/artifact['file'])
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message=r'`torch\.jit\.load` is deprecated', category=FutureWarning)
-        model = torch.jit.load(f) if artifact['format'] == 'torchscript' else torch.export.load(f).module()
-    with torch.no_grad(): out = model(*[torch.from_numpy(feeds[i['name']]) for i in manifest['inputs']])
-    return out.numpy()
+    "Run one artifact of the bundle on the CPU on prepared inputs, with the runtime's `Predictor` (ONNX with onnxruntime, the others with torch)."
+    return Predictor(bundle, device='cpu', format=artifact['format'], variant=artifact.get('variant', 'fp32')).run(feeds)
 
 # %% ../nbs/06_verify.ipynb #10799608
 def compare(ref:np.ndarray, # The Learner's activated outputs, [n, k]
@@ -92,43 +97,104 @@ def compare(ref:np.ndarray, # The Learner's activated outputs, [n, k]
     return dict(n=len(ref), agreement=agreement, ties=int((tie & ~same).sum()), max_abs_diff=float(diff.max()),
                 passed=bool(agreement == 1. and within))
 
+# %% ../nbs/06_verify.ipynb #c65e6178
+VARIANT_TOLERANCE = {'fp16': 1e-2}  # fp16 rounds to ~1e-3 by itself; int8 variants are judged by accuracy instead
+
+def score(outputs:np.ndarray, # Activated outputs, [n, k]
+          targets:np.ndarray, # True targets, from `reference_targets`
+          task:str, # 'single_label', 'multi_label' or 'regression'
+          threshold:float=0.5 # Multi-label decision threshold
+         )->tuple:
+    "`(metric, value)`: top-1 accuracy, per-label accuracy at the threshold (fastai's `accuracy_multi`), or RMSE."
+    if task == 'single_label': return 'accuracy',float((outputs.argmax(1) == targets.reshape(-1)).mean())
+    if task == 'multi_label': return 'accuracy_multi',float(((outputs >= threshold) == (targets.reshape(outputs.shape) > 0.5)).mean())
+    return 'rmse',float(np.sqrt(((outputs.astype(np.float64) - targets.reshape(outputs.shape))**2).mean()))
+
+def accuracy_record(out:np.ndarray, # An artifact's outputs
+                    fp32:np.ndarray, # The fp32 model's outputs for the same items
+                    targets:np.ndarray|None, # True targets, or None where unknown
+                    task:str, # The bundle's task
+                    threshold:float=0.5, # Multi-label decision threshold
+                    tolerance:float=1e-4 # Closer than this, the fp32 model's decision is a tie
+                   )->dict:
+    "What the manifest says about an artifact's accuracy: agreement with the fp32 model and, with targets, both models' metric."
+    rec = dict(n=len(out), agreement_with_fp32=compare(fp32, out, task, threshold, tolerance)['agreement'])
+    if targets is not None:
+        (metric,value),(_,base) = score(out, targets, task, threshold),score(fp32, targets, task, threshold)
+        rec.update(metric=metric, value=value, fp32_value=base)
+    return rec
+
+def within_budget(acc:dict, # An accuracy record
+                  max_drop:float=0.01 # Largest accuracy drop allowed (RMSE: relative growth)
+                 )->bool:
+    "Whether a variant's accuracy record is within `max_drop` of the fp32 model's."
+    if 'value' not in acc: return acc['agreement_with_fp32'] >= 1 - max_drop
+    if acc['metric'] == 'rmse': return acc['value'] <= acc['fp32_value']*(1 + max_drop) + 1e-12
+    return acc['value'] >= acc['fp32_value'] - max_drop - 1e-12
+
 # %% ../nbs/06_verify.ipynb #e1263121
+def _check(r:dict)->str:
+    "The criterion a verification row was held to, in words."
+    return f"accuracy drop <= {100*r['max_accuracy_drop']:g} pt" if r.get('max_accuracy_drop') is not None else f"diff <= {r['tolerance']:g}"
+
+def _acc(a:dict)->str:
+    if not a: return '-'
+    if 'value' not in a: return f"{a['agreement_with_fp32']:.1%} agree with fp32"
+    fmt = (lambda v: f"{v:.3g}") if a['metric'] == 'rmse' else (lambda v: f"{v:.1%}")
+    return f"{a['metric']} {fmt(a['value'])} (fp32 {fmt(a['fp32_value'])}), {a['agreement_with_fp32']:.1%} agree with fp32"
+
 class VerifyReport:
     "Verification results, one row per artifact; a table in a notebook."
     def __init__(self, rows:list, tolerance:float): self.rows,self.tolerance = rows,tolerance
     @property
     def passed(self)->bool: return all(r['passed'] for r in self.rows)
-    def result(self, fmt:str)->dict:
-        "The result for the artifact of format `fmt`, as stored in the manifest."
-        return {k:v for k,v in next(r for r in self.rows if r['format'] == fmt).items() if k not in ('format', 'file')}
+    def result(self, file:str)->dict:
+        "The result for the artifact in `file`, as stored in the manifest."
+        return {k:v for k,v in next(r for r in self.rows if r['file'] == file).items() if k not in ('format', 'file', 'variant', 'accuracy')}
     def __str__(self)->str:
-        return '\n'.join(f"{r['format']:>12}: agreement {r['agreement']:.1%} ({r['ties']} ties) on {r['n']} items, "
-                         f"max abs diff {r['max_abs_diff']:.2g} (tolerance {self.tolerance:g}): "
+        return '\n'.join(f"{r['file']:>24}: agreement {r['agreement']:.1%} ({r['ties']} ties) on {r['n']} items, "
+                         f"max abs diff {r['max_abs_diff']:.2g} ({_check(r)}); {_acc(r.get('accuracy'))}: "
                          f"{'faithful' if r['passed'] else 'NOT FAITHFUL' + (' -- ' + r['problem'] if r.get('problem') else '')}" for r in self.rows)
     __repr__ = __str__
     def _repr_html_(self)->str:
-        head = ''.join(f'<th>{h}</th>' for h in ('format', 'items', 'agreement', 'ties', 'max abs diff', 'faithful'))
-        body = ''.join(f"<tr><td>{r['format']}</td><td>{r['n']}</td><td>{r['agreement']:.1%}</td><td>{r['ties']}</td>"
-                       f"<td>{r['max_abs_diff']:.2g}</td><td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>" for r in self.rows)
-        return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><p>tolerance {self.tolerance:g}</p>'
+        head = ''.join(f'<th>{h}</th>' for h in ('artifact', 'variant', 'items', 'agreement', 'ties', 'max abs diff', 'check', 'accuracy', 'faithful'))
+        body = ''.join(f"<tr><td>{r['file']}</td><td>{r['variant']}</td><td>{r['n']}</td><td>{r['agreement']:.1%}</td><td>{r['ties']}</td>"
+                       f"<td>{r['max_abs_diff']:.2g}</td><td>{_check(r)}</td><td>{_acc(r.get('accuracy'))}</td>"
+                       f"<td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>" for r in self.rows)
+        return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 # %% ../nbs/06_verify.ipynb #7a562112
+def _outputs(path, m, a, feeds)->tuple:
+    "`(outputs, problem)` of artifact `a`: its outputs, or None and what went wrong."
+    try: return artifact_outputs(path, a, feeds),None
+    except Exception as e: return None,str(e)
+
 def verify_bundle(path:Path, # A bundle directory
                   learn, # The Learner it was exported from
                   items=None, # Items to verify on (default: the Learner's validation set)
                   n_items:int=64, # At most this many
-                  tolerance:float=1e-4 # Largest absolute difference of the activated outputs allowed
+                  tolerance:float=1e-4, # Largest absolute difference of the activated outputs allowed (fp32)
+                  max_accuracy_drop:float=0.01 # int8 variants: largest drop in validation accuracy below the fp32 model's
                  )->VerifyReport:
     "Compare every artifact of the bundle at `path` with `learn` on real items; return the report."
     m = read_manifest(path)
     check_artifacts(path, m)
-    items = reference_items(learn, items, n_items)
-    ref = learner_outputs(learn, items)
-    feeds = prepare_inputs(m, items)
+    xs = reference_items(learn, items, n_items)
+    ref,targets = learner_outputs(learn, xs),reference_targets(learn, items, n_items)
+    feeds = prepare_inputs(m, xs)
     thr = m['outputs'][0].get('threshold', 0.5)
+    outs = [_outputs(path, m, a, feeds) for a in m['artifacts']]
+    fp32 = next((o for a,(o,_) in zip(m['artifacts'], outs) if a.get('variant', 'fp32') == 'fp32' and o is not None), ref)
     rows = []
-    for a in m['artifacts']:
-        try: res = compare(ref, artifact_outputs(path, m, a, feeds), m['task'], thr, tolerance)
-        except Exception as e: res = dict(n=len(items), agreement=0., ties=0, max_abs_diff=math.inf, passed=False, problem=str(e))
-        rows.append(dict(format=a['format'], file=a['file'], tolerance=tolerance, **res))
+    for a,(out,problem) in zip(m['artifacts'], outs):
+        v = a.get('variant', 'fp32')
+        tol = VARIANT_TOLERANCE.get(v, tolerance)
+        row = dict(format=a['format'], variant=v, file=a['file'], tolerance=tol,
+                   max_accuracy_drop=max_accuracy_drop if v.startswith('int8') else None)
+        if out is None:
+            rows.append(dict(row, n=len(xs), agreement=0., ties=0, max_abs_diff=math.inf, passed=False, problem=problem)); continue
+        res = compare(ref, out, m['task'], thr, tol)
+        acc = accuracy_record(out, fp32, targets, m['task'], thr, tolerance) if out.shape == fp32.shape else {}
+        if v.startswith('int8') and 'problem' not in res: res['passed'] = bool(acc) and within_budget(acc, max_accuracy_drop)
+        rows.append(dict(row, **res, accuracy=acc))
     return VerifyReport(rows, tolerance)
