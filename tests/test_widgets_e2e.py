@@ -4,8 +4,9 @@ Starts `jupyter lab` on 127.0.0.1 with a token, in a temporary folder holding a 
 that shows a `Studio`; opens it in Debian's chromium (Playwright, never `playwright install`), runs all cells from the
 Run menu, then clicks: Train (the progress bar reaches its end, the loss chart and the confusion matrix appear), Train
 again and Stop during the fit (it stops after a batch and the Learner validates), Train again and the kernel's
-Interrupt (the same), Export (the verification table says faithful), then uploads an image in the Run tab (the
-prediction chart and the latency appear) and a corrupt one (a message, and the widget works on). Screenshots of
+Interrupt (the same), Export with an fp16 variant (the verification table says faithful), then uploads an image in the Run tab (the
+prediction chart and the latency appear) and a corrupt one (a message, and the widget works on), and runs the
+benchmark (its table and plot appear). Screenshots of
 each stage go to test-artifacts/widgets-*.png."""
 import json, os, secrets, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
@@ -84,7 +85,6 @@ def page(lab):
         pg.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
         try: pg.wait_for_selector('.widget-tab button.widget-button:has-text("Train")', timeout=int(os.environ.get('E2E_T', 180_000)))
         except Exception: pg.screenshot(path=ARTIFACTS/'widgets-0-no-studio.png'); raise
-        (ARTIFACTS/'dom.html').write_text(pg.locator('.widget-tab').first.evaluate('e => e.outerHTML'))  # DEBUG
         yield pg
         b.close()
 
@@ -135,16 +135,19 @@ def test_stop_during_fit(page, how):
     msg = _wait_text(page, 'Stopped after batch', timeout=60)
     assert '(the Learner is usable): valid_loss' in msg, msg  # validated after the stop
     assert page.locator('.widget-tab .progress-bar-warning').count() == 1
+    page.wait_for_selector('.widget-tab :text("Training: done in")')  # the job is over: the buttons work again
     _shot(page, f"2-stopped-by-{how.replace(' ', '-')}")
     _set_number(page, 'Epochs', 2)
 
 def test_export(page):
     page.click('.lm-TabBar-tab:has-text("2. Export")')
+    page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) .widget-checkbox:has-text("fp16") input').first.check()
     _button(page, 'Export').click()
     _wait_text(page, 'Exported and verified')
     table = page.locator('.widget-tab table.xd-verify').first
     rows = table.locator('tbody tr').all_inner_texts()
-    assert rows and all('faithful' in r and 'NOT' not in r for r in rows), rows
+    assert len(rows) == 2 and all('faithful' in r and 'NOT' not in r for r in rows), rows
+    assert 'fp16' in rows[1], rows
     assert 'onnx' in rows[0] and ('kB' in rows[0] or 'MB' in rows[0])
     _shot(page, '3-exported')
 
@@ -162,8 +165,12 @@ def test_run(page, lab):
     chart = page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) img').first
     assert chart.evaluate('i => i.naturalWidth') > 100  # the prediction chart
     _shot(page, '5-prediction')
-    if (ROOT/'xdeploy_nb'/'bench.py').exists():  # the benchmark arrives with xdeploy_nb.bench
-        _button(page, 'Benchmark').click()
-        page.wait_for_selector('.widget-tab-contents > div:not(.lm-mod-hidden) table.xd-table', timeout=180_000)
-        _shot(page, '6-benchmark')
-    else: assert _button(page, 'Benchmark').is_disabled()
+
+def test_benchmark(page):
+    _button(page, 'Benchmark').click()
+    table = page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) table.xd-table').first
+    table.wait_for(timeout=180_000)
+    rows = table.locator('tbody tr').all_inner_texts()
+    assert any('fp16' in r for r in rows) and any('fp32' in r for r in rows), rows
+    page.wait_for_function("() => [...document.querySelectorAll('.widget-tab-contents > div:not(.lm-mod-hidden) img')].filter(i => i.naturalWidth > 100).length >= 2")  # prediction chart, benchmark plot
+    _shot(page, '6-benchmark')

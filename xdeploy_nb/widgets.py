@@ -94,8 +94,13 @@ class Panel(W.VBox):
     def wait(self, timeout:float=None # Seconds; None: as long as it takes
             )->Panel:
         "Block until the running job is done (for code and tests)."
-        if self._thread is not None: self._thread.join(timeout)
+        try:
+            if self._thread is not None: self._thread.join(timeout)
+        except KeyboardInterrupt:  # an interrupt while a cell waits stops the job too, not only the wait
+            self.stop(); self._thread.join(); raise
         return self
+    def stop(self):
+        "Ask the running job to stop, where it can (a fit: after the current batch)."
 
 # %% ../nbs/09_widgets.ipynb #34356adb
 def _img(**kw)->W.Image:
@@ -258,7 +263,7 @@ class TrainWidget(Panel):
         self.run_job('Training', job, background)
 
     def stop(self):
-        "Ask the running fit to stop after the current batch."
+        "Ask the running fit (or lr_find) to stop after the current batch."
         if getattr(self, '_stopper', None) is not None: self._stopper.stop(); self.say("Stopping after this batch...")
 
     def _show_interpretation(self):
@@ -291,6 +296,7 @@ def supports_variants()->bool:
     "Whether this `export_bundle` exports variants (fp16, int8)."
     return 'variants' in inspect.signature(export_bundle).parameters
 
+def _pct(x)->str: return '-' if x is None else f'{x:.1%}'
 def _size(n:int)->str: return f"{n/1e6:.2f} MB" if n >= 1e5 else f"{n/1e3:.1f} kB"
 
 def bundle_html(bundle)->str:
@@ -300,8 +306,9 @@ def bundle_html(bundle)->str:
         v = a.get('verification', {})
         rows.append(f"<tr><td>{a['format']}</td><td>{a.get('variant', a.get('precision', 'fp32'))}</td><td>{a['file']}</td><td>{_size(a['size'])}</td>"
                     f"<td>{v.get('agreement', float('nan')):.1%}</td><td>{v.get('max_abs_diff', float('nan')):.2g}</td>"
-                    f"<td>{'faithful' if v.get('passed') else '<b>NOT faithful</b>'}</td></tr>")
-    head = ''.join(f'<th>{h}</th>' for h in ('format', 'variant', 'file', 'size', 'agreement', 'max abs diff', 'verification'))
+                    f"<td>{'faithful' if v.get('passed') else '<b>NOT faithful</b>'}</td>"
+                    f"<td>{_pct(a.get('accuracy', {}).get('value'))} (fp32 {_pct(a.get('accuracy', {}).get('fp32_value'))})</td></tr>")
+    head = ''.join(f'<th>{h}</th>' for h in ('format', 'variant', 'file', 'size', 'agreement', 'max abs diff', 'verification', 'accuracy'))
     return (f'<b>Bundle</b> <code>{html.escape(str(bundle.path))}</code>'
             f'<table class="xd-table xd-verify"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
@@ -479,7 +486,7 @@ class RunWidget(Panel):
             args = dict(devices=[self.device.value] if self.device.value != 'auto' else 'all', batch_sizes=(1, 8), min_time=0.2, progress=False)
             self.bench_report = r = bench(path, **{**args, **kw})
             cols = [c for c in ('format', 'device', 'variant', 'batch_size', 'p50_ms', 'p95_ms', 'items_per_s', 'error') if c in r.df.columns]
-            self.bench_table.value = _table(r.df[cols], index=False, float_format='{:.3g}'.format)
+            self.bench_table.value = _table(r.df[cols].dropna(axis=1, how='all'), index=False, float_format='{:.3g}'.format)
             self.bench_plot.value = png(r.plot())
         self.run_job('Benchmarking', job, background)
 
