@@ -120,20 +120,21 @@ def test_train(page):
     assert 'batch 10/10' in page.locator('.widget-tab').inner_text()
     page.wait_for_function("() => [...document.querySelectorAll('.widget-tab img')].filter(i => i.naturalWidth > 100).length >= 3")  # batch, loss chart, confusion matrix
     page.wait_for_selector('.widget-tab :text("Top losses")')
-    assert 'Training: done in' in page.locator('.widget-tab').inner_text()
+    page.wait_for_selector('.widget-tab :text("Training: done in")')
     _shot(page, '1-trained')
 
 @pytest.mark.parametrize('how', ['stop button', 'kernel interrupt'])
 def test_stop_during_fit(page, how):
     _set_number(page, 'Epochs', 300)
     _button(page, 'Train').click()
-    page.wait_for_function("() => /batch ([3-9]|\\d\\d+)\\//.test(document.querySelector('.widget-tab').innerText)")  # a few batches in
+    page.wait_for_function("() => /epoch 1\\/300 · batch ([3-9]|\\d\\d+)\\//.test(document.querySelector('.widget-tab').innerText)")  # a few batches in
     if how == 'stop button': _button(page, 'Stop').click()
     else:
         page.click('.lm-MenuBar-itemLabel:text-is("Kernel")')
         page.click('.lm-Menu-itemLabel:text-is("Interrupt Kernel")')
     msg = _wait_text(page, 'Stopped after batch', timeout=60)
     assert '(the Learner is usable): valid_loss' in msg, msg  # validated after the stop
+    assert int(msg.split('Stopped after batch ')[1].split()[0]) >= 3, msg
     assert page.locator('.widget-tab .progress-bar-warning').count() == 1
     page.wait_for_selector('.widget-tab :text("Training: done in")')  # the job is over: the buttons work again
     _shot(page, f"2-stopped-by-{how.replace(' ', '-')}")

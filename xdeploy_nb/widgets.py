@@ -212,12 +212,15 @@ class TrainWidget(Panel):
         "Run fastai's `lr_find`, plot it, and put its suggestion in the learning-rate box."
         def job():
             learn = self._learner()
-            with learn.no_bar(), learn.no_logging(), learn.added_cbs(self._callbacks('Finding LR')):
-                res = learn.lr_find(show_plot=False)
+            try:
+                with stop_on_interrupt(self._stopper), learn.no_bar(), learn.no_logging(), learn.added_cbs(self._callbacks('Finding LR')):
+                    res = learn.lr_find(show_plot=False)
+            finally: self.stop_button.disabled = True
             self.suggested_lr = float(res.valley)
             self.lr.value = float(f'{self.suggested_lr:.2g}')
             self.lr_plot.value = png(self._lr_figure())
             self.say(f"Suggested learning rate: {self.suggested_lr:.2g}")
+        self._start('Finding LR')
         self.run_job('Finding a learning rate', job, background)
 
     def _lr_figure(self)->Figure:
@@ -229,10 +232,14 @@ class TrainWidget(Panel):
         fig.tight_layout()
         return fig
 
+    def _start(self, what:str):
+        "A fresh stopper and progress bar, made before the job starts so that no Stop click is lost."
+        if self.busy: return
+        self._stopper,self.stop_button.disabled = StopAfterBatch(),False
+        self.progress.description,self.progress.value,self.progress.bar_style,self.progress_text.value = what,0,'',''
+
     def _callbacks(self, what:str)->list:
-        self._stopper,last = StopAfterBatch(),[0.]
-        self.stop_button.disabled = False
-        self.progress.description,self.progress.value,self.progress.bar_style = what,0,''
+        last = [0.]
         def report(s):
             self.progress.max,self.progress.value = max(s['total'], 1),s['done']
             loss = f" · loss {s['losses'][-1]:.3f}" if s['losses'] else ''
@@ -260,6 +267,7 @@ class TrainWidget(Panel):
             self.say(f"{'Stopped after batch ' + str(self.progress.value) + ' of ' + str(self.progress.max) + ' (the Learner is usable)' if self.stopped else 'Trained'}: {summary}")
             if hasattr(learn.dls, 'vocab'): self._show_interpretation()
             for f in self.on_trained: f(learn)
+        self._start('Training')
         self.run_job('Training', job, background)
 
     def stop(self):
