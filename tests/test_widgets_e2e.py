@@ -127,6 +127,7 @@ def test_train(page):
 def test_stop_during_fit(page, how):
     _set_number(page, 'Epochs', 300)
     _button(page, 'Train').click()
+    page.wait_for_function("() => !document.querySelector('.widget-tab .xd-info, .widget-tab .xd-error')")  # the job started: the last message (and progress) are cleared
     page.wait_for_function("() => /epoch 1\\/300 · batch ([3-9]|\\d\\d+)\\//.test(document.querySelector('.widget-tab').innerText)")  # a few batches in
     if how == 'stop button': _button(page, 'Stop').click()
     else:
