@@ -6,6 +6,7 @@
 2. a new process -> first prediction: `load_learner` + `predict`, `Predictor`, bare onnxruntime;
 3. a batch of 64: the ONNX session against torch eager on the same graph and threads;
 4. resident memory after loading: `load_learner` and `Predictor`.
+1 and 3 also for the bundle's int8-static variant (`Predictor(variant='int8-static')`), where the export kept it.
 Usage: python benchmarks/runtime_bench.py [--files 40] [--runs 3]"""
 import argparse, statistics, subprocess, sys, tempfile, textwrap, time, warnings
 from pathlib import Path
@@ -42,9 +43,10 @@ def main():
     from xdeploy_nb.export import export_bundle, deploy_graph, spec_from_learner
     from xdeploy_nb.runtime import Predictor
     learn = image_learner(image_dls(make_image_folder(size=64), size=64), arch='resnet18')
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-3)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 1e-2)
     tmp = Path(tempfile.mkdtemp())
-    export_bundle(learn, tmp/'bundle', formats=('onnx',))
+    b = export_bundle(learn, tmp/'bundle', formats=('onnx',), variants=('int8-static',))
+    int8 = Predictor(tmp/'bundle', variant='int8-static') if len(b.artifacts) > 1 else None
     learn.export(tmp/'learner.pkl')
     files = [str(f) for f in learn.dls.valid_ds.items[:args.files]]
     p = Predictor(tmp/'bundle')
@@ -62,6 +64,7 @@ def main():
         warnings.simplefilter('ignore')
         fastai_s = per_item(lambda f: learn.predict(f), files, args.runs)
     ours_s,hand_s = per_item(p.predict, files, args.runs),per_item(by_hand, files, args.runs)
+    int8_s = per_item(int8.predict, files, args.runs) if int8 else None
 
     # 2. new process -> first prediction (and 4. resident memory after loading)
     f0 = files[0]
@@ -89,15 +92,20 @@ def main():
     def eager():
         with torch.no_grad(): graph(x)
     onnx_s,eager_s = [per_item(lambda _: f(), [None], args.runs*3) for f in (lambda: p.run(feeds), eager)]
+    int8_b = per_item(lambda _: int8.run(feeds), [None], args.runs*3) if int8 else None
 
     print(f"resnet18 bundle, 64 px, CPU, {threads} threads; medians of {args.runs} runs over {len(files)} files")
     print(f"1. one image file -> label (ms/file): learn.predict {fastai_s*1e3:.2f}, Predictor.predict {ours_s*1e3:.2f}, "
           f"hand-written onnxruntime {hand_s*1e3:.2f}")
     print(f"   Predictor is {fastai_s/ours_s:.1f}x faster than learn.predict (target >= 10x) and "
           f"{ours_s/hand_s:.2f}x the hand-written loop's time (target <= 1.15x)")
+    acc = b.artifacts[-1]['accuracy']
+    print(f"   int8-static: " + (f"Predictor.predict {int8_s*1e3:.2f} ms, {fastai_s/int8_s:.1f}x faster than learn.predict (validation accuracy "
+          f"{acc['value']:.1%}, fp32 {acc['fp32_value']:.1%})" if int8 else f"left out by the export: {b.manifest['rejected'][0]['reason']}"))
     print(f"2. new process -> first prediction (s): load_learner+predict {fastai_p:.2f}, Predictor {ours_p:.2f}, bare onnxruntime {bare_p:.2f}")
     print(f"   Predictor is {fastai_p/ours_p:.1f}x faster than load_learner (target >= 10x), {ours_p/bare_p:.2f}x bare onnxruntime (target <= 1.5x)")
     print(f"3. batch of 64 (items/s): onnxruntime {64/onnx_s:.0f}, torch eager {64/eager_s:.0f}: {eager_s/onnx_s:.2f}x (target >= 1.4x)")
+    if int8: print(f"   int8-static: {64/int8_b:.0f} items/s, {eager_s/int8_b:.2f}x torch eager, {onnx_s/int8_b:.2f}x fp32 onnxruntime")
     print(f"4. resident memory after loading and one prediction (MB): load_learner {fastai_mb:.0f}, Predictor {ours_mb:.0f}, bare onnxruntime {bare_mb:.0f}")
 
 if __name__ == '__main__': main()

@@ -15,10 +15,11 @@ __all__ = ['COLUMNS', 'time_runs', 'sample_batch', 'bench_cell', 'run_cell', 'ma
 # %% ../nbs/07_bench.ipynb #a9d0b182
 def _peak_rss_mb()->float|None:
     "Peak resident memory of this process so far, in MB (None where the OS does not say)."
-    try: import resource
+    try: return int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])/1024  # Linux: this program's own peak
+    except (OSError, IndexError): pass
+    try: import resource  # elsewhere; on Linux its ru_maxrss would include the parent's peak, kept across fork and exec
     except ImportError: return None
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb/1024/(1024 if sys.platform == 'darwin' else 1)  # macOS reports bytes, Linux kilobytes
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024/(1024 if sys.platform == 'darwin' else 1)  # macOS: bytes
 
 def time_runs(run, # `run()` runs the model once
               min_time:float=0.5, # Keep running for at least this many seconds...

@@ -140,12 +140,13 @@ def predict(bundle:str, # The bundle directory
             items:list, # Image files or folders of them, or one CSV file of rows for a tabular bundle
             json:bool=False, # Print JSON (a list of prediction dicts, each with its item) instead of lines
             device:str='auto', # Where to run: a name from `xdeploy devices`, or auto
+            variant:str='fp32', # Which variant of the ONNX model to run, e.g. int8-static (see the bundle's manifest)
             batch_size:int=64 # Items per run of the model
            ):
     "Print the predictions of a bundle for image files, or for the rows of a CSV file."
     import json as _json
     from xdeploy_nb.runtime import Predictor
-    p = Predictor(bundle, device=device)
+    p = Predictor(bundle, device=device, variant=variant)
     xs = _items_for(items, p.manifest)
     preds = p.predict_batch(xs, batch_size=batch_size)
     names = xs if p.manifest['preprocessing']['kind'] != 'tabular' else [f'row {i}' for i in range(len(xs))]
