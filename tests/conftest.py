@@ -22,3 +22,9 @@ class Block:
         if name.partition('.')[0] in {tuple(names)!r}: raise ImportError(f"{{name}} is blocked in this test")
 sys.meta_path.insert(0, Block())
 '''
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    "Keep each phase's report on the test item (`item.rep_call`), for fixtures that act on failures."
+    rep = (yield).get_result()
+    setattr(item, f'rep_{rep.when}', rep)

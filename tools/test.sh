@@ -3,8 +3,9 @@
 # tests need, Debian and Python packages (tools/env.sh), then runs every test:
 #   1. the sync checks: xdeploy_nb/ and README.md are what the notebooks generate;
 #   2. nbdev_test over the notebooks;
-#   3. pytest tests/ (CLI, subprocess, runtime-only install, the docs site in headless Chromium).
-# Debian's chromium (and a font) for the browser test of the docs site, tests/test_docs.py.
+#   3. pytest tests/ (CLI, subprocess, runtime-only install, the docs site and the widgets in JupyterLab in headless Chromium).
+# Debian's chromium (and a font) for the browser tests: the docs site (tests/test_docs.py) and the widgets in
+# JupyterLab (tests/test_widgets_e2e.py).
 export XDEPLOY_APT_PACKAGES="${XDEPLOY_APT_PACKAGES:-} chromium fonts-dejavu-core"
 source "$(dirname "$0")/env.sh" dev
 echo "== sync: xdeploy_nb/ and README.md against nbs/"

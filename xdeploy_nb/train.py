@@ -4,7 +4,8 @@
 
 # %% ../nbs/08_train.ipynb #45b032dc
 from __future__ import annotations
-import warnings
+import os, signal, threading, time, warnings
+from contextlib import contextmanager
 from pathlib import Path
 with warnings.catch_warnings():
     # fastai decorates a few helpers with `torch.jit.script` at import time, which this torch deprecates.
@@ -12,10 +13,13 @@ with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message=r'`torch.jit.script` is deprecated', category=FutureWarning)
     from fastai.vision.all import *
     from fastai.tabular.all import *
+import pandas as pd
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['ARCHS', 'image_dls', 'tiny_cnn', 'image_learner', 'tabular_dls']
+__all__ = ['ARCHS', 'SAMPLE_SETS', 'image_dls', 'tiny_cnn', 'image_learner', 'tabular_dls', 'sample_set', 'dls_from_source',
+           'is_tabular', 'archs_for', 'learner_for', 'class_counts', 'StopAfterBatch', 'TrainingProgress',
+           'interrupts_stop_fits', 'stop_on_interrupt', 'interpret']
 
 # %% ../nbs/08_train.ipynb #2e73e81b
 def image_dls(path:Path, # Folder with `train/<class>/` and `valid/<class>/` sub-folders
@@ -92,3 +96,165 @@ def tabular_dls(df, # The table, a pandas DataFrame
         return TabularDataLoaders.from_df(df, y_names=y_name, cat_names=list(cat_names), cont_names=list(cont_names),
                                           procs=[Categorify, FillMissing, Normalize], valid_idx=valid_idx, bs=bs,
                                           y_block=RegressionBlock() if regression else CategoryBlock())
+
+# %% ../nbs/08_train.ipynb #tr088976
+SAMPLE_SETS = dict(shapes='Shapes: 3 classes of generated 64 px colour images',
+                   digits="scikit-learn's digits: 10 classes of 32 px grayscale images",
+                   penguins='Palmer penguins: a CSV table, target column species')
+
+def sample_set(name:str # A name from `SAMPLE_SETS`
+              )->tuple:
+    "The data source of a bundled sample set, and its target column (None for image folders)."
+    from xdeploy_nb.data import make_image_folder, make_digits_folder, make_penguins_csv
+    if name == 'shapes': return make_image_folder(),None
+    if name == 'digits': return make_digits_folder(n_per_class=60),None
+    if name == 'penguins': return make_penguins_csv(),'species'
+    raise XDeployError(f"There is no sample set {name!r}.", f"Use one of {', '.join(SAMPLE_SETS)}.")
+
+# %% ../nbs/08_train.ipynb #tree2410
+def _read_csv(path:Path):
+    "The CSV file at `path` as a DataFrame, or an `XDeployError` that says why not."
+    try: return pd.read_csv(path)
+    except Exception as e: raise XDeployError(f"{path} could not be read as a CSV table ({type(e).__name__}: {e}).",
+                                              "Pass a comma-separated file with a header row.") from None
+
+def dls_from_source(source, # A folder with train/<class>/ and valid/<class>/ images, a CSV file, or a name from `SAMPLE_SETS`
+                    target:str=None, # The target column, for a CSV (a sample set knows its own)
+                    size=64, # Image size: an int, or `(height, width)`
+                    bs:int=16, # Batch size
+                    mode:str='RGB', # Images: 'RGB' or 'L' (grayscale)
+                    seed:int=42 # Seed of the shuffling and of the tabular split
+                   )->DataLoaders:
+    "DataLoaders from a data source: an image folder (`image_dls`), a CSV table (`tabular_dls`) or a sample set."
+    if str(source) in SAMPLE_SETS: source,target = sample_set(str(source))[0],target or sample_set(str(source))[1]
+    p = Path(source).expanduser()
+    if not p.exists(): raise XDeployError(f"{p} does not exist.",
+                                          f"Pass a folder of images, a CSV file, or a sample set: {', '.join(SAMPLE_SETS)}.")
+    if p.is_dir(): return image_dls(p, size, bs=bs, mode=mode, seed=seed)
+    if p.suffix.lower() != '.csv': raise XDeployError(f"{p} is neither a folder nor a .csv file.",
+                                                      "Pass a folder with train/<class>/ and valid/<class>/ images, or a CSV table.")
+    df = _read_csv(p)
+    if not target: raise XDeployError(f"Which column of {p.name} is the target?", f"Pass target=, one of: {', '.join(map(str, df.columns))}.")
+    return tabular_dls(df, target, bs=bs, seed=seed)
+
+def is_tabular(dls)->bool:
+    "Whether `dls` are tabular DataLoaders (their datasets carry procs)."
+    return hasattr(getattr(dls, 'train_ds', None), 'procs')
+
+# %% ../nbs/08_train.ipynb #tred8601
+def archs_for(dls)->list:
+    "The architecture names `learner_for` takes for `dls`: those of `ARCHS` for images, 'mlp' for tables."
+    return ['mlp'] if is_tabular(dls) else list(ARCHS)
+
+def learner_for(dls, # DataLoaders, e.g. from `dls_from_source`
+                arch:str=None, # A name from `archs_for(dls)`; None: the first
+                seed:int=42 # Seed of the initial weights
+               )->Learner:
+    "A Learner for image DataLoaders (`image_learner`) or tabular ones (fastai's `tabular_learner`, an MLP)."
+    names = archs_for(dls)
+    arch = arch or names[0]
+    if arch not in names: raise XDeployError(f"Unknown architecture {arch!r} for these data.", f"Use one of {', '.join(names)}.")
+    if not is_tabular(dls): return image_learner(dls, arch, seed=seed)
+    set_seed(seed, reproducible=True)
+    return tabular_learner(dls, metrics=accuracy if hasattr(dls, 'vocab') else rmse)
+
+# %% ../nbs/08_train.ipynb #tra46906
+def class_counts(dls # Classification DataLoaders
+                )->pd.DataFrame:
+    "Number of items per class in the training and validation sets."
+    if not hasattr(dls, 'vocab'): raise XDeployError("These DataLoaders have no classes (a regression target?).", "Count classes of a categorical target.")
+    def labels(ds): return ds.ys.iloc[:, 0].tolist() if is_tabular(dls) else [int(y) for y in ds.tls[-1]]
+    vocab = list(dls.vocab)
+    return pd.DataFrame({n: pd.Series(labels(ds), dtype=int).value_counts().reindex(range(len(vocab)), fill_value=0).values
+                         for n,ds in (('train', dls.train_ds), ('valid', dls.valid_ds))}, index=pd.Index(vocab, name='class'))
+
+# %% ../nbs/08_train.ipynb #tr221440
+class StopAfterBatch(Callback):
+    "End a fit cleanly after the current batch once `stop()` has been called, from any thread (e.g. a Stop button)."
+    order = 100
+    def __init__(self): self.requested,self.stopped = threading.Event(),False
+    def stop(self):
+        "Ask the fit to end after the current batch."
+        self.requested.set()
+    def after_batch(self):
+        if self.requested.is_set(): self.stopped = True; raise CancelFitException()
+
+# %% ../nbs/08_train.ipynb #tra88fd1
+class TrainingProgress(Callback):
+    "Call `report(state)` every `every` training batches and after each epoch: a plain dict for progress bars and live charts."
+    order = Recorder.order + 1  # after the Recorder, which computes the smoothed loss and the epoch's metrics
+    def __init__(self, report, # Called with the state: event, epoch, n_epoch, done, total, losses, epochs
+                 every:int=1 # Report every this many batches
+                ): self.report,self.every = report,every
+    def before_fit(self):
+        finder = getattr(self.learn, 'lr_finder', None)  # lr_find stops after its num_it batches
+        self.total = finder.num_it if finder is not None else self.n_epoch*len(self.dls.train)
+        self.done,self.losses,self.epochs = 0,[],[]
+    def state(self, event:str)->dict:
+        "Where the fit is: `done` of `total` batches, the smoothed losses so far, one dict of metrics per epoch."
+        return dict(event=event, epoch=self.epoch, n_epoch=self.n_epoch, done=self.done, total=self.total,
+                    losses=list(self.losses), epochs=list(self.epochs))
+    def after_batch(self):
+        if not self.training: return
+        self.done += 1
+        self.losses.append(float(self.learn.smooth_loss))
+        if self.done % self.every == 0 or self.done == self.total: self.report(self.state('batch'))
+    def after_epoch(self):
+        r = self.learn.recorder
+        if r.values and len(r.values) > len(self.epochs):
+            self.epochs.append(dict(zip(r.metric_names[1:-1], map(float, r.values[-1])), iteration=self.done))
+        self.report(self.state('epoch'))
+
+# %% ../nbs/08_train.ipynb #tr620567
+_STOPPERS,_PREVIOUS = set(),[signal.default_int_handler]
+
+def _on_interrupt(signum, frame):
+    "SIGINT: ask the running fits to stop after their batch; with none running, do what was done before."
+    if _STOPPERS:
+        for s in list(_STOPPERS): s.stop()
+        return
+    prev = _PREVIOUS[0]
+    if callable(prev): return prev(signum, frame)
+    if prev == signal.SIG_DFL: raise KeyboardInterrupt
+
+def interrupts_stop_fits()->bool:
+    "Make SIGINT (Ctrl-C, the notebook's interrupt button) stop the fits run under `stop_on_interrupt`; False off the main thread."
+    # Only the main thread may install signal handlers. JupyterLab 4 runs widget callbacks in a kernel subshell,
+    # another thread: the widgets call this when they are made, in a cell.
+    if threading.current_thread() is not threading.main_thread(): return False
+    try: kernel = get_ipython().kernel
+    except (NameError, AttributeError): kernel = None
+    if kernel is not None and hasattr(kernel, 'saved_sigint_handler'):
+        # ipykernel installs Python's handler while it runs a cell or a widget callback, and `saved_sigint_handler`
+        # (which ignores SIGINT) while it is idle; a fit in a thread runs while the kernel is idle.
+        if kernel.saved_sigint_handler is not _on_interrupt: _PREVIOUS[0],kernel.saved_sigint_handler = kernel.saved_sigint_handler,_on_interrupt
+    elif signal.getsignal(signal.SIGINT) is not _on_interrupt:
+        _PREVIOUS[0] = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, _on_interrupt)
+    return True
+
+@contextmanager
+def stop_on_interrupt(stopper:StopAfterBatch # The fit's stopper
+                     ):
+    "While in this block, an interrupt asks `stopper` to stop its fit after the current batch (see `interrupts_stop_fits`)."
+    _STOPPERS.add(stopper)
+    try: yield stopper
+    finally: _STOPPERS.discard(stopper)
+
+# %% ../nbs/08_train.ipynb #tr4b84c5
+def interpret(learn:Learner, # A trained classification Learner
+              k:int=9 # How many top losses
+             )->dict:
+    "The confusion matrix (actual x predicted) and the `k` validation items with the largest losses, as DataFrames."
+    if not hasattr(learn.dls, 'vocab'): raise XDeployError("A confusion matrix needs a classification Learner.", "Train on a categorical target.")
+    dl = learn.dls.valid.new(shuffle=False, drop_last=False)
+    with learn.no_bar(), learn.no_logging(): probs,targs,losses = learn.get_preds(dl=dl, with_loss=True)
+    vocab,preds,targs = list(learn.dls.vocab),probs.argmax(1),targs.view(-1).long()
+    cm = torch.zeros(len(vocab), len(vocab), dtype=torch.long)
+    for t,p in zip(targs, preds): cm[t,p] += 1
+    conf = pd.DataFrame(cm.numpy(), index=pd.Index(vocab, name='actual'), columns=pd.Index(vocab, name='predicted'))
+    items = learn.dls.valid_ds.items
+    item = (lambda i: items.index[i]) if is_tabular(learn.dls) else (lambda i: items[i])
+    top = losses.argsort(descending=True)[:k].tolist()
+    return dict(confusion=conf, top_losses=pd.DataFrame([dict(item=item(i), actual=vocab[targs[i]], predicted=vocab[preds[i]],
+                                                              probability=float(probs[i, preds[i]]), loss=float(losses[i])) for i in top]))
