@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #f49b3cc0
 from __future__ import annotations
-import hashlib, json, os
+import contextlib, hashlib, json, os
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
@@ -24,19 +24,33 @@ _STAMP = '.xdeploy_sample.json'
 
 def _params_key(params:dict)->str: return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
 
+@contextlib.contextmanager
+def _building(path:Path):
+    "Hold an exclusive lock beside `path` while it is built, so that two processes asking at once build it once (POSIX; elsewhere no lock)."
+    try: import fcntl
+    except ImportError: yield; return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent/f".{path.name}.lock", 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+def _is_sample(path:Path, params:dict)->bool: return (path/_STAMP).exists() and json.loads((path/_STAMP).read_text()) == params
+
 def _sample_folder(path, params:dict, write, overwrite:bool)->Path:
     "Return `path` holding the sample described by `params`, calling `write(tmp_dir)` only if needed."
     if path is None: path = data_home()/f"{params['kind']}-{_params_key(params)}"
     path = Path(path)
-    stamp = path/_STAMP
-    if stamp.exists() and json.loads(stamp.read_text()) == params: return path
-    if path.exists() and not overwrite and stamp.exists():
-        raise XDeployError(f"{path} holds a different sample dataset than the one asked for.",
-                           "Pass overwrite=True to regenerate it, or choose another path.")
-    with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/_STAMP).exists(),
-                          what='sample dataset') as tmp:
-        write(tmp)
-        (tmp/_STAMP).write_text(json.dumps(params, sort_keys=True, indent=1))
+    if _is_sample(path, params): return path
+    with _building(path):
+        if _is_sample(path, params): return path  # another process built it while this one waited
+        if path.exists() and not overwrite and (path/_STAMP).exists():
+            raise XDeployError(f"{path} holds a different sample dataset than the one asked for.",
+                               "Pass overwrite=True to regenerate it, or choose another path.")
+        with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/_STAMP).exists(),
+                              what='sample dataset') as tmp:
+            write(tmp)
+            (tmp/_STAMP).write_text(json.dumps(params, sort_keys=True, indent=1))
     return path
 
 # %% ../nbs/01_data.ipynb #054a0050
