@@ -1,4 +1,4 @@
-"The sync check catches a hand edit of the generated library, and a stale README."
+"The sync check catches a hand edit of the generated library, a stale README, and saved widget state."
 import shutil, sys
 from conftest import run
 
@@ -25,3 +25,13 @@ def test_stale_readme_fails(root, tmp_path):
     (repo/'README.md').write_text((repo/'README.md').read_text() + "\nA line added by hand.\n")
     r = run(sys.executable, repo/'tools'/'check_sync.py', cwd=tmp_path, check=False)
     assert r.returncode == 1 and 'README.md is out of date' in r.stderr
+
+def test_saved_widget_state_fails(root, tmp_path):
+    import json
+    repo = _copy(root, tmp_path)
+    f = repo/'nbs'/'09_widgets.ipynb'
+    nb = json.loads(f.read_text())
+    nb['metadata']['widgets'] = {'application/vnd.jupyter.widget-state+json': {'state': {}, 'version_major': 2, 'version_minor': 0}}
+    f.write_text(json.dumps(nb))
+    r = run(sys.executable, repo/'tools'/'check_sync.py', cwd=tmp_path, check=False)
+    assert r.returncode == 1 and 'nbs/09_widgets.ipynb keep saved widget state' in r.stderr and 'store_widget_state=False' in r.stderr

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Fail if the generated files differ from what the notebooks generate: `xdeploy_nb/` (nbdev_export) and README.md.
+"""Fail if the generated files differ from what the notebooks generate: `xdeploy_nb/` (nbdev_export) and README.md,
+or if a notebook keeps saved widget state (megabytes of JSON that nbdev_clean keeps and nothing needs).
 
 The export runs in a scratch copy of the repository, so a hand edit in `xdeploy_nb/` is reported, not overwritten."""
 import difflib, filecmp, os, shutil, subprocess, sys, tempfile
@@ -25,6 +26,12 @@ def library_drift()->list:
             if a != b: diffs.append(''.join(difflib.unified_diff(a, b, f'{LIB}/{name} (in the repo)', f'{LIB}/{name} (from nbs/)')))
         return diffs
 
+def widget_state()->list:
+    "The notebooks under nbs/ that keep saved widget state in their metadata."
+    import json
+    return [p.relative_to(ROOT).as_posix() for p in sorted((ROOT/'nbs').rglob('*.ipynb'))
+            if 'widgets' in json.loads(p.read_text()).get('metadata', {})]
+
 def main():
     os.chdir(ROOT)
     failed = False
@@ -34,6 +41,11 @@ def main():
               f"into its notebook, then run `nbdev_export` and commit both.", file=sys.stderr)
         failed = True
     else: print(f"{LIB}/ is in sync with nbs/.")
+    if saved := widget_state():
+        print(f"{', '.join(saved)} keep saved widget state. Execute notebooks with "
+              f"`jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.store_widget_state=False`, "
+              f"or delete metadata.widgets.", file=sys.stderr)
+        failed = True
     if subprocess.run([sys.executable, str(ROOT/'tools'/'readme.py'), '--check']).returncode: failed = True
     sys.exit(1 if failed else 0)
 
