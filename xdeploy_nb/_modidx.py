@@ -375,10 +375,8 @@ d = { 'settings': { 'branch': 'main',
                                     'xdeploy_nb.widgets._table': ('widgets.html#_table', 'xdeploy_nb/widgets.py'),
                                     'xdeploy_nb.widgets._thumb': ('widgets.html#_thumb', 'xdeploy_nb/widgets.py'),
                                     'xdeploy_nb.widgets._valid_rows': ('widgets.html#_valid_rows', 'xdeploy_nb/widgets.py'),
-                                    'xdeploy_nb.widgets.bench_available': ('widgets.html#bench_available', 'xdeploy_nb/widgets.py'),
                                     'xdeploy_nb.widgets.bundle_html': ('widgets.html#bundle_html', 'xdeploy_nb/widgets.py'),
                                     'xdeploy_nb.widgets.error_html': ('widgets.html#error_html', 'xdeploy_nb/widgets.py'),
                                     'xdeploy_nb.widgets.loss_figure': ('widgets.html#loss_figure', 'xdeploy_nb/widgets.py'),
                                     'xdeploy_nb.widgets.png': ('widgets.html#png', 'xdeploy_nb/widgets.py'),
-                                    'xdeploy_nb.widgets.prediction_figure': ('widgets.html#prediction_figure', 'xdeploy_nb/widgets.py'),
-                                    'xdeploy_nb.widgets.supports_variants': ('widgets.html#supports_variants', 'xdeploy_nb/widgets.py')}}}
+                                    'xdeploy_nb.widgets.prediction_figure': ('widgets.html#prediction_figure', 'xdeploy_nb/widgets.py')}}}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_widgets.ipynb #0f5e6a08
 from __future__ import annotations
-import base64, html, inspect, io, json, threading, time, traceback
+import base64, html, io, json, threading, time, traceback
 from pathlib import Path
 import numpy as np
 import ipywidgets as W
@@ -13,13 +13,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from .core import XDeployError, read_manifest
 from .accel import list_devices
 from .runtime import Predictor
-from .export import export_bundle
+from .export import FORMATS_FILES, export_bundle
+from .bench import bench
 from .train import (ARCHS, SAMPLE_SETS, StopAfterBatch, TrainingProgress, archs_for, class_counts, dls_from_source,
                               interpret, interrupts_stop_fits, is_tabular, learner_for, stop_on_interrupt, _read_csv)
 
 # %% auto #0
-__all__ = ['FORMATS', 'VARIANTS', 'error_html', 'png', 'Panel', 'loss_figure', 'TrainWidget', 'supports_variants', 'bundle_html',
-           'ExportWidget', 'bench_available', 'prediction_figure', 'RunWidget', 'Studio']
+__all__ = ['error_html', 'png', 'Panel', 'loss_figure', 'TrainWidget', 'bundle_html', 'ExportWidget', 'prediction_figure',
+           'RunWidget', 'Studio']
 
 # %% ../nbs/09_widgets.ipynb #4b12d6cd
 def error_html(e:BaseException)->str:
@@ -297,12 +298,7 @@ def _thumb(path, size:int=48)->str:
     return base64.b64encode(buf.getvalue()).decode()
 
 # %% ../nbs/09_widgets.ipynb #de1f494e
-FORMATS = ('onnx', 'torchscript', 'torch.export')
-VARIANTS = dict(fp16='fp16', int8='int8-dynamic')  # label in the widget -> `export_bundle`'s variant name
-
-def supports_variants()->bool:
-    "Whether this `export_bundle` exports variants (fp16, int8)."
-    return 'variants' in inspect.signature(export_bundle).parameters
+_VARIANTS = ('fp16', 'int8-static', 'int8-dynamic', 'optimized')  # as the widget lists them: the most useful first
 
 def _pct(x)->str: return '-' if x is None else f'{x:.1%}'
 def _size(n:int)->str: return f"{n/1e6:.2f} MB" if n >= 1e5 else f"{n/1e3:.1f} kB"
@@ -324,16 +320,16 @@ class ExportWidget(Panel):
     "Export a Learner to a verified bundle: formats, variants, opset, folder; then the verification table and sizes."
     def __init__(self, learn=None, # The Learner to export (settable later: `.learn`)
                  path:str='bundle', # The bundle folder
-                 formats=('onnx',), # Formats ticked at first: some of `FORMATS`
-                 variants=(), # Variants ticked at first: some of 'fp16', 'int8'
+                 formats=('onnx',), # Formats ticked at first: some of 'onnx', 'torchscript', 'torch.export'
+                 variants=(), # Variants ticked at first: some of 'fp16', 'int8-static', 'int8-dynamic', 'optimized'
                  opset:int=18 # ONNX opset
                 ):
         super().__init__()
         self.learn,self.bundle,self.on_exported = learn,None,[]
         st = dict(description_width='initial')
-        self.formats = {f: W.Checkbox(f in formats, description=f, indent=False, layout=W.Layout(width='9em')) for f in FORMATS}
-        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='6em'),
-                                       disabled=not supports_variants()) for v in ('fp32',) + tuple(VARIANTS)}
+        self.formats = {f: W.Checkbox(f in formats, description=f, indent=False, layout=W.Layout(width='9em')) for f in FORMATS_FILES}
+        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='8em'))
+                         for v in ('fp32',) + _VARIANTS}
         self.variants['fp32'].value,self.variants['fp32'].disabled = True,True  # always exported: the reference
         self.opset = W.BoundedIntText(opset, min=13, max=23, description='ONNX opset', style=st, layout=W.Layout(width='10em'))
         self.path = W.Text(str(path), description='Output folder', style=st, layout=W.Layout(width='30em'))
@@ -341,9 +337,8 @@ class ExportWidget(Panel):
         self.export_button = W.Button(description='Export', button_style='primary', icon='box')
         self.export_button.on_click(lambda _: self.export())
         self.report = W.HTML()
-        note = '' if supports_variants() else ' (variants need a newer xdeploy_nb)'
         self.children = [W.HBox([W.Label('Formats'), *self.formats.values()]),
-                         W.HBox([W.Label('Variants' + note), *self.variants.values()]),
+                         W.HBox([W.Label('Variants'), *self.variants.values()]),
                          W.HBox([self.opset, self.path, self.overwrite]), self.export_button, self.status, self.message, self.report]
 
     def export(self, background:bool=True # Run in a thread
@@ -354,8 +349,7 @@ class ExportWidget(Panel):
             fmts = [f for f,c in self.formats.items() if c.value]
             if not fmts: raise XDeployError("No format is chosen.", "Tick at least one format, e.g. onnx.")
             kw = dict(formats=fmts, opset=self.opset.value, overwrite=self.overwrite.value)
-            vs = [VARIANTS[v] for v,c in self.variants.items() if v in VARIANTS and c.value]
-            if vs: kw['variants'] = vs
+            kw['variants'] = [v for v,c in self.variants.items() if v != 'fp32' and c.value]
             self.report.value = ''
             self.bundle = export_bundle(self.learn, Path(self.path.value).expanduser(), **kw)
             self.report.value = bundle_html(self.bundle)
@@ -364,11 +358,6 @@ class ExportWidget(Panel):
         self.run_job('Exporting', job, background)
 
 # %% ../nbs/09_widgets.ipynb #39854a8d
-def bench_available()->bool:
-    "Whether `xdeploy_nb.bench` is installed with this xdeploy_nb."
-    try: import xdeploy_nb.bench; return True
-    except ImportError: return False
-
 def prediction_figure(pred:dict, # What `Predictor.predict` returns for a classification bundle
                       labels:list, # The bundle's labels
                       k:int=10 # Show at most this many classes, the most probable
@@ -409,8 +398,7 @@ class RunWidget(Panel):
         self.item = W.Dropdown(options=[], description='Validation item', style=st, layout=W.Layout(width='30em'))
         self.row = W.Textarea(placeholder='{"column": value, ...}', description='Row (JSON)', style=st, layout=W.Layout(width='40em', height='6em'))
         self.predict_button = W.Button(description='Predict', button_style='primary', icon='play')
-        self.bench_button = W.Button(description='Benchmark', icon='tachometer', disabled=not bench_available(),
-                                     tooltip='' if bench_available() else 'needs xdeploy_nb.bench')
+        self.bench_button = W.Button(description='Benchmark', icon='tachometer')
         self.chart,self.result,self.bench_table,self.bench_plot = _img(),W.HTML(),W.HTML(),_img()
         self.predictor,self.prediction,self.latency_ms,self.bench_report = None,None,None,None
         self.upload.observe(lambda c: self._predict_upload(), 'value')
@@ -488,7 +476,6 @@ class RunWidget(Panel):
                  ):
         "Benchmark the bundle on the chosen device (`xdeploy_nb.bench.bench`); show its table and plot."
         def job():
-            from xdeploy_nb.bench import bench
             path = Path(self.path.value).expanduser()
             if not self.path.value: raise XDeployError("No bundle is chosen.", "Export one first.")
             args = dict(devices=[self.device.value] if self.device.value != 'auto' else 'all', batch_sizes=(1, 8), min_time=0.2, progress=False)
