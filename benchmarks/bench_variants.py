@@ -1,17 +1,19 @@
 #!/usr/bin/env python
 """The variants of a bundle against its fp32 model, fastai and torch eager, measured side by side in one run with
-`xdeploy_nb.bench.bench`: a resnet18 trained on the generated shapes images (64 px), exported with every variant.
+`xdeploy_nb.bench.bench`: a resnet18 trained on the generated shapes images (64 px, 300 training and 40 validation
+images per class; it reaches 100 % validation accuracy), exported with every variant and verified on all 120
+validation images (int8-static is calibrated on the same images, as the variants issue asks).
 
 Prints each variant's validation accuracy beside the fp32 model's (as the export measured it), the bench table, and
 the ratios the variants issue asks for: int8-static over fp32 throughput at batch 64 (target >= 1.5x, with <= 1 point
 of accuracy lost), and the fp32 ONNX model over torch eager at batch 64.
-Usage: python benchmarks/bench_variants.py [--arch resnet18] [--epochs 8] [--size 64] [--min-time 1] [--out DIR]"""
+Usage: python benchmarks/bench_variants.py [--arch resnet18] [--epochs 10] [--size 64] [--min-time 1] [--out DIR]"""
 import argparse, tempfile, time
 from pathlib import Path
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--arch', default='resnet18'); ap.add_argument('--epochs', type=int, default=8)
+    ap.add_argument('--arch', default='resnet18'); ap.add_argument('--epochs', type=int, default=10)
     ap.add_argument('--size', type=int, default=64); ap.add_argument('--min-time', type=float, default=1.0)
     ap.add_argument('--out', default=None)
     args = ap.parse_args()
@@ -21,14 +23,14 @@ def main():
     from xdeploy_nb.export import export_bundle
     from xdeploy_nb.bench import bench
     out = Path(args.out or tempfile.mkdtemp()); out.mkdir(parents=True, exist_ok=True)
-    learn = image_learner(image_dls(make_image_folder(size=args.size), size=args.size), arch=args.arch)
+    learn = image_learner(image_dls(make_image_folder(n_train=300, n_valid=40, size=args.size), size=args.size), arch=args.arch)
     t0 = time.perf_counter()
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, 1e-2)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, 3e-3)
     print(f"trained {args.arch} at {args.size} px for {args.epochs} epochs in {time.perf_counter() - t0:.0f} s: "
           f"validation accuracy {learn.validate()[1]:.1%}")
     t0 = time.perf_counter()
     b = export_bundle(learn, out/'bundle', formats=('onnx',), variants=('fp16', 'int8-dynamic', 'int8-static', 'optimized'),
-                      overwrite=(out/'bundle').exists())
+                      n_items=len(learn.dls.valid_ds), overwrite=(out/'bundle').exists())
     print(f"exported with every variant and verified in {time.perf_counter() - t0:.0f} s")
     for a in b.artifacts:
         acc = a['accuracy']
