@@ -484,22 +484,28 @@ def _accuracy_cell(a:dict)->str:
     fmt = (lambda v: f"{v:.3g}") if acc['metric'] == 'rmse' else (lambda v: f"{v:.1%}")
     return f"{fmt(acc['value'])} (fp32 {fmt(acc['fp32_value'])})"
 
+def _size(n:int)->str: return f"{n/1e6:.2f} MB" if n >= 1e5 else f"{n/1e3:.1f} kB"
+
 class Bundle:
     "An exported bundle: its path, manifest and verification report, with a summary for notebooks."
     def __init__(self, path:Path, manifest:dict, report=None): self.path,self.manifest,self.report = Path(path),manifest,report
     @property
     def artifacts(self)->list: return self.manifest['artifacts']
     def __repr__(self)->str: return f"Bundle({str(self.path)!r}, artifacts={[a['file'] for a in self.artifacts]})"
-    def _repr_markdown_(self)->str:
-        m = self.manifest
+    def rows(self)->list:
+        "The summary table: one dict (column -> text) per artifact, for notebooks and widgets."
         metric = next((a['accuracy']['metric'] for a in self.artifacts if 'metric' in a.get('accuracy', {})), 'accuracy')
-        rows = [f"| format | variant | file | size | exporter | agreement | max abs diff | {metric} | faithful |", "|---|---|---|---|---|---|---|---|---|"]
-        for a in self.artifacts:
-            v = a.get('verification', {})
-            rows.append(f"| {a['format']} | {a.get('variant', 'fp32')} | {a['file']} | {a['size']/1e6:.2f} MB | {a.get('exporter', '')}"
-                        f"{' (fallback: ' + a['fallback_reason'] + ')' if a.get('fallback_reason') else ''} | "
-                        f"{v.get('agreement', float('nan')):.1%} | {v.get('max_abs_diff', float('nan')):.2g} | {_accuracy_cell(a)} | "
-                        f"{'yes' if v.get('passed') else '**no**'} |")
+        def row(a, v):
+            return {'format': a['format'], 'variant': a.get('variant', 'fp32'), 'file': a['file'], 'size': _size(a['size']),
+                    'exporter': a.get('exporter', '') + (f" (fallback: {a['fallback_reason']})" if a.get('fallback_reason') else ''),
+                    'agreement': f"{v.get('agreement', float('nan')):.1%}", 'max abs diff': f"{v.get('max_abs_diff', float('nan')):.2g}",
+                    metric: _accuracy_cell(a), 'verification': 'faithful' if v.get('passed') else 'NOT faithful'}
+        return [row(a, a.get('verification', {})) for a in self.artifacts]
+
+    def _repr_markdown_(self)->str:
+        m,rows = self.manifest,self.rows()
+        bold = lambda s: f"**{s}**" if s.startswith('NOT') else s
+        rows = ['| ' + ' | '.join(rows[0]) + ' |', '|' + '---|'*len(rows[0])] + ['| ' + ' | '.join(map(bold, r.values())) + ' |' for r in rows]
         rejected = ''.join(f"\n\nVariant **{r['variant']}** left out: {r['reason']}" for r in m.get('rejected', []))
         inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
         return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "

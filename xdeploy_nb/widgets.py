@@ -300,21 +300,15 @@ def _thumb(path, size:int=48)->str:
 # %% ../nbs/09_widgets.ipynb #de1f494e
 _VARIANTS = ('fp16', 'int8-static', 'int8-dynamic', 'optimized')  # as the widget lists them: the most useful first
 
-def _pct(x)->str: return '-' if x is None else f'{x:.1%}'
-def _size(n:int)->str: return f"{n/1e6:.2f} MB" if n >= 1e5 else f"{n/1e3:.1f} kB"
-
 def bundle_html(bundle)->str:
-    "The artifacts of a bundle, their sizes and verification, as an HTML table."
-    rows = []
-    for a in bundle.artifacts:
-        v = a.get('verification', {})
-        rows.append(f"<tr><td>{a['format']}</td><td>{a.get('variant', a.get('precision', 'fp32'))}</td><td>{a['file']}</td><td>{_size(a['size'])}</td>"
-                    f"<td>{v.get('agreement', float('nan')):.1%}</td><td>{v.get('max_abs_diff', float('nan')):.2g}</td>"
-                    f"<td>{'faithful' if v.get('passed') else '<b>NOT faithful</b>'}</td>"
-                    f"<td>{_pct(a.get('accuracy', {}).get('value'))} (fp32 {_pct(a.get('accuracy', {}).get('fp32_value'))})</td></tr>")
-    head = ''.join(f'<th>{h}</th>' for h in ('format', 'variant', 'file', 'size', 'agreement', 'max abs diff', 'verification', 'accuracy'))
+    "The artifacts of a bundle, their sizes and verification, as an HTML table (the rows of `Bundle.rows`)."
+    cell = lambda s: f"<td>{'<b>' + html.escape(s) + '</b>' if s.startswith('NOT') else html.escape(s)}</td>"
+    rs = bundle.rows()
+    head = ''.join(f'<th>{html.escape(h)}</th>' for h in rs[0])
+    rows = [f"<tr>{''.join(map(cell, r.values()))}</tr>" for r in rs]
+    left_out = ''.join(f"<p>Variant <b>{html.escape(r['variant'])}</b> left out: {html.escape(r['reason'])}</p>" for r in bundle.manifest.get('rejected', []))
     return (f'<b>Bundle</b> <code>{html.escape(str(bundle.path))}</code>'
-            f'<table class="xd-table xd-verify"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            f'<table class="xd-table xd-verify"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>' + left_out)
 
 class ExportWidget(Panel):
     "Export a Learner to a verified bundle: formats, variants, opset, folder; then the verification table and sizes."
@@ -353,7 +347,9 @@ class ExportWidget(Panel):
             self.report.value = ''
             self.bundle = export_bundle(self.learn, Path(self.path.value).expanduser(), **kw)
             self.report.value = bundle_html(self.bundle)
-            self.say(f"Exported and verified: {len(self.bundle.artifacts)} artifact(s), all faithful.")
+            left = self.bundle.manifest.get('rejected', [])
+            self.say(f"Exported and verified: {len(self.bundle.artifacts)} artifact(s), all faithful"
+                     + (f"; {len(left)} variant(s) left out, see below." if left else "."))
             for f in self.on_exported: f(self.bundle)
         self.run_job('Exporting', job, background)
 
