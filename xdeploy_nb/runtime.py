@@ -58,7 +58,7 @@ def choose_session(bundle:Path, # The bundle directory
                    device:str='auto', # A device name from `list_devices()`, or 'auto'
                    threads:int=None # Intra-op threads
                   )->tuple:
-    "`(session, plan)`: `model` opened on `device`; for 'auto', on the first candidate that opens, runs there and matches the sample."
+    "`(session, plan)`: the artifact opened on `device`; for 'auto', on the first candidate that opens it, runs it there and matches the sample."
     model = Path(bundle)/artifact['file']
     if device != 'auto':
         plan = providers_for(device)
