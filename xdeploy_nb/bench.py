@@ -105,9 +105,10 @@ def _baseline_rows(path, m, learn, items, batch_sizes, min_time, min_runs, threa
     import torch
     from xdeploy_nb.export import deploy_graph, spec_from_learner
     from xdeploy_nb.runtime import Predictor
+    from xdeploy_nb.train import is_tabular
     from xdeploy_nb.verify import reference_items
     xs = reference_items(learn, items, max(batch_sizes))
-    if hasattr(learn.dls.train_ds, 'procs'):
+    if is_tabular(learn.dls):
         import pandas as pd
         xs_df = pd.DataFrame(xs)
         one,many = lambda i: xs_df.iloc[i % len(xs)],lambda bs: pd.DataFrame([xs[i % len(xs)] for i in range(bs)])
@@ -225,15 +226,20 @@ class BenchReport:
         return head + self.table().to_html() + f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
 
     def __repr__(self)->str:
+        "The main columns as text, with what they were measured on (what `xdeploy bench` prints)."
         import pandas as pd
-        with pd.option_context('display.width', 200, 'display.max_columns', 30): return repr(self.df)
+        cols = ['format', 'variant', 'device', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup', 'peak_rss_mb', 'accuracy', 'error']
+        with pd.option_context('display.width', 220, 'display.max_columns', 20, 'display.max_colwidth', 60, 'display.float_format', '{:.3g}'.format):
+            table = self.df[cols].to_string(index=False)
+        m = self.meta
+        return f"{table}\n{m['cpu']}, {m['threads']} threads, matmul peak {m['matmul_peak_gflops']:.0f} GFLOP/s; {m['seconds']:.0f} s"
 
 # %% ../nbs/07_bench.ipynb #29b803f6
 def _grid(path:Path, m:dict, devices, formats, variants)->list:
     "The (format, device, variant) cells to run: every artifact asked for, on every device asked for that can run its format."
     from xdeploy_nb.accel import list_devices
     arts = [(a['format'], a.get('variant', 'fp32')) for a in m['artifacts']]
-    pick = lambda want, have: have if want == 'all' else [w for w in ([want] if isinstance(want, str) else want)]
+    pick = lambda want, have: have if want == 'all' else [want] if isinstance(want, str) else list(want)
     formats,variants = pick(formats, list(dict.fromkeys(f for f,_ in arts))),pick(variants, list(dict.fromkeys(v for _,v in arts)))
     ds = list_devices(torch=any(f != 'onnx' for f in formats))
     ort_names,torch_names = ds.names(),['cpu'] + [d['name'] for d in ds if d['kind'] == 'torch']
@@ -266,10 +272,10 @@ def bench(path, # A bundle directory
     if not batch_sizes or batch_sizes[0] < 1: raise XDeployError(f"batch_sizes={batch_sizes} holds no positive sizes.", "Pass e.g. (1, 8, 64).")
     cells,peak,rows = _grid(path, m, devices, formats, variants),matmul_peak(),[]
     left = lambda: None if budget is None else budget - (time.perf_counter() - t0)
+    it = cells + ([('baselines', None, None)] if learn is not None else [])
     if progress:
         from fastprogress.fastprogress import progress_bar
-        it = progress_bar(cells + [('baselines', None, None)] if learn is not None else cells, leave=False)
-    else: it = cells + ([('baselines', None, None)] if learn is not None else [])
+        it = progress_bar(it, leave=False)
     for f,d,v in it:
         if hasattr(it, 'comment'): it.comment = f"{f} {v or ''} {d or ''}"
         if f == 'baselines':

@@ -176,16 +176,11 @@ def bench(bundle:str, # The bundle directory
           budget:float=None # Stop after this many seconds; rows not reached say so
          ):
     "Time every artifact of a bundle on every device, and print the table."
-    import pandas as pd
     from xdeploy_nb.bench import bench as run_bench
     r = run_bench(bundle, devices=devices or 'all', formats=formats or 'all', variants=variants or 'all',
                   batch_sizes=batch_sizes or (1, 8, 64), min_time=min_time, budget=budget)
     r.save(json, plot)
-    cols = ['format', 'variant', 'device', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup', 'peak_rss_mb', 'accuracy', 'error']
-    with pd.option_context('display.width', 220, 'display.max_columns', 20, 'display.max_colwidth', 60, 'display.float_format', '{:.3g}'.format):
-        print(r.df[cols].to_string(index=False))
-    print(f"{r.meta['cpu']}, {r.meta['threads']} threads, matmul peak {r.meta['matmul_peak_gflops']:.0f} GFLOP/s; {r.meta['seconds']:.0f} s"
-          + ''.join(f"\nwrote {f}" for f in (json, plot) if f))
+    print(r, *(f"wrote {f}" for f in (json, plot) if f), sep='\n')
     return r
 
 COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench)

@@ -12,7 +12,7 @@ from torch import nn
 import xdeploy_nb
 from .core import *
 from .preprocess import image_spec, tabular_spec, prepare_image, prepare_rows, BATCH_OPS
-from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
+from .train import Learner, is_tabular  # fastai, imported quietly by xdeploy_nb.train
 from .variants import check_variants, count_flops, make_variant, variant_file
 from .runtime import Predictor, prepare_inputs
 from .verify import VerifyReport, learner_outputs, reference_items, verify_bundle
@@ -42,8 +42,6 @@ def task_of(learn:Learner, # A fastai Learner
                        "Pass task='single_label', 'multi_label' or 'regression' to export_bundle.")
 
 # %% ../nbs/05_export.ipynb #7cbf2b24
-def _is_tabular(learn)->bool: return hasattr(getattr(learn.dls, 'train_ds', None), 'procs')
-
 def _labels(learn, task:str)->list:
     if task == 'regression': return [str(o) for o in getattr(learn.dls, 'y_names', None) or ['value']]
     vocab = learn.dls.vocab
@@ -56,7 +54,7 @@ def spec_from_learner(learn:Learner, # A trained fastai Learner (vision or tabul
     "The deployment spec of `learn`: task, inputs, preprocessing, outputs and labels, as pure data."
     task = task_of(learn, task)
     labels = _labels(learn, task)
-    if _is_tabular(learn):
+    if is_tabular(learn.dls):
         pre = tabular_spec(learn)
         inputs = [dict(name='x_cat', dtype='int64', shape=['batch', len(pre['x_cat'])]),
                   dict(name='x_cont', dtype='float32', shape=['batch', len(pre['x_cont'])])]
@@ -71,7 +69,7 @@ def spec_from_learner(learn:Learner, # A trained fastai Learner (vision or tabul
                  [dict(s, in_graph=False) for s in pre['item_tfms']] + [dict(s, in_graph=True) for s in pre['batch_tfms']])
     out = dict(name='output', dtype='float32', shape=['batch', len(labels)], activation=ACTIVATION[task])
     if task == 'multi_label': out['threshold'] = float(getattr(learn.loss_func, 'thresh', 0.5))
-    return dict(task=task, inputs=inputs, preprocessing=dict(kind='tabular' if _is_tabular(learn) else 'image', steps=steps, spec=pre),
+    return dict(task=task, inputs=inputs, preprocessing=dict(kind='tabular' if is_tabular(learn.dls) else 'image', steps=steps, spec=pre),
                 outputs=[out], labels=labels)
 
 def _item_hw(pre:dict)->tuple:

@@ -15,6 +15,7 @@ from .accel import list_devices
 from .runtime import Predictor
 from .export import FORMATS_FILES, export_bundle
 from .bench import bench
+from .verify import reference_items
 from .train import (ARCHS, SAMPLE_SETS, StopAfterBatch, TrainingProgress, archs_for, class_counts, dls_from_source,
                               interpret, interrupts_stop_fits, is_tabular, learner_for, stop_on_interrupt, _read_csv)
 
@@ -369,14 +370,12 @@ def prediction_figure(pred:dict, # What `Predictor.predict` returns for a classi
     fig.tight_layout()
     return fig
 
-def _valid_rows(learn, n:int=20)->list:
-    "The first `n` validation rows of a tabular Learner, decoded to the values a person would enter."
-    ds = learn.dls.valid_ds
-    to = ds.new(ds.items.iloc[:n].copy()); to.decode()
-    cols = [c for c in ds.cat_names if not c.endswith('_na')] + list(ds.cont_names)
-    def plain(v): v = v.item() if hasattr(v, 'item') else v; return None if v == '#na#' else round(v, 4) if isinstance(v, float) else v
-    return [{c: plain(v) for c,v in r.items()}
-            for r in to.items[cols].to_dict('records')]
+def _first_row(learn)->dict:
+    "The first validation row of a tabular Learner as a person would enter it: its input columns, raw values (`reference_items`), floats rounded."
+    row = reference_items(learn, n=1)[0]
+    names = [c for c in learn.dls.cat_names if not c.endswith('_na')] + list(learn.dls.cont_names)
+    plain = lambda v: round(float(v), 4) if isinstance(v, float) else v.item() if hasattr(v, 'item') else v
+    return {c: plain(row[c]) for c in names}
 
 class RunWidget(Panel):
     "Run a bundle on a device: upload an image, pick a validation item or enter a row; see predictions and latency; benchmark."
@@ -419,7 +418,6 @@ class RunWidget(Panel):
         self._bundle_changed()
 
     def _bundle_changed(self):
-        from xdeploy_nb.core import read_manifest
         self.predictor,self.manifest,self.message.value = None,None,''
         try: self.manifest = m = read_manifest(Path(self.path.value).expanduser())
         except Exception as e: return self.show_error(e) if self.path.value else None
@@ -427,11 +425,11 @@ class RunWidget(Panel):
         tabular = m['preprocessing']['kind'] == 'tabular'
         with self.item.hold_trait_notifications():
             if self.learn is None: self.item.options = []
-            elif tabular: self.item.options = []; rows = _valid_rows(self.learn)
+            elif tabular: self.item.options = []
             else: self.item.options = [(Path(p).name, str(p)) for p in self.learn.dls.valid_ds.items[:50]]
             self.item.value = None
         if tabular:
-            if self.learn is not None: self.row.value = json.dumps(rows[0])
+            if self.learn is not None: self.row.value = json.dumps(_first_row(self.learn))
             self.inputs.children = [self.row, self.predict_button]
         else: self.inputs.children = [W.HBox([self.upload, self.item])]
 
