@@ -6,12 +6,15 @@
 from __future__ import annotations
 import contextlib, ctypes, hashlib, io, json, os, re, shutil, sys, tempfile, uuid, warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 # %% auto #0
-__all__ = ['KNOWN_WARNINGS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'TASKS', 'ACTIVATIONS', 'DTYPES', 'FORMATS', 'VARIANTS',
+__all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'ACTIVATIONS', 'DTYPES',
            'MANIFEST_SCHEMA', 'XDeployError', 'file_sha256', 'remove_stale_partials', 'atomic_directory', 'quiet',
-           'ManifestError', 'validate_manifest', 'read_manifest', 'write_manifest', 'check_file', 'check_artifacts']
+           'Registry', 'Format', 'Runner', 'Variant', 'Task', 'Kind', 'ManifestError', 'validate_manifest',
+           'read_manifest', 'write_manifest', 'check_file', 'check_artifacts']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -131,20 +134,91 @@ def quiet(info:dict # Collects 'warnings', 'stdout', 'stderr', 'native_output' a
             for k,text in (('stdout', out.getvalue()), ('stderr', err.getvalue()), ('native_output', ''.join(native))):
                 if text.strip(): info[k] = info.get(k, '') + text
 
+# %% ../nbs/00_core.ipynb #reg00002
+class Registry(dict):
+    "Names of one axis of a bundle -> their entries; a plain dict whose `[name]` names what it has when `name` is not there."
+    def __init__(self, what:str): # What the names are, for messages: 'task', 'artifact format', ...
+        super().__init__(); self.what = what
+    def __missing__(self, name):
+        raise XDeployError(f"Unknown {self.what} {name!r}.", f"Use one of {', '.join(map(repr, self))}, or register it first.")
+    def names(self, **where)->list:
+        "The names whose entries have the attribute values in `where`, e.g. `FORMATS.names(runs_code=False)`."
+        return [n for n,e in self.items() if all(getattr(e, k) == v for k,v in where.items())]
+
+# %% ../nbs/00_core.ipynb #reg00005
+@dataclass
+class Format:
+    "An artifact format: its file, whether loading it can run code, how it is run and (train side) written."
+    file:str # File name in the bundle
+    runs_code:bool=False # Can loading it execute code? Such artifacts load only when the caller opts in
+    needs_torch:bool=False # Does running it need torch?
+    runner:Callable=None # `runner(path, manifest, artifact, device, threads)` -> `Runner`
+    export:Callable=None # `export(module, example_inputs, path, dynamic_batch, opset, check, atol)` -> info dict (train side)
+    device_kind:str='onnxruntime' # Whose devices run it: 'onnxruntime' (`list_devices().names()`) or 'torch'
+
+# %% ../nbs/00_core.ipynb #reg00006
+@dataclass
+class Runner:
+    "What a format's runner returns: `run(feeds)` -> outputs, and where it runs and why."
+    run:Callable; device:str; why:str; providers:list; threads:int
+
+# %% ../nbs/00_core.ipynb #reg00007
+@dataclass
+class Variant:
+    "A variant of the ONNX model: its precision, how it is made, and how it is judged."
+    precision:str # 'fp32', 'fp16' or 'int8'
+    make:Callable=None # `make(src, dst, calibration)` writes it from the fp32 ONNX model (None: the fp32 model itself)
+    tolerance:float=None # Largest difference from the Learner in verification; None: the caller's tolerance
+    by_accuracy:bool=False # Judged by accuracy (within `max_accuracy_drop` of fp32) instead of by the difference
+    sample_tolerance:float=1e-3 # Largest difference from its own CPU outputs that a device may show (`device='auto'`)
+    needs_calibration:bool=False # Does `make` need calibration inputs?
+
+# %% ../nbs/00_core.ipynb #reg00008
+@dataclass
+class Task:
+    "What a model's outputs mean: activation, how rows become results, how two outputs agree, the metric."
+    activation:str # 'softmax', 'sigmoid' or 'none': applied inside the exported graph
+    decode:Callable # `decode(outputs, labels, output)` -> a plain dict per row (`output`: the manifest's output entry)
+    agree:Callable # `agree(ref, out, output, tolerance)` -> (same, tie): per-row bool arrays
+    metric:str # Name of the metric `score` computes
+    score:Callable # `score(outputs, targets, output)` -> float
+    lower_is_better:bool=False # Is a lower score better (errors), or a higher one (accuracies)?
+    losses:tuple=() # Names of the loss classes that mean this task
+    fits:Callable=None # `fits(n_outputs, n_labels)` -> bool: can a model with this output width be this task?
+    labels:Callable=None # `labels(learn)` -> output names (train side)
+    output:Callable=None # `output(learn)` -> extra fields of the manifest's output entry, e.g. a threshold (train side)
+
+# %% ../nbs/00_core.ipynb #reg00009
+@dataclass
+class Kind:
+    "An input kind: how a Learner's inputs are read, exported, prepared from raw items and checked."
+    check:Callable # `check(manifest)`: raise `ManifestError` unless the inputs are what this kind reads
+    prepare:Callable # `prepare(manifest, items, max_pixels, first)` -> feeds (input name -> array)
+    as_list:Callable # `as_list(items)` -> a list of items (refusing one item passed as many)
+    one:Callable # `one(item)` -> the item, checked, for `Predictor.predict`
+    detect:Callable=None # `detect(dls)` -> bool: are these DataLoaders of this kind? (train side, duck-typed)
+    spec:Callable=None # `spec(learn)` -> `dict(inputs, steps, spec)` (train side)
+    graph:Callable=None # `graph(learn, spec, activation)` -> the torch module to export (train side)
+    reference_items:Callable=None # `reference_items(learn, n)` -> raw validation items (train side)
+    reference_targets:Callable=None # `reference_targets(learn, n)` -> their targets as an [n, k] array (train side)
+    test_items:Callable=None # `test_items(items)` -> what `learn.dls.test_dl` takes (train side)
+    from_paths:Callable=None # `from_paths(paths, manifest)` -> items, for the CLI
+    names:Callable=None # `names(items)` -> a display name per item, for the CLI
+
+# %% ../nbs/00_core.ipynb #reg00010
+KINDS,TASKS,FORMATS,VARIANTS = Registry('input kind'),Registry('task'),Registry('artifact format'),Registry('variant')
+
 # %% ../nbs/00_core.ipynb #941f1318
 SCHEMA_NAME,SCHEMA_VERSION = 'xdeploy_nb.bundle',1
-TASKS = {'single_label', 'multi_label', 'regression'}
 ACTIVATIONS = {'softmax', 'sigmoid', 'none'}
 DTYPES = {'uint8', 'int64', 'float32', 'float16'}
-FORMATS = {'onnx', 'torchscript', 'torch.export'}
-VARIANTS = {'fp32', 'fp16', 'int8-dynamic', 'int8-static', 'optimized'}  # the exported graph, and what `xdeploy_nb.variants` derives from it
 _num = (int, float)
 
 MANIFEST_SCHEMA = {
     'schema': {SCHEMA_NAME}, 'schema_version': int,
     'task': TASKS,
     'inputs': [{'name': str, 'dtype': DTYPES, 'shape': [(int, str)], 'layout?': str}],
-    'preprocessing': {'kind': {'image', 'tabular'}, 'steps': [{'op': str}]},
+    'preprocessing': {'kind': KINDS, 'steps': [{'op': str}]},
     'outputs': [{'name': str, 'dtype': DTYPES, 'shape': [(int, str)], 'activation': ACTIVATIONS, 'threshold?': _num}],
     'labels': [str],
     'artifacts': [{'format': FORMATS, 'file': str, 'sha256': str, 'size': int, 'precision': str,
@@ -164,8 +238,8 @@ def _check_schema(obj, schema, where:str):
     "Raise `ManifestError` naming the first place where `obj` does not follow `schema`."
     def bad(what): raise ManifestError(f"manifest.json: {where or 'the top level'} {what}.",
                                        "Re-export the bundle, or check that nothing edited manifest.json by hand.")
-    if isinstance(schema, set):
-        if obj not in schema: bad(f"is {obj!r}, not one of {sorted(schema)}")
+    if isinstance(schema, (set, Registry)):  # allowed values; a registry allows the names registered
+        if not isinstance(obj, str) or obj not in schema: bad(f"is {obj!r}, not one of {sorted(schema)}")
     elif isinstance(schema, list):
         if not isinstance(obj, list): bad(f"should be a list, not {type(obj).__name__}")
         for i,o in enumerate(obj): _check_schema(o, schema[0], f"{where}[{i}]")

@@ -11,7 +11,8 @@ from .core import XDeployError
 
 # %% auto #0
 __all__ = ['SPEC_VERSION', 'ITEM_OPS', 'BATCH_OPS', 'PreprocessError', 'load_image', 'crop_pad', 'resize_image',
-           'center_crop_pad', 'apply_item_step', 'prepare_image', 'image_spec', 'tabular_spec', 'prepare_rows']
+           'center_crop_pad', 'apply_item_step', 'prepare_image', 'image_spec', 'tabular_spec', 'table_rows',
+           'prepare_rows']
 
 # %% ../nbs/02_preprocess.ipynb #a9e02498
 SPEC_VERSION = 1  # Version of the spec's layout; `prepare_image` refuses a newer one
@@ -335,7 +336,7 @@ def tabular_spec(learn_or_dls # A fastai tabular `Learner` or `TabularDataLoader
 # %% ../nbs/02_preprocess.ipynb #tab00005
 def _is_missing(v)->bool: return v is None or (isinstance(v, float) and math.isnan(v))
 
-def _rows(rows)->list:
+def table_rows(rows)->list:
     "Rows as a list of dicts, from a dict, a list of dicts, or a DataFrame (duck-typed: no pandas import)."
     if isinstance(rows, dict): return [rows]
     if hasattr(rows, 'to_dict'): return rows.to_dict('records')
@@ -362,7 +363,7 @@ def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
                  spec:dict # A spec from `tabular_spec`
                 )->dict:
     "Fill and encode `rows` as fastai's procs do: `{'x_cat': int64 [N, n_cat], 'x_cont': float32 [N, n_cont]}`."
-    rows = _rows(rows)
+    rows = table_rows(rows)
     fills = {f['column']: f for f in spec['fill_missing']}
     index = {c: {(type(v) is bool, v): i for i,v in enumerate(vocab) if i} for c,vocab in spec['categories'].items()}
     x_cat = np.zeros((len(rows), len(spec['x_cat'])), dtype=np.int64)

@@ -9,17 +9,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 import onnxruntime as ort
-from .core import FORMATS, ManifestError, XDeployError, check_artifacts, check_file, read_manifest
+from .core import (FORMATS, KINDS, TASKS, VARIANTS, Format, Kind, ManifestError, Runner, Task, XDeployError,
+                             check_artifacts, check_file, read_manifest)
 from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner
-from .preprocess import SPEC_VERSION, prepare_image, prepare_rows
+from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
+import xdeploy_nb.variants  # registers the variants (their makers import onnx only when called)
 
 # %% auto #0
-__all__ = ['AUTO_TOLERANCE', 'SAMPLE_TOLERANCE', 'load_sample', 'choose_session', 'prepare_inputs', 'Predictor']
+__all__ = ['load_sample', 'choose_session', 'prepare_inputs', 'Predictor']
 
 # %% ../nbs/04_runtime.ipynb #rt000007
-AUTO_TOLERANCE = 1e-3  # Largest difference from the Learner on the bundle's sample that 'auto' accepts from an accelerator (fp32; GPUs round differently)
-SAMPLE_TOLERANCE = {'fp16': 1e-2, 'int8-dynamic': 5e-2, 'int8-static': 5e-2}  # variants: largest difference from their own CPU outputs
-
 def load_sample(bundle:Path, # The bundle directory
                 m:dict, # Its manifest
                 artifact:dict=None # For a variant: expect its own CPU outputs, which the bundle keeps too
@@ -37,7 +36,9 @@ def _sample_diff(run, # `run(inputs)` -> the model's outputs
     inputs,expected = load_sample(bundle, m, artifact)
     return float(np.abs(run(inputs).astype(np.float64) - expected).max())
 
-def _sample_tolerance(artifact:dict)->float: return SAMPLE_TOLERANCE.get(artifact.get('variant', 'fp32'), AUTO_TOLERANCE)
+def _sample_tolerance(artifact:dict)->float:
+    "How far an accelerator may be from the CPU on the bundle's sample, for this artifact's variant (`Variant.sample_tolerance`)."
+    return VARIANTS[artifact.get('variant', 'fp32')].sample_tolerance
 
 def _open_session(model:Path, # The ONNX file
                   plan:SessionPlan, # Where to open it, from `providers_for`
@@ -110,7 +111,7 @@ def _artifact(m:dict, # A validated manifest
              )->dict:
     "The artifact of `m` with this `format` and `variant`, or an error saying what the bundle has."
     if format == 'auto': format = 'onnx'
-    if format not in FORMATS: raise XDeployError(f"Unknown artifact format {format!r}.", f"Use one of {', '.join(map(repr, sorted(FORMATS)))}.")
+    FORMATS[format]  # an unknown format: the registry's error names the known ones
     arts = [a for a in m['artifacts'] if a['format'] == format]
     if not arts: raise XDeployError(
         f"The bundle has no {format} artifact (it has {', '.join(sorted({a['format'] for a in m['artifacts']})) or 'none'}).",
@@ -125,23 +126,34 @@ _ORT_TYPES = {'uint8': 'tensor(uint8)', 'int64': 'tensor(int64)', 'float32': 'te
 
 def _shape(shape:list)->str: return f"[{', '.join(map(str, shape))}]"
 
+def _manifest_error(problem:str)->ManifestError:
+    "The error for a manifest this version cannot serve."
+    return ManifestError(f"manifest.json: {problem}.", "Re-export the bundle with this version of xdeploy_nb.")
+
+def _check_image_inputs(m:dict):
+    "Refuse an image manifest whose inputs are not one uint8 NCHW image batch."
+    ins = m['inputs']
+    if len(ins) != 1 or ins[0]['dtype'] != 'uint8' or len(ins[0]['shape']) != 4 or ins[0].get('layout', 'NCHW') != 'NCHW':
+        raise _manifest_error(f"an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW; this one has "
+                              + '; '.join(f"{i['name']} {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
+
+def _check_tabular_inputs(m:dict):
+    "Refuse a tabular manifest whose inputs are not `x_cat` and `x_cont`."
+    if sorted((i['name'], i['dtype'], len(i['shape'])) for i in m['inputs']) != [('x_cat', 'int64', 2), ('x_cont', 'float32', 2)]:
+        raise _manifest_error(f"a tabular bundle has the inputs x_cat (int64 [batch, n_cat]) and x_cont (float32 [batch, n_cont]), "
+                              f"not {', '.join(i['name'] for i in m['inputs'])}")
+
 def _check_bundle(m:dict # A validated manifest
                  )->dict:
     "Check what a Predictor relies on and the manifest schema cannot say; return the preprocessing spec."
-    def bad(problem): return ManifestError(f"manifest.json: {problem}.", "Re-export the bundle with this version of xdeploy_nb.")
-    pre,ins,outs = m['preprocessing'],m['inputs'],m['outputs']
+    bad = _manifest_error
+    pre,outs = m['preprocessing'],m['outputs']
     spec = pre.get('spec')
     if not isinstance(spec, dict): raise bad("preprocessing has no 'spec', so inputs cannot be prepared")
     if not isinstance(spec.get('version', 0), int) or spec.get('version', 0) > SPEC_VERSION: raise ManifestError(
         f"manifest.json: the preprocessing spec has version {spec['version']!r}; this xdeploy_nb reads up to {SPEC_VERSION}.",
         "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`).")
-    if pre['kind'] == 'image':
-        if len(ins) != 1 or ins[0]['dtype'] != 'uint8' or len(ins[0]['shape']) != 4 or ins[0].get('layout', 'NCHW') != 'NCHW':
-            raise bad(f"an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW; this one has "
-                      + '; '.join(f"{i['name']} {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
-    elif sorted((i['name'], i['dtype'], len(i['shape'])) for i in ins) != [('x_cat', 'int64', 2), ('x_cont', 'float32', 2)]:
-        raise bad(f"a tabular bundle has the inputs x_cat (int64 [batch, n_cat]) and x_cont (float32 [batch, n_cont]), "
-                  f"not {', '.join(i['name'] for i in ins)}")
+    KINDS[pre['kind']].check(m)
     if len(outs) != 1 or len(outs[0]['shape']) != 2: raise bad("a bundle has one output, of shape [batch, n]")
     n,labels = outs[0]['shape'][1],m['labels']
     if (labels or m['task'] != 'regression') and isinstance(n, int) and n != len(labels):
@@ -260,15 +272,40 @@ def _table_batch(rows, # A dict per row (column -> value), a list of them, or a 
         f"The rows could not be prepared ({type(e).__name__}: {e}).",
         "Pass a dict per row (column -> a number, a string or None), a list of them, or a pandas DataFrame.") from None
 
+def _prepare_images(m:dict, items, max_pixels:int=None, first:int=0)->dict:
+    "The image kind's `prepare`: `{input name: NCHW uint8 batch}`."
+    inp = m['inputs'][0]
+    return {inp['name']: _image_batch(_image_items(items), m['preprocessing']['spec'], inp['shape'], max_pixels, first)}
+
 def prepare_inputs(manifest:dict, # A bundle's manifest (or the spec `spec_from_learner` returns)
                    items, # Images: a list of file paths, bytes, PIL images or HWC uint8 arrays. Tables: a dict per row, or a DataFrame
                    max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
                    first:int=0 # Index of `items[0]` in the caller's list, for messages
                   )->dict:
     "The model's input arrays for `items`, by input name, as `manifest` describes them: the one way items are prepared."
-    pre,inp = manifest['preprocessing'],manifest['inputs'][0]
-    if pre['kind'] == 'tabular': return _table_batch(items, pre['spec'])
-    return {inp['name']: _image_batch(_image_items(items), pre['spec'], inp['shape'], max_pixels, first)}
+    return KINDS[manifest['preprocessing']['kind']].prepare(manifest, items, max_pixels, first)
+
+# %% ../nbs/04_runtime.ipynb #kd000002
+def _table_items(rows)->list:
+    "Table rows as a list of dicts, from a dict, a list of dicts or a DataFrame."
+    try: return table_rows(rows)
+    except XDeployError: raise
+    except Exception as e: raise XDeployError(f"These are not table rows ({_describe(rows)}: {e}).",
+                                              "Pass a dict per row (column -> value), a list of them, or a pandas DataFrame.") from None
+
+def _one_row(item)->dict:
+    "One table row for `predict`: a dict, a pandas Series, or a DataFrame of one row."
+    if hasattr(item, 'to_dict') and not isinstance(item, dict):
+        rows = item.to_dict('records') if hasattr(item, 'columns') else [item.to_dict()]
+        if len(rows) == 1: item = rows[0]
+    if not isinstance(item, dict): raise XDeployError(
+        f"predict takes one row, a dict (column -> value), not {_describe(item)}.", "Use predict_batch for several rows.")
+    return item
+
+# %% ../nbs/04_runtime.ipynb #kd000003
+KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item)
+KINDS['tabular'] = Kind(check=_check_tabular_inputs, prepare=lambda m, rows, max_pixels=None, first=0: _table_batch(rows, m['preprocessing']['spec']),
+                        as_list=_table_items, one=_one_row)
 
 # %% ../nbs/04_runtime.ipynb #rt000033
 def _check_feeds(inputs:dict, # Input name -> array
@@ -293,21 +330,81 @@ def _check_feeds(inputs:dict, # Input name -> array
     return feeds
 
 # %% ../nbs/04_runtime.ipynb #rt000036
-def _decode(outputs:np.ndarray, # Activated outputs, [batch, n]
-            task:str, # 'single_label', 'multi_label' or 'regression'
-            labels:list, # Class names in output order (regression: target names)
-            threshold:float=0.5 # multi_label: labels with a probability at least this are predicted
-           )->list:
-    "One plain dict per row of `outputs`, as `Predictor.predict` returns them."
-    res = []
-    for row in outputs:
-        values = row.tolist()
-        if task == 'single_label':
-            i = int(row.argmax())
-            res.append(dict(label=labels[i], index=i, probs=values))
-        elif task == 'multi_label': res.append(dict(labels=[l for l,p in zip(labels, values) if p >= threshold], probs=values))
-        else: res.append(dict(value=values[0] if len(values) == 1 else values))
-    return res
+def _decode_single(outputs, labels, output)->list:
+    "`{'label', 'index', 'probs'}` per row: the most probable label."
+    return [dict(label=labels[int(r.argmax())], index=int(r.argmax()), probs=r.tolist()) for r in outputs]
+
+def _agree_single(ref, out, output, tolerance)->tuple:
+    "Same top-1 label; a tie where the Learner's top two are closer than `tolerance`."
+    top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.concatenate([ref*0, ref], 1)
+    return ref.argmax(1) == out.argmax(1),(top2[:, 1] - top2[:, 0]) < tolerance
+
+def _accuracy(outputs, targets, output)->float: return float((outputs.argmax(1) == targets.reshape(-1)).mean())
+
+# %% ../nbs/04_runtime.ipynb #tk000001
+def _vocab(learn)->list:
+    "The class names of a classifier's DataLoaders (the last vocab, for a DataBlock with several)."
+    vocab = learn.dls.vocab
+    if isinstance(vocab, (list, tuple)) and vocab and isinstance(vocab[0], (list, tuple)): vocab = vocab[-1]
+    return [str(o) for o in vocab]
+
+TASKS['single_label'] = Task('softmax', _decode_single, _agree_single, 'accuracy', _accuracy,
+    losses=('CrossEntropyLossFlat', 'LabelSmoothingCrossEntropyFlat', 'LabelSmoothingCrossEntropy', 'FocalLossFlat', 'CrossEntropyLoss'),
+    fits=lambda n, n_labels: n == n_labels and n > 1, labels=_vocab)
+
+# %% ../nbs/04_runtime.ipynb #tk000004
+def _decode_multi(outputs, labels, output)->list:
+    "`{'labels', 'probs'}` per row: the labels at or above the threshold."
+    thr = output.get('threshold', 0.5)
+    return [dict(labels=[l for l,p in zip(labels, r.tolist()) if p >= thr], probs=r.tolist()) for r in outputs]
+
+def _agree_multi(ref, out, output, tolerance)->tuple:
+    "The same labels at the threshold; a tie where a probability is within `tolerance` of it."
+    thr = output.get('threshold', 0.5)
+    return ((ref >= thr) == (out >= thr)).all(1),(np.abs(ref - thr) < tolerance).any(1)
+
+def _accuracy_multi(outputs, targets, output)->float:
+    "fastai's `accuracy_multi`: the share of (item, label) decisions that are right."
+    return float(((outputs >= output.get('threshold', 0.5)) == (targets.reshape(outputs.shape) > 0.5)).mean())
+
+TASKS['multi_label'] = Task('sigmoid', _decode_multi, _agree_multi, 'accuracy_multi', _accuracy_multi,
+    losses=('BCEWithLogitsLossFlat', 'BCEWithLogitsLoss'), fits=lambda n, n_labels: n == n_labels, labels=_vocab,
+    output=lambda learn: dict(threshold=float(getattr(learn.loss_func, 'thresh', 0.5))))
+
+# %% ../nbs/04_runtime.ipynb #tk000007
+def _decode_regression(outputs, labels, output)->list:
+    "`{'value'}` per row: a float for one target, else a list."
+    return [dict(value=r.tolist()[0] if len(r) == 1 else r.tolist()) for r in outputs]
+
+def _agree_regression(ref, out, output, tolerance)->tuple:
+    "Every value within `tolerance` relative to its size (at least `tolerance`); no ties."
+    return (np.abs(ref.astype(np.float64) - out) <= tolerance*np.maximum(1, np.abs(ref))).all(1),np.zeros(len(ref), bool)
+
+def _rmse(outputs, targets, output)->float:
+    return float(np.sqrt(((outputs.astype(np.float64) - targets.reshape(outputs.shape))**2).mean()))
+
+TASKS['regression'] = Task('none', _decode_regression, _agree_regression, 'rmse', _rmse, lower_is_better=True,
+    losses=('MSELossFlat', 'L1LossFlat', 'MSELoss', 'L1Loss'), fits=lambda n, n_labels: n == n_labels,
+    labels=lambda learn: [str(o) for o in getattr(learn.dls, 'y_names', None) or ['value']])
+
+# %% ../nbs/04_runtime.ipynb #fm000002
+def _onnx_runner(path:Path, m:dict, a:dict, device:str='auto', threads:int=None)->Runner:
+    "Open the ONNX artifact `a` with onnxruntime on `device`, checked against the manifest."
+    sess,plan = choose_session(path, m, a, device, threads)
+    _check_session(sess, m, a['file'])
+    out = m['outputs'][0]['name']
+    return Runner(lambda feeds: sess.run([out], feeds, _run_options())[0], plan.device, plan.why,
+                  sess.get_providers(), sess.get_session_options().intra_op_num_threads)
+
+def _torch_runner(path:Path, m:dict, a:dict, device:str='auto', threads:int=None)->Runner:
+    "Load a TorchScript or torch.export artifact with torch (imported here only)."
+    run,dev,why,n = torch_runner(path/a['file'], a['format'], [i['name'] for i in m['inputs']], device, threads)
+    return Runner(run, dev, why, ['torch'], n)
+
+# %% ../nbs/04_runtime.ipynb #fm000003
+FORMATS['onnx'] = Format('model.onnx', runner=_onnx_runner)
+FORMATS['torchscript'] = Format('model.ts', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
+FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
 
 # %% ../nbs/04_runtime.ipynb #rt000039
 class Predictor:
@@ -322,22 +419,13 @@ class Predictor:
         self.path = Path(path)
         self.manifest = m = read_manifest(self.path)
         _check_bundle(m)
-        self._kind = m['preprocessing']['kind']
+        self._kind,self._task = KINDS[m['preprocessing']['kind']],TASKS[m['task']]
         self.artifact = a = _artifact(m, format, variant)
         check_artifacts(self.path, {**m, 'artifacts': [a]})
-        if a['format'] == 'onnx':
-            sess,plan = choose_session(self.path, m, a, device, threads)
-            _check_session(sess, m, a['file'])
-            out = m['outputs'][0]['name']
-            self._model = lambda feeds: sess.run([out], feeds, _run_options())[0]
-            self.device,self._why,self._providers = plan.device,plan.why,sess.get_providers()
-            self._threads = sess.get_session_options().intra_op_num_threads
-        else:
-            if threads is not None: _session_options(threads)  # the same check of `threads`
-            self._model,self.device,self._why,self._threads = torch_runner(self.path/a['file'], a['format'], [i['name'] for i in m['inputs']], device, threads)
-            self._providers = ['torch']
+        if threads is not None: _session_options(threads)  # the one check of `threads`, whatever runs the model
+        r = FORMATS[a['format']].runner(self.path, m, a, device, threads)
+        self._model,self.device,self._why,self._providers,self._threads = r.run,r.device,r.why,r.providers,r.threads
         self._requested,self._max_pixels = device,max_pixels
-        self._threshold = m['outputs'][0].get('threshold', 0.5)
 
     def prepare(self,
                 items # Images: a list of file paths, bytes, PIL images or HWC uint8 arrays. Tables: a dict per row, or a DataFrame
@@ -352,7 +440,7 @@ class Predictor:
         feeds = _check_feeds(inputs, self.manifest['inputs'])
         try: return self._model(feeds)
         except Exception as e: raise XDeployError(
-            f"{'onnxruntime' if self.artifact['format'] == 'onnx' else 'torch'} could not run the model: {e}",
+            f"{self.artifact['file']} could not be run on {self.device}: {e}",
             "Check the inputs against `manifest['inputs']`, and that they hold what `prepare` makes (e.g. category codes "
             "within each column's vocabulary).") from None
 
@@ -360,18 +448,14 @@ class Predictor:
                outputs:np.ndarray # What `run` returns
               )->list:
         "One plain, JSON-friendly dict per row of `outputs`, by the bundle's task."
-        return _decode(outputs, self.manifest['task'], self.manifest['labels'], self._threshold)
+        return self._task.decode(outputs, self.manifest['labels'], self.manifest['outputs'][0])
 
     def _batches(self, items, batch_size:int):
         "The prepared inputs of `items`, `batch_size` items at a time."
         if not isinstance(batch_size, int) or batch_size < 1:
             raise XDeployError(f"batch_size={batch_size!r} is not a positive number of items.", "Pass an int >= 1.")
-        if self._kind == 'tabular':
-            x = self.prepare(items)
-            for i in range(0, len(x['x_cat']), batch_size): yield {k: v[i:i+batch_size] for k,v in x.items()}
-        else:
-            items = _image_items(items)
-            for i in range(0, len(items), batch_size): yield prepare_inputs(self.manifest, items[i:i+batch_size], self._max_pixels, first=i)
+        items = self._kind.as_list(items)
+        for i in range(0, len(items), batch_size): yield prepare_inputs(self.manifest, items[i:i+batch_size], self._max_pixels, first=i)
 
     def predict_batch(self,
                       items, # As `prepare` takes them
@@ -384,13 +468,7 @@ class Predictor:
                 item # An image (file path, bytes, PIL image or HWC uint8 array), or a table row (a dict)
                )->dict:
         "The prediction for one item: `{'label', 'index', 'probs'}`, `{'labels', 'probs'}` or `{'value'}`, by task."
-        if self._kind == 'tabular':
-            if hasattr(item, 'to_dict') and not isinstance(item, dict):  # a pandas Series, or a DataFrame of one row
-                rows = item.to_dict('records') if hasattr(item, 'columns') else [item.to_dict()]
-                if len(rows) == 1: item = rows[0]
-            if not isinstance(item, dict): raise XDeployError(
-                f"predict takes one row, a dict (column -> value), not {_describe(item)}.", "Use predict_batch for several rows.")
-        return self.predict_batch([item])[0]
+        return self.predict_batch([self._kind.one(item)])[0]
 
     def check(self)->float:
         "The largest difference between this Predictor's outputs and the Learner's, on the bundle's sample inputs."
@@ -412,7 +490,7 @@ class Predictor:
         esc = lambda s: str(s).replace('|', '\\|')
         labels = ', '.join(map(esc, m['labels'][:10])) + (f", ... ({len(m['labels'])} in all)" if len(m['labels']) > 10 else '')
         ins = '; '.join(f"`{i['name']}` {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in m['inputs'])
-        act = out['activation'] + (f", threshold {self._threshold}" if m['task'] == 'multi_label' else '')
+        act = out['activation'] + (f", threshold {out['threshold']}" if 'threshold' in out else '')
         rows = [('task', m['task']), ('labels', labels or '-'), ('inputs', ins), ('output', f"`{out['name']}` {_shape(out['shape'])}, {act}"),
                 ('artifact', f"`{a['file']}`: {a['format']}, {a.get('variant', 'fp32')}, {a['size']:,} bytes, sha256 `{a['sha256'][:12]}...` checked"),
                 ('device', f"{self.device} ({', '.join(self._providers)}, {self._threads} threads): {self._why}")]

@@ -7,15 +7,14 @@ from __future__ import annotations
 import math, tempfile, time
 from pathlib import Path
 import numpy as np
-import onnx, onnxruntime as ort
-from onnx import helper, TensorProto
+import onnxruntime as ort
 from .core import *
 
 # %% auto #0
-__all__ = ['VARIANT_PRECISION', 'variant_file', 'check_variants', 'make_variant', 'count_flops']
+__all__ = ['variant_file', 'check_variants', 'make_variant', 'count_flops']
 
 # %% ../nbs/05a_variants.ipynb #22a843de
-VARIANT_PRECISION = {'fp32': 'fp32', 'fp16': 'fp16', 'int8-dynamic': 'int8', 'int8-static': 'int8', 'optimized': 'fp32'}
+VARIANTS['fp32'] = Variant('fp32')  # the exported graph itself: held to the caller's tolerance, 1e-3 on a device's sample check
 
 def variant_file(variant:str # One of `VARIANTS`
                 )->str:
@@ -24,6 +23,7 @@ def variant_file(variant:str # One of `VARIANTS`
 
 # %% ../nbs/05a_variants.ipynb #2c1c15b3
 def _fp16(src:Path, dst:Path, calibration=None):
+    import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
     onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
 
@@ -59,15 +59,20 @@ def _optimized(src:Path, dst:Path, calibration=None):
     so.optimized_model_filepath,so.log_severity_level = str(dst),3
     ort.InferenceSession(str(src), so, providers=['CPUExecutionProvider'])
 
-_MAKERS = {'fp16': _fp16, 'int8-dynamic': _int8_dynamic, 'int8-static': _int8_static, 'optimized': _optimized}
+# %% ../nbs/05a_variants.ipynb #reg0va01
+VARIANTS['fp16'] = Variant('fp16', _fp16, tolerance=1e-2, sample_tolerance=1e-2)  # fp16 rounds to ~1e-3 by itself
+VARIANTS['int8-dynamic'] = Variant('int8', _int8_dynamic, by_accuracy=True, sample_tolerance=5e-2)
+VARIANTS['int8-static'] = Variant('int8', _int8_static, by_accuracy=True, sample_tolerance=5e-2, needs_calibration=True)
+VARIANTS['optimized'] = Variant('fp32', _optimized)
 
 # %% ../nbs/05a_variants.ipynb #f255f5e9
 def check_variants(variants # Some of 'fp16', 'int8-dynamic', 'int8-static', 'optimized'; or one of them
                   )->list:
     "`variants` as a list without repeats, or an error naming the unknown one."
     variants = [variants] if isinstance(variants, str) else list(variants or ())
-    if bad := [v for v in variants if v not in _MAKERS]: raise XDeployError(
-        f"Unknown variant {bad[0]!r}.", f"Use some of {', '.join(map(repr, _MAKERS))} (the fp32 model is always exported).")
+    made = [n for n,v in VARIANTS.items() if v.make is not None]
+    if bad := [v for v in variants if v not in made]: raise XDeployError(
+        f"Unknown variant {bad[0]!r}.", f"Use some of {', '.join(map(repr, made))} (the fp32 model is always exported).")
     return list(dict.fromkeys(variants))
 
 def make_variant(src:Path, # The fp32 ONNX model
@@ -77,9 +82,9 @@ def make_variant(src:Path, # The fp32 ONNX model
                 )->dict:
     "Write `variant` of `src` to `dst`; return what was done: variant, precision, seconds, and any output or warnings."
     variant = check_variants(variant)[0]
-    info,t0 = dict(variant=variant, precision=VARIANT_PRECISION[variant]),time.perf_counter()
+    info,t0 = dict(variant=variant, precision=VARIANTS[variant].precision),time.perf_counter()
     try:
-        with quiet(info): _MAKERS[variant](Path(src), Path(dst), calibration)
+        with quiet(info): VARIANTS[variant].make(Path(src), Path(dst), calibration)
     except XDeployError: raise
     except Exception as e: raise XDeployError(f"Could not make the {variant} variant of {Path(src).name}: {type(e).__name__}: {e}",
                                               "Leave this variant out (the others and the fp32 model do not need it).") from e
@@ -95,6 +100,7 @@ def _dims(t)->list:
 def count_flops(path:Path # An ONNX model with a leading batch dimension
                )->int|None:
     "FLOPs of one item through the model (2 per multiply-accumulate of Conv, ConvTranspose, Gemm and MatMul); None if a shape is unknown."
+    import onnx
     m = onnx.load(str(path))
     for i in m.graph.input:
         if i.type.tensor_type.shape.dim: i.type.tensor_type.shape.dim[0].dim_value = 1
