@@ -10,8 +10,7 @@ import xdeploy_nb
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices',
-           'bench', 'main']
+__all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -47,6 +46,7 @@ def version():
     "Print the installed xdeploy_nb version."
     print(xdeploy_nb.__version__)
 
+# %% ../nbs/10_cli.ipynb #cl0cl001
 def demo(epochs:int=15, # Training epochs
          arch:str='tiny', # Architecture name from `xdeploy_nb.train.ARCHS`
          size:int=64, # Image size in pixels
@@ -78,39 +78,6 @@ def demo(epochs:int=15, # Training epochs
     print(f"test run on {p.device}: {right}/{len(files)} validation files right, {ms:.2f} ms per image file")
     return acc
 
-# %% ../nbs/10_cli.ipynb #65d14009
-IMAGE_EXTENSIONS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
-
-def _image_files(paths:list)->list:
-    "The image files named by `paths`, folders expanded (recursively, sorted)."
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir(): files += sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_EXTENSIONS)
-        elif p.exists(): files.append(p)
-        else: raise XDeployError(f"{p} does not exist.", "Check the path.")
-    return files
-
-def _csv_value(v:str, vocab):
-    "A CSV cell as the value a table row holds: empty is missing; a number where the column's categories are numbers."
-    if v == '': return None
-    if vocab and any(isinstance(o, (int, float)) and not isinstance(o, bool) for o in vocab[1:]):
-        try: return int(v) if v.lstrip('-').isdigit() else float(v)
-        except ValueError: return v
-    return v
-
-def _csv_rows(path:Path, spec:dict)->list:
-    "The rows of a CSV file, parsed for the tabular `spec` (standard library only: no pandas)."
-    import csv
-    with open(path, newline='', encoding='utf-8') as f:
-        return [{k: _csv_value(v, spec['categories'].get(k)) for k,v in row.items()} for row in csv.DictReader(f)]
-
-def _items_for(paths:list, spec:dict)->list:
-    "What `paths` name, as items for a bundle or Learner with preprocessing `spec`: images, or the rows of one CSV."
-    if spec['preprocessing']['kind'] != 'tabular': return [str(f) for f in _image_files(paths)]
-    if len(paths) != 1 or Path(paths[0]).suffix.lower() != '.csv':
-        raise XDeployError("A tabular model takes its rows from one CSV file.", "Pass the path of a CSV file with a header row.")
-    return _csv_rows(Path(paths[0]), spec['preprocessing']['spec'])
-
 # %% ../nbs/10_cli.ipynb #69a47303
 def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load only files you trust)
            out:str, # The bundle directory to write
@@ -124,6 +91,7 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
     "Export a saved fastai Learner to a verified bundle."
     import warnings
     from xdeploy_nb.export import export_bundle, spec_from_learner
+    from xdeploy_nb.runtime import items_from_paths
     from fastai.learner import load_learner
     with warnings.catch_warnings():  # the pickle warning says what the help of this command says
         warnings.filterwarnings('ignore', message='load_learner` uses', category=UserWarning)
@@ -131,7 +99,7 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
     if not items: raise XDeployError("A saved Learner keeps no data, so there is nothing to verify the export on.",
                                      "Pass --items with validation image files or folders, or a CSV file of rows.")
     b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), variants=variants or (), opset=opset, n_items=n_items,
-                      items=_items_for(items, spec_from_learner(learn)), overwrite=overwrite)
+                      items=items_from_paths(spec_from_learner(learn), items), overwrite=overwrite)
     print(f"wrote {out}\n{b.report}")
     return b
 
@@ -145,11 +113,11 @@ def predict(bundle:str, # The bundle directory
            ):
     "Print the predictions of a bundle for image files, or for the rows of a CSV file."
     import json as _json
-    from xdeploy_nb.runtime import Predictor
+    from xdeploy_nb.runtime import KINDS, Predictor, items_from_paths
     p = Predictor(bundle, device=device, variant=variant)
-    xs = _items_for(items, p.manifest)
+    xs = items_from_paths(p.manifest, items)
     preds = p.predict_batch(xs, batch_size=batch_size)
-    names = xs if p.manifest['preprocessing']['kind'] != 'tabular' else [f'row {i}' for i in range(len(xs))]
+    names = KINDS[p.manifest['preprocessing']['kind']].names(xs)
     if json: return print(_json.dumps([dict(item=n, **d) for n,d in zip(names, preds)], indent=1))
     for n,d in zip(names, preds):
         if 'label' in d: print(f"{n}: {d['label']} ({d['probs'][d['index']]:.1%})")

@@ -4,80 +4,104 @@
 
 # %% ../nbs/05_export.ipynb #3f50ca66
 from __future__ import annotations
-import contextlib, ctypes, datetime, inspect, io, linecache, os, platform, re, sys, tempfile, time, traceback, warnings
+import contextlib, datetime, inspect, linecache, platform, re, time, traceback
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 import xdeploy_nb
 from .core import *
-from .preprocess import image_spec, tabular_spec, prepare_image, prepare_rows, BATCH_OPS
-from .train import Learner, is_tabular  # fastai, imported quietly by xdeploy_nb.train
+from .preprocess import image_spec, tabular_spec, BATCH_OPS
+from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .variants import check_variants, count_flops, make_variant, variant_file
 from .runtime import Predictor, prepare_inputs
-from .verify import VerifyReport, learner_outputs, reference_items, verify_bundle
+from .verify import VerifyReport, format_metric, kind_of, learner_outputs, reference_items, verify_bundle
 
 # %% auto #0
-__all__ = ['ACTIVATION', 'BATCH_TORCH_OPS', 'FORMATS_FILES', 'task_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph',
-           'deploy_graph', 'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle', 'export_bundle']
+__all__ = ['BATCH_TORCH_OPS', 'task_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph', 'export_artifact',
+           'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle']
 
-# %% ../nbs/05_export.ipynb #bc65c838
-_SINGLE = ('CrossEntropyLossFlat', 'LabelSmoothingCrossEntropyFlat', 'LabelSmoothingCrossEntropy', 'FocalLossFlat', 'CrossEntropyLoss')
-_MULTI = ('BCEWithLogitsLossFlat', 'BCEWithLogitsLoss')
-_REGRESSION = ('MSELossFlat', 'L1LossFlat', 'MSELoss', 'L1Loss')
-ACTIVATION = dict(single_label='softmax', multi_label='sigmoid', regression='none')
-
-def task_of(learn:Learner, # A fastai Learner
-            task:str=None # Override: 'single_label', 'multi_label' or 'regression'
-           )->str:
-    "The task of `learn`, from its loss function (or `task` if given)."
-    if task is not None:
-        if task not in ACTIVATION: raise XDeployError(f"Unknown task {task!r}.", f"Use one of {', '.join(ACTIVATION)}.")
-        return task
+# %% ../nbs/05_export.ipynb #tk0ex001
+def _loss_name(learn)->str:
+    "The class name of the Learner's loss (`MSELossFlat()` is a `BaseLoss` around `MSELoss`: its own name counts)."
     lf = learn.loss_func
-    name = type(getattr(lf, 'func', lf) if type(lf).__name__ == 'BaseLoss' else lf).__name__  # MSELossFlat() is a BaseLoss
-    for names,t in ((_SINGLE, 'single_label'), (_MULTI, 'multi_label'), (_REGRESSION, 'regression')):
-        if name in names: return t
-    raise XDeployError(f"Cannot tell the task from the loss function {name}.",
-                       "Pass task='single_label', 'multi_label' or 'regression' to export_bundle.")
+    return type(getattr(lf, 'func', lf) if type(lf).__name__ == 'BaseLoss' else lf).__name__
+
+def _n_labels(t:Task, learn)->int|None:
+    "How many outputs `learn` has for task `t`, or None if it has no such labels."
+    try: return len(t.labels(learn))
+    except Exception: return None
+
+# %% ../nbs/05_export.ipynb #tk0ex002
+def task_of(learn:Learner, # A fastai Learner
+            task:str=None, # Override: a name of `TASKS`, e.g. 'single_label', 'multi_label' or 'regression'
+            n_out:int=None # The model's output width, if known: the task must fit it
+           )->str:
+    "The task of `learn`, from its loss function and output width (or `task` if given)."
+    if task is not None: return TASKS[task] and task
+    name = _loss_name(learn)
+    cands = [n for n,t in TASKS.items() if name in t.losses]
+    if not cands: raise XDeployError(f"Cannot tell the task from the loss function {name}.", f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle.")
+    for n in cands:
+        t = TASKS[n]
+        if n_out is None or t.fits is None or t.fits(n_out, _n_labels(t, learn)): return n
+    raise XDeployError(f"The loss {name} means {' or '.join(cands)}, but the model has {n_out} outputs for {_n_labels(TASKS[cands[0]], learn)} labels.",
+                       f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle, or check the model's last layer.")
+
+# %% ../nbs/05_export.ipynb #ev0ex001
+@contextlib.contextmanager
+def _eval_mode(module):
+    "Put `module` in eval mode for the block (fastai leaves it training), then restore each submodule's flag."
+    flags = {m: m.training for m in module.modules()}
+    module.eval()
+    try: yield module
+    finally:
+        for m,f in flags.items(): m.training = f
 
 # %% ../nbs/05_export.ipynb #7cbf2b24
-def _labels(learn, task:str)->list:
-    if task == 'regression': return [str(o) for o in getattr(learn.dls, 'y_names', None) or ['value']]
-    vocab = learn.dls.vocab
-    if isinstance(vocab, (list, tuple)) and vocab and isinstance(vocab[0], (list, tuple)): vocab = vocab[-1]
-    return [str(o) for o in vocab]
+def _output_width(learn)->int|None:
+    "The width of the model's output on one validation batch, or None where the Learner has no data (e.g. from `load_learner`)."
+    try:
+        xb = learn.dls.valid.one_batch()[:learn.dls.n_inp]
+        with _eval_mode(learn.model), torch.no_grad(): return int(learn.model(*xb).shape[-1])
+    except Exception: return None
 
-def spec_from_learner(learn:Learner, # A trained fastai Learner (vision or tabular)
+def spec_from_learner(learn:Learner, # A trained fastai Learner
                       task:str=None # Override the task read from the loss function
                      )->dict:
     "The deployment spec of `learn`: task, inputs, preprocessing, outputs and labels, as pure data."
-    task = task_of(learn, task)
-    labels = _labels(learn, task)
-    if is_tabular(learn.dls):
-        pre = tabular_spec(learn)
-        inputs = [dict(name='x_cat', dtype='int64', shape=['batch', len(pre['x_cat'])]),
-                  dict(name='x_cont', dtype='float32', shape=['batch', len(pre['x_cont'])])]
-        steps = [dict(op='fill_missing', in_graph=False), dict(op='categorify', in_graph=False)]
-        if pre['normalize']: steps.append(dict(op='normalize', in_graph=True))
-    else:
-        pre = image_spec(learn)
-        c = 1 if pre['input']['mode'] == 'L' else 3
-        h,w = _item_hw(pre)
-        inputs = [dict(name='image', dtype='uint8', shape=['batch', c, h, w], layout='NCHW')]
-        steps = ([dict(op='decode', mode=pre['input']['mode'], in_graph=False)] +
-                 [dict(s, in_graph=False) for s in pre['item_tfms']] + [dict(s, in_graph=True) for s in pre['batch_tfms']])
-    out = dict(name='output', dtype='float32', shape=['batch', len(labels)], activation=ACTIVATION[task])
-    if task == 'multi_label': out['threshold'] = float(getattr(learn.loss_func, 'thresh', 0.5))
-    return dict(task=task, inputs=inputs, preprocessing=dict(kind='tabular' if is_tabular(learn.dls) else 'image', steps=steps, spec=pre),
-                outputs=[out], labels=labels)
+    kind = kind_of(learn.dls)
+    io,task = KINDS[kind].spec(learn),task_of(learn, task, _output_width(learn))
+    t = TASKS[task]
+    labels = t.labels(learn)
+    out = dict(name='output', dtype='float32', shape=['batch', len(labels)], activation=t.activation, **(t.output(learn) if t.output else {}))
+    return dict(task=task, inputs=io['inputs'], preprocessing=dict(kind=kind, steps=io['steps'], spec=io['spec']), outputs=[out], labels=labels)
 
+# %% ../nbs/05_export.ipynb #kd0ex002
 def _item_hw(pre:dict)->tuple:
     "Height and width of the images the item steps produce (the graph's input size)."
     sizes = [s['size'] for s in pre['item_tfms'] if 'size' in s]
     if not sizes: raise XDeployError("The Learner's validation pipeline does not resize its images to one size.",
                                      "Add item_tfms=Resize(size) to the DataLoaders, so every image reaches the model at one size.")
     return tuple(sizes[-1])
+
+def _image_io(learn)->dict:
+    "The image kind's `spec`: one uint8 NCHW input; decode, item steps outside the graph, batch steps inside."
+    pre = image_spec(learn)
+    inputs = [dict(name='image', dtype='uint8', shape=['batch', 1 if pre['input']['mode'] == 'L' else 3, *_item_hw(pre)], layout='NCHW')]
+    steps = ([dict(op='decode', mode=pre['input']['mode'], in_graph=False)] +
+             [dict(s, in_graph=False) for s in pre['item_tfms']] + [dict(s, in_graph=True) for s in pre['batch_tfms']])
+    return dict(inputs=inputs, steps=steps, spec=pre)
+
+# %% ../nbs/05_export.ipynb #kd0ex003
+def _tabular_io(learn)->dict:
+    "The tabular kind's `spec`: `x_cat` codes and `x_cont` values in; fill and categorify outside the graph, normalize inside."
+    pre = tabular_spec(learn)
+    inputs = [dict(name='x_cat', dtype='int64', shape=['batch', len(pre['x_cat'])]),
+              dict(name='x_cont', dtype='float32', shape=['batch', len(pre['x_cont'])])]
+    steps = [dict(op='fill_missing', in_graph=False), dict(op='categorify', in_graph=False)]
+    return dict(inputs=inputs, steps=steps + ([dict(op='normalize', in_graph=True)] if pre['normalize'] else []), spec=pre)
 
 # %% ../nbs/05_export.ipynb #4d2bf87c
 def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
@@ -143,6 +167,7 @@ class ImageGraph(nn.Module):
         for s in self.steps: x = BATCH_TORCH_OPS[s['op']](x, **{k:v for k,v in s.items() if k != 'op'})
         return _activate(self.model(x), self.activation)
 
+# %% ../nbs/05_export.ipynb #gr0ex001
 class TabularGraph(nn.Module):
     "A fastai TabularModel for deployment: encoded `x_cat` and raw `x_cont` in, normalized inside, activation out."
     def __init__(self, model:nn.Module, normalize:dict, activation:str):
@@ -156,59 +181,97 @@ class TabularGraph(nn.Module):
         if self.has_norm: x_cont = (x_cont - self.mean) / self.std
         return _activate(self.model(x_cat, x_cont), self.activation)
 
+# %% ../nbs/05_export.ipynb #gr0ex002
+KINDS['image'].graph = lambda learn, spec, act: ImageGraph(learn.model, spec['preprocessing']['spec']['batch_tfms'], act, tuple(spec['inputs'][0]['shape'][2:]))
+KINDS['tabular'].graph = lambda learn, spec, act: TabularGraph(learn.model, spec['preprocessing']['spec']['normalize'], act)
+
 def deploy_graph(learn:Learner, # The Learner whose model to wrap
                  spec:dict # Its spec, from `spec_from_learner`
                 )->nn.Module:
-    "The module to export: the Learner's model inside the graph's preprocessing and activation."
-    act,pre = spec['outputs'][0]['activation'],spec['preprocessing']['spec']
-    if spec['preprocessing']['kind'] == 'tabular': return TabularGraph(learn.model, pre['normalize'], act)
-    return ImageGraph(learn.model, pre['batch_tfms'], act, hw=tuple(spec['inputs'][0]['shape'][2:]))
+    "The module to export: the Learner's model inside the graph's preprocessing and activation (the kind's `graph`)."
+    return KINDS[spec['preprocessing']['kind']].graph(learn, spec, spec['outputs'][0]['activation'])
+
+# %% ../nbs/05_export.ipynb #sk0ex011
+def _remove(path):
+    "Delete an artifact and its external-data file, if any."
+    for p in (Path(path), Path(f'{path}.data')): p.unlink(missing_ok=True)
+
+@contextlib.contextmanager
+def _no_bad_artifact(path):
+    "Delete the artifact at `path` if the block fails: nothing half-written or unchecked is left."
+    try: yield
+    except BaseException: _remove(path); raise
+
+# %% ../nbs/05_export.ipynb #sk0ex012
+def export_artifact(module:nn.Module, # The graph to export
+                    example_inputs, # A real batch: a tensor or a tuple of tensors
+                    path:Path, # The file to write
+                    save, # `save(module, inputs, path, ws)` writes the file (`ws`: the warnings caught so far)
+                    load, # `load(path)` -> `run(inputs)` -> a list of numpy arrays
+                    info:dict, # What the artifact record starts with (format, exporter, ...); filled and returned
+                    dynamic_batch:bool=True, # Is the batch dimension symbolic? If not, check at the example's batch size only
+                    check=(1, 3, 8), # Batch sizes for the check against the eager module
+                    atol:float=1e-4 # Largest difference allowed
+                   )->dict:
+    "Export `module` with `save`, reload it with `load` and check it against the eager module; no file is left if anything fails."
+    path,inputs = Path(path),_example(example_inputs)
+    if check and not dynamic_batch: check = (inputs[0].shape[0],)
+    with _eval_mode(module), _no_bad_artifact(path):
+        t0 = time.perf_counter()
+        with quiet(info) as ws:
+            save(module, inputs, path, ws)
+            if tw := _tracer_warnings(ws): raise _tracer_error(module, tw)
+            if check: _check_batches(module, load(path), inputs, check, atol, info)
+        info['seconds'] = round(time.perf_counter() - t0, 3)
+    return info
 
 # %% ../nbs/05_export.ipynb #54bc59c5
 class ExportError(XDeployError):
     "An export, or the check of an exported artifact against the eager graph, failed."
 
 def _plain(inputs)->tuple:
+    "`inputs` as a tuple of plain tensors (fastai's tensor subclasses confuse the exporters)."
     if isinstance(inputs, torch.Tensor): inputs = (inputs,)
     return tuple(t.as_subclass(torch.Tensor) if type(t) is not torch.Tensor else t for t in inputs)
 
+# %% ../nbs/05_export.ipynb #sk0ex001
 def _resample(inputs, bs:int, seed:int=0)->tuple:
     "Rows of `inputs` drawn with replacement to make a batch of `bs` (the same rows of every input)."
     inputs = _plain(inputs)
     idx = torch.randint(0, inputs[0].shape[0], (bs,), generator=torch.Generator().manual_seed(seed))
     return tuple(t[idx] for t in inputs)
 
-def _example(inputs)->tuple: inputs = _plain(inputs); return _resample(inputs, 2) if inputs[0].shape[0] == 1 else inputs
+def _example(inputs)->tuple:
+    "A batch of at least 2 (a batch of 1 makes `torch.export` specialise the batch size to 1)."
+    inputs = _plain(inputs); return _resample(inputs, 2) if inputs[0].shape[0] == 1 else inputs
 
-def _np(x)->list:
+# %% ../nbs/05_export.ipynb #sk0ex003
+def _arrays(x)->list:
+    "The tensors in `x` (a tensor, or nested tuples of them) as a flat list of numpy arrays."
     if isinstance(x, torch.Tensor): return [x.detach().as_subclass(torch.Tensor).numpy()]
-    return [a for o in x for a in _np(o)]
+    return [a for o in x for a in _arrays(o)]
 
 def _max_abs_diff(a:list, b:list)->float:
+    "The largest difference between two lists of arrays; infinite if their shapes differ."
     if len(a) != len(b) or any(x.shape != y.shape for x,y in zip(a, b)): return float('inf')
     return max(float(np.abs(x.astype(np.float64) - y).max()) if x.size else 0. for x,y in zip(a, b))
 
+# %% ../nbs/05_export.ipynb #sk0ex005
 def _check_batches(module, run, inputs, batches, atol, info):
     "Run the artifact (`run`, returning a list of arrays) and the eager `module` at each batch size; raise above `atol`."
     diffs = {}
     for bs in batches:
         xb = _resample(inputs, bs, seed=bs)
-        with torch.no_grad(): ref = _np(module(*xb))
+        with torch.no_grad(): ref = _arrays(module(*xb))
         diffs[bs] = _max_abs_diff(ref, run(xb))
     info['eager_max_abs_diff'] = {str(k): v for k,v in diffs.items()}
     if bad := {bs: d for bs,d in diffs.items() if not d <= atol}:
         raise ExportError(f"The exported {info['format']} artifact disagrees with the eager model at batch sizes {bad} (allowed {atol}).",
                           "Report this as a bug of the exporter; meanwhile use another format.")
 
-@contextlib.contextmanager
-def _eval_mode(module):
-    flags = {m: m.training for m in module.modules()}
-    module.eval()
-    try: yield module
-    finally:
-        for m,f in flags.items(): m.training = f
-
+# %% ../nbs/05_export.ipynb #sk0ex006
 def _input_names(module, n:int)->list:
+    "The names of the first `n` parameters of `module.forward`, for the graph's inputs."
     ps = [p for p in inspect.signature(module.forward).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return [p.name for p in ps[:n]] if len(ps) >= n else [f'input{i}' for i in range(n)]
 
@@ -308,115 +371,108 @@ def _onnx_legacy(module, inputs, path, input_names, output_names, opset, dynamic
                           opset_version=opset, dynamic_axes=axes, do_constant_folding=True)
 
 def _ort_runner(path, names):
+    "Run an ONNX file with onnxruntime on the CPU: `run(inputs)` -> a list of arrays."
     import onnxruntime as ort
     opts = ort.SessionOptions(); opts.log_severity_level = 3
     sess = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
     return lambda xb: sess.run(None, {n: t.numpy() for n,t in zip(names, xb)})
 
-def _remove(path):
-    for p in (Path(path), Path(f'{path}.data')): p.unlink(missing_ok=True)
-
 # %% ../nbs/05_export.ipynb #636e1a73
 def export_onnx(module:nn.Module, # The graph to export (e.g. from `deploy_graph`)
                 example_inputs, # A tensor or tuple of tensors: a real batch
                 path:Path, # The .onnx file to write
-                output_names=('output',), # Names of the graph outputs
-                opset:int=18, # ONNX opset
                 dynamic_batch:bool=True, # Keep the batch dimension symbolic
-                fallback:bool=True, # Fall back to the legacy exporter if the torch.export-based one fails
+                opset:int=18, # ONNX opset
                 check=(1, 3, 8), # Batch sizes at which to check the artifact against the eager module
-                atol:float=1e-4 # Largest difference allowed in that check
+                atol:float=1e-4, # Largest difference allowed in that check
+                output_names=('output',), # Names of the graph outputs
+                fallback:bool=True # Fall back to the legacy exporter if the torch.export-based one fails
                )->dict:
     "Export `module` to one ONNX file (torch.export-based, else legacy); check it with onnxruntime; return its info."
-    path,inputs = Path(path),_example(example_inputs)
-    input_names,output_names = _input_names(module, len(inputs)),list(output_names)
+    input_names,output_names = _input_names(module, len(_plain(example_inputs))),list(output_names)
     info = dict(format='onnx', opset=opset, exporter='torch.export', fallback_reason=None)
     attempts = [('torch.export', _onnx_dynamo)] + ([('legacy', _onnx_legacy)] if fallback else [])
-    with _eval_mode(module):
-        for i,(name,export) in enumerate(attempts):
-            info['exporter'] = name
-            t0 = time.perf_counter()
-            try:
-                with quiet(info) as ws:
-                    export(module, inputs, path, input_names, output_names, opset, dynamic_batch)
-                    if tw := _tracer_warnings(ws): raise _tracer_error(module, tw)
-                    if check: _check_batches(module, _ort_runner(path, input_names), inputs, check, atol, info)
-                info['seconds'] = round(time.perf_counter() - t0, 3)
-                break
-            except Exception as e:
-                _remove(path)
-                reason = e.problem if isinstance(e, XDeployError) else _short(e)
-                if i == len(attempts) - 1:
-                    why = f"{info['fallback_reason']}; then the legacy exporter: {reason}" if i else reason
-                    raise ExportError(f"ONNX export of {type(module).__name__} failed: {why}",
-                                      getattr(e, 'fix', None) or "Try formats=('torchscript',) or ('torch.export',).") from e
-                info['fallback_reason'] = reason
+    for i,(name,save) in enumerate(attempts):
+        info['exporter'] = name
+        try:
+            export_artifact(module, example_inputs, path, lambda m, x, p, ws: save(m, x, p, input_names, output_names, opset, dynamic_batch),
+                            lambda p: _ort_runner(p, input_names), info, dynamic_batch, check, atol)
+            break
+        except Exception as e:
+            reason = e.problem if isinstance(e, XDeployError) else _short(e)
+            if i == len(attempts) - 1:
+                why = f"{info['fallback_reason']}; then the legacy exporter: {reason}" if i else reason
+                raise ExportError(f"ONNX export of {type(module).__name__} failed: {why}",
+                                  getattr(e, 'fix', None) or "Try formats=('torchscript',) or ('torch.export',).") from e
+            info['fallback_reason'] = reason
     import onnx
     proto = onnx.load(str(path), load_external_data=False)
-    info.update(opset=max(o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx')), ir_version=proto.ir_version)
-    return info
+    return dict(info, opset=max(o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx')), ir_version=proto.ir_version)
 
 # %% ../nbs/05_export.ipynb #8783544c
-@contextlib.contextmanager
-def _no_bad_artifact(path):
-    "Delete the artifact at `path` if the block fails: nothing half-written or unchecked is left."
-    try: yield
-    except BaseException: _remove(path); raise
+def _ts_save(module, inputs, path, ws):
+    "Trace `module` with `torch.jit.trace`, checked at another batch size, and save it."
+    with torch.no_grad():
+        try: traced = torch.jit.trace(module, inputs, check_trace=True, check_inputs=[_resample(inputs, 3, seed=1)])
+        except torch.jit.TracingCheckError as e:
+            if tw := _tracer_warnings(ws): raise _tracer_error(module, tw) from e
+            raise ExportError(f"{type(module).__name__}: the traced graph differs between batch sizes: {_short(e)}", _DATA_FLOW_FIX) from e
+        except XDeployError: raise
+        except Exception as e: raise _capture_error(module, e) from e
+        if tw := _tracer_warnings(ws): raise _tracer_error(module, tw)
+    traced.save(str(path))
+
+def _ts_load(path):
+    loaded = torch.jit.load(str(path))
+    return lambda xb: _arrays(loaded(*xb))
 
 def export_torchscript(module:nn.Module, # The graph to export
                        example_inputs, # A real batch
                        path:Path, # The file to write
+                       dynamic_batch:bool=True, # Check at several batch sizes (a traced graph takes any batch size)
+                       opset:int=None, # Not used: TorchScript has no opset
                        check=(1, 3, 8), # Batch sizes for the check against the eager module
                        atol:float=1e-4 # Largest difference allowed
                       )->dict:
     "Trace `module` with `torch.jit.trace` (checked at two batch sizes), save, reload and check it."
-    path,inputs = Path(path),_example(example_inputs)
-    info = dict(format='torchscript', exporter='torch.jit.trace')
-    with _eval_mode(module), _no_bad_artifact(path):
-        t0 = time.perf_counter()
-        with quiet(info) as ws, torch.no_grad():
-            try: traced = torch.jit.trace(module, inputs, check_trace=True, check_inputs=[_resample(inputs, 3, seed=1)])
-            except torch.jit.TracingCheckError as e:
-                if tw := _tracer_warnings(ws): raise _tracer_error(module, tw) from e
-                raise ExportError(f"{type(module).__name__}: the traced graph differs between batch sizes: {_short(e)}", _DATA_FLOW_FIX) from e
-            except XDeployError: raise
-            except Exception as e: raise _capture_error(module, e) from e
-            if tw := _tracer_warnings(ws): raise _tracer_error(module, tw)
-            traced.save(str(path))
-            loaded = torch.jit.load(str(path))
-            if check: _check_batches(module, lambda xb: _np(loaded(*xb)), inputs, check, atol, info)
-        info['seconds'] = round(time.perf_counter() - t0, 3)
-    return info
+    return export_artifact(module, example_inputs, path, _ts_save, _ts_load, dict(format='torchscript', exporter='torch.jit.trace'),
+                           dynamic_batch, check, atol)
+
+# %% ../nbs/05_export.ipynb #sk0ex020
+def _pt2_save(module, inputs, path, ws, dynamic_batch=True): torch.export.save(_capture(module, inputs, dynamic_batch), str(path))
+
+def _pt2_load(path):
+    loaded = torch.export.load(str(path)).module()
+    return lambda xb: _arrays(loaded(*xb))
 
 def export_pt2(module:nn.Module, # The graph to export
                example_inputs, # A real batch
                path:Path, # The .pt2 file to write
                dynamic_batch:bool=True, # Keep the batch dimension symbolic
+               opset:int=None, # Not used: an ExportedProgram has no opset
                check=(1, 3, 8), # Batch sizes for the check against the eager module
                atol:float=1e-4 # Largest difference allowed
               )->dict:
     "Capture `module` with `torch.export`, save a `.pt2` ExportedProgram, reload and check it."
-    path,inputs = Path(path),_example(example_inputs)
-    info = dict(format='torch.export', exporter='torch.export')
-    with _eval_mode(module), _no_bad_artifact(path):
-        t0 = time.perf_counter()
-        with quiet(info):
-            torch.export.save(_capture(module, inputs, dynamic_batch), str(path))
-            loaded = torch.export.load(str(path)).module()
-            if check: _check_batches(module, lambda xb: _np(loaded(*xb)), inputs, check, atol, info)
-        info['seconds'] = round(time.perf_counter() - t0, 3)
-    return info
+    return export_artifact(module, example_inputs, path, lambda m, x, p, ws: _pt2_save(m, x, p, ws, dynamic_batch), _pt2_load,
+                           dict(format='torch.export', exporter='torch.export'), dynamic_batch, check, atol)
+
+# %% ../nbs/05_export.ipynb #sk0ex021
+FORMATS['onnx'].export = export_onnx
+FORMATS['torchscript'].export = export_torchscript
+FORMATS['torch.export'].export = export_pt2
 
 # %% ../nbs/05_export.ipynb #7adeeb5e
-FORMATS_FILES = {'onnx': 'model.onnx', 'torchscript': 'model.ts', 'torch.export': 'model.pt2'}
-
 def _formats(formats)->list:
+    "`formats` as a list without repeats, each a name of `FORMATS` with an exporter."
     formats = [formats] if isinstance(formats, str) else list(formats)
-    if bad := [f for f in formats if f not in FORMATS_FILES]:
-        raise XDeployError(f"Unknown export format {bad[0]!r}.", f"Use some of {', '.join(map(repr, FORMATS_FILES))}.")
     if not formats: raise XDeployError("No export format asked for.", "Pass formats=('onnx',) or more.")
+    for f in formats:
+        if FORMATS[f].export is None: raise XDeployError(f"The {f} format can be read but not exported by this xdeploy_nb.",
+                                                          f"Use some of {', '.join(n for n,e in FORMATS.items() if e.export)}.")
     return list(dict.fromkeys(formats))
 
+# %% ../nbs/05_export.ipynb #bd0ex002
 def _check_learner(learn:Learner, items=None):
     "Refuse a Learner that cannot be exported and verified, saying how to fix it."
     if items is None and not len(getattr(learn.dls, 'valid_ds', []) or []):
@@ -427,6 +483,7 @@ def _check_learner(learn:Learner, items=None):
     if bad: raise XDeployError(f"The model has NaN or infinite weights (in {bad[0]}{f' and {len(bad)-1} more' if len(bad) > 1 else ''}): training diverged.",
                                "Retrain with a lower learning rate, or load weights saved before it diverged.")
 
+# %% ../nbs/05_export.ipynb #bd0ex003
 def _versions()->dict:
     "Versions of what made the bundle."
     import fastai, onnx, onnxruntime
@@ -443,19 +500,19 @@ def _example_inputs(learn, spec, items)->tuple:
     return tuple(torch.from_numpy(feeds[i['name']]) for i in spec['inputs'])
 
 def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch)->dict:
-    f = d/FORMATS_FILES[fmt]
-    if fmt == 'onnx': info = export_onnx(graph, example, f, opset=opset, dynamic_batch=dynamic_batch)
-    elif fmt == 'torchscript': info = export_torchscript(graph, example, f)
-    else: info = export_pt2(graph, example, f, dynamic_batch=dynamic_batch)
+    "Export `graph` in format `fmt` into `d` with the format's exporter; return its manifest entry."
+    f = d/FORMATS[fmt].file
+    info = FORMATS[fmt].export(graph, example, f, dynamic_batch=dynamic_batch, opset=opset)
     rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32', exporter=info['exporter'])
-    if fmt == 'onnx': rec.update(opset=info['opset'], fallback_reason=info['fallback_reason'])
+    rec.update({k: info[k] for k in ('opset', 'fallback_reason') if k in info})
     if info.get('warnings'): rec['warnings'] = info['warnings']
     return dict(rec, variant='fp32', seconds=info['seconds'], eager_max_abs_diff=info['eager_max_abs_diff'])
 
+# %% ../nbs/05_export.ipynb #bd0ex005
 def _variant_artifact(variant:str, d:Path, calibration:list)->dict:
     "Make `variant` of the bundle's fp32 ONNX model in `d`; return its manifest entry."
     f = d/variant_file(variant)
-    info = make_variant(d/'model.onnx', f, variant, calibration)
+    info = make_variant(d/FORMATS['onnx'].file, f, variant, calibration)
     rec = dict(format='onnx', file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision=info['precision'],
                exporter=f"xdeploy_nb.variants ({variant})", variant=variant)
     if info.get('warnings'): rec['warnings'] = info['warnings']
@@ -477,38 +534,44 @@ def _write_sample(d:Path, learn, spec:dict, items, variants:list=(), n:int=4)->d
 
 # %% ../nbs/05_export.ipynb #5df9af4c
 def _accuracy_cell(a:dict)->str:
+    "An artifact's accuracy beside the fp32 model's, for the summary table."
     acc = a.get('accuracy') or {}
     if 'value' not in acc: return '-'
-    fmt = (lambda v: f"{v:.3g}") if acc['metric'] == 'rmse' else (lambda v: f"{v:.1%}")
-    return f"{fmt(acc['value'])} (fp32 {fmt(acc['fp32_value'])})"
+    return f"{format_metric(acc['metric'], acc['value'])} (fp32 {format_metric(acc['metric'], acc['fp32_value'])})"
 
 def _size(n:int)->str: return f"{n/1e6:.2f} MB" if n >= 1e5 else f"{n/1e3:.1f} kB"
 
+# %% ../nbs/05_export.ipynb #bd0ex007
 class Bundle:
     "An exported bundle: its path, manifest and verification report, with a summary for notebooks."
     def __init__(self, path:Path, manifest:dict, report=None): self.path,self.manifest,self.report = Path(path),manifest,report
     @property
     def artifacts(self)->list: return self.manifest['artifacts']
     def __repr__(self)->str: return f"Bundle({str(self.path)!r}, artifacts={[a['file'] for a in self.artifacts]})"
-    def rows(self)->list:
-        "The summary table: one dict (column -> text) per artifact, for notebooks and widgets."
-        metric = next((a['accuracy']['metric'] for a in self.artifacts if 'metric' in a.get('accuracy', {})), 'accuracy')
-        def row(a, v):
-            return {'format': a['format'], 'variant': a.get('variant', 'fp32'), 'file': a['file'], 'size': _size(a['size']),
-                    'exporter': a.get('exporter', '') + (f" (fallback: {a['fallback_reason']})" if a.get('fallback_reason') else ''),
-                    'agreement': f"{v.get('agreement', float('nan')):.1%}", 'max abs diff': f"{v.get('max_abs_diff', float('nan')):.2g}",
-                    metric: _accuracy_cell(a), 'verification': 'faithful' if v.get('passed') else 'NOT faithful'}
-        return [row(a, a.get('verification', {})) for a in self.artifacts]
 
-    def _repr_markdown_(self)->str:
-        m,rows = self.manifest,self.rows()
-        bold = lambda s: f"**{s}**" if s.startswith('NOT') else s
-        rows = ['| ' + ' | '.join(rows[0]) + ' |', '|' + '---|'*len(rows[0])] + ['| ' + ' | '.join(map(bold, r.values())) + ' |' for r in rows]
-        rejected = ''.join(f"\n\nVariant **{r['variant']}** left out: {r['reason']}" for r in m.get('rejected', []))
-        inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
-        return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
-                f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
-                f"output {m['outputs'][0]['activation']}.\n\n" + '\n'.join(rows) + rejected)
+# %% ../nbs/05_export.ipynb #bd0ex008
+@patch
+def rows(self:Bundle)->list:
+    "The summary table: one dict (column -> text) per artifact, for notebooks and widgets."
+    metric = next((a['accuracy']['metric'] for a in self.artifacts if 'metric' in a.get('accuracy', {})), 'accuracy')
+    def row(a, v):
+        return {'format': a['format'], 'variant': a.get('variant', 'fp32'), 'file': a['file'], 'size': _size(a['size']),
+                'exporter': a.get('exporter', '') + (f" (fallback: {a['fallback_reason']})" if a.get('fallback_reason') else ''),
+                'agreement': f"{v.get('agreement', float('nan')):.1%}", 'max abs diff': f"{v.get('max_abs_diff', float('nan')):.2g}",
+                metric: _accuracy_cell(a), 'verification': 'faithful' if v.get('passed') else 'NOT faithful'}
+    return [row(a, a.get('verification', {})) for a in self.artifacts]
+
+# %% ../nbs/05_export.ipynb #bd0ex009
+@patch
+def _repr_markdown_(self:Bundle)->str:
+    m,rows = self.manifest,self.rows()
+    bold = lambda s: f"**{s}**" if s.startswith('NOT') else s
+    rows = ['| ' + ' | '.join(rows[0]) + ' |', '|' + '---|'*len(rows[0])] + ['| ' + ' | '.join(map(bold, r.values())) + ' |' for r in rows]
+    rejected = ''.join(f"\n\nVariant **{r['variant']}** left out: {r['reason']}" for r in m.get('rejected', []))
+    inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
+    return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
+            f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
+            f"output {m['outputs'][0]['activation']}.\n\n" + '\n'.join(rows) + rejected)
 
 # %% ../nbs/05_export.ipynb #0cafd280
 def _reject(d:Path, m:dict, report)->list:
@@ -519,34 +582,38 @@ def _reject(d:Path, m:dict, report)->list:
     return [dict(variant=a['variant'], reason=str(VerifyReport([r for r in report.rows if r['file'] == a['file']], report.tolerance)).strip())
             for a in failed]
 
+def _calibration(learn, spec, items, n:int)->list:
+    "Feeds of 8 prepared validation items at a time, to calibrate int8-static on."
+    x = prepare_inputs(spec, reference_items(learn, items, n))
+    return [{k: v[i:i+8] for k,v in x.items()} for i in range(0, len(next(iter(x.values()))), 8)]
+
+# %% ../nbs/05_export.ipynb #bd0ex011
+@patch
 def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
                   path:Path, # The bundle directory to write
-                  formats=('onnx', 'torchscript'), # Some of 'onnx', 'torchscript', 'torch.export'
-                  variants=(), # Variants of the ONNX model to add: some of 'fp16', 'int8-dynamic', 'int8-static', 'optimized'
+                  formats=('onnx', 'torchscript'), # Some of `FORMATS`: 'onnx', 'torchscript', 'torch.export'
+                  variants=(), # Variants of the ONNX model to add: some of `VARIANTS`, e.g. 'fp16', 'int8-static'
                   opset:int=18, # ONNX opset
                   dynamic_batch:bool=True, # Keep the batch dimension symbolic in the artifacts
                   items=None, # Validation items to verify on (default: the Learner's validation set)
                   n_items:int=64, # At most this many of them (int8-static is calibrated on the same ones)
-                  tolerance:float=1e-4, # Largest absolute difference of the activated outputs allowed (fp32)
+                  tolerance:float=1e-4, # Largest difference of the activated outputs allowed (fp32; regression: relative to the value)
                   max_accuracy_drop:float=0.01, # int8 variants: largest drop in accuracy below the fp32 model allowed
                   overwrite:bool=False, # Replace an existing bundle at `path`
                   keep_unfaithful:bool=False, # Keep the bundle even if verification fails, and failed variants (the manifest says so)
                   task:str=None # Override the task read from the loss function
                  )->Bundle:
-    "Export `learn` to a verified, self-describing bundle at `path`, atomically."
+    "Export `learn` to a verified, self-describing bundle at `path`, atomically (also `learn.export_bundle(path, ...)`)."
     formats,variants = _formats(formats),check_variants(variants)
     if variants and 'onnx' not in formats: raise XDeployError(
         f"The variants {', '.join(variants)} are made from the ONNX model, and formats={tuple(formats)} has none.", "Add 'onnx' to formats.")
     _check_learner(learn, items)
     spec = spec_from_learner(learn, task)
-    graph = deploy_graph(learn, spec)
-    example = _example_inputs(learn, spec, items)
+    graph,example = deploy_graph(learn, spec),_example_inputs(learn, spec, items)
     with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/'manifest.json').is_file(), what='bundle') as d:
         artifacts = [_export_artifact(f, graph, example, d, opset, dynamic_batch) for f in formats]
-        if variants:
-            x = prepare_inputs(spec, reference_items(learn, items, n_items))
-            calibration = [{k: v[i:i+8] for k,v in x.items()} for i in range(0, len(next(iter(x.values()))), 8)]
-            artifacts += [_variant_artifact(v, d, calibration) for v in variants]
+        calibration = _calibration(learn, spec, items, n_items) if any(VARIANTS[v].needs_calibration for v in variants) else None
+        artifacts += [_variant_artifact(v, d, calibration) for v in variants]
         provenance = dict(created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), versions=_versions())
         m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, flops=_flops(d), provenance=provenance)
         write_manifest(d, m)
@@ -561,5 +628,3 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
             raise XDeployError(f"The export is not faithful:\n{fp32}",
                                "Check the preprocessing the report names; pass keep_unfaithful=True to keep the bundle anyway.")
     return Bundle(path, m, report)
-
-Learner.export_bundle = export_bundle  # `learn.export_bundle(path, ...)`: the same function, as a method

@@ -360,7 +360,8 @@ def _number(v, col:str, i:int)->float:
 
 # %% ../nbs/02_preprocess.ipynb #tab00006
 def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
-                 spec:dict # A spec from `tabular_spec`
+                 spec:dict, # A spec from `tabular_spec`
+                 first:int=0 # Index of `rows[0]` in the caller's list, for messages
                 )->dict:
     "Fill and encode `rows` as fastai's procs do: `{'x_cat': int64 [N, n_cat], 'x_cont': float32 [N, n_cont]}`."
     rows = table_rows(rows)
@@ -368,7 +369,8 @@ def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
     index = {c: {(type(v) is bool, v): i for i,v in enumerate(vocab) if i} for c,vocab in spec['categories'].items()}
     x_cat = np.zeros((len(rows), len(spec['x_cat'])), dtype=np.int64)
     x_cont = np.zeros((len(rows), len(spec['x_cont'])), dtype=np.float32)
-    for i,row in enumerate(rows):
+    for k,row in enumerate(rows):
+        i = first + k
         if missing := [c for c in spec['columns'] if c not in row]:
             raise PreprocessError(f"Row {i} has no column {missing[0]!r}{f' (and {len(missing)-1} more)' if len(missing) > 1 else ''}.",
                                   f"Give every row the columns {spec['columns']} (None for an unknown value).")
@@ -382,6 +384,6 @@ def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
                 v = fills[c]['value']
                 if fills[c]['flag']: vals[fills[c]['flag']] = True
             elif c in fills and fills[c]['flag']: vals[fills[c]['flag']] = False
-            x_cont[i, j] = v
-        for j,c in enumerate(spec['x_cat']): x_cat[i, j] = _code(spec['categories'][c], index[c], vals[c])
+            x_cont[k, j] = v
+        for j,c in enumerate(spec['x_cat']): x_cat[k, j] = _code(spec['categories'][c], index[c], vals[c])
     return dict(x_cat=x_cat, x_cont=x_cont)

@@ -16,7 +16,7 @@ from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
 import xdeploy_nb.variants  # registers the variants (their makers import onnx only when called)
 
 # %% auto #0
-__all__ = ['load_sample', 'choose_session', 'prepare_inputs', 'Predictor']
+__all__ = ['IMAGE_EXTENSIONS', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths', 'Predictor']
 
 # %% ../nbs/04_runtime.ipynb #rt000007
 def load_sample(bundle:Path, # The bundle directory
@@ -103,6 +103,25 @@ def _run_options()->ort.RunOptions:
     ro = ort.RunOptions()
     ro.log_severity_level = 4
     return ro
+
+# %% ../nbs/04_runtime.ipynb #fm000002
+def _onnx_runner(path:Path, m:dict, a:dict, device:str='auto', threads:int=None)->Runner:
+    "Open the ONNX artifact `a` with onnxruntime on `device`, checked against the manifest."
+    sess,plan = choose_session(path, m, a, device, threads)
+    _check_session(sess, m, a['file'])
+    out = m['outputs'][0]['name']
+    return Runner(lambda feeds: sess.run([out], feeds, _run_options())[0], plan.device, plan.why,
+                  sess.get_providers(), sess.get_session_options().intra_op_num_threads)
+
+def _torch_runner(path:Path, m:dict, a:dict, device:str='auto', threads:int=None)->Runner:
+    "Load a TorchScript or torch.export artifact with torch (imported here only)."
+    run,dev,why,n = torch_runner(path/a['file'], a['format'], [i['name'] for i in m['inputs']], device, threads)
+    return Runner(run, dev, why, ['torch'], n)
+
+# %% ../nbs/04_runtime.ipynb #fm000003
+FORMATS['onnx'] = Format('model.onnx', runner=_onnx_runner)
+FORMATS['torchscript'] = Format('model.ts', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
+FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
 
 # %% ../nbs/04_runtime.ipynb #rt000013
 def _artifact(m:dict, # A validated manifest
@@ -263,10 +282,11 @@ def _image_items(items)->list:
 
 # %% ../nbs/04_runtime.ipynb #rt000082
 def _table_batch(rows, # A dict per row (column -> value), a list of them, or a pandas DataFrame
-                 spec:dict # The tabular spec of the bundle
+                 spec:dict, # The tabular spec of the bundle
+                 first:int=0 # Index of `rows[0]` in the caller's list, for messages
                 )->dict:
     "`prepare_rows(rows, spec)`, with every failure as an `XDeployError`."
-    try: return prepare_rows(rows, spec)
+    try: return prepare_rows(rows, spec, first)
     except XDeployError: raise
     except Exception as e: raise XDeployError(
         f"The rows could not be prepared ({type(e).__name__}: {e}).",
@@ -304,8 +324,47 @@ def _one_row(item)->dict:
 
 # %% ../nbs/04_runtime.ipynb #kd000003
 KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item)
-KINDS['tabular'] = Kind(check=_check_tabular_inputs, prepare=lambda m, rows, max_pixels=None, first=0: _table_batch(rows, m['preprocessing']['spec']),
+KINDS['tabular'] = Kind(check=_check_tabular_inputs, prepare=lambda m, rows, max_pixels=None, first=0: _table_batch(rows, m['preprocessing']['spec'], first),
                         as_list=_table_items, one=_one_row)
+
+# %% ../nbs/04_runtime.ipynb #kd000006
+IMAGE_EXTENSIONS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
+
+def _image_files(paths:list, m:dict=None)->list:
+    "The image files named by `paths` (as strings), folders expanded (recursively, sorted)."
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir(): files += sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.exists(): files.append(p)
+        else: raise XDeployError(f"{p} does not exist.", "Check the path.")
+    return [str(f) for f in files]
+
+# %% ../nbs/04_runtime.ipynb #kd000007
+def _csv_value(v:str, vocab):
+    "A CSV cell as the value a table row holds: empty is missing; a number where the column's categories are numbers."
+    if v == '': return None
+    if vocab and any(isinstance(o, (int, float)) and not isinstance(o, bool) for o in vocab[1:]):
+        try: return int(v) if v.lstrip('-').isdigit() else float(v)
+        except ValueError: return v
+    return v
+
+def _csv_rows(paths:list, m:dict)->list:
+    "The rows of one CSV file, typed for the tabular bundle `m` (standard library only: no pandas)."
+    import csv
+    if len(paths) != 1 or Path(paths[0]).suffix.lower() != '.csv':
+        raise XDeployError("A tabular model takes its rows from one CSV file.", "Pass the path of a CSV file with a header row.")
+    with open(paths[0], newline='', encoding='utf-8') as f:
+        return [{k: _csv_value(v, m['preprocessing']['spec']['categories'].get(k)) for k,v in row.items()} for row in csv.DictReader(f)]
+
+# %% ../nbs/04_runtime.ipynb #kd000008
+KINDS['image'].from_paths,KINDS['image'].names = _image_files,list
+KINDS['tabular'].from_paths,KINDS['tabular'].names = _csv_rows,lambda rows: [f'row {i}' for i in range(len(rows))]
+
+def items_from_paths(manifest:dict, # A bundle's manifest, or a spec from `spec_from_learner`
+                     paths:list # Files or folders, as the kind reads them (images; one CSV file of rows)
+                    )->list:
+    "The items `paths` name, for a bundle of `manifest`'s input kind."
+    return KINDS[manifest['preprocessing']['kind']].from_paths(paths, manifest)
 
 # %% ../nbs/04_runtime.ipynb #rt000033
 def _check_feeds(inputs:dict, # Input name -> array
@@ -386,25 +445,6 @@ def _rmse(outputs, targets, output)->float:
 TASKS['regression'] = Task('none', _decode_regression, _agree_regression, 'rmse', _rmse, lower_is_better=True,
     losses=('MSELossFlat', 'L1LossFlat', 'MSELoss', 'L1Loss'), fits=lambda n, n_labels: n == n_labels,
     labels=lambda learn: [str(o) for o in getattr(learn.dls, 'y_names', None) or ['value']])
-
-# %% ../nbs/04_runtime.ipynb #fm000002
-def _onnx_runner(path:Path, m:dict, a:dict, device:str='auto', threads:int=None)->Runner:
-    "Open the ONNX artifact `a` with onnxruntime on `device`, checked against the manifest."
-    sess,plan = choose_session(path, m, a, device, threads)
-    _check_session(sess, m, a['file'])
-    out = m['outputs'][0]['name']
-    return Runner(lambda feeds: sess.run([out], feeds, _run_options())[0], plan.device, plan.why,
-                  sess.get_providers(), sess.get_session_options().intra_op_num_threads)
-
-def _torch_runner(path:Path, m:dict, a:dict, device:str='auto', threads:int=None)->Runner:
-    "Load a TorchScript or torch.export artifact with torch (imported here only)."
-    run,dev,why,n = torch_runner(path/a['file'], a['format'], [i['name'] for i in m['inputs']], device, threads)
-    return Runner(run, dev, why, ['torch'], n)
-
-# %% ../nbs/04_runtime.ipynb #fm000003
-FORMATS['onnx'] = Format('model.onnx', runner=_onnx_runner)
-FORMATS['torchscript'] = Format('model.ts', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
-FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
 
 # %% ../nbs/04_runtime.ipynb #rt000039
 class Predictor:

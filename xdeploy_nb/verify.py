@@ -7,12 +7,33 @@ from __future__ import annotations
 import math, warnings
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch
 from .core import *
+from .preprocess import PreprocessError, _input_spec
 from .runtime import Predictor, prepare_inputs
 
 # %% auto #0
-__all__ = ['VARIANT_TOLERANCE', 'reference_items', 'reference_targets', 'learner_outputs', 'artifact_outputs', 'compare', 'score',
-           'accuracy_record', 'within_budget', 'VerifyReport', 'verify_bundle']
+__all__ = ['kind_of', 'reference_items', 'reference_targets', 'learner_outputs', 'artifact_outputs', 'compare', 'score',
+           'accuracy_record', 'within_budget', 'format_metric', 'VerifyReport', 'verify_bundle']
+
+# %% ../nbs/06_verify.ipynb #kd0ve001
+def _is_image_dls(dls)->bool:
+    "Do `dls` have one image input, opened by `PILImage.create` or `PILImageBW.create`?"
+    try: _input_spec(dls.valid.dataset); return True
+    except (PreprocessError, AttributeError, TypeError): return False
+
+def _is_tabular_dls(dls)->bool: return hasattr(getattr(dls, 'train_ds', None), 'procs')
+
+KINDS['image'].detect,KINDS['tabular'].detect = _is_image_dls,_is_tabular_dls
+
+# %% ../nbs/06_verify.ipynb #kd0ve002
+def kind_of(dls # A fastai `DataLoaders`
+           )->str:
+    "The input kind of `dls`: the first entry of `KINDS` whose `detect` recognises them."
+    for name,k in KINDS.items():
+        if k.detect is not None and k.detect(dls): return name
+    raise XDeployError(f"No input kind of xdeploy_nb ({', '.join(KINDS)}) recognises these DataLoaders ({type(dls).__name__}).",
+                       "Build them with an ImageBlock or TabularPandas, or register an input kind in `xdeploy_nb.core.KINDS`.")
 
 # %% ../nbs/06_verify.ipynb #ef799b59
 def _tabular_rows(learn, n:int)->list:
@@ -27,37 +48,46 @@ def _tabular_rows(learn, n:int)->list:
         rows.append({k: (None if v == '#na#' else v) for k,v in r.items() if k not in flags})
     return rows
 
+KINDS['image'].reference_items = lambda learn, n: list(learn.dls.valid_ds.items[:n])
+KINDS['tabular'].reference_items = _tabular_rows
+
 def reference_items(learn, # The Learner
                     items=None, # Items to use instead of the validation set: files, or rows (dicts or a DataFrame)
                     n:int=64 # At most this many
                    )->list:
-    "The items to verify on: `items` if given, else the first `n` of the Learner's validation set."
+    "The items to verify on: `items` if given, else the first `n` of the Learner's validation set (the kind's `reference_items`)."
     if items is not None:
         items = items.to_dict('records') if hasattr(items, 'to_dict') else list(items)
         return items[:n]
-    if hasattr(learn.dls.train_ds, 'procs'): return _tabular_rows(learn, n)
-    return list(learn.dls.valid_ds.items[:n])
+    return KINDS[kind_of(learn.dls)].reference_items(learn, n)
 
 # %% ../nbs/06_verify.ipynb #51c740f1
+def _image_targets(learn, n:int)->np.ndarray: return np.stack([np.asarray(learn.dls.valid_ds.tls[-1][i]) for i in range(min(n, len(learn.dls.valid_ds)))])
+KINDS['image'].reference_targets = _image_targets
+KINDS['tabular'].reference_targets = lambda learn, n: learn.dls.valid_ds.ys.iloc[:n].to_numpy()
+
 def reference_targets(learn, # The Learner
                       items=None, # The items passed to `reference_items`, if any: their targets are not known
                       n:int=64 # At most this many
                      )->np.ndarray|None:
     "The true targets of the validation items `reference_items` gives: class indices, one-hot rows or values; None for items passed in."
     if items is not None: return None
-    ds = learn.dls.valid_ds
-    if hasattr(learn.dls.train_ds, 'procs'): ys = ds.ys.iloc[:n].to_numpy()
-    else: ys = np.stack([np.asarray(ds.tls[-1][i]) for i in range(min(n, len(ds)))])
+    ys = KINDS[kind_of(learn.dls)].reference_targets(learn, n)
     return ys.reshape(len(ys), -1)
 
 # %% ../nbs/06_verify.ipynb #0c8511c6
+def _rows_frame(rows:list):
+    "Rows as the DataFrame a tabular `test_dl` takes."
+    import pandas as pd
+    return pd.DataFrame(rows)
+
+KINDS['image'].test_items,KINDS['tabular'].test_items = list,_rows_frame
+
 def learner_outputs(learn, # The Learner
                     items:list # Files or rows, as `reference_items` gives them
                    )->np.ndarray:
     "The Learner's activated outputs for `items`, through fastai's own validation pipeline."
-    if hasattr(learn.dls.train_ds, 'procs'):
-        import pandas as pd
-        items = pd.DataFrame(items)
+    items = KINDS[kind_of(learn.dls)].test_items(items)
     with warnings.catch_warnings():  # fastai's FillMissing: pandas' chained-assignment FutureWarning (see xdeploy_nb.train)
         warnings.filterwarnings('ignore', message='A value is trying to be set on a copy', category=FutureWarning)
         dl = learn.dls.test_dl(items, bs=64)
@@ -75,41 +105,32 @@ def artifact_outputs(bundle:Path, # The bundle directory
 # %% ../nbs/06_verify.ipynb #10799608
 def compare(ref:np.ndarray, # The Learner's activated outputs, [n, k]
             out:np.ndarray, # The artifact's, same shape
-            task:str, # 'single_label', 'multi_label' or 'regression'
+            task:str, # A name of `TASKS`: 'single_label', 'multi_label', 'regression', ...
             threshold:float=0.5, # Multi-label decision threshold
-            tolerance:float=1e-4 # Largest difference allowed
+            tolerance:float=1e-4 # Largest difference allowed (relative to the value where it is over 1)
            )->dict:
     "Agreement (ties apart), ties and max abs diff between two sets of outputs, and whether they pass."
     if ref.shape != out.shape: return dict(n=len(ref), agreement=0., ties=0, max_abs_diff=math.inf, passed=False,
                                            problem=f"output shape {out.shape} differs from the Learner's {ref.shape}")
     diff = np.abs(ref.astype(np.float64) - out)
-    if task == 'single_label':
-        top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.concatenate([ref*0, ref], 1)
-        same,tie = ref.argmax(1) == out.argmax(1),(top2[:, 1] - top2[:, 0]) < tolerance
-    elif task == 'multi_label':
-        same,tie = ((ref >= threshold) == (out >= threshold)).all(1),(np.abs(ref - threshold) < tolerance).any(1)
-    else:
-        ok = diff <= tolerance*np.maximum(1, np.abs(ref))
-        same,tie = ok.all(1),np.zeros(len(ref), bool)
+    same,tie = TASKS[task].agree(ref, out, dict(threshold=threshold), tolerance)
     counted = ~(tie & ~same)
     agreement = float(same[counted].mean()) if counted.any() else 1.
-    within = bool(same.all()) if task == 'regression' else bool(diff.max() <= tolerance)
+    within = bool((diff <= tolerance*np.maximum(1, np.abs(ref))).all())
     return dict(n=len(ref), agreement=agreement, ties=int((tie & ~same).sum()), max_abs_diff=float(diff.max()),
                 passed=bool(agreement == 1. and within))
 
 # %% ../nbs/06_verify.ipynb #c65e6178
-VARIANT_TOLERANCE = {'fp16': 1e-2}  # fp16 rounds to ~1e-3 by itself; int8 variants are judged by accuracy instead
-
 def score(outputs:np.ndarray, # Activated outputs, [n, k]
           targets:np.ndarray, # True targets, from `reference_targets`
-          task:str, # 'single_label', 'multi_label' or 'regression'
+          task:str, # A name of `TASKS`
           threshold:float=0.5 # Multi-label decision threshold
          )->tuple:
-    "`(metric, value)`: top-1 accuracy, per-label accuracy at the threshold (fastai's `accuracy_multi`), or RMSE."
-    if task == 'single_label': return 'accuracy',float((outputs.argmax(1) == targets.reshape(-1)).mean())
-    if task == 'multi_label': return 'accuracy_multi',float(((outputs >= threshold) == (targets.reshape(outputs.shape) > 0.5)).mean())
-    return 'rmse',float(np.sqrt(((outputs.astype(np.float64) - targets.reshape(outputs.shape))**2).mean()))
+    "`(metric, value)`: the task's metric, e.g. top-1 accuracy, per-label accuracy at the threshold (fastai's `accuracy_multi`), or RMSE."
+    t = TASKS[task]
+    return t.metric,t.score(outputs, targets, dict(threshold=threshold))
 
+# %% ../nbs/06_verify.ipynb #vr0ve001
 def accuracy_record(out:np.ndarray, # An artifact's outputs
                     fp32:np.ndarray, # The fp32 model's outputs for the same items
                     targets:np.ndarray|None, # True targets, or None where unknown
@@ -124,44 +145,59 @@ def accuracy_record(out:np.ndarray, # An artifact's outputs
         rec.update(metric=metric, value=value, fp32_value=base)
     return rec
 
+# %% ../nbs/06_verify.ipynb #vr0ve002
 def within_budget(acc:dict, # An accuracy record
-                  max_drop:float=0.01 # Largest accuracy drop allowed (RMSE: relative growth)
+                  max_drop:float=0.01 # Largest accuracy drop allowed (a metric where lower is better: relative growth)
                  )->bool:
     "Whether a variant's accuracy record is within `max_drop` of the fp32 model's."
     if 'value' not in acc: return acc['agreement_with_fp32'] >= 1 - max_drop
-    if acc['metric'] == 'rmse': return acc['value'] <= acc['fp32_value']*(1 + max_drop) + 1e-12
+    if any(t.metric == acc['metric'] and t.lower_is_better for t in TASKS.values()): return acc['value'] <= acc['fp32_value']*(1 + max_drop) + 1e-12
     return acc['value'] >= acc['fp32_value'] - max_drop - 1e-12
 
 # %% ../nbs/06_verify.ipynb #e1263121
-def _check(r:dict)->str:
+def format_metric(metric:str, # A task's metric name, e.g. 'accuracy' or 'rmse'
+                  value:float # Its value
+                 )->str:
+    "`value` as text: a percentage for accuracies, 3 significant digits for errors (metrics where lower is better)."
+    return f"{value:.3g}" if any(t.metric == metric and t.lower_is_better for t in TASKS.values()) else f"{value:.1%}"
+
+def _criterion(r:dict)->str:
     "The criterion a verification row was held to, in words."
     return f"accuracy drop <= {100*r['max_accuracy_drop']:g} pt" if r.get('max_accuracy_drop') is not None else f"diff <= {r['tolerance']:g}"
 
-def _acc(a:dict)->str:
+def _accuracy_text(a:dict)->str:
+    "An accuracy record in words."
     if not a: return '-'
     if 'value' not in a: return f"{a['agreement_with_fp32']:.1%} agree with fp32"
-    fmt = (lambda v: f"{v:.3g}") if a['metric'] == 'rmse' else (lambda v: f"{v:.1%}")
-    return f"{a['metric']} {fmt(a['value'])} (fp32 {fmt(a['fp32_value'])}), {a['agreement_with_fp32']:.1%} agree with fp32"
+    return (f"{a['metric']} {format_metric(a['metric'], a['value'])} (fp32 {format_metric(a['metric'], a['fp32_value'])}), "
+            f"{a['agreement_with_fp32']:.1%} agree with fp32")
 
+# %% ../nbs/06_verify.ipynb #vr0ve011
 class VerifyReport:
     "Verification results, one row per artifact; a table in a notebook."
     def __init__(self, rows:list, tolerance:float): self.rows,self.tolerance = rows,tolerance
     @property
     def passed(self)->bool: return all(r['passed'] for r in self.rows)
-    def result(self, file:str)->dict:
-        "The result for the artifact in `file`, as stored in the manifest."
-        return {k:v for k,v in next(r for r in self.rows if r['file'] == file).items() if k not in ('format', 'file', 'variant', 'accuracy')}
     def __str__(self)->str:
         return '\n'.join(f"{r['file']:>24}: agreement {r['agreement']:.1%} ({r['ties']} ties) on {r['n']} items, "
-                         f"max abs diff {r['max_abs_diff']:.2g} ({_check(r)}); {_acc(r.get('accuracy'))}: "
+                         f"max abs diff {r['max_abs_diff']:.2g} ({_criterion(r)}); {_accuracy_text(r.get('accuracy'))}: "
                          f"{'faithful' if r['passed'] else 'NOT FAITHFUL' + (' -- ' + r['problem'] if r.get('problem') else '')}" for r in self.rows)
     __repr__ = __str__
-    def _repr_html_(self)->str:
-        head = ''.join(f'<th>{h}</th>' for h in ('artifact', 'variant', 'items', 'agreement', 'ties', 'max abs diff', 'check', 'accuracy', 'faithful'))
-        body = ''.join(f"<tr><td>{r['file']}</td><td>{r['variant']}</td><td>{r['n']}</td><td>{r['agreement']:.1%}</td><td>{r['ties']}</td>"
-                       f"<td>{r['max_abs_diff']:.2g}</td><td>{_check(r)}</td><td>{_acc(r.get('accuracy'))}</td>"
-                       f"<td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>" for r in self.rows)
-        return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+# %% ../nbs/06_verify.ipynb #vr0ve012
+@patch
+def result(self:VerifyReport, file:str # The artifact's file name
+          )->dict:
+    "The result for the artifact in `file`, as stored in the manifest."
+    return {k:v for k,v in next(r for r in self.rows if r['file'] == file).items() if k not in ('format', 'file', 'variant', 'accuracy')}
+
+@patch
+def _repr_html_(self:VerifyReport)->str:
+    head = ''.join(f'<th>{h}</th>' for h in ('artifact', 'variant', 'items', 'agreement', 'ties', 'max abs diff', 'check', 'accuracy', 'faithful'))
+    body = ''.join(f"<tr><td>{r['file']}</td><td>{r['variant']}</td><td>{r['n']}</td><td>{r['agreement']:.1%}</td><td>{r['ties']}</td>"
+                   f"<td>{r['max_abs_diff']:.2g}</td><td>{_criterion(r)}</td><td>{_accuracy_text(r.get('accuracy'))}</td>"
+                   f"<td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>" for r in self.rows)
+    return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 # %% ../nbs/06_verify.ipynb #7a562112
 def _outputs(path, m, a, feeds)->tuple:
@@ -169,32 +205,31 @@ def _outputs(path, m, a, feeds)->tuple:
     try: return artifact_outputs(path, a, feeds),None
     except Exception as e: return None,str(e)
 
+def _verify_row(a:dict, out, problem, ref, fp32, targets, m:dict, tolerance:float, max_accuracy_drop:float)->dict:
+    "The verification row of artifact `a`, held to what its variant is judged by (`VARIANTS`)."
+    v = a.get('variant', 'fp32')
+    var,thr = VARIANTS[v],m['outputs'][0].get('threshold', 0.5)
+    tol = var.tolerance or tolerance
+    row = dict(format=a['format'], variant=v, file=a['file'], tolerance=tol, max_accuracy_drop=max_accuracy_drop if var.by_accuracy else None)
+    if out is None: return dict(row, n=len(ref), agreement=0., ties=0, max_abs_diff=math.inf, passed=False, problem=problem)
+    res = compare(ref, out, m['task'], thr, tol)
+    acc = accuracy_record(out, fp32, targets, m['task'], thr, tolerance) if out.shape == fp32.shape else {}
+    if var.by_accuracy and 'problem' not in res: res['passed'] = bool(acc) and within_budget(acc, max_accuracy_drop)
+    return dict(row, **res, accuracy=acc)
+
+# %% ../nbs/06_verify.ipynb #vr0ve020
 def verify_bundle(path:Path, # A bundle directory
                   learn, # The Learner it was exported from
                   items=None, # Items to verify on (default: the Learner's validation set)
                   n_items:int=64, # At most this many
-                  tolerance:float=1e-4, # Largest absolute difference of the activated outputs allowed (fp32)
-                  max_accuracy_drop:float=0.01 # int8 variants: largest drop in validation accuracy below the fp32 model's
+                  tolerance:float=1e-4, # Largest difference of the activated outputs allowed (fp32; regression: relative to the value)
+                  max_accuracy_drop:float=0.01 # Variants judged by accuracy (int8): largest drop below the fp32 model's
                  )->VerifyReport:
     "Compare every artifact of the bundle at `path` with `learn` on real items; return the report."
     m = read_manifest(path)
     check_artifacts(path, m)
     xs = reference_items(learn, items, n_items)
-    ref,targets = learner_outputs(learn, xs),reference_targets(learn, items, n_items)
-    feeds = prepare_inputs(m, xs)
-    thr = m['outputs'][0].get('threshold', 0.5)
+    ref,targets,feeds = learner_outputs(learn, xs),reference_targets(learn, items, n_items),prepare_inputs(m, xs)
     outs = [_outputs(path, m, a, feeds) for a in m['artifacts']]
     fp32 = next((o for a,(o,_) in zip(m['artifacts'], outs) if a.get('variant', 'fp32') == 'fp32' and o is not None), ref)
-    rows = []
-    for a,(out,problem) in zip(m['artifacts'], outs):
-        v = a.get('variant', 'fp32')
-        tol = VARIANT_TOLERANCE.get(v, tolerance)
-        row = dict(format=a['format'], variant=v, file=a['file'], tolerance=tol,
-                   max_accuracy_drop=max_accuracy_drop if v.startswith('int8') else None)
-        if out is None:
-            rows.append(dict(row, n=len(xs), agreement=0., ties=0, max_abs_diff=math.inf, passed=False, problem=problem)); continue
-        res = compare(ref, out, m['task'], thr, tol)
-        acc = accuracy_record(out, fp32, targets, m['task'], thr, tolerance) if out.shape == fp32.shape else {}
-        if v.startswith('int8') and 'problem' not in res: res['passed'] = bool(acc) and within_budget(acc, max_accuracy_drop)
-        rows.append(dict(row, **res, accuracy=acc))
-    return VerifyReport(rows, tolerance)
+    return VerifyReport([_verify_row(a, o, p, ref, fp32, targets, m, tolerance, max_accuracy_drop) for a,(o,p) in zip(m['artifacts'], outs)], tolerance)
