@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Fail if the generated files differ from what the notebooks generate: `xdeploy_nb/` (nbdev_export) and README.md,
-or if a notebook keeps saved widget state (megabytes of JSON that nbdev_clean keeps and nothing needs).
+if a notebook keeps saved widget state (megabytes of JSON that nbdev_clean keeps and nothing needs), if `nbdev_clean`
+would change a notebook, or if pyflakes finds anything in `xdeploy_nb/`.
 
 The export runs in a scratch copy of the repository, so a hand edit in `xdeploy_nb/` is reported, not overwritten."""
 import difflib, filecmp, os, shutil, subprocess, sys, tempfile
@@ -26,6 +27,19 @@ def library_drift()->list:
             if a != b: diffs.append(''.join(difflib.unified_diff(a, b, f'{LIB}/{name} (in the repo)', f'{LIB}/{name} (from nbs/)')))
         return diffs
 
+def unclean_notebooks()->list:
+    "The notebooks under nbs/ that `nbdev_clean` would change (cleaned in a scratch copy)."
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        shutil.copy(ROOT/'settings.ini', tmp/'settings.ini'); shutil.copytree(ROOT/'nbs', tmp/'nbs')
+        subprocess.run(['nbdev_clean'], cwd=tmp, check=True, capture_output=True)
+        return [p.relative_to(tmp).as_posix() for p in sorted((tmp/'nbs').rglob('*.ipynb'))
+                if not filecmp.cmp(p, ROOT/p.relative_to(tmp), shallow=False)]
+
+def pyflakes_report()->str:
+    "What pyflakes finds in the library (empty: nothing)."
+    return subprocess.run([sys.executable, '-m', 'pyflakes', LIB], cwd=ROOT, capture_output=True, text=True).stdout
+
 def widget_state()->list:
     "The notebooks under nbs/ that keep saved widget state in their metadata."
     import json
@@ -46,6 +60,14 @@ def main():
               f"`jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.store_widget_state=False`, "
               f"or delete metadata.widgets.", file=sys.stderr)
         failed = True
+    if unclean := unclean_notebooks():
+        print(f"nbdev_clean would change {', '.join(unclean)}: run `nbdev_clean` and commit the notebooks.", file=sys.stderr)
+        failed = True
+    else: print("The notebooks are clean (nbdev_clean changes nothing).")
+    if report := pyflakes_report():
+        print(report + f"pyflakes finds the above in {LIB}/: fix it in the notebooks.", file=sys.stderr)
+        failed = True
+    else: print(f"pyflakes finds nothing in {LIB}/.")
     if subprocess.run([sys.executable, str(ROOT/'tools'/'readme.py'), '--check']).returncode: failed = True
     sys.exit(1 if failed else 0)
 

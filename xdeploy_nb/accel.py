@@ -4,8 +4,9 @@
 
 # %% ../nbs/03_accel.ipynb #ac000004
 from __future__ import annotations
-import importlib, importlib.metadata, importlib.util, os, re, sys, threading
+import importlib, importlib.metadata, importlib.util, io, os, re, sys, threading
 from dataclasses import dataclass, field
+from pathlib import Path
 import onnxruntime as ort
 from .core import XDeployError
 
@@ -305,7 +306,7 @@ def auto_candidates(devices:list=None # Device records; None: this machine's, `l
     return [d['name'] for _,d in sorted(picks, key=rank)] + ['cpu']
 
 # %% ../nbs/03_accel.ipynb #08fd00b3
-def torch_runner(model:Path, # A TorchScript (.ts) or torch.export (.pt2) file
+def torch_runner(model, # A TorchScript (.ts) or torch.export (.pt2) file, or its bytes (checked against the manifest)
                  fmt:str, # Its format: 'torchscript' or 'torch.export'
                  input_names:list, # The model's inputs, in order
                  device:str='auto', # 'auto', 'cpu', or a torch device from `list_devices()`, e.g. 'torch:cuda:0'
@@ -326,8 +327,9 @@ def torch_runner(model:Path, # A TorchScript (.ts) or torch.export (.pt2) file
     if threads: torch.set_num_threads(threads)
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message=r'`torch\.jit\.load` is deprecated', category=FutureWarning)
-        try: net = torch.jit.load(str(model), map_location=dev) if fmt == 'torchscript' else torch.export.load(str(model)).module().to(dev)
-        except Exception as e: raise XDeployError(f"torch {torch.__version__} cannot load {model.name}: {e}",
+        src = io.BytesIO(model) if isinstance(model, (bytes, bytearray)) else str(model)
+        try: net = torch.jit.load(src, map_location=dev) if fmt == 'torchscript' else torch.export.load(src).module().to(dev)
+        except Exception as e: raise XDeployError(f"torch {torch.__version__} cannot load the {fmt} artifact: {e}",
                                                   "Re-export the bundle with this torch, or use format='onnx'.") from None
     def run(feeds):
         with torch.inference_mode(): return net(*[torch.from_numpy(feeds[k]).to(dev) for k in input_names]).float().cpu().numpy()

@@ -12,9 +12,9 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'ACTIVATIONS', 'DTYPES',
-           'MANIFEST_SCHEMA', 'XDeployError', 'file_sha256', 'remove_stale_partials', 'atomic_directory', 'quiet',
-           'Registry', 'Format', 'Runner', 'Variant', 'Task', 'Kind', 'ManifestError', 'validate_manifest',
-           'read_manifest', 'write_manifest', 'check_file', 'check_artifacts']
+           'MANIFEST_SCHEMA', 'XDeployError', 'file_sha256', 'recover_directory', 'remove_stale_partials',
+           'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task', 'Kind', 'ManifestError',
+           'validate_manifest', 'read_manifest', 'write_manifest', 'read_checked', 'check_artifacts']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -45,19 +45,66 @@ def _pid_alive(pid:int)->bool:
     except PermissionError: return True
     return True
 
+def _dead_siblings(dest:Path, old:bool)->list:
+    "Temporary siblings of `dest` left by writers that no longer run: the displaced old directories (`old`), or the others."
+    pat = re.compile(rf"^\.{re.escape(dest.name)}\.partial-(\d+)-(old-)?")
+    if not dest.parent.exists(): return []
+    return [p for p in sorted(dest.parent.iterdir()) if (m := pat.match(p.name)) and bool(m.group(2)) == old and not _pid_alive(int(m.group(1)))]
+
+# %% ../nbs/00_core.ipynb #at000001
+def recover_directory(dest:Path # A destination that `atomic_directory` writes
+                     )->Path|None:
+    "If a writer was killed between the two renames of a swap, put the old directory back at `dest`; return it."
+    dest = Path(dest).absolute()
+    if dest.exists() or not (olds := _dead_siblings(dest, old=True)): return None
+    olds[-1].rename(dest); _fsync_dir(dest.parent)
+    return dest
+
 def remove_stale_partials(dest:Path # Destination whose leftover temporary siblings to remove
                          )->list:
-    "Remove temporary siblings of `dest` left by writers that no longer run; return their paths."
-    dest,removed = Path(dest),[]
-    pat = re.compile(rf"^\.{re.escape(dest.name)}\.partial-(\d+)-")
-    if not dest.parent.exists(): return removed
-    for p in dest.parent.iterdir():
-        m = pat.match(p.name)
-        if m and not _pid_alive(int(m.group(1))):
-            shutil.rmtree(p, ignore_errors=True); removed.append(p)
+    "Remove temporary siblings of `dest` left by writers that no longer run (after `recover_directory`); return their paths."
+    dest = Path(dest).absolute()
+    recover_directory(dest)
+    removed = _dead_siblings(dest, old=False) + _dead_siblings(dest, old=True)
+    for p in removed: shutil.rmtree(p, ignore_errors=True)
     return removed
 
+# %% ../nbs/00_core.ipynb #at000002
+_RENAME_EXCHANGE = 2
+
+def _exchange(a:Path, b:Path)->bool:
+    "Swap the directories `a` and `b` in one atomic step (Linux `renameat2`); False where the system cannot."
+    try: f = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError): return False
+    if f(-100, os.fsencode(a), -100, os.fsencode(b), _RENAME_EXCHANGE) == 0: return True  # -100: AT_FDCWD
+    if ctypes.get_errno() in (22, 38, 95): return False  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+def _fsync_dir(d:Path):
+    "Make a rename in directory `d` durable (where the OS allows opening directories)."
+    try: fd = os.open(d, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+_step_hook = None  # tests: called with the name of each step of a swap, to kill the process there
+
 # %% ../nbs/00_core.ipynb #70d91bc5
+def _swap_in(tmp:Path, dest:Path):
+    "Put `tmp` at `dest`, replacing what is there: atomically where the system can, else by two renames that `recover_directory` repairs."
+    step = _step_hook or (lambda name: None)
+    if not dest.exists(): tmp.rename(dest); step('renamed')
+    elif _exchange(tmp, dest): step('exchanged'); shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        old = dest.parent/f"{_partial_name(dest)}old-{uuid.uuid4().hex[:8]}"
+        dest.rename(old); step('old moved')
+        try: tmp.rename(dest)
+        except BaseException: old.rename(dest); raise
+        step('renamed'); shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(dest.parent)
+
+# %% ../nbs/00_core.ipynb #at000003
 @contextmanager
 def atomic_directory(dest:Path, # The directory to create or replace
                      overwrite:bool=False, # Replace `dest` if it exists (and `is_ours` accepts it)
@@ -66,6 +113,7 @@ def atomic_directory(dest:Path, # The directory to create or replace
                     ):
     "Yield a temporary sibling of `dest` to fill; move it into place only if the block succeeds."
     dest = Path(dest).absolute()
+    if dest.parent.exists(): remove_stale_partials(dest)
     if dest.exists():
         if not overwrite: raise XDeployError(f"The {what} {dest} already exists.",
                                              "Pass overwrite=True to replace it, or choose another path.")
@@ -73,17 +121,10 @@ def atomic_directory(dest:Path, # The directory to create or replace
             raise XDeployError(f"{dest} exists and is not a {what} written by xdeploy_nb, so it will not be replaced.",
                                "Choose another path, or remove it yourself if you are sure.")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(dest)
     tmp = Path(tempfile.mkdtemp(prefix=_partial_name(dest), dir=dest.parent))
     try:
         yield tmp
-        if dest.exists():
-            old = dest.parent/f"{_partial_name(dest)}old-{uuid.uuid4().hex[:8]}"
-            dest.rename(old)
-            try: tmp.rename(dest)
-            except BaseException: old.rename(dest); raise
-            shutil.rmtree(old, ignore_errors=True)
-        else: tmp.rename(dest)
+        _swap_in(tmp, dest)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
 
@@ -280,7 +321,7 @@ def read_manifest(bundle:Path # Bundle directory
                  )->dict:
     "Read and validate `bundle/manifest.json`."
     f = Path(bundle)/'manifest.json'
-    if not f.is_file(): raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.",
+    if not f.is_file() and recover_directory(bundle) is None: raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.",
                                             "Point to a folder written by `export_bundle`.")
     try: m = json.loads(f.read_text(encoding='utf-8'))
     except (ValueError, UnicodeDecodeError) as e:
@@ -296,17 +337,19 @@ def write_manifest(bundle:Path, # Bundle directory (usually the temporary one `a
     return f
 
 # %% ../nbs/00_core.ipynb #8ab08e03
-def check_file(bundle:Path, # Bundle directory
-               entry:dict # A manifest entry with 'file', 'size' and 'sha256' (an artifact, or the sample)
-              )->Path:
-    "The path of `entry`'s file in `bundle`, if it is there with the size and sha256 the manifest records; else `XDeployError`."
+def read_checked(bundle:Path, # Bundle directory
+                 entry:dict # A manifest entry with 'file', 'size' and 'sha256' (an artifact, or the sample)
+                )->bytes:
+    "The bytes of `entry`'s file, read once and checked against the size and sha256 the manifest records: what is hashed is what is loaded."
     f = Path(bundle)/entry['file']
     if not f.is_file(): raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
                                            "Copy the whole bundle folder, or re-export it.")
-    if f.stat().st_size != entry['size'] or file_sha256(f) != entry['sha256']:
-        raise XDeployError(f"{f} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
-                           "Copy the bundle again from its source, or re-export it.")
-    return f
+    bad = XDeployError(f"{f} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
+                       "Copy the bundle again from its source, or re-export it.")
+    if f.stat().st_size != entry['size']: raise bad
+    data = f.read_bytes()
+    if len(data) != entry['size'] or hashlib.sha256(data).hexdigest() != entry['sha256']: raise bad
+    return data
 
 def check_artifacts(bundle:Path, # Bundle directory
                     m:dict, # Its manifest
@@ -314,5 +357,5 @@ def check_artifacts(bundle:Path, # Bundle directory
                    ):
     "Raise `XDeployError` if an artifact of `m` (and its sample) is missing or differs in size or sha256 from the manifest."
     for a in m['artifacts']:
-        if formats is None or a['format'] in formats: check_file(bundle, a)
-    if formats is None and 'sample' in m: check_file(bundle, m['sample'])
+        if formats is None or a['format'] in formats: read_checked(bundle, a)
+    if formats is None and 'sample' in m: read_checked(bundle, m['sample'])

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
 from torch import nn
-from fastcore.basics import patch
+from fastcore.basics import patch, patch_to
 import xdeploy_nb
-from .core import *
+from .core import (FORMATS, KINDS, SCHEMA_NAME, SCHEMA_VERSION, TASKS, VARIANTS, Task, XDeployError, atomic_directory,
+                             check_artifacts, file_sha256, quiet, write_manifest)
 from .preprocess import image_spec, tabular_spec, BATCH_OPS
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .variants import check_variants, count_flops, make_variant, variant_file
@@ -20,7 +21,7 @@ from .verify import VerifyReport, format_metric, kind_of, learner_outputs, refer
 
 # %% auto #0
 __all__ = ['BATCH_TORCH_OPS', 'task_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph', 'export_artifact',
-           'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle']
+           'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle', 'export_bundle']
 
 # %% ../nbs/05_export.ipynb #tk0ex001
 def _loss_name(learn)->str:
@@ -102,6 +103,8 @@ def _tabular_io(learn)->dict:
               dict(name='x_cont', dtype='float32', shape=['batch', len(pre['x_cont'])])]
     steps = [dict(op='fill_missing', in_graph=False), dict(op='categorify', in_graph=False)]
     return dict(inputs=inputs, steps=steps + ([dict(op='normalize', in_graph=True)] if pre['normalize'] else []), spec=pre)
+
+KINDS['image'].spec,KINDS['tabular'].spec = _image_io,_tabular_io
 
 # %% ../nbs/05_export.ipynb #4d2bf87c
 def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
@@ -588,7 +591,6 @@ def _calibration(learn, spec, items, n:int)->list:
     return [{k: v[i:i+8] for k,v in x.items()} for i in range(0, len(next(iter(x.values()))), 8)]
 
 # %% ../nbs/05_export.ipynb #bd0ex011
-@patch
 def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
                   path:Path, # The bundle directory to write
                   formats=('onnx', 'torchscript'), # Some of `FORMATS`: 'onnx', 'torchscript', 'torch.export'
@@ -617,7 +619,8 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
         provenance = dict(created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), versions=_versions())
         m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, flops=_flops(d), provenance=provenance)
         write_manifest(d, m)
-        report = verify_bundle(d, learn, items=items, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop)
+        report = verify_bundle(d, learn, items=items, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop,
+                               trust_code=True)  # the artifacts it has just written itself
         for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r['accuracy'])
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
         m['sample'] = _write_sample(d, learn, spec, items, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
@@ -628,3 +631,5 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
             raise XDeployError(f"The export is not faithful:\n{fp32}",
                                "Check the preprocessing the report names; pass keep_unfaithful=True to keep the bundle anyway.")
     return Bundle(path, m, report)
+
+patch_to(Learner)(export_bundle)  # also `learn.export_bundle(path, ...)`: fastcore's patch, as fastai adds its own methods

@@ -4,16 +4,16 @@
 
 # %% ../nbs/04_runtime.ipynb #rt000004
 from __future__ import annotations
-import os
+import io, os
 from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 import onnxruntime as ort
-from .core import (FORMATS, KINDS, TASKS, VARIANTS, Format, Kind, ManifestError, Runner, Task, XDeployError,
-                             check_artifacts, check_file, read_manifest)
+from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, Task, XDeployError,
+                             read_checked, read_manifest)
 from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner
 from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
-import xdeploy_nb.variants  # registers the variants (their makers import onnx only when called)
+from .variants import VARIANTS  # the registry, as `xdeploy_nb.variants` fills it (its makers import onnx only when called)
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths', 'Predictor']
@@ -26,7 +26,7 @@ def load_sample(bundle:Path, # The bundle directory
     "`(inputs, expected)`: the prepared inputs the bundle keeps in `sample.npz`, and the Learner's outputs for them (or the variant's)."
     if 'sample' not in m: raise XDeployError(f"The bundle {bundle} keeps no sample inputs to check a device with.",
                                              "Re-export it with this version of xdeploy_nb.")
-    with np.load(check_file(bundle, m['sample']), allow_pickle=False) as z:
+    with np.load(io.BytesIO(read_checked(bundle, m['sample'])), allow_pickle=False) as z:
         key = f"expected.{artifact['file']}" if artifact and f"expected.{artifact['file']}" in z.files else 'expected'
         return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z[key]
 
@@ -40,16 +40,20 @@ def _sample_tolerance(artifact:dict)->float:
     "How far an accelerator may be from the CPU on the bundle's sample, for this artifact's variant (`Variant.sample_tolerance`)."
     return VARIANTS[artifact.get('variant', 'fp32')].sample_tolerance
 
-def _open_session(model:Path, # The ONNX file
+def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` returns them
+                  name:str, # Its file name, for messages
                   plan:SessionPlan, # Where to open it, from `providers_for`
                   threads:int=None # Intra-op threads
                  )->ort.InferenceSession:
     "An onnxruntime session of `model` on the device of `plan`, checked to really run there."
     options = _session_options(threads)
-    try: sess = ort.InferenceSession(str(model), sess_options=options, **plan.apply(options))
-    except Exception as e: raise XDeployError(
-        f"onnxruntime {ort.__version__} cannot load {model.name} on {plan.device}: {e}",
-        "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
+    try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
+    except Exception as e:
+        if 'external' in str(e).lower(): raise XDeployError(
+            f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
+            "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
+        raise XDeployError(f"onnxruntime {ort.__version__} cannot load {name} on {plan.device}: {e}",
+            "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
     plan.check(sess)
     return sess
 
@@ -57,18 +61,19 @@ def choose_session(bundle:Path, # The bundle directory
                    m:dict, # Its manifest
                    artifact:dict, # The ONNX artifact to open, an entry of `m['artifacts']`
                    device:str='auto', # A device name from `list_devices()`, or 'auto'
-                   threads:int=None # Intra-op threads
+                   threads:int=None, # Intra-op threads
+                   data:bytes=None # The artifact's bytes, if read already (`read_checked`)
                   )->tuple:
     "`(session, plan)`: the artifact opened on `device`; for 'auto', on the first candidate that opens it, runs it there and matches the sample."
-    model = Path(bundle)/artifact['file']
+    model,file = data or read_checked(bundle, artifact),artifact['file']
     if device != 'auto':
         plan = providers_for(device)
-        return _open_session(model, plan, threads),plan
+        return _open_session(model, file, plan, threads),plan
     devices,passed = list_devices(torch=False),[]
     for name in auto_candidates(devices):
         try:
             plan = providers_for(name, devices)
-            sess = _open_session(model, plan, threads)
+            sess = _open_session(model, file, plan, threads)
             run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
             if name != 'cpu' and (d := _sample_diff(run, bundle, m, artifact)) > _sample_tolerance(artifact):
                 raise XDeployError(f"its outputs differ from the {'Learner' if artifact.get('variant', 'fp32') == 'fp32' else 'CPU'}'s by {d:.2g} on the bundle's sample")
@@ -78,7 +83,7 @@ def choose_session(bundle:Path, # The bundle directory
                     if name != 'cpu' else "as no accelerator here opened the model and matched the Learner" if passed else "the only device here")
                     + (f"; passed over: {'; '.join(passed)}" if passed else ''))
         return sess,plan
-    raise XDeployError(f"No device could open {model.name}: {'; '.join(passed)}.", "Re-export the bundle, or check the onnxruntime install.")
+    raise XDeployError(f"No device could open {file}: {'; '.join(passed)}.", "Re-export the bundle, or check the onnxruntime install.")
 
 # %% ../nbs/04_runtime.ipynb #rt000010
 def _cpus()->int:
@@ -105,17 +110,17 @@ def _run_options()->ort.RunOptions:
     return ro
 
 # %% ../nbs/04_runtime.ipynb #fm000002
-def _onnx_runner(path:Path, m:dict, a:dict, device:str='auto', threads:int=None)->Runner:
-    "Open the ONNX artifact `a` with onnxruntime on `device`, checked against the manifest."
-    sess,plan = choose_session(path, m, a, device, threads)
+def _onnx_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
+    "Open the ONNX artifact `a` (its checked bytes: `data`) with onnxruntime on `device`, checked against the manifest."
+    sess,plan = choose_session(path, m, a, device, threads, data)
     _check_session(sess, m, a['file'])
     out = m['outputs'][0]['name']
     return Runner(lambda feeds: sess.run([out], feeds, _run_options())[0], plan.device, plan.why,
                   sess.get_providers(), sess.get_session_options().intra_op_num_threads)
 
-def _torch_runner(path:Path, m:dict, a:dict, device:str='auto', threads:int=None)->Runner:
-    "Load a TorchScript or torch.export artifact with torch (imported here only)."
-    run,dev,why,n = torch_runner(path/a['file'], a['format'], [i['name'] for i in m['inputs']], device, threads)
+def _torch_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
+    "Load a TorchScript or torch.export artifact from its checked bytes with torch (imported here only)."
+    run,dev,why,n = torch_runner(data, a['format'], [i['name'] for i in m['inputs']], device, threads)
     return Runner(run, dev, why, ['torch'], n)
 
 # %% ../nbs/04_runtime.ipynb #fm000003
@@ -153,7 +158,7 @@ def _check_image_inputs(m:dict):
     "Refuse an image manifest whose inputs are not one uint8 NCHW image batch."
     ins = m['inputs']
     if len(ins) != 1 or ins[0]['dtype'] != 'uint8' or len(ins[0]['shape']) != 4 or ins[0].get('layout', 'NCHW') != 'NCHW':
-        raise _manifest_error(f"an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW; this one has "
+        raise _manifest_error("an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW; this one has "
                               + '; '.join(f"{i['name']} {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
 
 def _check_tabular_inputs(m:dict):
@@ -452,18 +457,22 @@ class Predictor:
     def __init__(self,
                  path, # Bundle folder, with manifest.json
                  device:str='auto', # Where to run: a name from `xdeploy_nb.accel.list_devices()`, or 'auto' for the fastest verified one
-                 format:str='auto', # Which artifact to run: 'onnx' ('auto' picks it), or 'torchscript' / 'torch.export' (needs torch)
+                 format:str='auto', # Which artifact to run: 'onnx' ('auto' picks it), or 'torchscript' / 'torch.export' (torch, `trust_code`)
                  variant:str='fp32', # Which variant of it: 'fp32', or one the bundle has ('fp16', 'int8-static', ...)
                  threads:int=None, # Intra-op threads; None: one per CPU this process may use
-                 max_pixels:int=None): # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
+                 max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
+                 trust_code:bool=False): # Allow formats whose loading can run code (TorchScript, torch.export): only for bundles you trust
         self.path = Path(path)
         self.manifest = m = read_manifest(self.path)
         _check_bundle(m)
         self._kind,self._task = KINDS[m['preprocessing']['kind']],TASKS[m['task']]
         self.artifact = a = _artifact(m, format, variant)
-        check_artifacts(self.path, {**m, 'artifacts': [a]})
+        if FORMATS[a['format']].runs_code and not trust_code: raise XDeployError(
+            f"{a['file']} is a {a['format']} artifact: loading it can run code (PyTorch: \"models are programs\"), so it is "
+            "not loaded without your consent.", "Use format='onnx' (the default, which runs no code), or pass trust_code=True "
+            "if you trust where this bundle came from.")
         if threads is not None: _session_options(threads)  # the one check of `threads`, whatever runs the model
-        r = FORMATS[a['format']].runner(self.path, m, a, device, threads)
+        r = FORMATS[a['format']].runner(self.path, m, a, read_checked(self.path, a), device, threads)
         self._model,self.device,self._why,self._providers,self._threads = r.run,r.device,r.why,r.providers,r.threads
         self._requested,self._max_pixels = device,max_pixels
 

@@ -6,9 +6,8 @@
 from __future__ import annotations
 import math, tempfile, time
 from pathlib import Path
-import numpy as np
 import onnxruntime as ort
-from .core import *
+from .core import VARIANTS, Variant, XDeployError, quiet
 
 # %% auto #0
 __all__ = ['variant_file', 'check_variants', 'make_variant', 'count_flops']

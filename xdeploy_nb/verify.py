@@ -8,7 +8,7 @@ import math, warnings
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
-from .core import *
+from .core import KINDS, TASKS, VARIANTS, XDeployError, check_artifacts, read_manifest
 from .preprocess import PreprocessError, _input_spec
 from .runtime import Predictor, prepare_inputs
 
@@ -97,10 +97,11 @@ def learner_outputs(learn, # The Learner
 # %% ../nbs/06_verify.ipynb #9cf6a92c
 def artifact_outputs(bundle:Path, # The bundle directory
                      artifact:dict, # One entry of `manifest['artifacts']`
-                     feeds:dict # Input name -> array, from `prepare_inputs`
+                     feeds:dict, # Input name -> array, from `prepare_inputs`
+                     trust_code:bool=False # Load formats whose loading can run code (TorchScript, torch.export)
                     )->np.ndarray:
     "Run one artifact of the bundle on the CPU on prepared inputs, with the runtime's `Predictor` (ONNX with onnxruntime, the others with torch)."
-    return Predictor(bundle, device='cpu', format=artifact['format'], variant=artifact.get('variant', 'fp32')).run(feeds)
+    return Predictor(bundle, device='cpu', format=artifact['format'], variant=artifact.get('variant', 'fp32'), trust_code=trust_code).run(feeds)
 
 # %% ../nbs/06_verify.ipynb #10799608
 def compare(ref:np.ndarray, # The Learner's activated outputs, [n, k]
@@ -200,9 +201,9 @@ def _repr_html_(self:VerifyReport)->str:
     return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 # %% ../nbs/06_verify.ipynb #7a562112
-def _outputs(path, m, a, feeds)->tuple:
+def _outputs(path, m, a, feeds, trust_code=False)->tuple:
     "`(outputs, problem)` of artifact `a`: its outputs, or None and what went wrong."
-    try: return artifact_outputs(path, a, feeds),None
+    try: return artifact_outputs(path, a, feeds, trust_code),None
     except Exception as e: return None,str(e)
 
 def _verify_row(a:dict, out, problem, ref, fp32, targets, m:dict, tolerance:float, max_accuracy_drop:float)->dict:
@@ -223,13 +224,14 @@ def verify_bundle(path:Path, # A bundle directory
                   items=None, # Items to verify on (default: the Learner's validation set)
                   n_items:int=64, # At most this many
                   tolerance:float=1e-4, # Largest difference of the activated outputs allowed (fp32; regression: relative to the value)
-                  max_accuracy_drop:float=0.01 # Variants judged by accuracy (int8): largest drop below the fp32 model's
+                  max_accuracy_drop:float=0.01, # Variants judged by accuracy (int8): largest drop below the fp32 model's
+                  trust_code:bool=False # Also run artifacts whose loading can run code (TorchScript, torch.export); else they fail
                  )->VerifyReport:
     "Compare every artifact of the bundle at `path` with `learn` on real items; return the report."
     m = read_manifest(path)
     check_artifacts(path, m)
     xs = reference_items(learn, items, n_items)
     ref,targets,feeds = learner_outputs(learn, xs),reference_targets(learn, items, n_items),prepare_inputs(m, xs)
-    outs = [_outputs(path, m, a, feeds) for a in m['artifacts']]
+    outs = [_outputs(path, m, a, feeds, trust_code) for a in m['artifacts']]
     fp32 = next((o for a,(o,_) in zip(m['artifacts'], outs) if a.get('variant', 'fp32') == 'fp32' and o is not None), ref)
     return VerifyReport([_verify_row(a, o, p, ref, fp32, targets, m, tolerance, max_accuracy_drop) for a,(o,p) in zip(m['artifacts'], outs)], tolerance)
