@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_cli.ipynb #10b185cf
 from __future__ import annotations
-import argparse, ast, inspect, io, sys, textwrap, tokenize
+import argparse, ast, inspect, io, json, sys, textwrap, tokenize
 from pathlib import Path
 import xdeploy_nb
 from .core import XDeployError
@@ -93,9 +93,12 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
     from xdeploy_nb.export import export_bundle, spec_from_learner
     from xdeploy_nb.runtime import items_from_paths
     from fastai.learner import load_learner
+    if not Path(learner).is_file(): raise XDeployError(f"{learner} is not a file.", "Pass the file that `learn.export()` wrote.")
     with warnings.catch_warnings():  # the pickle warning says what the help of this command says
         warnings.filterwarnings('ignore', message='load_learner` uses', category=UserWarning)
-        learn = load_learner(learner)
+        try: learn = load_learner(learner)
+        except Exception as e: raise XDeployError(f"{learner} could not be read as a saved fastai Learner ({type(e).__name__}: {e}).",
+                                                  "Pass the file that `learn.export()` wrote, with the same fastai version.") from None
     if not items: raise XDeployError("A saved Learner keeps no data, so there is nothing to verify the export on.",
                                      "Pass --items with validation image files or folders, or a CSV file of rows.")
     b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), variants=variants or (), opset=opset, n_items=n_items,
@@ -160,12 +163,23 @@ def _parser()->argparse.ArgumentParser:
     for name,f in COMMANDS.items(): command_parser(f, sub.add_parser(name, help=f.__doc__, description=f.__doc__))
     return p
 
+# %% ../nbs/10_cli.ipynb #cl0cl010
+def _fail(cmd:str, problem:str, fix:str=None, as_json:bool=False):
+    "Exit with status 1 and one message naming the problem and the fix: a line on stderr, or a JSON object on stdout with `--json`."
+    if as_json:
+        print(json.dumps(dict(error=problem, fix=fix, command=cmd)))
+        sys.exit(1)
+    sys.exit(f"xdeploy {cmd}: {problem}" + (f"\nFix: {fix}" if fix else ''))
+
 def main(argv:list=None # Arguments (default: `sys.argv[1:]`)
         ):
-    "Entry point of the `xdeploy` console script."
+    "Entry point of the `xdeploy` console script: a command's errors are one message, never a traceback."
     p = _parser()
     args = vars(p.parse_args(sys.argv[1:] if argv is None else argv))
     cmd = args.pop('command')
     if cmd is None: return p.print_help()
+    as_json = args.get('json') is True
     try: COMMANDS[cmd](**args)
-    except XDeployError as e: sys.exit(f"xdeploy {cmd}: {e}")
+    except XDeployError as e: _fail(cmd, e.problem, e.fix, as_json)
+    except KeyboardInterrupt: sys.exit(130)
+    except Exception as e: _fail(cmd, f"unexpected {type(e).__name__}: {e}", "This is a bug of xdeploy_nb: please report it with the command you ran.", as_json)

@@ -334,7 +334,11 @@ def tabular_spec(learn_or_dls # A fastai tabular `Learner` or `TabularDataLoader
     return spec
 
 # %% ../nbs/02_preprocess.ipynb #tab00005
-def _is_missing(v)->bool: return v is None or (isinstance(v, float) and math.isnan(v))
+_F32_MAX = float(np.finfo(np.float32).max)
+
+def _is_missing(v)->bool:
+    "Is `v` a missing value, as pandas and fastai's `FillMissing` see it: None, NaN (any float type), `pd.NA` or `pd.NaT`?"
+    return v is None or type(v).__name__ in ('NAType', 'NaTType') or (isinstance(v, (float, np.floating)) and math.isnan(v))
 
 def table_rows(rows)->list:
     "Rows as a list of dicts, from a dict, a list of dicts, or a DataFrame (duck-typed: no pandas import)."
@@ -346,17 +350,25 @@ def table_rows(rows)->list:
                               "Pass {'island': 'Biscoe', 'bill_length_mm': 40.1, ...} per row.")
     return rows
 
-def _code(vocab:list, index:dict, v)->int:
+def _code(vocab:list, index:dict, v, col:str='', i:int=0)->int:
     "fastai's category code of `v`: its place in `vocab`, or 0 (`#na#`) if missing or unseen."
     if _is_missing(v): return 0
     if hasattr(v, 'item'): v = v.item()
+    if not isinstance(v, (str, int, float, bool)): raise PreprocessError(
+        f"Row {i}: column {col!r} is {v!r}, which is not a category value.", f"Pass a string or a number (or None if unknown) for {col!r}.")
     return index.get((type(v) is bool, v), 0)
 
 def _number(v, col:str, i:int)->float:
+    "`v` as a float32-sized number; NaN if missing. Text, infinities and values float32 cannot hold are refused, naming the column."
     if _is_missing(v): return math.nan
-    try: return float(v)
-    except (TypeError, ValueError):
+    try: x = float(v)
+    except (TypeError, ValueError, OverflowError):
         raise PreprocessError(f"Row {i}: column {col!r} is {v!r}, which is not a number.", f"Pass a number (or None if unknown) for {col!r}.") from None
+    if math.isnan(x): return x
+    if not abs(x) <= _F32_MAX: raise PreprocessError(
+        f"Row {i}: column {col!r} is {v!r}, which is not a finite number that float32 can hold (|x| <= 3.4e38).",
+        f"Pass a finite number (or None if unknown) for {col!r}.")
+    return x
 
 # %% ../nbs/02_preprocess.ipynb #tab00006
 def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
@@ -385,5 +397,5 @@ def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
                 if fills[c]['flag']: vals[fills[c]['flag']] = True
             elif c in fills and fills[c]['flag']: vals[fills[c]['flag']] = False
             x_cont[k, j] = v
-        for j,c in enumerate(spec['x_cat']): x_cat[k, j] = _code(spec['categories'][c], index[c], vals[c])
+        for j,c in enumerate(spec['x_cat']): x_cat[k, j] = _code(spec['categories'][c], index[c], vals[c], c, i)
     return dict(x_cat=x_cat, x_cont=x_cont)

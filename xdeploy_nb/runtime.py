@@ -219,6 +219,8 @@ def _load(item, # A file path, bytes, a PIL image or an HWC uint8 array
     if isinstance(item, np.ndarray):
         if item.dtype != np.uint8: raise XDeployError(
             f"image arrays are uint8 (0-255), not {item.dtype}.", "Convert it, e.g. `(arr*255).round().astype(np.uint8)` for floats in [0, 1].")
+        if item.ndim not in (2, 3) or 0 in item.shape: raise XDeployError(
+            f"an array of shape {item.shape} is not an image.", "Pass an HxW, HxWx3 or HxWx4 uint8 array.")
         if item.ndim == 3 and item.shape[0] in (1, 3, 4) and item.shape[-1] not in (1, 3, 4):
             raise XDeployError("this array looks channels-first (CxHxW).", "Pass it as HxWxC: `arr.transpose(1, 2, 0)`.")
     return prepare_image(item, spec, max_pixels)  # which checks the size from the file's header, before decoding
@@ -342,6 +344,8 @@ def _image_files(paths:list, m:dict=None)->list:
         if p.is_dir(): files += sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_EXTENSIONS)
         elif p.exists(): files.append(p)
         else: raise XDeployError(f"{p} does not exist.", "Check the path.")
+    if not files: raise XDeployError(f"There are no image files in {', '.join(map(str, paths))}.",
+                                     f"Pass image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) or folders that hold them.")
     return [str(f) for f in files]
 
 # %% ../nbs/04_runtime.ipynb #kd000007
@@ -358,8 +362,17 @@ def _csv_rows(paths:list, m:dict)->list:
     import csv
     if len(paths) != 1 or Path(paths[0]).suffix.lower() != '.csv':
         raise XDeployError("A tabular model takes its rows from one CSV file.", "Pass the path of a CSV file with a header row.")
-    with open(paths[0], newline='', encoding='utf-8') as f:
-        return [{k: _csv_value(v, m['preprocessing']['spec']['categories'].get(k)) for k,v in row.items()} for row in csv.DictReader(f)]
+    f = Path(paths[0])
+    if not f.is_file(): raise XDeployError(f"{f} is not a file.", "Pass the path of a CSV file with a header row.")
+    try:
+        with open(f, newline='', encoding='utf-8') as fh:
+            rows = [{k: _csv_value(v, m['preprocessing']['spec']['categories'].get(k)) for k,v in row.items()} for row in csv.DictReader(fh)]
+    except UnicodeDecodeError: raise XDeployError(f"{f} is not UTF-8 text.", "Save the CSV file as UTF-8.") from None
+    except csv.Error as e: raise XDeployError(f"{f} is not a CSV file this can read ({e}).",
+                                              "Pass a CSV file with a header row and fields under 128 KiB.") from None
+    if not rows: raise XDeployError(f"{f} has no rows.", "Pass a CSV file with a header row and one line per row.")
+    if any(None in r for r in rows): raise XDeployError(f"{f} has rows with more fields than its header.", "Check the CSV file's quoting and separators.")
+    return rows
 
 # %% ../nbs/04_runtime.ipynb #kd000008
 KINDS['image'].from_paths,KINDS['image'].names = _image_files,list
@@ -390,6 +403,8 @@ def _check_feeds(inputs:dict, # Input name -> array
         for n,d in zip(x.shape, shape):
             if isinstance(d, str) and dims.setdefault(d, (n, name))[0] != n: raise XDeployError(
                 f"Input {name!r} has {d} {n} but input {dims[d][1]!r} has {d} {dims[d][0]}: they must be the same.", fix)
+        if x.dtype.kind == 'f' and not np.isfinite(x).all(): raise XDeployError(
+            f"Input {name!r} holds NaN or infinite values, from which no prediction is made.", fix + " Missing values go in as None.")
         feeds[name] = np.ascontiguousarray(x)
     return feeds
 
@@ -487,11 +502,15 @@ class Predictor:
            )->np.ndarray:
         "The model's activated outputs for `inputs`, one row per item."
         feeds = _check_feeds(inputs, self.manifest['inputs'])
-        try: return self._model(feeds)
+        try: out = self._model(feeds)
         except Exception as e: raise XDeployError(
             f"{self.artifact['file']} could not be run on {self.device}: {e}",
             "Check the inputs against `manifest['inputs']`, and that they hold what `prepare` makes (e.g. category codes "
             "within each column's vocabulary).") from None
+        if bad := np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(1)).tolist(): raise XDeployError(
+            f"The model's outputs for item(s) {bad[:10]} are not finite (NaN or infinite), so no prediction is made from them.",
+            "Check those inputs: values far outside what the model was trained on can overflow it.")
+        return out
 
     def decode(self,
                outputs:np.ndarray # What `run` returns
