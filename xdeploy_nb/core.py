@@ -299,6 +299,7 @@ def _check_schema(obj, schema, where:str):
 def validate_manifest(m:dict # A parsed manifest
                      )->dict:
     "Check `m` against `MANIFEST_SCHEMA` and the rules a schema cannot say; return it unchanged."
+    import xdeploy_nb.runtime  # registers the built-in kinds, tasks, formats and variants that a manifest names
     if not isinstance(m, dict) or m.get('schema') != SCHEMA_NAME:
         raise ManifestError("This manifest.json is not an xdeploy_nb bundle manifest.", "Point to a folder written by `export_bundle`.")
     if isinstance(m.get('schema_version'), int) and m['schema_version'] > SCHEMA_VERSION:
