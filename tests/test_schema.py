@@ -155,3 +155,17 @@ def test_unknown_fields_policy(manifests, validator):
     m['preprocessing']['spec']['input']['colorspace'] = 'srgb'
     with pytest.raises(ManifestError, match="unknown field 'colorspace'"): validate_manifest(m)
     assert not validator.is_valid(m)
+
+def test_check_sync_fails_on_a_stale_schema_file(root, tmp_path):
+    "tools/check_sync.py (through tools/schema.py --check) fails when the shipped schema is not what `json_schema()` says."
+    import shutil, sys
+    from conftest import run
+    for name in ('settings.ini', 'nbs', 'xdeploy_nb', 'tools', 'README.md'):
+        (shutil.copytree if (root/name).is_dir() else shutil.copy)(root/name, tmp_path/name)
+    f = tmp_path/'xdeploy_nb'/'manifest.schema.json'
+    f.write_text(f.read_text().replace('"fp16"', '"fp8"', 1))
+    r = run(sys.executable, tmp_path/'tools'/'check_sync.py', cwd=tmp_path, check=False)
+    assert r.returncode == 1 and 'manifest.schema.json is out of date' in r.stderr, r.stderr
+    assert '-' in r.stdout and '"fp8"' in r.stdout
+    run(sys.executable, tmp_path/'tools'/'schema.py', cwd=tmp_path)
+    assert run(sys.executable, tmp_path/'tools'/'schema.py', '--check', cwd=tmp_path).returncode == 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Fail if the generated files differ from what the notebooks generate: `xdeploy_nb/` (nbdev_export) and README.md,
-or if a notebook keeps saved widget state (megabytes of JSON that nbdev_clean keeps and nothing needs).
+"""Fail if the generated files differ from what the notebooks generate: `xdeploy_nb/` (nbdev_export), README.md and
+`xdeploy_nb/manifest.schema.json` (tools/schema.py, from `json_schema()`), or if a notebook keeps saved widget state
+(megabytes of JSON that nbdev_clean keeps and nothing needs).
 
 The export runs in a scratch copy of the repository, so a hand edit in `xdeploy_nb/` is reported, not overwritten."""
 import difflib, filecmp, os, shutil, subprocess, sys, tempfile
@@ -47,6 +48,7 @@ def main():
               f"or delete metadata.widgets.", file=sys.stderr)
         failed = True
     if subprocess.run([sys.executable, str(ROOT/'tools'/'readme.py'), '--check']).returncode: failed = True
+    if subprocess.run([sys.executable, str(ROOT/'tools'/'schema.py'), '--check']).returncode: failed = True
     sys.exit(1 if failed else 0)
 
 if __name__ == '__main__': main()

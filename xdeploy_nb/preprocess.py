@@ -408,7 +408,7 @@ ITEM_STEP_SCHEMAS = dict(  # The schema of each item step (`ITEM_OPS`): its para
     resize=Doc(Closed(size=_HW,
         method=Doc({'squish', 'crop', 'pad'}, "squish: resize the whole image to size, whatever its aspect ratio. crop and pad: "
             "first cut out (crop) or pad to (pad) the centred region with the aspect ratio of size, then resize that region to size."),
-        pad_mode=Doc(_PAD.schema, "pad only (also recorded for the other methods): how the padding is filled. " + _PAD.doc),
+        pad_mode=Doc(_PAD.schema, "Used by method pad (and recorded for the others). " + _PAD.doc),
         resample=_RESAMPLE),
         "fastai's Resize at validation. For an image of width w and height h and a target size [H, W]: with method squish, "
         "resize the image to W x H. Otherwise let rw = w/W and rh = h/H; m = min(rw, rh) for crop, max(rw, rh) for pad; "
@@ -454,9 +454,10 @@ IMAGE_SPEC_SCHEMA = Closed(
     version=Doc(Version(SPEC_VERSION, 'preprocessing spec'), "The layout of the spec; a reader refuses a newer one than it knows."),
     input=Doc(Closed(cls=Doc(str, "fastai's class that opens the image: 'PILImage' (colour) or 'PILImageBW' (grayscale)."),
                      mode=Doc((str, _NULL), "The Pillow mode the file is converted to after decoding: 'RGB' (3 channels) or 'L' "
-                              "(1 channel, Pillow's luma: L = R*299/1000 + G*587/1000 + B*114/1000, rounded). Pillow's convert is "
-                              "all there is: an alpha channel is dropped, not composited; palette images are looked up; 16-bit "
-                              "images are clipped to 255, not scaled; the EXIF orientation is ignored (the image is not rotated)."),
+                              "(1 channel, Pillow's luma in integers: L = (19595*R + 38470*G + 7471*B + 32768) >> 16). Pillow's "
+                              "convert is all there is: an alpha channel is dropped, not composited; palette images are looked up; "
+                              "CMYK becomes R = round((255 - C)*(255 - K)/255) (G from M, B from Y likewise); 16-bit images are clipped to 255, not scaled; "
+                              "the EXIF orientation is ignored (the image is not rotated)."),
                      item_getters=Doc([str], "fastai's transforms before opening the file (informational).")),
               "How an image file is opened: decoded by Pillow (PIL.Image.open, load) and converted to mode."),
     item_tfms=Doc([OneOf('op', ITEM_STEP_SCHEMAS)],
