@@ -490,7 +490,7 @@ TABULAR_SPEC_SCHEMA = Closed(
                              value=Doc((int, float), "What a missing value becomes (the training median, by default)."),
                              flag=Doc((str, _NULL), "The x_cat column that says whether the value was missing (null: none).")
                             )],
-        "fastai's FillMissing, first: in each row, a missing value (null, absent number, NaN) of column is replaced by value, "
+        "fastai's FillMissing, first: in each row, a missing value (null or NaN) of column is replaced by value, "
         "and the flag column, if any, is true where the value was missing and false elsewhere (a category, coded through "
         "categories like any other). A missing value in an x_cont column that is not listed here is an error: training "
         "never saw one there."),
