@@ -446,8 +446,8 @@ BATCH_STEP_SCHEMAS = dict(  # The schema of each batch step (`BATCH_OPS`), which
         "What fastai's affine transforms (aug_transforms) still do at validation: their matrix is the identity, but the batch "
         "is resampled with torch.nn.functional.grid_sample at an identity affine_grid of the result's size (mode, pad_mode, "
         "align_corners as given), which resizes it when size differs from the input's. Before that, with mode bilinear, "
-        "fastai shrinks an H x W input with area interpolation (F.interpolate(mode='area', scale_factor=1/d)) when d > 1 and "
-        "d > z, where d = min(H/w, W/2)/2 (w: the result's width; fastai's formula as it is) and z = 1 if align_corners, "
+        "fastai shrinks an H x W input with area interpolation (F.interpolate(mode='area', scale_factor=1/d), to "
+        "floor(H/d) x floor(W/d)) when d > 1 and d > z, where d = min(H/w, W/2)/2 (w: the result's width; fastai's formula as it is) and z = 1 if align_corners, "
         "else 1/(1 - 1/max(h, w)) (h, w: the result's size)."))
 
 IMAGE_SPEC_SCHEMA = Closed(
