@@ -43,6 +43,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data = True,
+    package_data = {cfg['lib_path']: ['manifest.schema.json']},  # the manifest's JSON Schema (tools/schema.py writes it)
     install_requires = requirements,
     extras_require = {'train': train_requirements, 'dev': dev_requirements},
     dependency_links = cfg.get('dep_links','').split(),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Fail if the generated files differ from what the notebooks generate: `xdeploy_nb/` (nbdev_export) and README.md,
-if a notebook keeps saved widget state (megabytes of JSON that nbdev_clean keeps and nothing needs), if `nbdev_clean`
-would change a notebook, or if pyflakes finds anything in `xdeploy_nb/`.
+"""Fail if the generated files differ from what the notebooks generate: `xdeploy_nb/` (nbdev_export), README.md and
+`xdeploy_nb/manifest.schema.json` (tools/schema.py, from `json_schema()`), if a notebook keeps saved widget state
+(megabytes of JSON that nbdev_clean keeps and nothing needs), if `nbdev_clean` would change a notebook, or if
+pyflakes finds anything in `xdeploy_nb/`.
 
 The export runs in a scratch copy of the repository, so a hand edit in `xdeploy_nb/` is reported, not overwritten."""
 import difflib, filecmp, os, shutil, subprocess, sys, tempfile
@@ -69,6 +70,7 @@ def main():
         failed = True
     else: print(f"pyflakes finds nothing in {LIB}/.")
     if subprocess.run([sys.executable, str(ROOT/'tools'/'readme.py'), '--check']).returncode: failed = True
+    if subprocess.run([sys.executable, str(ROOT/'tools'/'schema.py'), '--check']).returncode: failed = True
     sys.exit(1 if failed else 0)
 
 if __name__ == '__main__': main()

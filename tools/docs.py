@@ -34,6 +34,7 @@ html_title = {title!r}
 html_theme_options = dict(navigation_with_keys=True, top_of_page_buttons=[])
 html_css_files = ['styles.css', 'site.css']
 html_static_path = ['_static']
+html_extra_path = ['_extra']  # files served as they are, at the site's root: the manifest's JSON Schema
 exclude_patterns = ['_build']
 '''
 
@@ -56,6 +57,9 @@ _re_fence = re.compile(r'^(```|~~~).*?^\1\s*$', re.M | re.S)
 _re_heading = re.compile(r'^#{1,6}\s+(.+?)\s*#*\s*$', re.M)
 _re_link = re.compile(r'\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)\)')
 _re_srclink = re.compile(r'\[source\]\((\S+?)\)\{target="_blank"[^}]*\}')
+# Files the site serves as they are, at its root (Sphinx's html_extra_path), and where they come from. A link to one in a
+# notebook's markdown (`[manifest.schema.json](manifest.schema.json)`) becomes a plain link to it, from any page.
+EXTRA_FILES = {'manifest.schema.json': ROOT/'xdeploy_nb'/'manifest.schema.json'}
 
 def _outside_fences(md:str, f)->str:
     "`md` with `f` applied to the text outside fenced code blocks; inside them, markdown links become their text."
@@ -146,6 +150,9 @@ def _links(md:str, site_url:str, pages:dict, this:str, sources:dict=None)->str:
         text,url = m.groups()
         rel = url[len(site_url):] if url.startswith(site_url) else url
         page,_,anchor = rel.partition('#')
+        if page.lstrip('/') in EXTRA_FILES and '://' not in url:  # served as is: a plain link, relative to this page
+            href = posixpath.relpath(page.lstrip('/'), here or '.')
+            return f'<a href="{href}">{text}</a>'
         if url.startswith(site_url) or ('://' not in page and page.endswith(('.html', '.ipynb'))):
             if not url.startswith(site_url) and page: page = posixpath.normpath(posixpath.join(here, page))
             if page.endswith('.ipynb'): name = (sources or {}).get(page)
@@ -166,6 +173,8 @@ def build(out:Path, src:Path=None)->Path:
     shutil.rmtree(src, ignore_errors=True); (src/'_static').mkdir(parents=True)
     shutil.copy(ROOT/'nbs'/'styles.css', src/'_static'/'styles.css')
     (src/'_static'/'site.css').write_text(SITE_CSS)
+    (src/'_extra').mkdir()
+    for name,f in EXTRA_FILES.items(): shutil.copy(f, src/'_extra'/name)
     nbs,sources = {},{rel: _page_name(rel) for rel in _pages()}
     for rel in _pages():
         nb = processed_notebook(ROOT/'nbs'/rel)

@@ -12,9 +12,10 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'ACTIVATIONS', 'DTYPES',
-           'MANIFEST_SCHEMA', 'XDeployError', 'file_sha256', 'recover_directory', 'remove_stale_partials',
-           'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task', 'Kind', 'ManifestError',
-           'validate_manifest', 'read_manifest', 'write_manifest', 'read_checked', 'check_artifacts']
+           'MANIFEST_SCHEMA', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'XDeployError', 'file_sha256', 'recover_directory',
+           'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task',
+           'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError', 'validate_manifest', 'read_manifest',
+           'write_manifest', 'read_checked', 'check_artifacts', 'json_schema', 'schema_json', 'schema_file']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -245,9 +246,52 @@ class Kind:
     test_items:Callable=None # `test_items(items)` -> what `learn.dls.test_dl` takes (train side)
     from_paths:Callable=None # `from_paths(paths, manifest)` -> items, for the CLI
     names:Callable=None # `names(items)` -> a display name per item, for the CLI
+    spec_schema:dict=None # The schema of `preprocessing` for this kind (its `spec` and `steps`), in the notation of `MANIFEST_SCHEMA`
 
 # %% ../nbs/00_core.ipynb #reg00010
 KINDS,TASKS,FORMATS,VARIANTS = Registry('input kind'),Registry('task'),Registry('artifact format'),Registry('variant')
+
+# %% ../nbs/00_core.ipynb #sch00001
+class Doc:
+    "A schema with its meaning in words and optional limits, for `_check_schema` and the published JSON Schema."
+    def __init__(self, schema, # The schema documented
+                 doc:str='', # What the value means, in words another language's developer can implement from
+                 pattern:str=None, # A regex the whole string must match
+                 minimum=None, maximum=None, exclusive_minimum=None, # Limits of a number
+                 min_items:int=None, max_items:int=None, # Limits of a list's length
+                 min_length:int=None, max_length:int=None, # Limits of a string's length
+                 what:str=None): # The rule in words, for messages ('a plain file name'); default: the limits
+        self.schema,self.doc,self.what = schema,doc,what
+        self.limits = {k:v for k,v in dict(pattern=pattern, minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
+                                           min_items=min_items, max_items=max_items,
+                                           min_length=min_length, max_length=max_length).items() if v is not None}
+    def __repr__(self): return f"Doc({self.schema!r}, {self.doc[:40]!r}...)"
+
+class Closed(dict):
+    "An object schema whose fields are all there is: an unknown field is an error."
+
+class MapOf:
+    "An object whose keys the writer chooses (column names, package names), each value following `schema`."
+    def __init__(self, schema): self.schema = schema
+    def __repr__(self): return f"MapOf({self.schema!r})"
+
+class OneOf:
+    "Objects told apart by the value of their field `tag`: `cases` maps each value to the schema of the other fields."
+    def __init__(self, tag:str, # The field that names the case, e.g. 'op'
+                 cases, # {value: schema of the other fields}, or a `Registry` whose entries carry it in `attr`
+                 attr:str=None, # The entries' attribute that holds their schema, when `cases` is a `Registry`
+                 default=None): # The schema for an entry whose `attr` is None
+        self.tag,self.cases,self.attr,self.default = tag,cases,attr,default
+    def items(self)->list:
+        "`(value, schema)` of each case, as registered now."
+        if self.attr is None: return list(self.cases.items())
+        return [(n, getattr(e, self.attr, None) or self.default) for n,e in self.cases.items()]
+    def __repr__(self): return f"OneOf({self.tag!r}, {[n for n,_ in self.items()]})"
+
+class Version:
+    "A layout version: an int from 1 to `current`; a larger one is a newer layout, refused with an upgrade message."
+    def __init__(self, current:int, what:str): self.current,self.what = current,what
+    def __repr__(self): return f"Version({self.current})"
 
 # %% ../nbs/00_core.ipynb #941f1318
 SCHEMA_NAME,SCHEMA_VERSION = 'xdeploy_nb.bundle',1
@@ -255,31 +299,138 @@ ACTIVATIONS = {'softmax', 'sigmoid', 'none'}
 DTYPES = {'uint8', 'int64', 'float32', 'float16'}
 _num = (int, float)
 
+_DTYPE = Doc(DTYPES, "Element type of the array, as ONNX names it: uint8, int64, float32 (IEEE single) or float16 (IEEE half).")
+_SHAPE = Doc([(int, str)], "The array's dimensions, outermost first: an integer is a fixed size, a string names a size chosen "
+             "at run time ('batch': the number of items).")
+_FILE = Doc(str, "A file name in the bundle folder, beside manifest.json: no folders, not hidden.",
+            pattern=r'[^./\\][^/\\]*', what='a plain file name in the bundle')
+_SHA256 = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it loads the file.",
+              pattern='[0-9a-f]{64}', min_length=64, max_length=64, what='a sha256 hex digest (64 lowercase hex digits)')
+_SIZE = Doc(int, "The file's size in bytes.", minimum=0)
+
 MANIFEST_SCHEMA = {
-    'schema': {SCHEMA_NAME}, 'schema_version': int,
-    'task': TASKS,
-    'inputs': [{'name': str, 'dtype': DTYPES, 'shape': [(int, str)], 'layout?': str}],
-    'preprocessing': {'kind': KINDS, 'steps': [{'op': str}]},
-    'outputs': [{'name': str, 'dtype': DTYPES, 'shape': [(int, str)], 'activation': ACTIVATIONS, 'threshold?': _num}],
-    'labels': [str],
-    'artifacts': [{'format': FORMATS, 'file': str, 'sha256': str, 'size': int, 'precision': str,
-                   'exporter?': str, 'opset?': int, 'fallback_reason?': (str, type(None)),
-                   'variant?': VARIANTS, 'verification?': dict, 'accuracy?': dict}],
-    'rejected?': [{'variant': VARIANTS, 'reason': str}],
-    'flops?': (int, type(None)),
-    'sample?': {'file': str, 'sha256': str, 'size': int, 'n': int},
-    'provenance': {'created': str, 'versions': dict},
+    'schema': Doc({SCHEMA_NAME}, "What this file is: always 'xdeploy_nb.bundle'."),
+    'schema_version': Doc(Version(SCHEMA_VERSION, 'manifest schema'),
+        "The layout of this manifest. It grows only for changes an older reader cannot ignore; a reader refuses a larger "
+        "one than it knows (the Python runtime says: upgrade xdeploy_nb), and ignores fields it does not know in a version it reads."),
+    'task': Doc(TASKS, "What the outputs mean. single_label: one class per item; the outputs are softmax probabilities and the "
+        "prediction is the label with the highest one. multi_label: an independent yes/no per label; the outputs are sigmoid "
+        "probabilities and a label is predicted when its probability is >= the output's threshold. regression: the outputs "
+        "are the predicted values, one per label (the labels name the targets)."),
+    'inputs': Doc([{'name': Doc(str, "The graph input this array is fed to, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
+                    'layout?': Doc(str, "Image inputs: the order of the dimensions, 'NCHW' (batch, channels, height, width).")}],
+        "The model's inputs. An image bundle has one, 'image': the uint8 NCHW batch that the item steps of the preprocessing "
+        "make from decoded images (pixel values 0-255, channels in the order of the decoded mode). A tabular bundle has two: "
+        "'x_cat' (int64 [batch, number of x_cat columns], category codes) and 'x_cont' (float32 [batch, number of x_cont "
+        "columns], filled but not normalized values)."),
+    'preprocessing': Doc(OneOf('kind', KINDS, attr='spec_schema', default={'steps': [{'op': str}]}),
+        "How raw items become the inputs: the input kind ('image': image files; 'tabular': table rows), the steps in order "
+        "(a summary: each step says whether the exported graph does it, in_graph, or the host must) and the spec, which has "
+        "every parameter a host needs. Steps marked in_graph are done by every model artifact itself; a host does the others."),
+    'outputs': Doc([{'name': Doc(str, "The graph output, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
+                     'activation': Doc(ACTIVATIONS, "What the graph applies last, so the outputs are already activated: 'softmax' "
+                                       "(over the last dimension), 'sigmoid' (each value) or 'none'."),
+                     'threshold?': Doc(_num, "multi_label: a label is predicted when its probability is >= this.")}],
+        "The model's outputs: one, of shape [batch, n], with n values per item, one per label in the order of labels."),
+    'labels': Doc([str], "The class names in output order (regression: the names of the predicted targets). At least one, "
+                  "unless the task is regression."),
+    'artifacts': Doc([{
+        'format': Doc(FORMATS, "How the model is stored: 'onnx' (an ONNX model, run with ONNX Runtime; the default and the "
+                      "only one that runs no code when loaded), 'torchscript' and 'torch.export' (run with torch: they can "
+                      "execute code when loaded, so a reader loads them only when its user opts in)."),
+        'file': _FILE, 'sha256': _SHA256, 'size': _SIZE,
+        'precision': Doc(str, "The numeric precision of the weights and arithmetic: 'fp32', 'fp16' or 'int8'."),
+        'exporter?': Doc(str, "What wrote the file, e.g. 'dynamo' or 'legacy' (torch's ONNX exporters), or the variant maker."),
+        'opset?': Doc(int, "ONNX opset of the model.", minimum=1),
+        'fallback_reason?': Doc((str, type(None)), "Why the fallback exporter was used (null: it was not)."),
+        'variant?': Doc(VARIANTS, "Which variant of the model this is: 'fp32' is the exported graph itself; the others are made "
+                        "from the fp32 ONNX model ('fp16': half precision; 'int8-dynamic', 'int8-static': quantized; "
+                        "'optimized': ONNX Runtime's graph optimizations applied offline). Missing means 'fp32'."),
+        'verification?': Doc({
+            'passed': Doc(bool, "Whether the artifact reproduced the Learner's predictions within the criterion."),
+            'n?': Doc(int, "Validation items compared.", minimum=0),
+            'agreement?': Doc(_num, "Fraction of items with the same decision as the Learner (ties apart)."),
+            'ties?': Doc(int, "Items where the Learner's decision was a tie (closer than the tolerance) and the artifact chose otherwise.", minimum=0),
+            'max_abs_diff?': Doc(_num, "Largest absolute difference from the Learner's activated outputs."),
+            'tolerance?': Doc(_num, "Largest difference allowed."),
+            'max_accuracy_drop?': Doc((int, float, type(None)), "int8 variants: the largest accuracy drop below the fp32 model allowed "
+                                      "(they are judged by accuracy); null for the others."),
+            'problem?': Doc(str, "What went wrong, when the artifact could not be run or compared.")},
+            "How the artifact was checked against the Learner on real validation items, at export."),
+        'accuracy?': Doc({
+            'n?': Doc(int, "Items scored.", minimum=0),
+            'agreement_with_fp32?': Doc(_num, "Fraction of items with the same decision as the fp32 model."),
+            'metric?': Doc(str, "The metric: 'accuracy', 'accuracy_multi' or 'rmse'."),
+            'value?': Doc(_num, "This artifact's metric on the validation items."),
+            'fp32_value?': Doc(_num, "The fp32 model's metric on the same items.")},
+            "The artifact's accuracy on the validation items beside the fp32 model's (empty when it could not be computed)."),
+        'warnings?': Doc([str], "Warnings the exporter gave that are not known to be harmless."),
+        'seconds?': Doc(_num, "How long writing the artifact took.", minimum=0),
+        'eager_max_abs_diff?': Doc(MapOf(_num), "The exporter's check of its file: the largest difference from the eager torch "
+                                   "graph, by the batch size it was run at.")}],
+        "The model files, each with its format, file name, size and sha256, and how it was verified. A reader runs the "
+        "'onnx' artifact of variant 'fp32' unless told otherwise."),
+    'rejected?': Doc([{'variant': VARIANTS, 'reason': Doc(str, "The verification report that rejected it.")}],
+        "Variants that were made but failed verification, and so were left out of the bundle."),
+    'flops?': Doc((int, type(None)), "Floating-point operations per item of the fp32 ONNX model (null: not counted)."),
+    'sample?': Doc({'file': _FILE, 'sha256': _SHA256, 'size': _SIZE,
+                    'n': Doc(int, "How many items it holds.", minimum=0)},
+        "An .npz file (numpy arrays, no pickles) with a few prepared inputs ('input.<input name>'), the Learner's outputs for "
+        "them ('expected') and each variant's own CPU outputs ('expected.<artifact file>'): a host checks a device against it."),
+    'provenance': Doc({'created': Doc(str, "When the bundle was written: an ISO 8601 date and time with its UTC offset."),
+                       'versions': Doc(MapOf(str), "The versions of the packages that made it, by package name.")},
+        "What made the bundle, and when."),
 }
 
 # %% ../nbs/00_core.ipynb #3f8ee982
 class ManifestError(XDeployError):
     "A `manifest.json` that is missing, malformed, or from a newer schema."
 
+_UPGRADE = "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`)."
+
+def _limits_fail(obj, limits:dict)->str:
+    "The first limit of a `Doc` that `obj` breaks, in words; None if it keeps them all."
+    p,n = limits.get('pattern'),len(obj) if isinstance(obj, list) else None
+    if p is not None and isinstance(obj, str) and not re.fullmatch(p, obj): return f"matching {p}"
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        if 'minimum' in limits and obj < limits['minimum']: return f">= {limits['minimum']}"
+        if 'maximum' in limits and obj > limits['maximum']: return f"<= {limits['maximum']}"
+        if 'exclusive_minimum' in limits and obj <= limits['exclusive_minimum']: return f"> {limits['exclusive_minimum']}"
+    if n is not None and n < limits.get('min_items', 0): return f"a list of at least {limits['min_items']}"
+    if n is not None and 'max_items' in limits and n > limits['max_items']: return f"a list of at most {limits['max_items']}"
+    if isinstance(obj, str) and not limits.get('min_length', 0) <= len(obj) <= limits.get('max_length', len(obj)):
+        return f"a string of {limits.get('min_length', 0)} to {limits.get('max_length', 'any number of')} characters"
+
+def _name(schema)->str:
+    "A schema in a few words, for messages."
+    if isinstance(schema, type): return schema.__name__
+    if isinstance(schema, Doc): return _name(schema.schema)
+    if isinstance(schema, list): return f"a list of {_name(schema[0])}"
+    if isinstance(schema, tuple): return ' or '.join(map(_name, schema))
+    return 'an object' if isinstance(schema, (dict, MapOf, OneOf)) else type(schema).__name__
+
 def _check_schema(obj, schema, where:str):
     "Raise `ManifestError` naming the first place where `obj` does not follow `schema`."
     def bad(what): raise ManifestError(f"manifest.json: {where or 'the top level'} {what}.",
                                        "Re-export the bundle, or check that nothing edited manifest.json by hand.")
-    if isinstance(schema, (set, Registry)):  # allowed values; a registry allows the names registered
+    if isinstance(schema, Doc):
+        _check_schema(obj, schema.schema, where)
+        if (rule := _limits_fail(obj, schema.limits)) is not None: bad(f"is {obj!r}, not {schema.what or rule}")
+    elif isinstance(schema, Version):
+        _check_schema(obj, int, where)
+        if obj > schema.current: raise ManifestError(
+            f"manifest.json: {where} is {obj}: the bundle uses {schema.what} {obj}; this xdeploy_nb reads up to {schema.current}.", _UPGRADE)
+        if obj < 1: bad(f"is {obj}, not a version (1 or more)")
+    elif isinstance(schema, OneOf):
+        if not isinstance(obj, dict): bad(f"should be an object, not {type(obj).__name__}")
+        if schema.tag not in obj: bad(f"has no {schema.tag!r}")
+        cases = dict(schema.items())
+        _check_schema(obj[schema.tag], set(cases), f"{where}.{schema.tag}" if where else schema.tag)
+        _check_schema({k:v for k,v in obj.items() if k != schema.tag}, cases[obj[schema.tag]], where)
+    elif isinstance(schema, MapOf):
+        if not isinstance(obj, dict): bad(f"should be an object, not {type(obj).__name__}")
+        for k,v in obj.items(): _check_schema(v, schema.schema, f"{where}[{k!r}]")
+    elif isinstance(schema, (set, Registry)):  # allowed values; a registry allows the names registered
         if not isinstance(obj, str) or obj not in schema: bad(f"is {obj!r}, not one of {sorted(schema)}")
     elif isinstance(schema, list):
         if not isinstance(obj, list): bad(f"should be a list, not {type(obj).__name__}")
@@ -290,6 +441,14 @@ def _check_schema(obj, schema, where:str):
             key = k.rstrip('?')
             if key in obj: _check_schema(obj[key], sub, f"{where}.{key}" if where else key)
             elif not k.endswith('?'): bad(f"has no {key!r}")
+        if isinstance(schema, Closed) and (extra := [k for k in obj if k not in {k.rstrip('?') for k in schema}]):
+            bad(f"has the unknown field {extra[0]!r} (it has {', '.join(k.rstrip('?') for k in schema) or 'no fields'})")
+    elif isinstance(schema, tuple) and not all(isinstance(t, type) for t in schema):  # alternatives: one must fit
+        for alt in schema:
+            try: return _check_schema(obj, alt, where)
+            except ManifestError as e:
+                if e.fix == _UPGRADE: raise
+        bad(f"is {obj!r}, which is not {_name(schema)}")
     else:
         types = schema if isinstance(schema, tuple) else (schema,)
         if not isinstance(obj, types) or (isinstance(obj, bool) and bool not in types):  # True is an int to Python
@@ -298,21 +457,13 @@ def _check_schema(obj, schema, where:str):
 # %% ../nbs/00_core.ipynb #b971d378
 def validate_manifest(m:dict # A parsed manifest
                      )->dict:
-    "Check `m` against `MANIFEST_SCHEMA` and the rules a schema cannot say; return it unchanged."
+    "Check `m` against `MANIFEST_SCHEMA` (with the preprocessing schema of its kind) and the rules a schema cannot say; return it unchanged."
     import xdeploy_nb.runtime  # registers the built-in kinds, tasks, formats and variants that a manifest names
     if not isinstance(m, dict) or m.get('schema') != SCHEMA_NAME:
         raise ManifestError("This manifest.json is not an xdeploy_nb bundle manifest.", "Point to a folder written by `export_bundle`.")
     if isinstance(m.get('schema_version'), int) and m['schema_version'] > SCHEMA_VERSION:
-        raise ManifestError(f"The bundle uses manifest schema {m['schema_version']}; this xdeploy_nb reads up to {SCHEMA_VERSION}.",
-                            "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`).")
+        raise ManifestError(f"The bundle uses manifest schema {m['schema_version']}; this xdeploy_nb reads up to {SCHEMA_VERSION}.", _UPGRADE)
     _check_schema(m, MANIFEST_SCHEMA, '')
-    files = [(f'artifacts[{i}]', a) for i,a in enumerate(m['artifacts'])] + ([('sample', m['sample'])] if 'sample' in m else [])
-    for where,a in files:
-        if Path(a['file']).name != a['file'] or a['file'].startswith('.'):
-            raise ManifestError(f"manifest.json: {where}.file {a['file']!r} is not a plain file name in the bundle.",
-                                "Re-export the bundle; its files must sit beside manifest.json.")
-        if not re.fullmatch(r'[0-9a-f]{64}', a['sha256']):
-            raise ManifestError(f"manifest.json: {where}.sha256 is not a sha256 hex digest.", "Re-export the bundle.")
     if m['task'] != 'regression' and not m['labels']:
         raise ManifestError("manifest.json: a classification bundle has no labels.", "Re-export the bundle.")
     return m
@@ -360,3 +511,74 @@ def check_artifacts(bundle:Path, # Bundle directory
     for a in m['artifacts']:
         if formats is None or a['format'] in formats: read_checked(bundle, a)
     if formats is None and 'sample' in m: read_checked(bundle, m['sample'])
+
+# %% ../nbs/00_core.ipynb #sch00021
+SCHEMA_ID = 'https://xdeploy-nb.github.io/xdeploy_nb/manifest.schema.json'
+_JSON_TYPES = {str: 'string', int: 'integer', float: 'number', bool: 'boolean', dict: 'object', list: 'array', type(None): 'null'}
+_JSON_LIMITS = dict(minimum='minimum', maximum='maximum', exclusive_minimum='exclusiveMinimum', min_items='minItems', max_items='maxItems',
+                    min_length='minLength', max_length='maxLength')
+
+def _json_types(types)->dict:
+    names = list(dict.fromkeys(_JSON_TYPES[t] for t in types))
+    if 'number' in names and 'integer' in names: names.remove('integer')  # a JSON number includes the integers
+    return {'type': names[0] if len(names) == 1 else names}
+
+def _json(schema)->dict:
+    "One schema of the notation as JSON Schema."
+    if isinstance(schema, Doc):
+        res = _json(schema.schema)
+        if schema.doc: res = {'description': schema.doc + (f" {res.pop('description')}" if 'description' in res else ''), **res}
+        for k,v in schema.limits.items(): res['pattern' if k == 'pattern' else _JSON_LIMITS[k]] = f"^(?:{v})$" if k == 'pattern' else v
+        return res
+    if isinstance(schema, Version): return {'type': 'integer', 'minimum': 1, 'maximum': schema.current}
+    if isinstance(schema, OneOf):
+        cases = []
+        for name,sub in schema.items():
+            case = _json(sub)
+            case['properties'] = {schema.tag: {'const': name}, **case.get('properties', {})}
+            case['required'] = [schema.tag, *case.get('required', [])]
+            cases.append(case)
+        return {'type': 'object', 'required': [schema.tag], 'properties': {schema.tag: {'enum': [n for n,_ in schema.items()]}}, 'oneOf': cases}
+    if isinstance(schema, MapOf): return {'type': 'object', 'additionalProperties': _json(schema.schema)}
+    if isinstance(schema, Registry):
+        return {'type': 'string', 'enum': sorted(schema), 'description': f"A registered {schema.what}: the names this version knows."}
+    if isinstance(schema, set): return {'type': 'string', 'enum': sorted(schema)}
+    if isinstance(schema, list): return {'type': 'array', 'items': _json(schema[0])}
+    if isinstance(schema, dict):
+        res = {'type': 'object', 'properties': {k.rstrip('?'): _json(v) for k,v in schema.items()},
+               'required': [k for k in schema if not k.endswith('?')]}
+        if not res['required']: del res['required']
+        if isinstance(schema, Closed): res['additionalProperties'] = False
+        return res
+    if isinstance(schema, tuple):
+        if all(isinstance(t, type) for t in schema): return _json_types(schema)
+        return {'anyOf': [_json(s) for s in schema]}
+    return _json_types((schema,))
+
+SCHEMA_DESCRIPTION = (
+    "The manifest.json of an xdeploy_nb bundle: a folder with this file and the model files it lists. It alone says what the "
+    "model takes (inputs, and every preprocessing step with its parameters), what it returns (outputs, their activation, "
+    "labels) and which files hold it (each with its size and sha256, and how it was verified), so that any host can serve "
+    "the model from it. Generated from the schema that the Python runtime checks (xdeploy_nb.core.MANIFEST_SCHEMA). "
+    "Unknown fields: metadata objects are open, and a reader ignores fields it does not know; preprocessing steps and "
+    "the preprocessing spec are closed (additionalProperties false), because a reader that skipped an unknown parameter "
+    "would compute different numbers. Versions: schema_version (and preprocessing.spec.version) grow only for changes an "
+    "older reader cannot ignore; a reader must refuse a version newer than it knows, and ask its user to upgrade. "
+    "Rules beyond this schema: a classification bundle has at least one label; the output has one value per label; "
+    "an image bundle has one uint8 NCHW input, a tabular one the inputs x_cat and x_cont; every file has the size and "
+    "sha256 recorded here.")
+
+def json_schema()->dict:
+    "`MANIFEST_SCHEMA` as a JSON Schema (draft 2020-12), with the names registered now in `KINDS`, `TASKS`, `FORMATS` and `VARIANTS`."
+    return {'$schema': 'https://json-schema.org/draft/2020-12/schema', '$id': SCHEMA_ID,
+            'title': f"xdeploy_nb bundle manifest (schema_version {SCHEMA_VERSION})", 'description': SCHEMA_DESCRIPTION,
+            **_json(MANIFEST_SCHEMA)}
+
+def schema_json()->str:
+    "`json_schema()` as the text of `manifest.schema.json`."
+    return json.dumps(json_schema(), indent=1, ensure_ascii=False) + '\n'
+
+def schema_file()->Path:
+    "Where the installed package keeps `manifest.schema.json` (written by `tools/schema.py` from `schema_json()`)."
+    import xdeploy_nb
+    return Path(xdeploy_nb.__file__).parent/'manifest.schema.json'

@@ -10,9 +10,10 @@ from PIL import Image
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['SPEC_VERSION', 'ITEM_OPS', 'BATCH_OPS', 'PreprocessError', 'load_image', 'crop_pad', 'resize_image',
-           'center_crop_pad', 'apply_item_step', 'prepare_image', 'image_spec', 'tabular_spec', 'table_rows',
-           'prepare_rows']
+__all__ = ['SPEC_VERSION', 'ITEM_OPS', 'BATCH_OPS', 'ITEM_STEP_SCHEMAS', 'BATCH_STEP_SCHEMAS', 'IMAGE_SPEC_SCHEMA',
+           'IMAGE_PREPROCESSING_SCHEMA', 'TABULAR_SPEC_SCHEMA', 'TABULAR_PREPROCESSING_SCHEMA', 'PreprocessError',
+           'load_image', 'crop_pad', 'resize_image', 'center_crop_pad', 'apply_item_step', 'prepare_image',
+           'image_spec', 'tabular_spec', 'table_rows', 'prepare_rows']
 
 # %% ../nbs/02_preprocess.ipynb #a9e02498
 SPEC_VERSION = 1  # Version of the spec's layout; `prepare_image` refuses a newer one
@@ -399,3 +400,130 @@ def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
             x_cont[k, j] = v
         for j,c in enumerate(spec['x_cat']): x_cat[k, j] = _code(spec['categories'][c], index[c], vals[c], c, i)
     return dict(x_cat=x_cat, x_cont=x_cont)
+
+# %% ../nbs/02_preprocess.ipynb #sch00p02
+from .core import Closed, Doc, MapOf, OneOf, Version
+
+_NULL,_NUM = type(None),(int, float)
+_HW = Doc([Doc(int, minimum=1)], "[height, width] in pixels (height first).", min_items=2, max_items=2)
+_PAD = Doc({'zeros', 'border', 'reflection'},
+    "How the area outside the image is filled: 'zeros' with 0 in every channel; 'border' by repeating the nearest edge pixel "
+    "(numpy's pad mode 'edge'); 'reflection' by mirroring the image about its edge pixel, which is not repeated (numpy's "
+    "'reflect': padding the row a b c d by 2 on each side gives c b a b c d c b), mirroring again, back and forth, where the "
+    "padding is wider than the image.")
+_RESAMPLE = Doc(set(Image.Resampling.__members__),
+    "Pillow's resampling filter (PIL.Image.resize): NEAREST, BOX, BILINEAR, HAMMING, BICUBIC or LANCZOS. Except NEAREST, "
+    "Pillow filters each axis separately with the filter's kernel widened by the scale factor when shrinking (so shrinking "
+    "averages over the pixels it covers, unlike sampling 4 neighbours), with pixel centres at (i + 0.5), and rounds back to "
+    "uint8 (clamped to 0-255). Images with alpha are resized with premultiplied alpha. A host matches it bit for bit only "
+    "with Pillow's algorithm (ImagingResample); a different resize gives slightly different pixels.")
+
+ITEM_STEP_SCHEMAS = dict(  # The schema of each item step (`ITEM_OPS`): its parameters, and what it computes
+    resize=Doc(Closed(size=_HW,
+        method=Doc({'squish', 'crop', 'pad'}, "squish: resize the whole image to size, whatever its aspect ratio. crop and pad: "
+            "first cut out (crop) or pad to (pad) the centred region with the aspect ratio of size, then resize that region to size."),
+        pad_mode=Doc(_PAD.schema, "Used by method pad (and recorded for the others). " + _PAD.doc),
+        resample=_RESAMPLE),
+        "fastai's Resize at validation. For an image of width w and height h and a target size [H, W]: with method squish, "
+        "resize the image to W x H. Otherwise let rw = w/W and rh = h/H; m = min(rw, rh) for crop, max(rw, rh) for pad; "
+        "the region is ch = trunc(m*H) rows by cw = trunc(m*W) columns, with its top-left corner at row trunc(0.5*(h - ch)) "
+        "and column trunc(0.5*(w - cw)), where trunc rounds toward zero (when padding, h - ch is negative: -27.5 becomes -27, "
+        "not -28). Rows and columns of the region outside the image are padding (pad_mode); the region is then resized to "
+        "W x H with the resample filter (nothing is done if it already has that size)."),
+    crop_pad=Doc(Closed(size=_HW, pad_mode=_PAD),
+        "fastai's CropPad (and RandomCrop, and the last part of RandomResizedCrop, at validation): the centred size[0] x size[1] "
+        "region of an h x w image, with its top-left corner at row floor((h - size[0])/2) and column floor((w - size[1])/2) "
+        "(floor division this time: rounds toward minus infinity), cropping where the image is larger and padding "
+        "(pad_mode) where it is smaller; no resize."))
+
+BATCH_STEP_SCHEMAS = dict(  # The schema of each batch step (`BATCH_OPS`), which the exported graph computes
+    int_to_float=Doc(Closed(div=Doc(_NUM, "The divisor, 255 for images.", exclusive_minimum=0),
+                            div_mask=Doc(_NUM, "The divisor for segmentation masks; images ignore it.")),
+        "fastai's IntToFloatTensor: the uint8 batch as float32, divided by div (x / div, a true division: multiplying by "
+        "1/div gives a different float for some values)."),
+    normalize=Doc(Closed(mean=Doc([_NUM], "The mean of each channel, in channel order (or one value for all).", min_items=1),
+                         std=Doc([_NUM], "The standard deviation of each channel, in channel order (or one value for all).", min_items=1)),
+        "fastai's Normalize: (x - mean[c]) / std[c] for each channel c, in float32. Statistics of 3 channels applied to a "
+        "1-channel batch broadcast it to 3 channels. There is no normalize step when the Learner had none (a Learner made "
+        "with pretrained=False): never assume ImageNet statistics."),
+    center_crop_ratio=Doc(Closed(ratio=Doc([_NUM], "[lowest, highest] width/height aspect ratio kept.", min_items=2, max_items=2),
+                                 valid_scale=Doc(_NUM, "Scale of the crop's sides.", exclusive_minimum=0)),
+        "fastai's RandomResizedCropGPU at validation, on an h x w batch: if w/h < ratio[0], the crop is ch = trunc(w/ratio[0]) "
+        "by cw = w; if w/h > ratio[1], ch = h by cw = trunc(h*ratio[1]); else h by w. Then ch = trunc(ch*valid_scale), "
+        "cw = trunc(cw*valid_scale), and the crop's top-left corner is at row floor((h - ch)/2), column floor((w - cw)/2). "
+        "The grid_resample step that follows it resamples the crop to its size."),
+    grid_resample=Doc(Closed(size=Doc((_HW, _NULL), "[height, width] of the result; null keeps the input's size."),
+                             mode=Doc({'bilinear', 'nearest', 'bicubic'}, "The interpolation of torch's grid_sample."),
+                             pad_mode=Doc({'zeros', 'border', 'reflection'}, "grid_sample's padding_mode: how samples outside the input are filled."),
+                             align_corners=Doc(bool, "grid_sample's and affine_grid's align_corners: whether -1 and 1 are the centres "
+                                               "(true) or the outer edges (false) of the corner pixels.")),
+        "What fastai's affine transforms (aug_transforms) still do at validation: their matrix is the identity, but the batch "
+        "is resampled with torch.nn.functional.grid_sample at an identity affine_grid of the result's size (mode, pad_mode, "
+        "align_corners as given), which resizes it when size differs from the input's. Before that, with mode bilinear, "
+        "fastai shrinks an H x W input with area interpolation (F.interpolate(mode='area', scale_factor=1/d), to "
+        "floor(H/d) x floor(W/d)) when d > 1 and d > z, where d = min(H/w, W/2)/2 (w: the result's width; fastai's formula as it is) and z = 1 if align_corners, "
+        "else 1/(1 - 1/max(h, w)) (h, w: the result's size)."))
+
+IMAGE_SPEC_SCHEMA = Closed(
+    version=Doc(Version(SPEC_VERSION, 'preprocessing spec'), "The layout of the spec; a reader refuses a newer one than it knows."),
+    input=Doc(Closed(cls=Doc(str, "fastai's class that opens the image: 'PILImage' (colour) or 'PILImageBW' (grayscale)."),
+                     mode=Doc((str, _NULL), "The Pillow mode the file is converted to after decoding: 'RGB' (3 channels) or 'L' "
+                              "(1 channel, Pillow's luma in integers: L = (19595*R + 38470*G + 7471*B + 32768) >> 16). Pillow's "
+                              "convert is all there is: an alpha channel is dropped, not composited; palette images are looked up; "
+                              "CMYK becomes R = round((255 - C)*(255 - K)/255) (G from M, B from Y likewise); 16-bit images are clipped to 255, not scaled; "
+                              "the EXIF orientation is ignored (the image is not rotated)."),
+                     item_getters=Doc([str], "fastai's transforms before opening the file (informational).")),
+              "How an image file is opened: decoded by Pillow (PIL.Image.open, load) and converted to mode."),
+    item_tfms=Doc([OneOf('op', ITEM_STEP_SCHEMAS)],
+        "The item steps, in order: done by the host on each decoded image (an H x W x C uint8 array), outside the graph. "
+        "Their result is what the model's uint8 NCHW input holds (after moving channels first)."),
+    batch_tfms=Doc([OneOf('op', BATCH_STEP_SCHEMAS)],
+        "The batch steps, in order: float arithmetic that the exported graph does itself on the uint8 batch. Recorded so "
+        "that a host can check or rebuild the graph; a host feeding the graph does nothing for them."),
+    skipped=Doc([str], "fastai's training-only transforms (augmentations) that do not run at validation, by name: informational."))
+
+_IN_GRAPH = Doc(bool, "Whether the exported graph does this step (true) or the host does it before feeding the graph (false).")
+
+def _listed(cases:dict)->dict:
+    "Step schemas as the manifest's `steps` list them: the same, with `in_graph`."
+    return {op: Doc(Closed({**s.schema, 'in_graph?': _IN_GRAPH}), s.doc) for op,s in cases.items()}
+
+IMAGE_PREPROCESSING_SCHEMA = {  # `preprocessing` of an image bundle: `KINDS['image'].spec_schema`
+    'spec': Doc(IMAGE_SPEC_SCHEMA, "Every parameter of the image preprocessing: decode, then item_tfms on the host, then "
+                "batch_tfms in the graph."),
+    'steps': Doc([OneOf('op', dict(decode=Doc(Closed({'mode': IMAGE_SPEC_SCHEMA['input'].schema['mode'], 'in_graph?': _IN_GRAPH}),
+                                                     "Decode the file and convert it to mode (see spec.input)."),
+                                   **_listed(ITEM_STEP_SCHEMAS), **_listed(BATCH_STEP_SCHEMAS)))],
+                 "A summary of the spec as one list: decode, the item steps (in_graph false), the batch steps (in_graph true).")}
+
+_VALUE = (str, int, float, bool)
+TABULAR_SPEC_SCHEMA = Closed(
+    version=Doc(Version(SPEC_VERSION, 'preprocessing spec'), "The layout of the spec; a reader refuses a newer one than it knows."),
+    kind=Doc({'tabular'}, "Always 'tabular'."),
+    fill_missing=Doc([Closed(column=Doc(str, "An x_cont column that had missing values in the training set."),
+                             value=Doc((int, float), "What a missing value becomes (the training median, by default)."),
+                             flag=Doc((str, _NULL), "The x_cat column that says whether the value was missing (null: none).")
+                            )],
+        "fastai's FillMissing, first: in each row, a missing value (null or NaN) of column is replaced by value, "
+        "and the flag column, if any, is true where the value was missing and false elsewhere (a category, coded through "
+        "categories like any other). A missing value in an x_cont column that is not listed here is an error: training "
+        "never saw one there."),
+    categories=Doc(MapOf(Doc([_VALUE], min_items=1)),
+        "fastai's Categorify: for each x_cat column, its vocabulary. The code of a value is its index in the list, compared "
+        "by value and type (true is not 1); entry 0 is '#na#', and a missing (null) or unseen value gets code 0. "
+        "Codes are int64."),
+    normalize=Doc((Closed(mean=Doc([(int, float)], "The mean of each x_cont column, in x_cont order."),
+                          std=Doc([(int, float)], "The standard deviation of each x_cont column, in x_cont order.")), _NULL),
+        "fastai's Normalize: (x - mean[j]) / std[j] for each x_cont column j, in float32. The exported graph does it: a host "
+        "feeds filled, unnormalized values. Null: no normalization."),
+    x_cat=Doc([str], "The columns of the int64 input x_cat, in order: category codes of the categorical columns, then the flags."),
+    x_cont=Doc([str], "The columns of the float32 input x_cont, in order: the filled continuous values."),
+    columns=Doc([str], "The columns a row must have (the flags are computed): a row without one of them is an error; null "
+                "stands for a missing value."))
+
+TABULAR_PREPROCESSING_SCHEMA = {  # `preprocessing` of a tabular bundle: `KINDS['tabular'].spec_schema`
+    'spec': Doc(TABULAR_SPEC_SCHEMA, "Every parameter of the tabular preprocessing: fill_missing, then categories (host), "
+                "then normalize (graph)."),
+    'steps': Doc([OneOf('op', {op: Doc(Closed({'in_graph?': _IN_GRAPH}), doc) for op,doc in (
+                    ('fill_missing', "See spec.fill_missing."), ('categorify', "See spec.categories."), ('normalize', "See spec.normalize."))})],
+                 "A summary of the spec: fill_missing and categorify (host), normalize (graph).")}

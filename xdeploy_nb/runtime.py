@@ -330,9 +330,12 @@ def _one_row(item)->dict:
     return item
 
 # %% ../nbs/04_runtime.ipynb #kd000003
-KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item)
+from .preprocess import IMAGE_PREPROCESSING_SCHEMA, TABULAR_PREPROCESSING_SCHEMA
+
+KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item,
+                      spec_schema=IMAGE_PREPROCESSING_SCHEMA)
 KINDS['tabular'] = Kind(check=_check_tabular_inputs, prepare=lambda m, rows, max_pixels=None, first=0: _table_batch(rows, m['preprocessing']['spec'], first),
-                        as_list=_table_items, one=_one_row)
+                        as_list=_table_items, one=_one_row, spec_schema=TABULAR_PREPROCESSING_SCHEMA)
 
 # %% ../nbs/04_runtime.ipynb #kd000006
 IMAGE_EXTENSIONS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
