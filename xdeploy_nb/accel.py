@@ -6,7 +6,6 @@
 from __future__ import annotations
 import importlib, importlib.metadata, importlib.util, io, os, re, sys, threading
 from dataclasses import dataclass, field
-from pathlib import Path
 import onnxruntime as ort
 from .core import XDeployError
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #3bca72a7
 from __future__ import annotations
-import contextlib, ctypes, hashlib, io, json, os, re, shutil, sys, tempfile, uuid, warnings
+import contextlib, ctypes, hashlib, importlib, io, json, math, os, re, shutil, sys, tempfile, uuid, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,10 +300,10 @@ DTYPES = {'uint8', 'int64', 'float32', 'float16'}
 _num = (int, float)
 
 _DTYPE = Doc(DTYPES, "Element type of the array, as ONNX names it: uint8, int64, float32 (IEEE single) or float16 (IEEE half).")
-_SHAPE = Doc([(int, str)], "The array's dimensions, outermost first: an integer is a fixed size, a string names a size chosen "
+_SHAPE = Doc([(Doc(int, minimum=1), str)], "The array's dimensions, outermost first: an integer is a fixed size, a string names a size chosen "
              "at run time ('batch': the number of items).")
 _FILE = Doc(str, "A file name in the bundle folder, beside manifest.json: no folders, not hidden.",
-            pattern=r'[^./\\][^/\\]*', what='a plain file name in the bundle')
+            pattern=r'[^./\\][^/\\]*', max_length=255, what='a plain file name in the bundle')
 _SHA256 = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it loads the file.",
               pattern='[0-9a-f]{64}', min_length=64, max_length=64, what='a sha256 hex digest (64 lowercase hex digits)')
 _SIZE = Doc(int, "The file's size in bytes.", minimum=0)
@@ -330,7 +330,7 @@ MANIFEST_SCHEMA = {
     'outputs': Doc([{'name': Doc(str, "The graph output, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
                      'activation': Doc(ACTIVATIONS, "What the graph applies last, so the outputs are already activated: 'softmax' "
                                        "(over the last dimension), 'sigmoid' (each value) or 'none'."),
-                     'threshold?': Doc(_num, "multi_label: a label is predicted when its probability is >= this.")}],
+                     'threshold?': Doc(_num, "multi_label: a label is predicted when its probability is >= this.", minimum=0, maximum=1)}],
         "The model's outputs: one, of shape [batch, n], with n values per item, one per label in the order of labels."),
     'labels': Doc([str], "The class names in output order (regression: the names of the predicted targets). At least one, "
                   "unless the task is regression."),
@@ -351,7 +351,7 @@ MANIFEST_SCHEMA = {
             'n?': Doc(int, "Validation items compared.", minimum=0),
             'agreement?': Doc(_num, "Fraction of items with the same decision as the Learner (ties apart)."),
             'ties?': Doc(int, "Items where the Learner's decision was a tie (closer than the tolerance) and the artifact chose otherwise.", minimum=0),
-            'max_abs_diff?': Doc(_num, "Largest absolute difference from the Learner's activated outputs."),
+            'max_abs_diff?': Doc((int, float, type(None)), "Largest absolute difference from the Learner's activated outputs (null: not measured)."),
             'tolerance?': Doc(_num, "Largest difference allowed."),
             'max_accuracy_drop?': Doc((int, float, type(None)), "int8 variants: the largest accuracy drop below the fp32 model allowed "
                                       "(they are judged by accuracy); null for the others."),
@@ -453,12 +453,13 @@ def _check_schema(obj, schema, where:str):
         types = schema if isinstance(schema, tuple) else (schema,)
         if not isinstance(obj, types) or (isinstance(obj, bool) and bool not in types):  # True is an int to Python
             bad(f"is {obj!r}, which is not {' or '.join(t.__name__ for t in types)}")
+        if isinstance(obj, float) and not math.isfinite(obj): bad(f"is {obj!r}, not a finite number")
 
 # %% ../nbs/00_core.ipynb #b971d378
 def validate_manifest(m:dict # A parsed manifest
                      )->dict:
     "Check `m` against `MANIFEST_SCHEMA` (with the preprocessing schema of its kind) and the rules a schema cannot say; return it unchanged."
-    import xdeploy_nb.runtime  # registers the built-in kinds, tasks, formats and variants that a manifest names
+    importlib.import_module('xdeploy_nb.runtime')  # registers the built-in kinds, tasks, formats and variants a manifest names
     if not isinstance(m, dict) or m.get('schema') != SCHEMA_NAME:
         raise ManifestError("This manifest.json is not an xdeploy_nb bundle manifest.", "Point to a folder written by `export_bundle`.")
     if isinstance(m.get('schema_version'), int) and m['schema_version'] > SCHEMA_VERSION:
@@ -476,16 +477,23 @@ def read_manifest(bundle:Path # Bundle directory
     if not f.is_file() and recover_directory(bundle) is None: raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.",
                                             "Point to a folder written by `export_bundle`.")
     try: m = json.loads(f.read_text(encoding='utf-8'))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ManifestError(f"{f} is not valid JSON ({e}).", "Re-export the bundle; the file is damaged.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ManifestError(f"{f} is not valid JSON ({type(e).__name__}: {str(e)[:200]}).", "Re-export the bundle; the file is damaged.") from None
     return validate_manifest(m)
+
+def _finite(obj):
+    "`obj` with every non-finite float (an `inf` for 'not measured') as None, so that it is valid JSON for every parser."
+    if isinstance(obj, float) and not math.isfinite(obj): return None
+    if isinstance(obj, dict): return {k: _finite(v) for k,v in obj.items()}
+    if isinstance(obj, list): return [_finite(v) for v in obj]
+    return obj
 
 def write_manifest(bundle:Path, # Bundle directory (usually the temporary one `atomic_directory` yields)
                    m:dict # The manifest
                   )->Path:
-    "Validate `m` and write it as `bundle/manifest.json`."
+    "Validate `m` and write it as `bundle/manifest.json`: plain JSON, with a number that was not measured (infinite, NaN) as null."
     f = Path(bundle)/'manifest.json'
-    f.write_text(json.dumps(validate_manifest(m), indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
+    f.write_text(json.dumps(validate_manifest(_finite(m)), indent=1, ensure_ascii=False, allow_nan=False) + '\n', encoding='utf-8')
     return f
 
 # %% ../nbs/00_core.ipynb #8ab08e03

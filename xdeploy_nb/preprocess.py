@@ -405,7 +405,7 @@ def prepare_rows(rows, # A dict per row (column -> value), or a pandas DataFrame
 from .core import Closed, Doc, MapOf, OneOf, Version
 
 _NULL,_NUM = type(None),(int, float)
-_HW = Doc([Doc(int, minimum=1)], "[height, width] in pixels (height first).", min_items=2, max_items=2)
+_HW = Doc([Doc(int, minimum=1, maximum=1<<16)], "[height, width] in pixels (height first).", min_items=2, max_items=2)
 _PAD = Doc({'zeros', 'border', 'reflection'},
     "How the area outside the image is filled: 'zeros' with 0 in every channel; 'border' by repeating the nearest edge pixel "
     "(numpy's pad mode 'edge'); 'reflection' by mirroring the image about its edge pixel, which is not repeated (numpy's "
@@ -467,7 +467,7 @@ BATCH_STEP_SCHEMAS = dict(  # The schema of each batch step (`BATCH_OPS`), which
 IMAGE_SPEC_SCHEMA = Closed(
     version=Doc(Version(SPEC_VERSION, 'preprocessing spec'), "The layout of the spec; a reader refuses a newer one than it knows."),
     input=Doc(Closed(cls=Doc(str, "fastai's class that opens the image: 'PILImage' (colour) or 'PILImageBW' (grayscale)."),
-                     mode=Doc((str, _NULL), "The Pillow mode the file is converted to after decoding: 'RGB' (3 channels) or 'L' "
+                     mode=Doc(({'RGB', 'L'}, _NULL), "The Pillow mode the file is converted to after decoding: 'RGB' (3 channels) or 'L' "
                               "(1 channel, Pillow's luma in integers: L = (19595*R + 38470*G + 7471*B + 32768) >> 16). Pillow's "
                               "convert is all there is: an alpha channel is dropped, not composited; palette images are looked up; "
                               "CMYK becomes R = round((255 - C)*(255 - K)/255) (G from M, B from Y likewise); 16-bit images are clipped to 255, not scaled; "

@@ -162,10 +162,18 @@ def _check_image_inputs(m:dict):
                               + '; '.join(f"{i['name']} {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
 
 def _check_tabular_inputs(m:dict):
-    "Refuse a tabular manifest whose inputs are not `x_cat` and `x_cont`."
+    "Refuse a tabular manifest whose inputs are not `x_cat` and `x_cont`, or whose spec does not fit them."
     if sorted((i['name'], i['dtype'], len(i['shape'])) for i in m['inputs']) != [('x_cat', 'int64', 2), ('x_cont', 'float32', 2)]:
         raise _manifest_error(f"a tabular bundle has the inputs x_cat (int64 [batch, n_cat]) and x_cont (float32 [batch, n_cont]), "
                               f"not {', '.join(i['name'] for i in m['inputs'])}")
+    spec,width = m['preprocessing']['spec'],{i['name']: i['shape'][1] for i in m['inputs']}
+    for k in ('x_cat', 'x_cont'):
+        if isinstance(width[k], int) and width[k] != len(spec[k]): raise _manifest_error(f"{k} has {width[k]} columns, but the spec names {len(spec[k])}")
+    for c in spec['x_cat']:
+        if (spec['categories'].get(c) or [None])[0] != '#na#': raise _manifest_error(
+            f"the category column {c!r} has no vocabulary starting with '#na#' (code 0: missing or unseen)")
+    if bad := [f['column'] for f in spec['fill_missing'] if f['column'] not in spec['x_cont'] or (f['flag'] and f['flag'] not in spec['x_cat'])]:
+        raise _manifest_error(f"fill_missing names {bad[0]!r}, which is not a continuous column (or its flag not a category column)")
 
 def _check_bundle(m:dict # A validated manifest
                  )->dict:
@@ -519,6 +527,10 @@ class Predictor:
                outputs:np.ndarray # What `run` returns
               )->list:
         "One plain, JSON-friendly dict per row of `outputs`, by the bundle's task."
+        labels = self.manifest['labels']
+        if labels and (outputs.ndim != 2 or outputs.shape[1] != len(labels)): raise XDeployError(
+            f"The model returns outputs of shape {outputs.shape}, but manifest.json has {len(labels)} labels, one per value.",
+            "Re-export the bundle: its model file and manifest.json do not belong together.")
         return self._task.decode(outputs, self.manifest['labels'], self.manifest['outputs'][0])
 
     def _batches(self, items, batch_size:int):
