@@ -1,57 +1,65 @@
 #!/usr/bin/env python
 """A bundle on this machine's accelerators: each artifact run on CUDA, TensorRT and torch CUDA, checked against the bundle's sample and timed against the CPU in the same run; one table, one JSON file.
 
-On the device machine (the `run` tool of the device tool), from the repo root, with a bundle made here and carried:
+On the device machine (the device tool's `run`), from the repo root, with a bundle made here and carried:
 
     set -o pipefail; bash benchmarks/device_check.sh .device-bundle 2>&1 | tee $OUT/device_check.log
 
     run(command=<that line>, carry=['.device-bundle'], timeout_s=540)
 
-It writes $OUT/device_check.json (and the log), which the tool brings back. Make the bundle first, here, in the root of
-the checkout that the device tool sends (it needs the [train] extras; `.device-bundle/` is git-ignored, so it travels
-only when `carry` names it; about 30 MB, within the tool's 64 MiB):
+It writes $OUT/device_check.json and the log, which the tool brings back. Make the bundle first, here, in the root of the
+checkout that the device tool sends (it needs the [train] extras; about 2 minutes on 2 cores, 6 MB; `.device-bundle/` is
+git-ignored, so it travels only when `carry` names it):
 
     python benchmarks/device_check.py .device-bundle --make-bundle --make-only
 
-Usage: python benchmarks/device_check.py BUNDLE [--make-bundle [--make-only] [--arch mobilenet_v3_small] [--size 64]
-       [--epochs 4]] [--install [--wheels DIR]] [--budget 420] [--devices cuda tensorrt torch:cuda:0]
+Usage: python benchmarks/device_check.py BUNDLE [--make-bundle [--make-only] [--arch tiny] [--widths 32 64 128 256]
+       [--size 64] [--epochs 6]] [--install [--wheels DIR ...]] [--budget 420] [--devices cuda tensorrt torch:cuda:0]
        [--batch-sizes 1 64] [--min-time 0.5] [--out PATH]
 
 What it does, in order:
-1. `--make-bundle`: trains a small model on the generated shapes images and exports BUNDLE with the fp32 ONNX model, its
-   fp16 and int8-static variants, TorchScript (model.ts) and torch.export (model.pt2), with `export_bundle`.
+1. `--make-bundle`: trains a small CNN (`tiny_cnn` with `--widths`, or an `--arch` of `xdeploy_nb.train.ARCHS`) on the
+   generated shapes images and exports BUNDLE with `export_bundle`: the fp32 ONNX model, its fp16 and int8-static
+   variants, TorchScript (model.ts) and torch.export (model.pt2). The whole bundle must travel in one call of the device
+   tool (64 MiB with the checkout), which rules out resnet18 (45 MB per fp32 artifact); mobilenet_v3_small fits but, from
+   random weights at 64 px, gives the same outputs for every image, which would make the checks prove nothing (the script
+   warns when a model does that).
 2. `--install` (the wrapper passes it): on an NVIDIA machine (one with `nvidia-smi`) gets `onnxruntime-gpu` of the
-   installed onnxruntime's version (from a wheel in `--wheels` folders, whole or split into `*.whl.part*` files that are
-   joined in name order, else from the package registry), then uninstalls onnxruntime and installs it; installs any
+   installed onnxruntime's version (from a wheel in the `--wheels` folders, whole or split into `*.whl.part*` pieces that
+   are joined in name order; else from the package registry), then uninstalls onnxruntime and installs it; installs any
    other wheel in those folders; and installs the torch/torchvision that settings.ini pins if torch sees no CUDA.
    Elsewhere it installs nothing and says so. Each step prints what it did; a step that fails is reported, not fatal.
 3. lists the devices (`xdeploy_nb.accel.list_devices()`) and opens `Predictor(BUNDLE, device='auto')`: what it chose
    and why (`describe()['why']`).
 4. runs each ONNX variant (fp32, fp16, int8-static) on 'cpu' and on each of `--devices` that is an onnxruntime device
-   ('cuda', 'tensorrt'), and model.ts / model.pt2 on 'cpu' and each torch device ('torch:cuda:0'). A device this
-   machine lacks, or whose execution provider does not start, gives a row 'not present' with the reason.
-   Each cell runs in its own process (a crash or a hang loses that cell only) and:
-   - checks `Predictor.check()`: the largest difference from the Learner's outputs on the bundle's sample (a variant:
-     from its own CPU outputs); pass if at most `xdeploy_nb.runtime.SAMPLE_TOLERANCE` for the variant (fp16 1e-2,
-     int8 5e-2), else `AUTO_TOLERANCE` (1e-3, fp32 and the torch formats);
-   - times `Predictor.run` at each batch size (`xdeploy_nb.bench.time_runs` on `sample_batch`); the speed-up of a row is
-     the CPU row's p50 over its p50, same format, variant and batch size.
+   ('cuda', 'tensorrt'), and model.ts / model.pt2 on 'cpu' and on each torch device ('torch:cuda:0'). A device this
+   machine lacks, or whose execution provider does not start, gives a row 'not present' with the reason (with
+   onnxruntime's own log lines saying why). Each cell runs in its own process (a crash or a hang loses that cell only):
+   - `Predictor.check()`: the largest difference from the Learner's outputs on the bundle's sample (a variant: from its
+     own CPU outputs); pass if at most `xdeploy_nb.runtime.SAMPLE_TOLERANCE` for the variant (fp16 1e-2, int8 5e-2),
+     else `AUTO_TOLERANCE` (1e-3: fp32 and the torch formats);
+   - times `Predictor.run` at each batch size (`xdeploy_nb.bench.time_runs` on `sample_batch`): host-to-device copies
+     included, as an application sees it. The speed-up is the CPU row's p50 over the row's p50, for the same format,
+     variant and batch size.
+   Before a CUDA session it calls `onnxruntime.preload_dlls()` (CUDA and cuDNN from the nvidia pip packages, which torch
+   brings); `--no-preload` leaves that to the Predictor alone.
 5. prints one table and writes the JSON (`--out`; default $OUT/device_check.json where OUT is set, else
    ./device_check.json): `meta` (machine, versions, budget), `install` (what step 2 did), `devices`, `auto`, `rows`.
 
 Statuses: pass, FAIL (ran, but differs by more than the tolerance), not present, not in bundle (the export left the
 variant out: its reason), error (anything else: the message), skipped (the `--budget` ran out first).
 `--budget` seconds (default 420) bound everything after step 1, so that one call fits in 8 minutes with the install:
-each cell gets at most `--cell-timeout` seconds and what is left. Exit status 0 whatever the rows say; 2 for a bad
-argument (no bundle at BUNDLE); 1 only if this script itself breaks.
+a cell gets at most `--cell-timeout` seconds and what is left of the budget. Exit status 0 whatever the rows say; 2 for
+a bad argument (no bundle at BUNDLE); 1 only if this script itself breaks.
 
-The device machine: its python3 has torch with CUDA, onnxruntime (CPU), numpy and Pillow, and no fastai (so the bundle
-is made here). Its notes say no package registry is reachable from it. Then onnxruntime-gpu cannot be installed there,
-and its wheel (about 250 MB) is over what one call can carry (64 MiB): the 'cuda' and 'tensorrt' rows say 'not present'
-with the reason, and the torch CUDA rows still run. To bring it anyway, split the wheel here
-(`split -b 60M onnxruntime_gpu-*.whl .whlN/onnxruntime_gpu-....whl.part` into .whl0, .whl1, ...; each git-ignored), and
-carry one folder per call while the machine is warm (call k: `carry=['.whlk']`; folders from earlier calls stay there);
-the last call carries the bundle too and passes `--wheels .whl0 .whl1 ...`.
+On the device machine: its python3 has torch with CUDA, onnxruntime (CPU), numpy and Pillow, and no fastai (hence the
+bundle made here). Its notes say that no package registry can be reached from it. Then onnxruntime-gpu cannot be
+installed there, and its wheel (about 250 MB) is over what one call carries (64 MiB): the 'cuda' and 'tensorrt' rows say
+'not present' with the reason, and the torch CUDA rows still run. To bring the wheel anyway, cut it here into
+pieces of at most 60 MiB (`split -b 60M <wheel> <wheel>.part` makes <wheel>.partaa, .partab, ...), put each piece in a
+git-ignored folder of its own (.whl0, .whl1, ...), and carry one folder per call while the machine stays warm (files
+stay there between calls; call K: carry=['.whlK']); the last call carries the bundle too, and --install joins the
+pieces it finds in the .whl* folders.
 """
 import argparse, configparser, contextlib, glob, io, json, os, platform, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -90,10 +98,16 @@ def run_child(mode:str, # '--probe' or '--cell'
     return dict(error=f"the process exited with code {r.returncode}: {_tail(r.stderr, 3) or _tail(r.stdout, 3) or '(no output)'}"),r.stderr
 
 def ort_log(stderr:str)->str:
-    "onnxruntime's own error and warning lines in `stderr` (why an execution provider did not start), shortened."
-    keep = [re.sub(r'^\S+ \[([EW]):onnxruntime:[^\]]*\] ', r'[\1] ', l.strip()) for l in stderr.splitlines()
+    "onnxruntime's own error and warning lines in `stderr` (why an execution provider did not start), without colours and times."
+    lines = [re.sub(r'\x1b\[[0-9;]*m', '', l).strip() for l in stderr.splitlines()]
+    keep = [re.sub(r'^.*?\[([EW]):onnxruntime:[^\]]*\]\s*', r'[\1] ', l) for l in lines
             if re.search(r'\[[EW]:onnxruntime|Failed to (load|create)|cannot open shared object', l)]
-    return ' | '.join(dict.fromkeys(keep))[:600]
+    return ' | '.join(dict.fromkeys(keep))[:1500]
+
+def ort_cause(log:str)->str:
+    "The line of `ort_log` that says why a provider did not start: the library that failed to load and why, if it says."
+    if m := re.search(r'Failed to load library \S*?([^/\s]+\.so\S*) with error: ([^|]+)', log): return f"{m[1]}: {m[2].strip()}"
+    return next((l.strip() for l in log.split(' | ') if l.startswith('[E]')), '')
 
 def _preload(on:bool)->str:
     "Load CUDA and cuDNN from the nvidia pip packages (`onnxruntime.preload_dlls`) where onnxruntime has a CUDA provider; what it said."
@@ -198,7 +212,7 @@ def install_ort_gpu(wheels:list, left)->list:
     v = have.get('onnxruntime')
     want = f"onnxruntime-gpu=={v}" if v else "onnxruntime-gpu>=1.22"
     tmp = Path(tempfile.mkdtemp(prefix='xdeploy-wheels-'))
-    wheel = _local_wheel(wheels, f"onnxruntime_gpu-{v or ''}", tmp)
+    wheel = _local_wheel(wheels, f"onnxruntime_gpu-{v}-" if v else 'onnxruntime_gpu-', tmp)
     log = [f"{want}: the wheel {wheel} (carried)"] if wheel else []
     if wheel is None:
         ok,said = _pip(['download', '--no-deps', '--only-binary=:all:', '--timeout', '15', '--retries', '1', '-d', str(tmp), want], min(300, left()))
@@ -247,28 +261,38 @@ def _install_other_wheels(wheels:list, left)->list:
 # --- making a bundle ------------------------------------------------------------------------------------------------
 
 def make_bundle(path:Path, # Where to write it (replaced if it is a bundle)
-                arch:str='mobilenet_v3_small', # A name from `xdeploy_nb.train.ARCHS`
+                arch:str='tiny', # A name from `xdeploy_nb.train.ARCHS`
+                widths=(32, 64, 128, 256), # arch 'tiny': the channels of its stride-2 conv layers (`tiny_cnn`)
                 size:int=64, # Image side, pixels
-                epochs:int=4, # Training epochs
+                epochs:int=6, # Training epochs
                 n_train:int=100, # Training images per class
                 lr:float=1e-2 # Learning rate
                )->dict:
     "Train `arch` on the generated shapes images and export it with fp16 and int8-static variants, TorchScript and torch.export; its manifest."
     from xdeploy_nb.data import make_image_folder
-    from xdeploy_nb.train import image_dls, image_learner
+    from xdeploy_nb.train import image_dls, image_learner, tiny_cnn
     from xdeploy_nb.export import export_bundle
     t0 = time.perf_counter()
-    learn = image_learner(image_dls(make_image_folder(n_train=n_train, n_valid=20, size=size), size=size), arch=arch)
+    dls = image_dls(make_image_folder(n_train=n_train, n_valid=20, size=size), size=size)
+    if arch == 'tiny' and widths:
+        from fastai.vision.all import Learner, accuracy, set_seed
+        set_seed(42, reproducible=True)
+        learn = Learner(dls, tiny_cnn(dls.c, dls.one_batch()[0].shape[1], tuple(widths)), metrics=accuracy)
+    else: learn = image_learner(dls, arch=arch)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
-        acc = learn.validate()[1]
+        probs,targets = learn.get_preds()
+    spread = float(probs.std(0).mean())  # how much the outputs depend on the input
     b = export_bundle(learn, path, formats=('onnx', 'torchscript', 'torch.export'), variants=('fp16', 'int8-static'),
                       overwrite=(Path(path)/'manifest.json').exists())
     total = sum(f.stat().st_size for f in Path(path).iterdir())
-    print(f"made {path}: {arch} at {size} px, {epochs} epochs, validation accuracy {acc:.1%}, "
-          f"{total/2**20:.1f} MiB, in {time.perf_counter() - t0:.0f} s")
+    name = f"tiny_cnn{tuple(widths)}" if arch == 'tiny' and widths else arch
+    print(f"made {path}: {name} at {size} px, {epochs} epochs, validation accuracy {float((probs.argmax(1) == targets).float().mean()):.1%}, "
+          f"{b.manifest.get('flops', 0)/1e6:.0f} MFLOP per item, {total/2**20:.1f} MiB, in {time.perf_counter() - t0:.0f} s")
     for a in b.artifacts: print(f"  {a['file']:<24} {a['format']:<13} {a.get('variant', 'fp32'):<12} {a['size']/2**20:6.1f} MiB")
     for r in b.manifest.get('rejected', []): print(f"  left out {r['variant']}: {r['reason']}")
+    if spread < 1e-3: print(f"  WARNING: the model's outputs hardly depend on its input (std over items {spread:.1g}), so checks on it prove "
+                            "little: train longer, or choose another --arch")
     if total > 48*2**20: print(f"  note: {total/2**20:.0f} MiB is a lot to carry (the device tool takes 64 MiB a call, the checkout included)")
     return b.manifest
 
@@ -279,8 +303,7 @@ def tolerance(fmt:str, variant:str)->float:
     from xdeploy_nb.runtime import AUTO_TOLERANCE, SAMPLE_TOLERANCE  # numpy, Pillow, onnxruntime: no torch
     return SAMPLE_TOLERANCE.get(variant, AUTO_TOLERANCE) if fmt == 'onnx' else AUTO_TOLERANCE
 
-def grid(m:dict, # The bundle's manifest
-         devices:list # Accelerators to try: onnxruntime device names, and 'torch:...' names
+def grid(devices:list # Accelerators to try: onnxruntime device names, and 'torch:...' names
         )->list:
     "The (format, variant, device) cells: CPU first (the baselines), then each accelerator."
     onnx_devs,torch_devs = [d for d in devices if not d.startswith('torch:')],[d for d in devices if d.startswith('torch:')]
@@ -302,8 +325,10 @@ def row_from(base:dict, res:dict, stderr:str, tol:float)->dict:
                preload=res.get('preload'), onnxruntime_log=ort_log(stderr) or None)
     err = res.get('error')
     if err:
-        absent = res.get('phase') == 'load' and base['device'] != 'cpu' and any(s in err for s in ABSENT)
-        row.update(status='not present' if absent else 'error', reason=err + (f" onnxruntime said: {row['onnxruntime_log']}" if row['onnxruntime_log'] else ''))
+        absent = res.get('phase') == 'load' and any(s in err for s in ABSENT)
+        cause = ort_cause(row['onnxruntime_log'] or '')
+        short = re.split(r'\s+Fix: ', re.sub(r'^XDeployError: ', '', err))[0]
+        row.update(status='not present' if absent else 'error', error=err, reason=(f"onnxruntime: {cause}; " if cause else '') + short)
     else:
         row['status'] = 'pass' if row['max_diff'] <= tol else 'FAIL'
         bad = [f"batch {t['batch_size']}: {t['error']}" for t in row['timings'] if t.get('error')]
@@ -357,8 +382,19 @@ def check(args)->dict:
     print(f"devices: {'; '.join(names) or info.get('probe_error')}")
     a = info.get('auto', {})
     print(f"Predictor(device='auto'): {a.get('device')}: {a.get('why')}" if a.get('device') else f"Predictor(device='auto') failed: {a.get('error')}")
+    out = Path(args.out) if args.out else default_out()
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
-    for fmt,variant,dev in grid(m, args.devices):
+    def save()->dict:
+        "Write the report as it stands (after each row, so that a run stopped from outside still leaves one)."
+        meta = dict(bundle=str(bundle), bundle_versions=m.get('provenance', {}).get('versions'), host=platform.node(), python=platform.python_version(),
+                    cpus=os.cpu_count(), onnxruntime=info.get('onnxruntime'), providers=info.get('providers'), torch=info.get('torch'),
+                    torch_cuda=info.get('torch_cuda'), preload=info.get('preload'), budget=args.budget, seconds=time.perf_counter() - t0,
+                    batch_sizes=args.batch_sizes, min_time=args.min_time, min_runs=args.min_runs, created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+        report = dict(meta=meta, install=inst, devices=info.get('devices', []), plugins=info.get('plugins', []), auto=info.get('auto'), rows=rows)
+        out.write_text(json.dumps(report, indent=1, default=str))
+        return report
+    for fmt,variant,dev in grid(args.devices):
         base,tol = dict(format=fmt, variant=variant, device=dev),tolerance(fmt, variant)
         why_not = missing(m, fmt, variant)
         absent = None if dev == 'cpu' else info['present'].get(dev, info.get('probe_error', 'the device probe did not say'))
@@ -370,18 +406,13 @@ def check(args)->dict:
                                                min_time=args.min_time, min_runs=args.min_runs, threads=args.threads), min(args.cell_timeout, left()))
             rows.append(row_from(base, res, err, tol))
         print(f"  {fmt} {variant} @{dev}: {rows[-1]['status']}", flush=True)
-    add_speedups(rows)
-    meta = dict(bundle=str(bundle), bundle_versions=m.get('provenance', {}).get('versions'), host=platform.node(), python=platform.python_version(),
-                cpus=os.cpu_count(), onnxruntime=info.get('onnxruntime'), providers=info.get('providers'), torch=info.get('torch'),
-                torch_cuda=info.get('torch_cuda'), preload=info.get('preload'), budget=args.budget, seconds=time.perf_counter() - t0,
-                batch_sizes=args.batch_sizes, min_time=args.min_time, min_runs=args.min_runs, created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
-    report = dict(meta=meta, install=inst, devices=info.get('devices', []), plugins=info.get('plugins', []), auto=info.get('auto'), rows=rows)
+        add_speedups(rows)
+        save()
+    report = save()
+    meta = report['meta']
     print(f"\n{table(rows, args.batch_sizes)}\n")
-    print(f"{bundle.name}: onnxruntime {meta['onnxruntime']} ({', '.join(meta['providers'] or [])}), torch {meta['torch']}; "
+    print(f"{bundle.name}: onnxruntime {meta['onnxruntime']} ({', '.join(meta['providers'] or [])}), torch {meta['torch'] or 'not installed'}; "
           f"{meta['seconds']:.0f} s of a {args.budget:g} s budget")
-    out = Path(args.out) if args.out else default_out()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str))
     print(f"wrote {out}")
     return report
 
@@ -391,9 +422,10 @@ def parse(argv=None):
     ap.add_argument('bundle', nargs='?', help="the bundle folder (with manifest.json); with --make-bundle, where to write it")
     ap.add_argument('--make-bundle', action='store_true', help="first train a small model and export BUNDLE (needs the [train] extras)")
     ap.add_argument('--make-only', action='store_true', help="with --make-bundle: stop after making it")
-    ap.add_argument('--arch', default='mobilenet_v3_small', help="--make-bundle: the architecture (xdeploy_nb.train.ARCHS)")
+    ap.add_argument('--arch', default='tiny', help="--make-bundle: the architecture (xdeploy_nb.train.ARCHS)")
+    ap.add_argument('--widths', nargs='*', type=int, default=[32, 64, 128, 256], help="--make-bundle, arch tiny: its conv channels (none: image_learner's)")
     ap.add_argument('--size', type=int, default=64, help="--make-bundle: image side in pixels")
-    ap.add_argument('--epochs', type=int, default=4, help="--make-bundle: training epochs")
+    ap.add_argument('--epochs', type=int, default=6, help="--make-bundle: training epochs")
     ap.add_argument('--n-train', type=int, default=100, help="--make-bundle: training images per class")
     ap.add_argument('--install', action='store_true', help="on an NVIDIA machine, install onnxruntime-gpu (and a CUDA torch if needed) first")
     ap.add_argument('--wheels', nargs='*', default=None, help="folders of carried wheels for --install (default: .whl* in the repo root)")
@@ -421,7 +453,7 @@ def main(argv=None)->int:
         if getattr(args, mode): print(json.dumps(f(json.loads(getattr(args, mode))), default=str)); return 0
     if not args.bundle: ap.error("name the bundle folder")
     if args.make_bundle:
-        make_bundle(Path(args.bundle), args.arch, args.size, args.epochs, args.n_train)
+        make_bundle(Path(args.bundle), args.arch, args.widths, args.size, args.epochs, args.n_train)
         if args.make_only: return 0
     if not (Path(args.bundle)/'manifest.json').is_file():
         ap.error(f"{args.bundle} is not a bundle (no manifest.json): export one, or pass --make-bundle")

@@ -102,9 +102,13 @@ def test_rows_status_and_speedups():
     assert ok['status'] == 'pass' and ok['reason'].startswith('CUDAExecutionProvider')
     bad = dc.row_from(base, dict(max_diff=2e-2, timings=t(2.0)), '', 1e-2)
     assert bad['status'] == 'FAIL' and '0.02 > 0.01' in bad['reason']
-    log = "2026-11-29 [E:onnxruntime:Default, provider_bridge_ort.cc:2] Failed to load library libonnxruntime_providers_cuda.so: libcudnn.so.9: cannot open shared object file"
-    gone = dc.row_from(base, dict(phase='load', error="XDeployError: onnxruntime could not start CUDAExecutionProvider for device 'cuda'"), log, 1e-2)
-    assert gone['status'] == 'not present' and 'libcudnn.so.9' in gone['reason']
+    log = ("\x1b[1;31m2026-11-29 19:43:19.38 [E:onnxruntime:Default, provider_bridge_ort.cc:2395 TryGetProviderInfo_CUDA] provider_bridge_ort.cc:1988 "
+           "[ONNXRuntimeError] : 1 : FAIL : Failed to load library /x/onnxruntime/capi/libonnxruntime_providers_cuda.so with error: "
+           "libcublasLt.so.13: cannot open shared object file: No such file or directory\x1b[m\nsome other line\n")
+    gone = dc.row_from(base, dict(phase='load', error="XDeployError: onnxruntime could not start CUDAExecutionProvider for device 'cuda'.\nFix: Check"), log, 1e-2)
+    assert gone['status'] == 'not present' and gone['reason'].startswith(
+        "onnxruntime: libonnxruntime_providers_cuda.so: libcublasLt.so.13: cannot open shared object file: No such file or directory; onnxruntime could not start")
+    assert gone['onnxruntime_log'].startswith('[E] provider_bridge_ort.cc') and '\x1b' not in gone['onnxruntime_log'] and 'Fix' not in gone['reason']
     broke = dc.row_from(base, dict(phase='check', error='RuntimeError: boom'), '', 1e-2)
     assert broke['status'] == 'error' and 'boom' in broke['reason']
     cpu = dc.row_from(dict(base, device='cpu'), dict(max_diff=0.0, timings=t(8.0)), '', 1e-2)
