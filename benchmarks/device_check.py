@@ -397,8 +397,9 @@ def check(args)->dict:
     for fmt,variant,dev in grid(args.devices):
         base,tol = dict(format=fmt, variant=variant, device=dev),tolerance(fmt, variant)
         why_not = missing(m, fmt, variant)
-        absent = None if dev == 'cpu' else info['present'].get(dev, info.get('probe_error', 'the device probe did not say'))
+        absent = None if dev == 'cpu' else info['present'].get(dev, 'the device probe did not say whether it is here')
         if why_not: rows.append(dict(base, tolerance=tol, status='not in bundle', reason=why_not))
+        elif dev != 'cpu' and 'probe_error' in info: rows.append(dict(base, tolerance=tol, status='error', reason=f"the device probe failed: {info['probe_error']}"))
         elif absent: rows.append(dict(base, tolerance=tol, status='not present', reason=absent))
         elif left() < args.min_cell: rows.append(dict(base, tolerance=tol, status='skipped', reason=f"the time budget ran out (--budget {args.budget:g} s)"))
         else:

@@ -24,7 +24,7 @@ def checked(tmp_path_factory):
     out = tmp_path_factory.mktemp('device_check')
     r = run(sys.executable, SCRIPT, out/'bundle', '--make-bundle', '--arch', 'tiny', '--size', '32', '--epochs', '1', '--n-train', '12',
             '--min-time', '0.05', '--min-runs', '3', '--budget', '150', env={'OUT': str(out)}, timeout=400)
-    return r.stdout,json.loads((out/'device_check.json').read_text())
+    return r.stdout,json.loads((out/'device_check.json').read_text()),out/'bundle'
 
 def table_rows(stdout:str)->list:
     "`(format, variant, device, status)` of each row of the printed table."
@@ -38,7 +38,7 @@ def table_rows(stdout:str)->list:
 
 def test_cpu_rows_pass(checked):
     "Every artifact of the bundle runs on the CPU, matches the sample within its tolerance and is timed at batch 1 and 64."
-    _,rep = checked
+    _,rep,_ = checked
     cpu = {(r['format'], r['variant']): r for r in rep['rows'] if r['device'] == 'cpu'}
     assert set(cpu) == {('onnx', 'fp32'), ('onnx', 'fp16'), ('onnx', 'int8-static'), ('torchscript', 'fp32'), ('torch.export', 'fp32')}
     for key,r in cpu.items():
@@ -53,7 +53,7 @@ def test_accelerator_rows_say_not_present(checked):
     "Without a GPU, each ONNX variant on 'cuda' and 'tensorrt' and each torch artifact on 'torch:cuda:0' is a 'not present' row with its reason."
     import torch, onnxruntime as ort
     if torch.cuda.is_available() or 'CUDAExecutionProvider' in ort.get_available_providers(): pytest.skip("this machine has a CUDA device")
-    _,rep = checked
+    _,rep,_ = checked
     acc = [r for r in rep['rows'] if r['device'] != 'cpu']
     assert sorted({r['device'] for r in acc}) == sorted(ACCELERATORS)
     assert len([r for r in acc if r['format'] == 'onnx']) == 6 and len([r for r in acc if r['device'] == 'torch:cuda:0']) == 2
@@ -66,13 +66,21 @@ def test_accelerator_rows_say_not_present(checked):
 
 def test_table_and_json_hold_the_same_rows(checked):
     "The printed table has one line per JSON row, in the same order, with the same status; the JSON says what 'auto' chose."
-    stdout,rep = checked
+    stdout,rep,_ = checked
     assert table_rows(stdout) == [(r['format'], r['variant'], r['device'], r['status']) for r in rep['rows']]
     assert rep['auto']['device'] == 'cpu' and rep['auto']['why'].startswith("device='auto': cpu")
     assert "Predictor(device='auto'): cpu" in stdout
     assert 'cpu' in [d['name'] for d in rep['devices']]
     assert rep['install'] == ['not asked (--install)'] and rep['meta']['budget'] == 150
     assert rep['meta']['seconds'] < 150
+
+def test_budget_bounds_the_run(checked, tmp_path):
+    "With no time left, no cell starts: each row is skipped or says why it did not run, and the script still writes its report and exits 0."
+    r = run(sys.executable, SCRIPT, checked[2], '--budget', '2', '--min-cell', '10', '--out', tmp_path/'r.json', timeout=120)
+    rows = json.loads((tmp_path/'r.json').read_text())['rows']
+    assert len(rows) == 13 and {x['status'] for x in rows if x['device'] == 'cpu'} <= {'skipped', 'not in bundle'}
+    assert all(x['status'] in ('skipped', 'not present', 'error', 'not in bundle') and x['reason'] for x in rows)
+    assert 'time budget ran out' in rows[0]['reason'] and len(table_rows(r.stdout)) == 13
 
 def test_install_is_skipped_without_nvidia_smi(monkeypatch):
     "--install on a machine without `nvidia-smi` installs nothing, and says so."
