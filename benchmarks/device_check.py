@@ -306,10 +306,9 @@ def tolerance(fmt:str, variant:str)->float:
 def grid(devices:list # Accelerators to try: onnxruntime device names, and 'torch:...' names
         )->list:
     "The (format, variant, device) cells: CPU first (the baselines), then each accelerator."
-    onnx_devs,torch_devs = [d for d in devices if not d.startswith('torch:')],[d for d in devices if d.startswith('torch:')]
     onnx,torch = [('onnx', v) for v in VARIANTS],[(f, 'fp32') for f in TORCH_FORMATS]
     cells = [(f, v, 'cpu') for f,v in onnx + torch]
-    for d in devices: cells += [(f, v, d) for f,v in (onnx if d in onnx_devs else torch)]
+    for d in devices: cells += [(f, v, d) for f,v in (torch if d.startswith('torch:') else onnx)]
     return cells
 
 def missing(m:dict, fmt:str, variant:str)->str:
