@@ -36,8 +36,8 @@ What it does, in order:
    machine lacks, or whose execution provider does not start, gives a row 'not present' with the reason (with
    onnxruntime's own log lines saying why). Each cell runs in its own process (a crash or a hang loses that cell only):
    - `Predictor.check()`: the largest difference from the Learner's outputs on the bundle's sample (a variant: from its
-     own CPU outputs); pass if at most `xdeploy_nb.runtime.SAMPLE_TOLERANCE` for the variant (fp16 1e-2, int8 5e-2),
-     else `AUTO_TOLERANCE` (1e-3: fp32 and the torch formats);
+     own CPU outputs); pass if at most the variant's `sample_tolerance` (`xdeploy_nb.core.VARIANTS`: fp16 1e-2, int8 5e-2,
+     fp32 and the torch formats 1e-3);
    - times `Predictor.run` at each batch size (`xdeploy_nb.bench.time_runs` on `sample_batch`): host-to-device copies
      included, as an application sees it. The speed-up is the CPU row's p50 over the row's p50, for the same format,
      variant and batch size.
@@ -159,7 +159,8 @@ def cell(arg:dict)->dict:
         if arg['format'] == 'onnx' and arg['device'] != 'cpu': res['preload'] = _preload(arg['preload'])
         from xdeploy_nb.runtime import Predictor
         t0 = time.perf_counter()
-        p = Predictor(arg['bundle'], device=arg['device'], format=arg['format'], variant=arg['variant'], threads=arg.get('threads'))
+        p = Predictor(arg['bundle'], device=arg['device'], format=arg['format'], variant=arg['variant'], threads=arg.get('threads'),
+                      trust_code=True)  # the bundle this script made (or was handed) itself: its TorchScript and .pt2 run on torch
         d = p.describe()
         res.update(load_s=time.perf_counter() - t0, chosen=p.device, why=d['why'], providers=d['providers'], threads=d['threads'], phase='check')
         res['max_diff'] = p.check()
@@ -299,9 +300,9 @@ def make_bundle(path:Path, # Where to write it (replaced if it is a bundle)
 # --- the grid, its rows and the table -------------------------------------------------------------------------------
 
 def tolerance(fmt:str, variant:str)->float:
-    "The largest sample difference that passes: the runtime's own tolerance for the variant, `AUTO_TOLERANCE` for fp32."
-    from xdeploy_nb.runtime import AUTO_TOLERANCE, SAMPLE_TOLERANCE  # numpy, Pillow, onnxruntime: no torch
-    return SAMPLE_TOLERANCE.get(variant, AUTO_TOLERANCE) if fmt == 'onnx' else AUTO_TOLERANCE
+    "The largest sample difference that passes: the runtime's own tolerance for the variant (`Variant.sample_tolerance`)."
+    from xdeploy_nb.runtime import VARIANTS as registered  # numpy, Pillow, onnxruntime: no torch
+    return registered[variant if fmt == 'onnx' else 'fp32'].sample_tolerance
 
 def grid(devices:list # Accelerators to try: onnxruntime device names, and 'torch:...' names
         )->list:
