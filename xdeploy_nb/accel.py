@@ -129,8 +129,18 @@ def _ep_device_record(d, # An `ort.OrtEpDevice`
     return _record('ep_device', d.ep_name, t if t in TYPE_ORDER else None, vendor=hw.vendor or d.ep_vendor,
                    vendor_id=int(hw.vendor_id), device_id=int(hw.device_id), source=src, detail=detail[:120])
 
+_preloaded = []
+
+def _preload_cuda():
+    "Load the CUDA and cuDNN libraries that pip packages installed, once: onnxruntime-gpu looks for them in system paths only."
+    if _preloaded or 'CUDAExecutionProvider' not in ort.get_available_providers() or not hasattr(ort, 'preload_dlls'): return
+    _preloaded.append(True)
+    try: ort.preload_dlls()
+    except Exception: pass
+
 def _ort_devices(plugins:bool=True)->tuple:
     "`(records, handles, registrations)`: this machine's onnxruntime devices, the `OrtEpDevice` of each EP device by name, and `register_plugin_eps()`."
+    _preload_cuda()
     regs = register_plugin_eps() if plugins else []
     plugin_eps = {ep: r['package'] for r in regs if r['status'] != 'failed' for ep in r['ep_names']}
     eps = list(getattr(ort, 'get_ep_devices', lambda: [])())
@@ -305,6 +315,13 @@ def auto_candidates(devices:list=None # Device records; None: this machine's, `l
     return [d['name'] for _,d in sorted(picks, key=rank)] + ['cpu']
 
 # %% ../nbs/03_accel.ipynb #08fd00b3
+def _pt2_module(src, dev):
+    "The module of a `.pt2` ExportedProgram on `dev`: its device checks rewritten by torch's own pass (`.to(dev)` would leave them)."
+    import torch, torch.export.passes
+    ep = torch.export.load(src)
+    if dev.type != 'cpu': ep = torch.export.passes.move_to_device_pass(ep, dev)
+    return ep.module()
+
 def torch_runner(model, # A TorchScript (.ts) or torch.export (.pt2) file, or its bytes (checked against the manifest)
                  fmt:str, # Its format: 'torchscript' or 'torch.export'
                  input_names:list, # The model's inputs, in order
@@ -327,7 +344,7 @@ def torch_runner(model, # A TorchScript (.ts) or torch.export (.pt2) file, or it
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message=r'`torch\.jit\.load` is deprecated', category=FutureWarning)
         src = io.BytesIO(model) if isinstance(model, (bytes, bytearray)) else str(model)
-        try: net = torch.jit.load(src, map_location=dev) if fmt == 'torchscript' else torch.export.load(src).module().to(dev)
+        try: net = torch.jit.load(src, map_location=dev) if fmt == 'torchscript' else _pt2_module(src, dev)
         except Exception as e: raise XDeployError(f"torch {torch.__version__} cannot load the {fmt} artifact: {e}",
                                                   "Re-export the bundle with this torch, or use format='onnx'.") from None
     def run(feeds):
