@@ -141,7 +141,8 @@ def _baseline_rows(path, m, learn, items, batch_sizes, min_time, min_runs, threa
     from xdeploy_nb.export import deploy_graph, spec_from_learner
     from xdeploy_nb.runtime import Predictor
     one,many = _baseline_feeders(learn, items, max(batch_sizes))
-    graph,p,timing = deploy_graph(learn, spec_from_learner(learn)).eval(),Predictor(path, device='cpu', threads=threads),dict(min_time=min_time, min_runs=min_runs)
+    graph,p = deploy_graph(learn, spec_from_learner(learn)).eval(),Predictor(path, device='cpu', threads=threads)
+    timing = dict(min_time=min_time, min_runs=min_runs)
     old,k = torch.get_num_threads(),iter(range(10**9))
     if threads: torch.set_num_threads(threads)
     try:
@@ -308,8 +309,16 @@ def _report_html(meta:dict, table:str, fig)->str:
 # %% ../nbs/07_bench.ipynb #a884bb26
 class BenchReport:
     "A benchmark's rows (`.rows`, plain dicts with the keys of `COLUMNS`) and what they were measured on (`.meta`)."
-    def __init__(self, rows:list, meta:dict): self.rows,self.meta = [{c: r.get(c) for c in COLUMNS} for r in rows],meta
-    def __repr__(self)->str: return _report_text(self.rows, self.meta)
+    def __init__(self,
+                 rows:list, # Dicts, keys from `COLUMNS` (a missing key is None); or a DataFrame with those columns
+                 meta:dict # What they were measured on, as `bench` records it
+                ):
+        rows = rows.to_dict('records') if hasattr(rows, 'to_dict') else rows
+        self.rows,self.meta = [{c: r.get(c) for c in COLUMNS} for r in rows],meta
+
+    def __repr__(self)->str:
+        "The main columns as plain text, and what they were measured on: what `xdeploy bench` prints."
+        return _report_text(self.rows, self.meta)
 
     @property
     def df(self):
