@@ -204,7 +204,7 @@ def _bench_needs(name:str, # The module to import, e.g. 'pandas' or 'matplotlib.
 _VALUE_FORMATS = dict(load_s='{:.2f}', first_run_ms='{:.1f}', p50_ms='{:.2f}', p95_ms='{:.2f}', p99_ms='{:.2f}', items_per_s='{:,.0f}',
                       speedup='{:.2f}×', peak_rss_mb='{:.0f}', gflops='{:.1f}', peak_fraction='{:.1%}', accuracy='{:.1%}')
 
-def _bench_value(col:str, v)->str:
+def _value_text(col:str, v)->str:
     "The value `v` of column `col` as the text table shows it: formatted, on one line; empty where missing."
     if v is None or (isinstance(v, float) and math.isnan(v)): return ''
     return _VALUE_FORMATS[col].format(v) if col in _VALUE_FORMATS else ' '.join(str(v).split())
@@ -215,9 +215,9 @@ def _text_table(rows:list, # Dicts
                 width:int=100 # Cut longer values to this many characters
                )->str:
     "`rows` as a plain text table: a header line, then a line per row; numeric columns right-aligned."
-    cells = [[_bench_value(c, r.get(c))[:width] for c in cols] for r in rows]
+    cells = [[_value_text(c, r.get(c))[:width] for c in cols] for r in rows]
     ws = [max([len(c)] + [len(vs[i]) for vs in cells]) for i,c in enumerate(cols)]
-    right = [all(isinstance(r.get(c), (int, float)) or not _bench_value(c, r.get(c)) for r in rows) for c in cols]
+    right = [all(isinstance(r.get(c), (int, float)) or not _value_text(c, r.get(c)) for r in rows) for c in cols]
     line = lambda vs: '  '.join(v.rjust(w) if rj else v.ljust(w) for v,w,rj in zip(vs, ws, right)).rstrip()
     return '\n'.join(line(vs) for vs in [cols] + cells)
 
@@ -227,7 +227,7 @@ _TEXT_COLUMNS = ['format', 'variant', 'device', 'pipeline', 'batch_size', 'load_
 
 def _report_text(rows:list, meta:dict)->str:
     "The report as plain text: the `_TEXT_COLUMNS` that hold a value, then the machine, threads, matmul peak and duration."
-    cols = [c for c in _TEXT_COLUMNS if c in ('format', 'variant', 'device') or any(_bench_value(c, r.get(c)) for r in rows)]
+    cols = [c for c in _TEXT_COLUMNS if c in ('format', 'variant', 'device') or any(_value_text(c, r.get(c)) for r in rows)]
     return (f"{_text_table(rows, cols)}\n{meta['cpu']}, {meta['threads']} threads, "
             f"matmul peak {meta['matmul_peak_gflops']:.0f} GFLOP/s; {meta['seconds']:.0f} s")
 
@@ -268,15 +268,15 @@ def _plot_rows(rows:list, title:str):
     return fig
 
 # %% ../nbs/07_bench.ipynb #5e9a0d47
-def _json_value(v):
+def _value_json(v):
     "`v` as JSON can hold it: numpy scalars as Python numbers, NaN and infinities as None."
     if isinstance(v, np.generic): v = v.item()
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 # %% ../nbs/07_bench.ipynb #3f6a1c88
 def _report_json(rows:list, meta:dict)->str:
-    "A report's rows and meta as JSON text, each value made plain by `_json_value`."
-    plain = lambda d: {k: _json_value(v) for k,v in d.items()}
+    "A report's rows and meta as JSON text, each value made plain by `_value_json`."
+    plain = lambda d: {k: _value_json(v) for k,v in d.items()}
     return json.dumps(dict(meta=plain(meta), rows=[plain(r) for r in rows]), indent=1)
 
 # %% ../nbs/07_bench.ipynb #4a2e8c75
