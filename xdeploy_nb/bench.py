@@ -4,10 +4,10 @@
 
 # %% ../nbs/07_bench.ipynb #ec7caf3e
 from __future__ import annotations
-import base64, io, json, math, os, platform, subprocess, sys, time
+import base64, importlib, io, json, math, os, platform, subprocess, sys, time
 from pathlib import Path
 import numpy as np
-from .core import *
+from .core import XDeployError, read_manifest
 
 # %% auto #0
 __all__ = ['COLUMNS', 'time_runs', 'sample_batch', 'bench_cell', 'run_cell', 'matmul_peak', 'BenchReport', 'bench']
@@ -55,12 +55,13 @@ def bench_cell(path:Path, # A bundle directory
                batch_sizes=(1, 8, 64), # Batch sizes to time
                min_time:float=0.5, # Seconds of timed runs per batch size, at least
                min_runs:int=5, # Timed runs per batch size, at least
-               threads:int=None # Intra-op threads; None: one per CPU
+               threads:int=None, # Intra-op threads; None: one per CPU
+               trust_code:bool=False # Allow formats whose loading can run code (TorchScript, torch.export)
               )->dict:
     "Load the artifact on `device` and time it at each batch size, in this process: `{'load_s', 'device', 'why', 'rows', 'error'}`."
     from xdeploy_nb.runtime import Predictor
     t0 = time.perf_counter()
-    try: p = Predictor(path, device=device, format=format, variant=variant, threads=threads)
+    try: p = Predictor(path, device=device, format=format, variant=variant, threads=threads, trust_code=trust_code)
     except Exception as e: return dict(load_s=None, rows=[], error=f"{type(e).__name__}: {e}")
     res,rows = dict(load_s=time.perf_counter() - t0, device=p.device, why=p.describe()['why'], error=None),[]
     for bs in batch_sizes:
@@ -69,9 +70,17 @@ def bench_cell(path:Path, # A bundle directory
     return dict(res, rows=rows, peak_rss_mb=_peak_rss_mb())
 
 # %% ../nbs/07_bench.ipynb #7c0d2e11
+def _plugin_modules()->list:
+    "The modules outside xdeploy_nb that registered kinds, tasks, formats or variants: a cell's process imports them too."
+    from xdeploy_nb.runtime import FORMATS, KINDS, TASKS, VARIANTS
+    fs = [f for r in (KINDS, TASKS, FORMATS, VARIANTS) for e in r.values() for f in vars(e).values() if callable(f)]
+    return sorted({f.__module__ for f in fs if getattr(f, '__module__', None) and f.__module__.partition('.')[0] not in ('xdeploy_nb', 'builtins', '__main__')})
+
 def _cell_main():
     "Entry point of a cell's process: the arguments of `bench_cell` as JSON on stdin, its result as JSON on the last line of stdout."
-    print(json.dumps(bench_cell(**json.loads(sys.stdin.read()))))
+    args = json.loads(sys.stdin.read())
+    for mod in args.pop('imports', []): importlib.import_module(mod)  # their registrations
+    print(json.dumps(bench_cell(**args)))
 
 # %% ../nbs/07_bench.ipynb #919116ca
 def run_cell(timeout:float=None, # Seconds the process may take; None: no limit
@@ -80,7 +89,7 @@ def run_cell(timeout:float=None, # Seconds the process may take; None: no limit
     "`bench_cell(**kwargs)` in a new Python process; a crash or a timeout becomes the result's `error`."
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     code = "from xdeploy_nb.bench import _cell_main; _cell_main()"
-    args = json.dumps(dict(kwargs, path=str(kwargs['path']), batch_sizes=list(kwargs.get('batch_sizes', (1, 8, 64)))))
+    args = json.dumps(dict(kwargs, path=str(kwargs['path']), batch_sizes=list(kwargs.get('batch_sizes', (1, 8, 64))), imports=_plugin_modules()))
     try: r = subprocess.run([sys.executable, '-c', code], input=args, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired: return dict(load_s=None, rows=[], error=f"stopped after {timeout:.0f} s: the time budget ran out")
     lines = r.stdout.strip().splitlines()
@@ -113,14 +122,11 @@ def _timed_row(run, # `run()` runs the baseline once
 # %% ../nbs/07_bench.ipynb #5a8c1e3d
 def _baseline_feeders(learn, items, n:int)->tuple:
     "`(one, many)`: `one(i)` gives the i-th item as `learn.predict` takes it, `many(bs)` a batch of `bs` as `test_dl` takes it."
-    from xdeploy_nb.train import is_tabular
-    from xdeploy_nb.verify import reference_items
-    xs = reference_items(learn, items, n)
-    take = lambda bs: [xs[i % len(xs)] for i in range(bs)]
-    if not is_tabular(learn.dls): return (lambda i: xs[i % len(xs)]),take
-    import pandas as pd
-    rows = pd.DataFrame(xs)
-    return (lambda i: rows.iloc[i % len(xs)]),(lambda bs: pd.DataFrame(take(bs)))
+    from xdeploy_nb.verify import KINDS, kind_of, reference_items
+    xs,to_fastai = reference_items(learn, items, n),KINDS[kind_of(learn.dls)].test_items  # what `test_dl` takes: a list, a DataFrame
+    many = lambda bs: to_fastai([xs[i % len(xs)] for i in range(bs)])
+    first = lambda c: c.iloc[0] if hasattr(c, 'iloc') else c[0]  # one item as `learn.predict` takes it: a path, a row
+    return (lambda i: first(to_fastai([xs[i % len(xs)]]))),many
 
 # %% ../nbs/07_bench.ipynb #8d2e6a41
 def _baseline_batch_rows(path:Path, m:dict, learn, graph, p, many, bs:int, timing:dict)->list:
@@ -360,23 +366,26 @@ def _bench_pick(want, # 'all', a name, or names
     return list(have) if want == 'all' else [want] if isinstance(want, str) else list(want)
 
 # %% ../nbs/07_bench.ipynb #29b803f6
-def _bench_grid(m:dict, devices, formats, variants)->list:
-    "The (format, device, variant) cells to run; device None for a format and variant the bundle lacks."
+def _bench_grid(m:dict, devices, formats, variants, trust_code:bool=False)->list:
+    "The (format, device, variant) cells to run; device None for a format and variant the bundle lacks. 'all' formats: those that run no code, unless `trust_code`."
     from xdeploy_nb.accel import list_devices
+    from xdeploy_nb.runtime import FORMATS
     arts = [(a['format'], a.get('variant', 'fp32')) for a in m['artifacts']]
-    formats,variants = _bench_pick(formats, dict.fromkeys(f for f,_ in arts)),_bench_pick(variants, dict.fromkeys(v for _,v in arts))
-    ds = list_devices(torch=any(f != 'onnx' for f in formats))
-    on = lambda f: _bench_pick(devices, ds.names() if f == 'onnx' else ['cpu'] + [d['name'] for d in ds if d['kind'] == 'torch'])
-    cells = [(f, d, v) for f,v in arts if f in formats and v in variants for d in on(f)]
-    missing = [(f, v) for f in formats for v in variants if (f, v) not in arts and (f == 'onnx' or v == 'fp32')]
+    safe = dict.fromkeys(f for f,_ in arts if trust_code or not FORMATS[f].runs_code)
+    formats,variants = _bench_pick(formats, safe),_bench_pick(variants, dict.fromkeys(v for _,v in arts))
+    ds = list_devices(torch=any(FORMATS[f].device_kind == 'torch' for f in formats))
+    names = dict(onnxruntime=ds.names(), torch=['cpu'] + [d['name'] for d in ds if d['kind'] == 'torch'])
+    cells = [(f, d, v) for f,v in arts if f in formats and v in variants for d in _bench_pick(devices, names[FORMATS[f].device_kind])]
+    with_variants = {f for f,v in arts if v != 'fp32'}  # the formats that variants are made in
+    missing = [(f, v) for f in formats for v in variants if (f, v) not in arts and (v == 'fp32' or f in with_variants)]
     return cells + [(f, None, v) for f,v in missing]
 
 # %% ../nbs/07_bench.ipynb #6e4a0d83
-def _grid_rows(path:Path, f:str, d:str|None, v:str, left:float|None, timing:dict)->list:
+def _grid_rows(path:Path, f:str, d:str|None, v:str, left:float|None, timing:dict, trust_code:bool=False)->list:
     "The rows of the cell (f, d, v), run in its own process with `left` seconds; failed rows when it cannot run."
     if d is None: res = dict(rows=[], error=f"the bundle has no {v} {f} artifact")
     elif left is not None and left <= 0: res = dict(rows=[], error=f"not run: {_BUDGET_OUT}")
-    else: res = run_cell(left, path=path, format=f, device=d, variant=v, **timing)
+    else: res = run_cell(left, path=path, format=f, device=d, variant=v, trust_code=trust_code, **timing)
     return _cell_rows(f, d, v, res, timing['batch_sizes'])
 
 # %% ../nbs/07_bench.ipynb #8c2f5d60
@@ -403,17 +412,18 @@ def bench(path, # A bundle directory
           budget:float=None, # Seconds for the whole benchmark; cells not reached in time are failed rows. None: no limit
           items=None, # Items for the baseline rows (default: the Learner's validation items)
           threads:int=None, # Intra-op threads; None: one per CPU
-          progress:bool=True # Show progress (a bar with fastprogress, else lines on stderr)
+          progress:bool=True, # Show progress (a bar with fastprogress, else lines on stderr)
+          trust_code:bool=False # Also time formats whose loading can run code (TorchScript, torch.export): only bundles you trust
          )->BenchReport:
     "Time every artifact of the bundle at `path` on every device, with fastai and torch eager beside them when `learn` is given."
     path,t0 = Path(path),time.perf_counter()
     m,batch_sizes = read_manifest(path),sorted({int(b) for b in batch_sizes})
     if not batch_sizes or batch_sizes[0] < 1: raise XDeployError(f"batch_sizes={batch_sizes} holds no positive sizes.", "Pass e.g. (1, 8, 64).")
-    cells,peak,rows = _bench_grid(m, devices, formats, variants),matmul_peak(),[]
+    cells,peak,rows = _bench_grid(m, devices, formats, variants, trust_code),matmul_peak(),[]
     timing = dict(batch_sizes=batch_sizes, min_time=min_time, min_runs=min_runs, threads=threads)
     left = lambda: None if budget is None else budget - (time.perf_counter() - t0)
     for f,d,v in _bench_progress(cells + ([('baselines', None, None)] if learn is not None else []), progress):
-        if f != 'baselines': rows += _grid_rows(path, f, d, v, left(), timing)
+        if f != 'baselines': rows += _grid_rows(path, f, d, v, left(), timing, trust_code)
         elif left() is not None and left() <= 0: rows.append(dict(format='fastai', variant='baselines', device='cpu', error=f"not run: {_BUDGET_OUT}"))
         else: rows += _baseline_rows(path, m, learn, items, **timing)
     return BenchReport(_derived_rows(rows, m, peak), _bench_meta(path, m, peak, timing, budget, rows, time.perf_counter() - t0))
