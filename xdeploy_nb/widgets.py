@@ -17,7 +17,7 @@ from .export import FORMATS_FILES, export_bundle
 from .bench import bench
 from .verify import reference_items
 from .train import (ARCHS, SAMPLE_SETS, StopAfterBatch, TrainingProgress, archs_for, class_counts, dls_from_source,
-                              interpret, interrupts_stop_fits, is_tabular, learner_for, stop_on_interrupt, _read_csv)
+                              interpret, interrupts_stop_fits, is_tabular, learner_for, stop_on_interrupt, read_csv_table)
 
 # %% auto #0
 __all__ = ['error_html', 'png', 'Panel', 'loss_figure', 'TrainWidget', 'bundle_html', 'ExportWidget', 'prediction_figure',
@@ -166,7 +166,7 @@ class TrainWidget(Panel):
         "Offer the columns of a CSV as targets."
         p = Path(self.source.value).expanduser()
         if p.suffix.lower() == '.csv' and p.is_file():
-            try: self.target.options = list(_read_csv(p).columns)
+            try: self.target.options = list(read_csv_table(p).columns)
             except XDeployError as e: self.show_error(e)
         elif self.source.value == 'penguins': self.target.options = ['species']
 
