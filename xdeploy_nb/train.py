@@ -217,8 +217,10 @@ def trained_learner(dls:DataLoaders, # The data, e.g. from `image_dls`, `tabular
     f.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f.with_suffix('.lock')):  # two processes asking at once: one trains, the other waits and loads
         if f.exists():
-            learn.model.load_state_dict(torch.load(f, weights_only=True)); learn.model.eval()
-            return learn
+            try:
+                learn.model.load_state_dict(torch.load(f, weights_only=True)); learn.model.eval()
+                return learn
+            except Exception: learn = learner_for(dls, arch, seed)  # a damaged file: train afresh, and replace it
         _fit_seeded(learn, epochs, lr, seed)
         tmp = f.with_name(f'.{f.name}.partial-{os.getpid()}')
         torch.save(learn.model.state_dict(), tmp); f.with_suffix('.json').write_text(json.dumps(recipe, indent=1))

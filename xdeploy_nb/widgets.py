@@ -207,7 +207,9 @@ class Panel(W.VBox):
         interrupts_stop_fits()  # made in a cell, in the main thread; the buttons' callbacks may run in another
         super().__init__(**kw)
     @property
-    def busy(self)->bool: return self._thread is not None and self._thread.is_alive()
+    def busy(self)->bool:
+        "Whether a job is running."
+        return self._thread is not None and self._thread.is_alive()
     def _free(self)->list: return []  # buttons that stay enabled while a job runs (Stop)
 
 # %% ../nbs/09_widgets.ipynb #2e3f4051
