@@ -11,9 +11,14 @@ with warnings.catch_warnings():
     # fastai decorates a few helpers with `torch.jit.script` at import time, which this torch deprecates.
     # That is fastai's business, not the user's: keep it out of their notebook.
     warnings.filterwarnings('ignore', message=r'`torch.jit.script` is deprecated', category=FutureWarning)
-    import fastai
-    from fastai.vision.all import *
-    from fastai.tabular.all import *
+    import fastai, numpy as np, torch
+    from torch import nn
+    from fastcore.basics import patch
+    from fastai.vision.all import (Callback, CancelFitException, CategoryBlock, ClassificationInterpretation, ConvLayer, DataLoaders,
+                                   Flatten, ImageDataLoaders, Learner, Normalize, PILImage, PILImageBW, Recorder, RegressionBlock, Resize,
+                                   accuracy, efficientnet_b0, get_image_files, mobilenet_v3_small, resnet18, resnet34, rmse, set_seed,
+                                   vision_learner, xresnet18)
+    from fastai.tabular.all import Categorify, FillMissing, TabularDataLoaders, cont_cat_split, tabular_learner
 import pandas as pd
 from filelock import FileLock
 from .core import XDeployError
@@ -144,8 +149,9 @@ def dls_from_source(source, # A folder with train/<class>/ and valid/<class>/ im
 
 # %% ../nbs/08_train.ipynb #8e1f3b52
 def is_tabular(dls)->bool:
-    "Whether `dls` are tabular DataLoaders (their datasets carry procs)."
-    return hasattr(getattr(dls, 'train_ds', None), 'procs')
+    "Whether `dls` are tabular DataLoaders: the 'tabular' input kind's `detect` (see `xdeploy_nb.verify.kind_of`) recognises them."
+    from xdeploy_nb.verify import KINDS  # which fills the kinds' `detect`
+    return KINDS['tabular'].detect(dls)
 
 # %% ../nbs/08_train.ipynb #tred8601
 def archs_for(dls)->list:

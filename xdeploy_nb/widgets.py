@@ -15,7 +15,8 @@ from PIL import Image
 from .core import XDeployError, read_manifest
 from .accel import list_devices
 from .runtime import Predictor
-from .export import FORMATS_FILES, export_bundle
+from .core import FORMATS, VARIANTS
+from .export import export_bundle
 from .bench import bench
 from .verify import reference_items
 from .train import (ARCHS, SAMPLE_SETS, StopAfterBatch, TrainingProgress, archs_for, class_counts, dls_from_source,
@@ -211,6 +212,8 @@ class Panel(W.VBox):
         "Whether a job is running."
         return self._thread is not None and self._thread.is_alive()
     def _free(self)->list: return []  # buttons that stay enabled while a job runs (Stop)
+    def stop(self):
+        "Ask the running job to stop, where it can (a fit: after the current batch; other jobs run to their end)."
 
 # %% ../nbs/09_widgets.ipynb #2e3f4051
 @patch
@@ -277,11 +280,6 @@ def wait(self:Panel, timeout:float=None # Seconds; None: as long as it takes
         if self._thread is not None: self._thread.join(timeout)
     except KeyboardInterrupt: self.stop(); self._thread.join(); raise
     return self
-
-# %% ../nbs/09_widgets.ipynb #e0f10213
-@patch
-def stop(self:Panel):
-    "Ask the running job to stop, where it can (a fit: after the current batch)."
 
 # %% ../nbs/09_widgets.ipynb #34356adc
 def _img()->W.Image:
@@ -454,8 +452,6 @@ def stop(self:TrainWidget):
     if getattr(self, '_stopper', None) is not None: self._stopper.stop(); self.say("Stopping after this batch...")
 
 # %% ../nbs/09_widgets.ipynb #9a0b1c2d
-_VARIANTS = ('fp16', 'int8-static', 'int8-dynamic', 'optimized')  # as the widget lists them: the most useful first
-
 class ExportWidget(Panel):
     "Export a Learner to a verified bundle: formats, variants, opset, folder; then the verification table and sizes."
     def __init__(self, learn=None, # The Learner to export (settable later: `.learn`)
@@ -466,8 +462,8 @@ class ExportWidget(Panel):
                 ):
         super().__init__()
         self.learn,self.bundle,self.on_exported = learn,None,[]
-        self.formats = {f: W.Checkbox(f in formats, description=f, indent=False, layout=W.Layout(width='9em')) for f in FORMATS_FILES}
-        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='8em')) for v in ('fp32',) + _VARIANTS}
+        self.formats = {f: W.Checkbox(f in formats, description=f, indent=False, layout=W.Layout(width='9em')) for f,e in FORMATS.items() if e.export}
+        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='8em')) for v in VARIANTS}
         self.variants['fp32'].value,self.variants['fp32'].disabled = True,True  # always exported: the reference
         self.opset,self.path = _box(W.BoundedIntText, opset, 'ONNX opset', '10em', min=13, max=23),_box(W.Text, str(path), 'Output folder', '30em')
         self.overwrite = W.Checkbox(True, description='replace an existing bundle', indent=False)
@@ -544,7 +540,7 @@ def _bundle_changed(self:RunWidget):
     self.predictor,self.manifest,self.message.value = None,None,''
     try: self.manifest = m = read_manifest(Path(self.path.value).expanduser())
     except Exception as e: return self.show_error(e) if self.path.value else None
-    self.variant.options = list(dict.fromkeys(a.get('variant', 'fp32') for a in m['artifacts'] if a['format'] == 'onnx')) or ['fp32']
+    self.variant.options = list(dict.fromkeys(a.get('variant', 'fp32') for a in m['artifacts'] if not FORMATS[a['format']].runs_code)) or ['fp32']
     tabular = m['preprocessing']['kind'] == 'tabular'
     with self.item.hold_trait_notifications():
         self.item.options = [] if self.learn is None or tabular else [(Path(p).name, str(p)) for p in self.learn.dls.valid_ds.items[:50]]
