@@ -108,7 +108,7 @@ def test_bad_learners(small_dls, tmp_path):
     with pytest.raises(XDeployError, match='no validation set'): export_bundle(Learner(dls, tiny_cnn(dls.c)), tmp_path/'nv')
     learn = Learner(small_dls, tiny_cnn(small_dls.c), loss_func=nn.SmoothL1Loss())
     with pytest.raises(XDeployError, match="task="): export_bundle(learn, tmp_path/'task')
-    with pytest.raises(XDeployError, match="Unknown export format 'tflite'"): export_bundle(learn, tmp_path/'f', formats=('tflite',))
+    with pytest.raises(XDeployError, match="Unknown artifact format 'tflite'"): export_bundle(learn, tmp_path/'f', formats=('tflite',))
     assert list(tmp_path.iterdir()) == []
 
 def test_overwrite_rules(small_dls, tmp_path):

@@ -1,8 +1,9 @@
 """The four registries are the only extension points: a toy artifact format and a toy task, registered from this
 file alone, go through export, verification, prediction and the benchmark by the public API, with no change to
 xdeploy_nb/. (The benchmark runs each cell in a process of its own, which imports the modules that registered
-entries, so this module is imported there too.)"""
-import json
+entries, so this module is imported there too: it registers them at import when `TOY_PLUGIN` is set, as the
+fixture sets it, so that the other test modules never see them.)"""
+import json, os
 import numpy as np, pytest
 import onnxruntime as ort
 import xdeploy_nb.train  # imports fastai quietly
@@ -18,12 +19,11 @@ def toy_export(module, example_inputs, path, dynamic_batch=True, opset=18, check
     return dict(export_onnx(module, example_inputs, path, dynamic_batch=dynamic_batch, opset=opset, check=check, atol=atol),
                 format='toy', exporter='toy: the ONNX graph under another name')
 
-def toy_runner(path, m, a, device='auto', threads=None):
-    sess = ort.InferenceSession(str(path/a['file']), providers=['CPUExecutionProvider'])
+def toy_runner(path, m, a, data, device='auto', threads=None):
+    sess = ort.InferenceSession(data, providers=['CPUExecutionProvider'])  # `data`: the file's bytes, checked against the manifest
     out = m['outputs'][0]['name']
     return Runner(lambda feeds: sess.run([out], feeds)[0], 'cpu', 'the toy format runs on the CPU', ['CPUExecutionProvider'], 1)
 
-FORMATS['toy'] = Format('model.toy', runner=toy_runner, export=toy_export)
 
 # A toy task: a softmax classifier whose results are its two most probable labels.
 def top2(outputs, labels, output): return [dict(top2=[labels[i] for i in np.argsort(-r)[:2]], probs=r.tolist()) for r in outputs]
@@ -32,8 +32,19 @@ def top2_agree(ref, out, output, tolerance):
     return same,np.zeros(len(ref), bool)
 def top2_accuracy(outputs, targets, output): return float((np.argsort(-outputs, 1)[:, :2] == targets.reshape(-1, 1)).any(1).mean())
 
-TASKS['top2'] = Task('softmax', top2, top2_agree, 'top2_accuracy', top2_accuracy, fits=lambda n, n_labels: n == n_labels,
-                     labels=lambda learn: [str(o) for o in learn.dls.vocab])
+def register():
+    FORMATS['toy'] = Format('model.toy', runner=toy_runner, export=toy_export)
+    TASKS['top2'] = Task('softmax', top2, top2_agree, 'top2_accuracy', top2_accuracy, fits=lambda n, n_labels: n == n_labels,
+                         labels=lambda learn: [str(o) for o in learn.dls.vocab])
+
+if os.environ.get('TOY_PLUGIN'): register()
+
+@pytest.fixture(scope='module', autouse=True)
+def toys():
+    "The toy format and task, registered for this module's tests (and a bench cell's process) only."
+    os.environ['TOY_PLUGIN'] = '1'; register()
+    yield
+    del FORMATS['toy'], TASKS['top2'], os.environ['TOY_PLUGIN']
 
 @pytest.fixture(scope='module')
 def learn():
