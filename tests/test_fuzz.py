@@ -88,8 +88,9 @@ def test_raw_manifest_damage(bundles, tmp_path):
     src,_ = bundles['image']
     text = (src/'manifest.json').read_text()
     d = tmp_path/'b'; shutil.copytree(src, d)
-    cases = [text[:k] for k in range(0, len(text.rstrip()), max(1, len(text)//200))]  # every cut short of the closing brace + ['[' * 100_000 + ']' * 100_000, '{"schema": ' * 50_000,
-             '\xff\xfe garbage', 'null', '[]', '"x"', text.replace('"model.onnx"', '"' + 'm'*5000 + '"')]
+    cuts = [text[:k] for k in range(0, len(text.rstrip()), max(1, len(text)//200))]  # every cut short of the closing brace
+    cases = cuts + ['[' * 100_000 + ']' * 100_000, '{"schema": ' * 50_000,
+                    '\xff\xfe garbage', 'null', '[]', '"x"', text.replace('"model.onnx"', '"' + 'm'*5000 + '"')]
     for i,c in enumerate(cases):
         (d/'manifest.json').write_bytes(c.encode('utf-8', 'surrogateescape') if isinstance(c, str) else c)
         try: Predictor(d, device='cpu')
