@@ -195,7 +195,7 @@ class Format:
     runs_code:bool=False # Can loading it execute code? Such artifacts load only when the caller opts in
     needs_torch:bool=False # Does running it need torch?
     runner:Callable=None # `runner(path, manifest, artifact, device, threads)` -> `Runner`
-    export:Callable=None # `export(module, example_inputs, path, dynamic_batch, opset, check, atol)` -> info dict (train side)
+    export:Callable=None # `export(module, example_inputs, path, dynamic_batch, opset, check, atol, rtol)` -> info dict (checked `within_tolerance`) (train side)
     device_kind:str='onnxruntime' # Whose devices run it: 'onnxruntime' (`list_devices().names()`) or 'torch'
 
 # %% ../nbs/00_core.ipynb #reg00006
