@@ -1,7 +1,7 @@
-"Every fastai Learner a user brings (issue 12): each supported kind of Learner, built the ordinary fastai way, exports a bundle
-whose Predictor agrees with `learn.predict` on raw inputs; each unsupported one is refused at the start with what to do."
+"""Every fastai Learner a user brings (issue 12): each supported kind of Learner, built the ordinary fastai way, exports a bundle
+whose Predictor agrees with `learn.predict` on raw inputs; each unsupported one is refused at the start with what to do."""
 import json, shutil, sys, warnings
-import numpy as np, pandas as pd, pytest, torch
+import numpy as np, pandas as pd, pytest
 from torch import nn
 from conftest import run
 from fastai.vision.all import (BCEWithLogitsLossFlat, CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock, ImageDataLoaders, Learner,
