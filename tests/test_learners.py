@@ -39,7 +39,7 @@ def outputs_vs_predict(learn, bundle, items)->tuple:
         warnings.simplefilter('ignore')
         for x in items:
             want = learn.predict(x)[-1].float().numpy().reshape(-1)
-            got = p.run(p.prepare([x]))[0]
+            got = p.run(p.prepare([x.to_dict() if isinstance(x, pd.Series) else x]))[0]  # a row as the dict an application has
             diffs.append(float(np.abs(want - got).max()))
             same.append(int(want.argmax()) == int(got.argmax()))
     return max(diffs),float(np.mean(same))
