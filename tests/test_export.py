@@ -9,7 +9,7 @@ from fastai.vision.all import (DataBlock, ImageBlock, MultiCategoryBlock, Catego
                                get_image_files, parent_label, Normalize, imagenet_stats, Learner, accuracy_multi, PILImageBW)
 from xdeploy_nb.core import XDeployError, read_manifest
 from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENGUIN_CONTS
-from xdeploy_nb.train import image_dls, image_learner, tabular_dls, tabular_learner, tiny_cnn
+from xdeploy_nb.train import image_dls, image_learner, tabular_dls, tiny_cnn, trained_learner
 from xdeploy_nb.export import export_bundle, spec_from_learner, Bundle
 from xdeploy_nb.runtime import Predictor
 
@@ -72,8 +72,7 @@ def test_multi_label(tmp_path):
 def test_tabular(target, tmp_path):
     cats = PENGUIN_CATS + (['species'] if target == 'body_mass_g' else [])
     conts = [c for c in PENGUIN_CONTS if c != target]
-    learn = tabular_learner(tabular_dls(load_penguins(), target, cats, conts))
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
+    learn = trained_learner(tabular_dls(load_penguins(), target, cats, conts), epochs=2)  # trained once, then cached
     m = check(learn, tmp_path/target)
     assert m['task'] == ('regression' if target == 'body_mass_g' else 'single_label')
     assert m['preprocessing']['spec']['categories']['island'][0] == '#na#'
@@ -198,8 +197,7 @@ def check_variants(learn, path, item):
 @pytest.mark.parametrize('target', ['species', 'body_mass_g'])
 def test_tabular_variants(target, tmp_path):
     cats = PENGUIN_CATS + (['species'] if target == 'body_mass_g' else [])
-    learn = tabular_learner(tabular_dls(load_penguins(), target, cats, [c for c in PENGUIN_CONTS if c != target]))
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 1e-2)
+    learn = trained_learner(tabular_dls(load_penguins(), target, cats, [c for c in PENGUIN_CONTS if c != target]), epochs=3)
     row = dict(island='Dream', sex='male', bill_length_mm=40.0, bill_depth_mm=18.0, flipper_length_mm=190.0, body_mass_g=3700.0, species='Adelie')
     m = check_variants(learn, tmp_path/target, row)
     assert m['artifacts'][0]['accuracy']['metric'] == ('rmse' if target == 'body_mass_g' else 'accuracy')

@@ -64,7 +64,7 @@ def lab(tmp_path_factory):
 def shot_on_failure(request):
     "A screenshot of the page when a test fails: test-artifacts/widgets-failed-<test>.png."
     yield
-    pg = request.node.funcargs.get('page')
+    pg = next((v for v in request.node.funcargs.values() if hasattr(v, 'screenshot')), None)  # the page, from whichever fixture
     if pg is not None and getattr(request.node, 'rep_call', None) is not None and request.node.rep_call.failed:
         pg.screenshot(path=ARTIFACTS/f"widgets-failed-{request.node.name.replace('/', '-')}.png")
 
@@ -108,11 +108,48 @@ def _wait_text(pg, text:str, timeout:float=120):
         time.sleep(0.2)
     pytest.fail(f"the widget never said {text!r}; it says {_message(pg)!r}")
 
-def test_train(page):
+# Each test gets the state it needs from a fixture (trained -> exported -> run_tab -> predicted), not from the tests
+# before it: any one of them runs alone. The fixtures are module-scoped, as the page is: a state is reached once.
+
+@pytest.fixture(scope='module')
+def trained(page):
+    "The page after Load data and Train on the Train tab, once the training job is over."
     _button(page, 'Load data').click()
     _wait_text(page, 'Loaded small')
     _button(page, 'Train').click()
     page.wait_for_selector('.widget-tab .progress-bar-success', timeout=int(os.environ.get('E2E_T', 180_000)))
+    page.wait_for_selector('.widget-tab :text("Training: done in")')  # the job is over: the Learner is handed to the Export tab
+    return page
+
+@pytest.fixture(scope='module')
+def exported(trained):
+    "The page after exporting the trained Learner with the fp16 variant on the Export tab."
+    page = trained
+    page.click('.lm-TabBar-tab:has-text("2. Export")')
+    page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) .widget-checkbox:has-text("fp16") input').first.check()
+    _button(page, 'Export').click()
+    _wait_text(page, 'Exported and verified')
+    return page
+
+@pytest.fixture(scope='module')
+def run_tab(exported):
+    "The page on the Run tab, which holds the exported bundle."
+    exported.click('.lm-TabBar-tab:has-text("3. Run")')
+    return exported
+
+def _upload(page, path):  # as a person does: the button opens the browser's file chooser
+    with page.expect_file_chooser() as chooser: page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) .widget-upload').first.click()
+    chooser.value.set_files(str(path))
+
+@pytest.fixture(scope='module')
+def predicted(run_tab, lab):
+    "The page on the Run tab after a prediction of an uploaded image."
+    _upload(run_tab, next((lab['work']/'small'/'valid'/'circle').glob('*.png')))
+    run_tab.wait_for_function("() => /latency [\\d.]+ ms on cpu/.test(document.querySelector('.widget-tab').innerText)")
+    return run_tab
+
+def test_train(trained):
+    page = trained
     msg = _wait_text(page, 'Trained:')
     assert 'accuracy' in msg, msg
     bar = page.locator('.widget-tab .progress-bar-success').first
@@ -124,7 +161,8 @@ def test_train(page):
     _shot(page, '1-trained')
 
 @pytest.mark.parametrize('how', ['stop button', 'kernel interrupt'])
-def test_stop_during_fit(page, how):
+def test_stop_during_fit(trained, how):
+    page = trained
     _set_number(page, 'Epochs', 300)
     _button(page, 'Train').click()
     page.wait_for_function("() => !document.querySelector('.widget-tab .xd-info, .widget-tab .xd-error')")  # the job started: the last message (and progress) are cleared
@@ -141,11 +179,8 @@ def test_stop_during_fit(page, how):
     _shot(page, f"2-stopped-by-{how.replace(' ', '-')}")
     _set_number(page, 'Epochs', 2)
 
-def test_export(page):
-    page.click('.lm-TabBar-tab:has-text("2. Export")')
-    page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) .widget-checkbox:has-text("fp16") input').first.check()
-    _button(page, 'Export').click()
-    _wait_text(page, 'Exported and verified')
+def test_export(exported):
+    page = exported
     table = page.locator('.widget-tab table.xd-verify').first
     rows = table.locator('tbody tr').all_inner_texts()
     assert len(rows) == 2 and all('faithful' in r and 'NOT' not in r for r in rows), rows
@@ -153,22 +188,20 @@ def test_export(page):
     assert 'onnx' in rows[0] and ('kB' in rows[0] or 'MB' in rows[0])
     _shot(page, '3-exported')
 
-def test_run(page, lab):
-    page.click('.lm-TabBar-tab:has-text("3. Run")')
-    def upload(path):  # as a person does: the button opens the browser's file chooser
-        with page.expect_file_chooser() as chooser: page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) .widget-upload').first.click()
-        chooser.value.set_files(str(path))
-    upload(lab['work']/'corrupt.png')
+def test_run(run_tab, lab):
+    page = run_tab
+    _upload(page, lab['work']/'corrupt.png')
     assert 'cannot identify this as an image' in _wait_text(page, 'Fix:', timeout=60)
     _shot(page, '4-corrupt-upload')
-    upload(next((lab['work']/'small'/'valid'/'square').glob('*.png')))
+    _upload(page, next((lab['work']/'small'/'valid'/'square').glob('*.png')))
     page.wait_for_function("() => /latency [\\d.]+ ms on cpu/.test(document.querySelector('.widget-tab').innerText)")
     assert not _message(page), _message(page)  # the corrupt upload's message is gone
     chart = page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) img').first
     assert chart.evaluate('i => i.naturalWidth') > 100  # the prediction chart
     _shot(page, '5-prediction')
 
-def test_benchmark(page):
+def test_benchmark(predicted):
+    page = predicted
     _button(page, 'Benchmark').click()
     table = page.locator('.widget-tab-contents > div:not(.lm-mod-hidden) table.xd-table').first
     table.wait_for(timeout=180_000)

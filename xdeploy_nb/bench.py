@@ -4,10 +4,10 @@
 
 # %% ../nbs/07_bench.ipynb #ec7caf3e
 from __future__ import annotations
-import base64, io, json, os, platform, subprocess, sys, time
+import base64, importlib, io, json, math, os, platform, subprocess, sys, time
 from pathlib import Path
 import numpy as np
-from .core import *
+from .core import XDeployError, read_manifest
 
 # %% auto #0
 __all__ = ['COLUMNS', 'time_runs', 'sample_batch', 'bench_cell', 'run_cell', 'matmul_peak', 'BenchReport', 'bench']
@@ -17,25 +17,25 @@ def _peak_rss_mb()->float|None:
     "Peak resident memory of this process so far, in MB (None where the OS does not say)."
     try: return int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])/1024  # Linux: this program's own peak
     except (OSError, IndexError): pass
-    try: import resource  # elsewhere; on Linux its ru_maxrss would include the parent's peak, kept across fork and exec
+    try: import resource
     except ImportError: return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024/(1024 if sys.platform == 'darwin' else 1)  # macOS: bytes
 
+# %% ../nbs/07_bench.ipynb #8f3e9a55
 def time_runs(run, # `run()` runs the model once
               min_time:float=0.5, # Keep running for at least this many seconds...
               min_runs:int=5, # ...and at least this many runs
               warmup:int=2, # Untimed runs first
               max_runs:int=10_000 # Stop after this many, however fast
              )->dict:
-    "Latencies of `run()`: the first run, then `warmup` untimed runs, then timed runs until `min_time` and `min_runs` are both reached."
+    "Latencies of `run()` in ms: the first run, then p50/p95/p99 of timed runs after `warmup` untimed ones."
     t0 = time.perf_counter(); run(); first = time.perf_counter() - t0
     for _ in range(warmup): run()
     times,start = [],time.perf_counter()
     while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < min_time):
         t0 = time.perf_counter(); run(); times.append(time.perf_counter() - t0)
-    ms = np.array(times)*1e3
-    return dict(first_run_ms=first*1e3, p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)),
-                p99_ms=float(np.percentile(ms, 99)), runs=len(times))
+    p50,p95,p99 = np.percentile(np.array(times)*1e3, [50, 95, 99]).tolist()
+    return dict(first_run_ms=first*1e3, p50_ms=p50, p95_ms=p95, p99_ms=p99, runs=len(times))
 
 # %% ../nbs/07_bench.ipynb #3d3d6ca5
 def sample_batch(path:Path, # A bundle directory
@@ -55,12 +55,13 @@ def bench_cell(path:Path, # A bundle directory
                batch_sizes=(1, 8, 64), # Batch sizes to time
                min_time:float=0.5, # Seconds of timed runs per batch size, at least
                min_runs:int=5, # Timed runs per batch size, at least
-               threads:int=None # Intra-op threads; None: one per CPU
+               threads:int=None, # Intra-op threads; None: one per CPU
+               trust_code:bool=False # Allow formats whose loading can run code (TorchScript, torch.export)
               )->dict:
     "Load the artifact on `device` and time it at each batch size, in this process: `{'load_s', 'device', 'why', 'rows', 'error'}`."
     from xdeploy_nb.runtime import Predictor
     t0 = time.perf_counter()
-    try: p = Predictor(path, device=device, format=format, variant=variant, threads=threads)
+    try: p = Predictor(path, device=device, format=format, variant=variant, threads=threads, trust_code=trust_code)
     except Exception as e: return dict(load_s=None, rows=[], error=f"{type(e).__name__}: {e}")
     res,rows = dict(load_s=time.perf_counter() - t0, device=p.device, why=p.describe()['why'], error=None),[]
     for bs in batch_sizes:
@@ -68,9 +69,18 @@ def bench_cell(path:Path, # A bundle directory
         except Exception as e: rows.append(dict(batch_size=bs, error=f"{type(e).__name__}: {e}"))
     return dict(res, rows=rows, peak_rss_mb=_peak_rss_mb())
 
+# %% ../nbs/07_bench.ipynb #7c0d2e11
+def _plugin_modules()->list:
+    "The modules outside xdeploy_nb that registered kinds, tasks, formats or variants: a cell's process imports them too."
+    from xdeploy_nb.runtime import FORMATS, KINDS, TASKS, VARIANTS
+    fs = [f for r in (KINDS, TASKS, FORMATS, VARIANTS) for e in r.values() for f in vars(e).values() if callable(f)]
+    return sorted({f.__module__ for f in fs if getattr(f, '__module__', None) and f.__module__.partition('.')[0] not in ('xdeploy_nb', 'builtins', '__main__')})
+
 def _cell_main():
     "Entry point of a cell's process: the arguments of `bench_cell` as JSON on stdin, its result as JSON on the last line of stdout."
-    print(json.dumps(bench_cell(**json.loads(sys.stdin.read()))))
+    args = json.loads(sys.stdin.read())
+    for mod in args.pop('imports', []): importlib.import_module(mod)  # their registrations
+    print(json.dumps(bench_cell(**args)))
 
 # %% ../nbs/07_bench.ipynb #919116ca
 def run_cell(timeout:float=None, # Seconds the process may take; None: no limit
@@ -79,7 +89,7 @@ def run_cell(timeout:float=None, # Seconds the process may take; None: no limit
     "`bench_cell(**kwargs)` in a new Python process; a crash or a timeout becomes the result's `error`."
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     code = "from xdeploy_nb.bench import _cell_main; _cell_main()"
-    args = json.dumps(dict(kwargs, path=str(kwargs['path']), batch_sizes=list(kwargs.get('batch_sizes', (1, 8, 64)))))
+    args = json.dumps(dict(kwargs, path=str(kwargs['path']), batch_sizes=list(kwargs.get('batch_sizes', (1, 8, 64))), imports=_plugin_modules()))
     try: r = subprocess.run([sys.executable, '-c', code], input=args, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired: return dict(load_s=None, rows=[], error=f"stopped after {timeout:.0f} s: the time budget ran out")
     lines = r.stdout.strip().splitlines()
@@ -99,42 +109,52 @@ def matmul_peak(n:int=1024, # Matrix size
     best = min(time_runs(lambda: a @ b, min_time=0, min_runs=1, warmup=0)['p50_ms'] for _ in range(repeats))
     return 2*n**3/(best/1e3)/1e9
 
+# %% ../nbs/07_bench.ipynb #1d6a3f85
+def _timed_row(run, # `run()` runs the baseline once
+               timing:dict, # `min_time` and `min_runs`
+               **row # format, variant, pipeline, batch_size
+              )->dict:
+    "One baseline row on the CPU: `run` timed with `time_runs`, or the error it raised."
+    row = dict(device='cpu', load_s=None, peak_rss_mb=None, error=None, **row)
+    try: return dict(row, **time_runs(run, timing['min_time'], timing['min_runs']))
+    except Exception as e: return dict(row, error=f"{type(e).__name__}: {e}")
+
+# %% ../nbs/07_bench.ipynb #5a8c1e3d
+def _baseline_feeders(learn, items, n:int)->tuple:
+    "`(one, many)`: `one(i)` gives the i-th item as `learn.predict` takes it, `many(bs)` a batch of `bs` as `test_dl` takes it."
+    from xdeploy_nb.verify import KINDS, kind_of, reference_items
+    xs,to_fastai = reference_items(learn, items, n),KINDS[kind_of(learn.dls)].test_items  # what `test_dl` takes: a list, a DataFrame
+    many = lambda bs: to_fastai([xs[i % len(xs)] for i in range(bs)])
+    first = lambda c: c.iloc[0] if hasattr(c, 'iloc') else c[0]  # one item as `learn.predict` takes it: a path, a row
+    return (lambda i: first(to_fastai([xs[i % len(xs)]]))),many
+
+# %% ../nbs/07_bench.ipynb #8d2e6a41
+def _baseline_batch_rows(path:Path, m:dict, learn, graph, p, many, bs:int, timing:dict)->list:
+    "Rows for fastai's `get_preds`, torch eager (`graph`) and `Predictor.predict_batch` (`p`) at batch size `bs`."
+    import torch
+    dl,batch = learn.dls.test_dl(many(bs), bs=bs),many(bs)
+    tx = [torch.from_numpy(sample_batch(path, m, bs)[i['name']]) for i in m['inputs']]
+    def eager():
+        with torch.inference_mode(): graph(*tx)
+    return [_timed_row(lambda: learn.get_preds(dl=dl), timing, format='fastai', variant='get_preds', pipeline='end-to-end', batch_size=bs),
+            _timed_row(eager, timing, format='torch eager', variant='fp32', pipeline='model', batch_size=bs),
+            _timed_row(lambda: p.predict_batch(batch, batch_size=bs), timing, format='onnx', variant='fp32', pipeline='end-to-end', batch_size=bs)]
+
 # %% ../nbs/07_bench.ipynb #c47263d9
 def _baseline_rows(path, m, learn, items, batch_sizes, min_time, min_runs, threads)->list:
     "Rows for fastai's `learn.predict` and `get_preds`, torch eager, and `Predictor.predict_batch`, timed in this process."
     import torch
     from xdeploy_nb.export import deploy_graph, spec_from_learner
     from xdeploy_nb.runtime import Predictor
-    from xdeploy_nb.train import is_tabular
-    from xdeploy_nb.verify import reference_items
-    xs = reference_items(learn, items, max(batch_sizes))
-    if is_tabular(learn.dls):
-        import pandas as pd
-        xs_df = pd.DataFrame(xs)
-        one,many = lambda i: xs_df.iloc[i % len(xs)],lambda bs: pd.DataFrame([xs[i % len(xs)] for i in range(bs)])
-    else: one,many = lambda i: xs[i % len(xs)],lambda bs: [xs[i % len(xs)] for i in range(bs)]
-    old = torch.get_num_threads()
+    one,many = _baseline_feeders(learn, items, max(batch_sizes))
+    graph,p = deploy_graph(learn, spec_from_learner(learn)).eval(),Predictor(path, device='cpu', threads=threads)
+    timing = dict(min_time=min_time, min_runs=min_runs)
+    old,k = torch.get_num_threads(),iter(range(10**9))
     if threads: torch.set_num_threads(threads)
-    graph = deploy_graph(learn, spec_from_learner(learn)).eval()
-    p = Predictor(path, device='cpu', threads=threads)
-    rows,base = [],dict(device='cpu', variant='fp32', load_s=None, peak_rss_mb=None, error=None)
-    def add(fmt, variant, pipeline, bs, run):
-        try: rows.append(dict(base, format=fmt, variant=variant, pipeline=pipeline, batch_size=bs, **time_runs(run, min_time, min_runs)))
-        except Exception as e: rows.append(dict(base, format=fmt, variant=variant, pipeline=pipeline, batch_size=bs, error=f"{type(e).__name__}: {e}"))
     try:
         with learn.no_bar(), learn.no_logging():
-            k = iter(range(10**9))
-            add('fastai', 'learn.predict', 'end-to-end', 1, lambda: learn.predict(one(next(k))))
-            for bs in batch_sizes:
-                dl = learn.dls.test_dl(many(bs), bs=bs)
-                add('fastai', 'get_preds', 'end-to-end', bs, lambda: learn.get_preds(dl=dl))
-                x = sample_batch(path, m, bs)
-                tx = [torch.from_numpy(x[i['name']]) for i in m['inputs']]
-                def eager():
-                    with torch.inference_mode(): graph(*tx)
-                add('torch eager', 'fp32', 'model', bs, eager)
-                batch = many(bs)
-                add('onnx', 'fp32', 'end-to-end', bs, lambda: p.predict_batch(batch, batch_size=bs))
+            rows = [_timed_row(lambda: learn.predict(one(next(k))), timing, format='fastai', variant='learn.predict', pipeline='end-to-end', batch_size=1)]
+            for bs in batch_sizes: rows += _baseline_batch_rows(path, m, learn, graph, p, many, bs, timing)
     finally: torch.set_num_threads(old)
     return rows
 
@@ -142,115 +162,245 @@ def _baseline_rows(path, m, learn, items, batch_sizes, min_time, min_runs, threa
 COLUMNS = ['format', 'variant', 'device', 'pipeline', 'batch_size', 'load_s', 'first_run_ms', 'p50_ms', 'p95_ms', 'p99_ms',
            'items_per_s', 'speedup', 'peak_rss_mb', 'gflops', 'peak_fraction', 'accuracy', 'fp32_accuracy', 'runs', 'error']
 
-def _reference(df)->tuple:
-    "The (format, variant, device, pipeline) of the row that speedups are measured against."
-    for key in (('torch eager', 'fp32', 'cpu', 'model'), ('onnx', 'fp32', 'cpu', 'model')):
-        if ((df.format == key[0]) & (df.variant == key[1]) & (df.device == key[2]) & (df.pipeline == key[3]) & df.items_per_s.notna()).any(): return key
-    return None
+# %% ../nbs/07_bench.ipynb #4b8e1f06
+def _cell_rows(f:str, d:str|None, v:str, res:dict, batch_sizes:list)->list:
+    "The rows of one cell's result `res`: one per batch size it timed, or one per batch size with its error if it did not load."
+    base = dict(format=f, variant=v, device=d, pipeline='model', load_s=res.get('load_s'), peak_rss_mb=res.get('peak_rss_mb'), error=None)
+    if not res['rows']: return [dict(base, batch_size=bs, error=res['error']) for bs in batch_sizes]
+    return [{**base, **r} for r in res['rows']]
 
-def _frame(rows:list, m:dict, peak:float):
-    "The report's DataFrame: derived columns (throughput, GFLOP/s, speedup, accuracy) added to the timed rows."
-    import pandas as pd
-    df = pd.DataFrame(rows)
-    for c in COLUMNS:
-        if c not in df: df[c] = None
-    df['items_per_s'] = df.batch_size/(df.p50_ms.astype(float)/1e3)
-    flops = m.get('flops')
-    df['gflops'] = df.items_per_s*flops/1e9 if flops else None
-    df['peak_fraction'] = df.gflops.astype(float)/peak if flops and peak else None
-    acc = {(a['format'], a.get('variant', 'fp32')): a.get('accuracy', {}) for a in m['artifacts']}
-    df['accuracy'] = [acc.get((f, v), {}).get('value') for f,v in zip(df.format, df.variant)]
-    df['fp32_accuracy'] = [acc.get((f, v), {}).get('fp32_value') for f,v in zip(df.format, df.variant)]
-    ref = _reference(df)
-    if ref:
-        sel = (df.format == ref[0]) & (df.variant == ref[1]) & (df.device == ref[2]) & (df.pipeline == ref[3])
-        base = df[sel].set_index('batch_size').items_per_s
-        df['speedup'] = df.items_per_s/df.batch_size.map(base)
-    return df[COLUMNS]
+# %% ../nbs/07_bench.ipynb #2e9c7b40
+_SPEEDUP_REFERENCES = (('torch eager', 'fp32', 'cpu', 'model'), ('onnx', 'fp32', 'cpu', 'model'))
+
+def _speedup_reference(rows:list)->tuple|None:
+    "The (format, variant, device, pipeline) of the rows that speedups are measured against: the first of `_SPEEDUP_REFERENCES` timed."
+    timed = {(r['format'], r['variant'], r['device'], r['pipeline']) for r in rows if r.get('items_per_s')}
+    return next((k for k in _SPEEDUP_REFERENCES if k in timed), None)
+
+# %% ../nbs/07_bench.ipynb #9c5f1a83
+def _with_speedups(rows:list)->list:
+    "`rows` with their `speedup`: throughput over the reference rows' at the same batch size (None where either is missing)."
+    ref = _speedup_reference(rows)
+    base = {r['batch_size']: r['items_per_s'] for r in rows if (r['format'], r['variant'], r['device'], r['pipeline']) == ref}
+    return [dict(r, speedup=r['items_per_s']/base[r['batch_size']] if r['items_per_s'] and base.get(r['batch_size']) else None) for r in rows]
+
+# %% ../nbs/07_bench.ipynb #0f8c4d26
+def _derived_rows(rows:list, m:dict, peak:float)->list:
+    "The report's rows: every key of `COLUMNS`, with throughput, GFLOP/s, fraction of `peak`, accuracy and speedup added."
+    flops,acc = m.get('flops'),{(a['format'], a.get('variant', 'fp32')): a.get('accuracy') or {} for a in m['artifacts']}
+    out = []
+    for r in ({c: r.get(c) for c in COLUMNS} for r in rows):
+        ips = r['batch_size']/(r['p50_ms']/1e3) if r['p50_ms'] and r['batch_size'] else None
+        gf,a = (ips*flops/1e9 if ips and flops else None),acc.get((r['format'], r['variant']), {})
+        out.append(dict(r, items_per_s=ips, gflops=gf, peak_fraction=gf/peak if gf and peak else None, accuracy=a.get('value'), fp32_accuracy=a.get('fp32_value')))
+    return _with_speedups(out)
+
+# %% ../nbs/07_bench.ipynb #1a7f3c58
+def _bench_needs(name:str, # The module to import, e.g. 'pandas' or 'matplotlib.figure'
+                 what:str # What needs it, for the message
+                ):
+    "Import the optional module `name`, or raise an XDeployError that says what to pip install."
+    import importlib
+    try: return importlib.import_module(name)
+    except ImportError: pip = name.partition('.')[0]
+    raise XDeployError(f"{what} needs {pip}, which is not installed (the runtime-only install has onnxruntime, numpy and Pillow).",
+                       f"pip install {pip}   (or pip install \"xdeploy_nb[train]\")")
+
+# %% ../nbs/07_bench.ipynb #2c8e5b71
+_VALUE_FORMATS = dict(load_s='{:.2f}', first_run_ms='{:.1f}', p50_ms='{:.2f}', p95_ms='{:.2f}', p99_ms='{:.2f}', items_per_s='{:,.0f}',
+                      speedup='{:.2f}×', peak_rss_mb='{:.0f}', gflops='{:.1f}', peak_fraction='{:.1%}', accuracy='{:.1%}')
+
+def _value_text(col:str, v)->str:
+    "The value `v` of column `col` as the text table shows it: formatted, on one line; empty where missing."
+    if v is None or (isinstance(v, float) and math.isnan(v)): return ''
+    return _VALUE_FORMATS[col].format(v) if col in _VALUE_FORMATS else ' '.join(str(v).split())
+
+# %% ../nbs/07_bench.ipynb #6b2d9f30
+def _text_table(rows:list, # Dicts
+                cols:list, # The keys to show, in order
+                width:int=100 # Cut longer values to this many characters
+               )->str:
+    "`rows` as a plain text table: a header line, then a line per row; numeric columns right-aligned."
+    cells = [[_value_text(c, r.get(c))[:width] for c in cols] for r in rows]
+    ws = [max([len(c)] + [len(vs[i]) for vs in cells]) for i,c in enumerate(cols)]
+    right = [all(isinstance(r.get(c), (int, float)) or not _value_text(c, r.get(c)) for r in rows) for c in cols]
+    line = lambda vs: '  '.join(v.rjust(w) if rj else v.ljust(w) for v,w,rj in zip(vs, ws, right)).rstrip()
+    return '\n'.join(line(vs) for vs in [cols] + cells)
+
+# %% ../nbs/07_bench.ipynb #7a5c2f14
+_TEXT_COLUMNS = ['format', 'variant', 'device', 'pipeline', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup',
+                 'peak_rss_mb', 'accuracy', 'error']
+
+def _report_text(rows:list, meta:dict)->str:
+    "The report as plain text: the `_TEXT_COLUMNS` that hold a value, then the machine, threads, matmul peak and duration."
+    cols = [c for c in _TEXT_COLUMNS if c in ('format', 'variant', 'device') or any(_value_text(c, r.get(c)) for r in rows)]
+    return (f"{_text_table(rows, cols)}\n{meta['cpu']}, {meta['threads']} threads, "
+            f"matmul peak {meta['matmul_peak_gflops']:.0f} GFLOP/s; {meta['seconds']:.0f} s")
+
+# %% ../nbs/07_bench.ipynb #8b1e6c39
+def _config_name(r:dict)->str:
+    "A row's configuration as the plot labels it."
+    return f"{r['format']} {r['variant']} @{r['device']}" + (' (end-to-end)' if r['pipeline'] == 'end-to-end' else '')
+
+# %% ../nbs/07_bench.ipynb #1e5a9d73
+def _plot_throughput(ax, ok:list, configs:list, sizes:list):
+    "Bars of items/s on `ax`: a group per configuration, a bar per batch size, log scale."
+    ips,h,y = {(_config_name(r), r['batch_size']): r['items_per_s'] for r in ok},0.8/max(1, len(sizes)),np.arange(len(configs))
+    for j,bs in enumerate(sizes): ax.barh(y + j*h, [ips.get((c, bs)) or np.nan for c in configs], height=h, label=f"batch {bs}")
+    ax.set_yticks(y + h*(len(sizes) - 1)/2, configs); ax.invert_yaxis()
+    ax.set_xscale('log'); ax.set_xlabel('items / s (log scale)'); ax.legend(loc='lower right'); ax.set_title('Throughput')
+
+# %% ../nbs/07_bench.ipynb #7f2c0e84
+def _plot_latency(ax, one:list, configs:list, bs:int|None):
+    "Latency at batch size `bs` on `ax`, a line per configuration: a dot at p50, a whisker to p99, a tick at p95."
+    by,y = {_config_name(r): r for r in one},np.arange(len(configs))
+    col = lambda k: np.array([by[c][k] if c in by else np.nan for c in configs], dtype=float)
+    ax.errorbar(col('p50_ms'), y, xerr=[np.zeros(len(y)), np.nan_to_num(col('p99_ms') - col('p50_ms'))], fmt='o', capsize=3, label='p50, whisker to p99')
+    ax.scatter(col('p95_ms'), y, marker='|', s=120, color='k', label='p95')
+    ax.set_yticks(y, ['']*len(y)); ax.invert_yaxis(); ax.set_xscale('log'); ax.set_xlabel('ms (log scale)')
+    ax.set_title(f"Latency at batch {'-' if bs is None else bs}"); ax.legend(loc='best', fontsize='small')
+
+# %% ../nbs/07_bench.ipynb #3b7d9e16
+def _plot_rows(rows:list, title:str):
+    "A matplotlib Figure of the timed `rows`: throughput beside latency percentiles at the smallest batch size."
+    Figure = _bench_needs('matplotlib.figure', 'BenchReport.plot').Figure
+    ok = [r for r in rows if r['error'] is None and r['p50_ms'] is not None]
+    configs,sizes = list(dict.fromkeys(map(_config_name, ok))),sorted({r['batch_size'] for r in ok})
+    fig = Figure(figsize=(11, 0.5 + 0.45*max(4, len(configs))), layout='constrained')
+    ax1,ax2 = fig.subplots(1, 2, width_ratios=(3, 2))
+    _plot_throughput(ax1, ok, configs, sizes)
+    _plot_latency(ax2, [r for r in ok if r['batch_size'] == min(sizes)] if sizes else [], configs, min(sizes, default=None))
+    fig.suptitle(title)
+    return fig
+
+# %% ../nbs/07_bench.ipynb #5e9a0d47
+def _value_json(v):
+    "`v` as JSON can hold it: numpy scalars as Python numbers, NaN and infinities as None."
+    if isinstance(v, np.generic): v = v.item()
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+# %% ../nbs/07_bench.ipynb #3f6a1c88
+def _report_json(rows:list, meta:dict)->str:
+    "A report's rows and meta as JSON text, each value made plain by `_value_json`."
+    plain = lambda d: {k: _value_json(v) for k,v in d.items()}
+    return json.dumps(dict(meta=plain(meta), rows=[plain(r) for r in rows]), indent=1)
+
+# %% ../nbs/07_bench.ipynb #4a2e8c75
+def _cpu_name()->str:
+    "The CPU's model name, where the OS says it."
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except Exception: return platform.processor() or platform.machine()
+
+# %% ../nbs/07_bench.ipynb #7d4f1a08
+_BUDGET_OUT = 'the time budget ran out'
+
+def _bench_meta(path:Path, m:dict, peak:float, timing:dict, budget:float|None, rows:list, seconds:float)->dict:
+    "What a benchmark ran on and how: bundle, machine, versions, settings, and whether the time budget stopped it."
+    import onnxruntime
+    from xdeploy_nb.runtime import _cpus
+    return dict(bundle=str(path), bundle_name=path.name, cpu=_cpu_name(), cpus=os.cpu_count(), threads=timing['threads'] or _cpus(),
+                matmul_peak_gflops=peak, flops_per_item=m.get('flops'), python=platform.python_version(), onnxruntime=onnxruntime.__version__,
+                seconds=seconds, budget=budget, budget_hit=any(_BUDGET_OUT in str(r.get('error')) for r in rows), batch_sizes=timing['batch_sizes'],
+                min_time=timing['min_time'], min_runs=timing['min_runs'], created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+
+# %% ../nbs/07_bench.ipynb #6f3b8a05
+def _report_html(meta:dict, table:str, fig)->str:
+    "The notebook's view of a report: a header from `meta`, the `table` HTML, then `fig` as an inline PNG."
+    buf,m = io.BytesIO(),meta
+    fig.savefig(buf, format='png', dpi=90)
+    head = (f"<p><b>Benchmark</b> of <code>{m['bundle']}</code> on {m['cpu']} ({m['threads']} threads; matmul peak "
+            f"{m['matmul_peak_gflops']:.0f} GFLOP/s), {m['seconds']:.0f} s{'; stopped by the time budget' if m['budget_hit'] else ''}.</p>")
+    return head + table + f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
 
 # %% ../nbs/07_bench.ipynb #a884bb26
 class BenchReport:
-    "A benchmark's rows (`.df`, a pandas DataFrame) and what they were measured on (`.meta`); a table and a plot in a notebook."
-    def __init__(self, df, meta:dict): self.df,self.meta = df,meta
+    "A benchmark's rows (`.rows`, plain dicts with the keys of `COLUMNS`) and what they were measured on (`.meta`)."
+    def __init__(self,
+                 rows:list, # Dicts, keys from `COLUMNS` (a missing key is None); or a DataFrame with those columns
+                 meta:dict # What they were measured on, as `bench` records it
+                ):
+        rows = rows.to_dict('records') if hasattr(rows, 'to_dict') else rows
+        self.rows,self.meta = [{c: r.get(c) for c in COLUMNS} for r in rows],meta
+
+    def __repr__(self)->str:
+        "The main columns as plain text, and what they were measured on: what `xdeploy bench` prints."
+        return _report_text(self.rows, self.meta)
+
+    @property
+    def df(self):
+        "The rows as a pandas DataFrame, columns in `COLUMNS` order (needs pandas)."
+        return _bench_needs('pandas', 'BenchReport.df').DataFrame(self.rows, columns=COLUMNS)
 
     @property
     def failed(self):
-        "The rows that did not run, with their errors."
-        return self.df[self.df.error.notna()]
-
-    def plot(self):
-        "A matplotlib Figure: throughput of each configuration at each batch size, and latency percentiles at batch 1."
-        import matplotlib
-        from matplotlib.figure import Figure
-        ok = self.df[self.df.error.isna()].copy()
-        ok['config'] = ok.format + ' ' + ok.variant + ' @' + ok.device + np.where(ok.pipeline == 'end-to-end', ' (end-to-end)', '')
-        fig = Figure(figsize=(11, 0.5 + 0.45*max(4, ok.config.nunique())), layout='constrained')
-        ax1,ax2 = fig.subplots(1, 2, width_ratios=(3, 2))
-        configs,sizes = list(dict.fromkeys(ok.config)),sorted(ok.batch_size.unique())
-        h = 0.8/max(1, len(sizes))
-        for j,bs in enumerate(sizes):
-            v = ok[ok.batch_size == bs].set_index('config').items_per_s.reindex(configs)
-            ax1.barh(np.arange(len(configs)) + j*h, v.values, height=h, label=f"batch {bs}")
-        ax1.set_yticks(np.arange(len(configs)) + h*(len(sizes) - 1)/2, configs); ax1.invert_yaxis()
-        ax1.set_xscale('log'); ax1.set_xlabel('items / s (log scale)'); ax1.legend(loc='lower right'); ax1.set_title('Throughput')
-        one = ok[ok.batch_size == min(sizes)].set_index('config').reindex(configs) if sizes else ok
-        y = np.arange(len(configs))
-        ax2.errorbar(one.p50_ms, y, xerr=[np.zeros(len(y)), (one.p99_ms - one.p50_ms).fillna(0)], fmt='o', capsize=3, label='p50, whisker to p99')
-        ax2.scatter(one.p95_ms, y, marker='|', s=120, color='k', label='p95')
-        ax2.set_yticks(y, ['']*len(y)); ax2.invert_yaxis(); ax2.set_xscale('log'); ax2.set_xlabel('ms (log scale)')
-        ax2.set_title(f"Latency at batch {min(sizes) if sizes else '-'}"); ax2.legend(loc='best', fontsize='small')
-        fig.suptitle(f"{self.meta['bundle_name']}: {self.meta['cpu']}, {self.meta['threads']} threads")
-        return fig
-
-    def save(self,
-             json_path=None, # Write the rows and meta as JSON here
-             png_path=None # Write the plot as PNG here
-            ):
-        "Save the report as JSON and/or the plot as PNG."
-        if json_path: Path(json_path).write_text(json.dumps(dict(meta=self.meta, rows=json.loads(self.df.to_json(orient='records'))), indent=1))
-        if png_path: self.plot().savefig(png_path, dpi=110)
+        "The rows that did not run, with their errors, as a DataFrame (needs pandas)."
+        df = self.df
+        return df[df.error.notna()]
 
     def table(self):
-        "The rows, formatted for reading."
-        cols = ['format', 'variant', 'device', 'pipeline', 'batch_size', 'load_s', 'first_run_ms', 'p50_ms', 'p95_ms', 'p99_ms',
-                'items_per_s', 'speedup', 'peak_rss_mb', 'gflops', 'peak_fraction', 'accuracy', 'error']
-        fmt = dict(load_s='{:.2f}', first_run_ms='{:.1f}', p50_ms='{:.2f}', p95_ms='{:.2f}', p99_ms='{:.2f}', items_per_s='{:,.0f}',
-                   speedup='{:.2f}×', peak_rss_mb='{:.0f}', gflops='{:.1f}', peak_fraction='{:.1%}', accuracy='{:.1%}')
-        return self.df[cols].style.format(fmt, na_rep='').hide(axis='index')
+        "The rows as a pandas Styler, numbers formatted for reading (needs pandas)."
+        return self.df[[c for c in COLUMNS if c not in ('fp32_accuracy', 'runs')]].style.format(_VALUE_FORMATS, na_rep='').hide(axis='index')
 
-    def _repr_html_(self)->str:
-        buf = io.BytesIO(); self.plot().savefig(buf, format='png', dpi=90)
-        m = self.meta
-        head = (f"<p><b>Benchmark</b> of <code>{m['bundle']}</code> on {m['cpu']} ({m['threads']} threads; matmul peak "
-                f"{m['matmul_peak_gflops']:.0f} GFLOP/s), {m['seconds']:.0f} s{'; stopped by the time budget' if m['budget_hit'] else ''}.</p>")
-        return head + self.table().to_html() + f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
+    def plot(self):
+        "A matplotlib Figure: throughput of each configuration at each batch size, and latency percentiles at the smallest (needs matplotlib)."
+        return _plot_rows(self.rows, f"{self.meta['bundle_name']}: {self.meta['cpu']}, {self.meta['threads']} threads")
 
-    def __repr__(self)->str:
-        "The main columns as text, with what they were measured on (what `xdeploy bench` prints)."
-        import pandas as pd
-        cols = ['format', 'variant', 'device', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup', 'peak_rss_mb', 'accuracy', 'error']
-        with pd.option_context('display.width', 220, 'display.max_columns', 20, 'display.max_colwidth', 60, 'display.float_format', '{:.3g}'.format):
-            table = self.df[cols].to_string(index=False)
-        m = self.meta
-        return f"{table}\n{m['cpu']}, {m['threads']} threads, matmul peak {m['matmul_peak_gflops']:.0f} GFLOP/s; {m['seconds']:.0f} s"
+    def save(self,
+             json_path=None, # Write the rows and meta as JSON here (no library needed)
+             png_path=None # Write the plot as PNG here (needs matplotlib)
+            ):
+        "Save the report as JSON and/or the plot as PNG."
+        if json_path: Path(json_path).write_text(_report_json(self.rows, self.meta))
+        if png_path: self.plot().savefig(png_path, dpi=110)
+
+    def _repr_html_(self)->str|None:
+        "The notebook's view: a header, the table and the plot; None (so the text form) without pandas or matplotlib."
+        try: return _report_html(self.meta, self.table().to_html(), self.plot())
+        except XDeployError: return None
+
+# %% ../nbs/07_bench.ipynb #3c8f1b52
+def _bench_pick(want, # 'all', a name, or names
+                have:list # What 'all' means
+               )->list:
+    "The names a `bench` argument asks for."
+    return list(have) if want == 'all' else [want] if isinstance(want, str) else list(want)
 
 # %% ../nbs/07_bench.ipynb #29b803f6
-def _grid(path:Path, m:dict, devices, formats, variants)->list:
-    "The (format, device, variant) cells to run: every artifact asked for, on every device asked for that can run its format."
+def _bench_grid(m:dict, devices, formats, variants, trust_code:bool=False)->list:
+    "The (format, device, variant) cells to run; device None for a format and variant the bundle lacks. 'all' formats: those that run no code, unless `trust_code`."
     from xdeploy_nb.accel import list_devices
+    from xdeploy_nb.runtime import FORMATS
     arts = [(a['format'], a.get('variant', 'fp32')) for a in m['artifacts']]
-    pick = lambda want, have: have if want == 'all' else [want] if isinstance(want, str) else list(want)
-    formats,variants = pick(formats, list(dict.fromkeys(f for f,_ in arts))),pick(variants, list(dict.fromkeys(v for _,v in arts)))
-    ds = list_devices(torch=any(f != 'onnx' for f in formats))
-    ort_names,torch_names = ds.names(),['cpu'] + [d['name'] for d in ds if d['kind'] == 'torch']
-    cells = []
-    for f,v in arts:
-        if f not in formats or v not in variants: continue
-        names = pick(devices, ort_names if f == 'onnx' else torch_names)
-        cells += [(f, d, v) for d in names]
-    missing = [(f, v) for f in formats for v in variants if (f, v) not in arts and not (f != 'onnx' and v != 'fp32')]
+    safe = dict.fromkeys(f for f,_ in arts if trust_code or not FORMATS[f].runs_code)
+    formats,variants = _bench_pick(formats, safe),_bench_pick(variants, dict.fromkeys(v for _,v in arts))
+    ds = list_devices(torch=any(FORMATS[f].device_kind == 'torch' for f in formats))
+    names = dict(onnxruntime=ds.names(), torch=['cpu'] + [d['name'] for d in ds if d['kind'] == 'torch'])
+    cells = [(f, d, v) for f,v in arts if f in formats and v in variants for d in _bench_pick(devices, names[FORMATS[f].device_kind])]
+    with_variants = {f for f,v in arts if v != 'fp32'}  # the formats that variants are made in
+    missing = [(f, v) for f in formats for v in variants if (f, v) not in arts and (v == 'fp32' or f in with_variants)]
     return cells + [(f, None, v) for f,v in missing]
 
+# %% ../nbs/07_bench.ipynb #6e4a0d83
+def _grid_rows(path:Path, f:str, d:str|None, v:str, left:float|None, timing:dict, trust_code:bool=False)->list:
+    "The rows of the cell (f, d, v), run in its own process with `left` seconds; failed rows when it cannot run."
+    if d is None: res = dict(rows=[], error=f"the bundle has no {v} {f} artifact")
+    elif left is not None and left <= 0: res = dict(rows=[], error=f"not run: {_BUDGET_OUT}")
+    else: res = run_cell(left, path=path, format=f, device=d, variant=v, trust_code=trust_code, **timing)
+    return _cell_rows(f, d, v, res, timing['batch_sizes'])
+
+# %% ../nbs/07_bench.ipynb #8c2f5d60
+def _bench_progress(cells:list, show:bool=True):
+    "Yield `cells`, showing which one runs: a fastprogress bar if installed, else a line per cell on stderr."
+    try: from fastprogress.fastprogress import progress_bar
+    except ImportError: progress_bar = None
+    bar = progress_bar(cells, leave=False) if show and progress_bar else cells
+    for i,c in enumerate(bar):
+        what = f"{c[0]} {c[2] or ''} {c[1] or ''}".strip()
+        if bar is not cells: bar.comment = what
+        elif show: print(f"bench {i + 1}/{len(cells)}: {what}", file=sys.stderr, flush=True)
+        yield c
+
+# %% ../nbs/07_bench.ipynb #2b9d4e70
 def bench(path, # A bundle directory
           learn=None, # The Learner it came from, for baseline rows (fastai, torch eager)
           devices='all', # 'all', or device names (`xdeploy devices`); a device that cannot run a cell gives a failed row
@@ -262,42 +412,18 @@ def bench(path, # A bundle directory
           budget:float=None, # Seconds for the whole benchmark; cells not reached in time are failed rows. None: no limit
           items=None, # Items for the baseline rows (default: the Learner's validation items)
           threads:int=None, # Intra-op threads; None: one per CPU
-          progress:bool=True # Show a progress bar
+          progress:bool=True, # Show progress (a bar with fastprogress, else lines on stderr)
+          trust_code:bool=False # Also time formats whose loading can run code (TorchScript, torch.export): only bundles you trust
          )->BenchReport:
     "Time every artifact of the bundle at `path` on every device, with fastai and torch eager beside them when `learn` is given."
-    from xdeploy_nb.runtime import _cpus
     path,t0 = Path(path),time.perf_counter()
-    m = read_manifest(path)
-    batch_sizes = sorted({int(b) for b in batch_sizes})
+    m,batch_sizes = read_manifest(path),sorted({int(b) for b in batch_sizes})
     if not batch_sizes or batch_sizes[0] < 1: raise XDeployError(f"batch_sizes={batch_sizes} holds no positive sizes.", "Pass e.g. (1, 8, 64).")
-    cells,peak,rows = _grid(path, m, devices, formats, variants),matmul_peak(),[]
+    cells,peak,rows = _bench_grid(m, devices, formats, variants, trust_code),matmul_peak(),[]
+    timing = dict(batch_sizes=batch_sizes, min_time=min_time, min_runs=min_runs, threads=threads)
     left = lambda: None if budget is None else budget - (time.perf_counter() - t0)
-    it = cells + ([('baselines', None, None)] if learn is not None else [])
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        it = progress_bar(it, leave=False)
-    for f,d,v in it:
-        if hasattr(it, 'comment'): it.comment = f"{f} {v or ''} {d or ''}"
-        if f == 'baselines':
-            if left() is not None and left() <= 0: rows.append(dict(format='fastai', variant='baselines', device='cpu', error='not run: the time budget ran out'))
-            else: rows += _baseline_rows(path, m, learn, items, batch_sizes, min_time, min_runs, threads)
-            continue
-        base = dict(format=f, variant=v, device=d, pipeline='model')
-        if d is None: res = dict(rows=[], error=f"the bundle has no {v} {f} artifact")
-        elif left() is not None and left() <= 0: res = dict(rows=[], error='not run: the time budget ran out')
-        else: res = run_cell(left(), path=path, format=f, device=d, variant=v, batch_sizes=batch_sizes, min_time=min_time,
-                             min_runs=min_runs, threads=threads)
-        extra = dict(load_s=res.get('load_s'), peak_rss_mb=res.get('peak_rss_mb'))
-        if not res['rows']: rows += [dict(base, **extra, batch_size=bs, error=res['error']) for bs in batch_sizes]
-        else: rows += [dict(base, **extra, error=None, **r) for r in res['rows']]
-    meta = dict(bundle=str(path), bundle_name=path.name, cpu=_cpu_name(), cpus=os.cpu_count(), threads=threads or _cpus(),
-                matmul_peak_gflops=peak, flops_per_item=m.get('flops'), python=platform.python_version(),
-                seconds=time.perf_counter() - t0, budget=budget, budget_hit=any('time budget' in str(r.get('error')) for r in rows),
-                batch_sizes=batch_sizes, min_time=min_time, min_runs=min_runs, created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
-    import onnxruntime; meta['onnxruntime'] = onnxruntime.__version__
-    return BenchReport(_frame(rows, m, peak), meta)
-
-def _cpu_name()->str:
-    "The CPU's model name, where the OS says it."
-    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except Exception: return platform.processor() or platform.machine()
+    for f,d,v in _bench_progress(cells + ([('baselines', None, None)] if learn is not None else []), progress):
+        if f != 'baselines': rows += _grid_rows(path, f, d, v, left(), timing, trust_code)
+        elif left() is not None and left() <= 0: rows.append(dict(format='fastai', variant='baselines', device='cpu', error=f"not run: {_BUDGET_OUT}"))
+        else: rows += _baseline_rows(path, m, learn, items, **timing)
+    return BenchReport(_derived_rows(rows, m, peak), _bench_meta(path, m, peak, timing, budget, rows, time.perf_counter() - t0))

@@ -127,6 +127,7 @@ def predict(bundle:str, # The bundle directory
         elif 'labels' in d: print(f"{n}: {', '.join(d['labels']) or '(none)'}")
         else: print(f"{n}: {d['value']}")
 
+# %% ../nbs/10_cli.ipynb #cl0cl020
 def devices(json:bool=False # Print the records as JSON
            ):
     "List what this machine offers to run models on: onnxruntime devices and providers, and torch devices."
@@ -136,24 +137,28 @@ def devices(json:bool=False # Print the records as JSON
     if json: return print(_json.dumps(list(ds), indent=1, default=str))
     for d in ds: print(f"{d['name']:<16} {d['kind']:<10} {d['ep'] or '':<28} {d['type'] or '':<5} {d['vendor'] or '':<12} {d['source']}")
 
+# %% ../nbs/10_cli.ipynb #cl0cl021
 def bench(bundle:str, # The bundle directory
           json:str=None, # Write the report (rows and meta) as JSON to this file
           plot:str=None, # Write the plot as PNG to this file
           devices:list=None, # Device names (default: all this machine has)
-          formats:list=None, # Some of onnx, torchscript, torch.export (default: all the bundle has)
+          formats:list=None, # Some of onnx, torchscript, torch.export (default: all the bundle has that run no code when loaded)
           variants:list=None, # Some of the bundle's variants, e.g. fp32 int8-static (default: all)
           batch_sizes:list=None, # Batch sizes (default: 1 8 64)
           min_time:float=0.5, # Seconds of timed runs per row, at least
-          budget:float=None # Stop after this many seconds; rows not reached say so
+          budget:float=None, # Stop after this many seconds; rows not reached say so
+          trust_code:bool=False # Also time TorchScript and torch.export artifacts, whose loading can run code: only bundles you trust
          ):
     "Time every artifact of a bundle on every device, and print the table."
     from xdeploy_nb.bench import bench as run_bench
     r = run_bench(bundle, devices=devices or 'all', formats=formats or 'all', variants=variants or 'all',
-                  batch_sizes=batch_sizes or (1, 8, 64), min_time=min_time, budget=budget)
+                  batch_sizes=batch_sizes or (1, 8, 64), min_time=min_time, budget=budget, trust_code=trust_code)
+    print(r)
     r.save(json, plot)
-    print(r, *(f"wrote {f}" for f in (json, plot) if f), sep='\n')
+    print(*(f"wrote {f}" for f in (json, plot) if f), sep='\n')
     return r
 
+# %% ../nbs/10_cli.ipynb #cl0cl022
 COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench)
 
 # %% ../nbs/10_cli.ipynb #b5a43ec5

@@ -4,10 +4,11 @@
 
 # %% ../nbs/01_data.ipynb #f49b3cc0
 from __future__ import annotations
-import contextlib, hashlib, json, os
+import hashlib, json, os
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
+from filelock import FileLock
 from .core import XDeployError, atomic_directory
 
 # %% auto #0
@@ -24,16 +25,10 @@ _STAMP = '.xdeploy_sample.json'
 
 def _params_key(params:dict)->str: return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
 
-@contextlib.contextmanager
-def _building(path:Path):
-    "Hold an exclusive lock beside `path` while it is built, so that two processes asking at once build it once (POSIX; elsewhere no lock)."
-    try: import fcntl
-    except ImportError: yield; return
+def _building(path:Path)->FileLock:
+    "An exclusive lock beside `path`, held while it is built, so that two processes asking at once build it once (any OS)."
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent/f".{path.name}.lock", 'w') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+    return FileLock(path.parent/f".{path.name}.lock")
 
 def _is_sample(path:Path, params:dict)->bool: return (path/_STAMP).exists() and json.loads((path/_STAMP).read_text()) == params
 
@@ -66,7 +61,7 @@ def _ring(d, cx, cy, r, fill): d.ellipse([cx-r, cy-r, cx+r, cy+r], outline=fill,
 SHAPES = dict(circle=_circle, square=_square, triangle=_triangle, diamond=_diamond, cross=_cross, ring=_ring)
 
 # %% ../nbs/01_data.ipynb #4787c930
-def _hw(size)->tuple:
+def _image_hw(size)->tuple:
     "`size` as `(height, width)`, from an int or a pair."
     h,w = (size,size) if isinstance(size, int) else tuple(size)
     if h < 8 or w < 8: raise XDeployError(f"Image size {size} is too small.", "Use at least 8 pixels per side.")
@@ -79,7 +74,7 @@ def draw_shape_image(shape:str, # One of `SHAPES`
                     )->Image.Image:
     "Draw one noisy image of `shape`, deterministically from `seed`."
     if shape not in SHAPES: raise XDeployError(f"Unknown shape {shape!r}.", f"Use one of {', '.join(SHAPES)}.")
-    h,w = _hw(size)
+    h,w = _image_hw(size)
     rng = np.random.default_rng(seed)
     bg,fg = rng.integers(0, 110, 3),rng.integers(150, 256, 3)
     if rng.random() < 0.5: bg,fg = 255-bg,255-fg
@@ -110,7 +105,7 @@ def make_image_folder(path=None, # Destination; default: a folder under `data_ho
                      )->Path:
     "Write a shapes dataset as PNG files in `train/<class>/` and `valid/<class>/`; return its path."
     classes = _classes(classes)
-    params = dict(kind='shapes', classes=classes, n_train=n_train, n_valid=n_valid, size=list(_hw(size)), mode=mode, seed=seed)
+    params = dict(kind='shapes', classes=classes, n_train=n_train, n_valid=n_valid, size=list(_image_hw(size)), mode=mode, seed=seed)
     def write(tmp):
         for si,(split,n) in enumerate([('train', n_train), ('valid', n_valid)]):
             for ci,c in enumerate(classes):

@@ -663,6 +663,8 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
     _check_learner(learn, items)
     spec = spec_from_learner(learn, task)
     graph,example = deploy_graph(learn, spec),_example_inputs(learn, spec, items)
+    if not dynamic_batch:  # the artifacts take exactly the example's batch size: say so, and the runtime runs in batches of it
+        for io in spec['inputs'] + spec['outputs']: io['shape'][0] = int(example[0].shape[0])
     with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/'manifest.json').is_file(), what='bundle') as d:
         artifacts = [_export_artifact(f, graph, example, d, opset, dynamic_batch, tolerance, rtol) for f in formats]
         calibration = _calibration(learn, spec, items, n_items) if any(VARIANTS[v].needs_calibration for v in variants) else None

@@ -433,6 +433,18 @@ def _check_feeds(inputs:dict, # Input name -> array
         feeds[name] = np.ascontiguousarray(x)
     return feeds
 
+# %% ../nbs/04_runtime.ipynb #fb000002
+def _fixed_batches(inputs, # Input name -> array, as `run` takes them
+                   b # The model's batch size: an int if it is fixed
+                  )->list|None:
+    "`inputs` as batches of exactly `b` items, the last padded with copies of its last item; None where nothing is to be cut."
+    if not isinstance(b, int) or not isinstance(inputs, dict) or not inputs: return None
+    if not all(isinstance(v, np.ndarray) and v.ndim and len(v) == len(next(iter(inputs.values()))) for v in inputs.values()): return None
+    n = len(next(iter(inputs.values())))
+    if n in (0, b): return None
+    pad = lambda v: np.concatenate([v, np.repeat(v[-1:], b - len(v), 0)]) if len(v) < b else v
+    return [{k: pad(v[i:i+b]) for k,v in inputs.items()} for i in range(0, n, b)]
+
 # %% ../nbs/04_runtime.ipynb #rt000036
 TOLERANCE,RTOL = 1e-4,1e-5  # float32 defaults of `within_tolerance`, as `torch.testing.assert_close` has them (atol 1e-5, rtol 1.3e-6) but looser
 
@@ -553,7 +565,9 @@ class Predictor:
     def run(self,
             inputs:dict # Input name -> numpy array, as `prepare` makes them and `manifest['inputs']` describes them
            )->np.ndarray:
-        "The model's activated outputs for `inputs`, one row per item."
+        "The model's activated outputs for `inputs`, one row per item (a model with a fixed batch size: run in batches of it)."
+        if (chunks := _fixed_batches(inputs, self.manifest['inputs'][0]['shape'][0])) is not None:
+            return np.concatenate([self.run(c) for c in chunks])[:len(next(iter(inputs.values())))]
         feeds = _check_feeds(inputs, self.manifest['inputs'])
         try: out = self._model(feeds)
         except Exception as e: raise XDeployError(

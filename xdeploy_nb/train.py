@@ -4,22 +4,31 @@
 
 # %% ../nbs/08_train.ipynb #45b032dc
 from __future__ import annotations
-import os, signal, threading, time, warnings
+import hashlib, json, os, random, re, signal, threading, warnings
 from contextlib import contextmanager
 from pathlib import Path
 with warnings.catch_warnings():
     # fastai decorates a few helpers with `torch.jit.script` at import time, which this torch deprecates.
     # That is fastai's business, not the user's: keep it out of their notebook.
     warnings.filterwarnings('ignore', message=r'`torch.jit.script` is deprecated', category=FutureWarning)
-    from fastai.vision.all import *
-    from fastai.tabular.all import *
+    import fastai, numpy as np, torch
+    from torch import nn
+    from fastcore.basics import patch
+    from fastai.vision.all import (Callback, CancelFitException, CategoryBlock, ClassificationInterpretation, ConvLayer, DataLoaders,
+                                   Flatten, ImageDataLoaders, Learner, Normalize, PILImage, PILImageBW, Recorder, RegressionBlock, Resize,
+                                   accuracy, efficientnet_b0, get_image_files, mobilenet_v3_small, resnet18, resnet34, rmse, set_seed,
+                                   vision_learner, xresnet18)
+    from fastai.tabular.all import Categorify, FillMissing, TabularDataLoaders, cont_cat_split, tabular_learner
 import pandas as pd
+from filelock import FileLock
 from .core import XDeployError
+from .data import data_home, make_image_folder, make_digits_folder, make_penguins_csv
 
 # %% auto #0
-__all__ = ['ARCHS', 'SAMPLE_SETS', 'image_dls', 'tiny_cnn', 'image_learner', 'tabular_dls', 'sample_set', 'dls_from_source',
-           'is_tabular', 'archs_for', 'learner_for', 'class_counts', 'StopAfterBatch', 'TrainingProgress',
-           'interrupts_stop_fits', 'stop_on_interrupt', 'interpret']
+__all__ = ['ARCHS', 'SAMPLE_SETS', 'image_dls', 'tiny_cnn', 'image_learner', 'tabular_dls', 'sample_set', 'read_csv_table',
+           'dls_from_source', 'is_tabular', 'archs_for', 'learner_for', 'learner_recipe', 'trained_learner',
+           'class_counts', 'StopAfterBatch', 'TrainingProgress', 'interrupts_stop_fits', 'stop_on_interrupt',
+           'interpret']
 
 # %% ../nbs/08_train.ipynb #2e73e81b
 def image_dls(path:Path, # Folder with `train/<class>/` and `valid/<class>/` sub-folders
@@ -32,16 +41,14 @@ def image_dls(path:Path, # Folder with `train/<class>/` and `valid/<class>/` sub
              )->DataLoaders:
     "Image classification `DataLoaders` from a `train/` + `valid/` folder of class sub-folders."
     path = Path(path)
-    files = get_image_files(path, folders=['train', 'valid'])
-    if not files: raise XDeployError(f"No image files found in {path}/train or {path}/valid.",
-                                     "Point to a folder with train/<class>/ and valid/<class>/ sub-folders of images.")
+    if not get_image_files(path, folders=['train', 'valid']): raise XDeployError(f"No image files found in {path}/train or {path}/valid.",
+        "Point to a folder with train/<class>/ and valid/<class>/ sub-folders of images.")
     if method not in ('squish', 'crop', 'pad'): raise XDeployError(f"Unknown resize method {method!r}.", "Use 'squish', 'crop' or 'pad'.")
     img_cls = {'RGB': PILImage, 'L': PILImageBW}.get(mode)
     if img_cls is None: raise XDeployError(f"Unknown image mode {mode!r}.", "Use 'RGB' or 'L'.")
-    dblock = DataBlock(blocks=(ImageBlock(img_cls), CategoryBlock), get_items=lambda _: files,
-                       splitter=GrandparentSplitter(train_name='train', valid_name='valid'),
-                       get_y=parent_label, item_tfms=Resize(size, method=method))
-    return dblock.dataloaders(path, bs=bs, seed=seed, num_workers=num_workers)
+    dls = ImageDataLoaders.from_folder(path, img_cls=img_cls, item_tfms=Resize(size, method=method), bs=bs, num_workers=num_workers)
+    dls.train.rng = random.Random(seed)
+    return dls
 
 # %% ../nbs/08_train.ipynb #1e37e0a0
 def tiny_cnn(n_out:int, # Number of outputs
@@ -57,6 +64,7 @@ def tiny_cnn(n_out:int, # Number of outputs
 ARCHS = dict(tiny=None, resnet18=resnet18, resnet34=resnet34, mobilenet_v3_small=mobilenet_v3_small,
              efficientnet_b0=efficientnet_b0, xresnet18=xresnet18)
 
+# %% ../nbs/08_train.ipynb #0be7d4a1
 def image_learner(dls:DataLoaders, # Image classification DataLoaders, e.g. from `image_dls`
                   arch:str='tiny', # A name from `ARCHS`
                   metrics=accuracy, # fastai metric(s)
@@ -102,22 +110,24 @@ SAMPLE_SETS = dict(shapes='Shapes: 3 classes of generated 64 px colour images',
                    digits="scikit-learn's digits: 10 classes of 32 px grayscale images",
                    penguins='Palmer penguins: a CSV table, target column species')
 
+# %% ../nbs/08_train.ipynb #5b0e33aa
 def sample_set(name:str # A name from `SAMPLE_SETS`
               )->tuple:
     "The data source of a bundled sample set, and its target column (None for image folders)."
-    from xdeploy_nb.data import make_image_folder, make_digits_folder, make_penguins_csv
     if name == 'shapes': return make_image_folder(),None
     if name == 'digits': return make_digits_folder(n_per_class=60),None
     if name == 'penguins': return make_penguins_csv(),'species'
     raise XDeployError(f"There is no sample set {name!r}.", f"Use one of {', '.join(SAMPLE_SETS)}.")
 
 # %% ../nbs/08_train.ipynb #tree2410
-def _read_csv(path:Path):
+def read_csv_table(path:Path # A CSV file with a header row
+                  )->pd.DataFrame:
     "The CSV file at `path` as a DataFrame, or an `XDeployError` that says why not."
     try: return pd.read_csv(path)
     except Exception as e: raise XDeployError(f"{path} could not be read as a CSV table ({type(e).__name__}: {e}).",
                                               "Pass a comma-separated file with a header row.") from None
 
+# %% ../nbs/08_train.ipynb #6a4f0c11
 def dls_from_source(source, # A folder with train/<class>/ and valid/<class>/ images, a CSV file, or a name from `SAMPLE_SETS`
                     target:str=None, # The target column, for a CSV (a sample set knows its own)
                     size=64, # Image size: an int, or `(height, width)`
@@ -133,19 +143,22 @@ def dls_from_source(source, # A folder with train/<class>/ and valid/<class>/ im
     if p.is_dir(): return image_dls(p, size, bs=bs, mode=mode, seed=seed)
     if p.suffix.lower() != '.csv': raise XDeployError(f"{p} is neither a folder nor a .csv file.",
                                                       "Pass a folder with train/<class>/ and valid/<class>/ images, or a CSV table.")
-    df = _read_csv(p)
+    df = read_csv_table(p)
     if not target: raise XDeployError(f"Which column of {p.name} is the target?", f"Pass target=, one of: {', '.join(map(str, df.columns))}.")
     return tabular_dls(df, target, bs=bs, seed=seed)
 
+# %% ../nbs/08_train.ipynb #8e1f3b52
 def is_tabular(dls)->bool:
-    "Whether `dls` are tabular DataLoaders (their datasets carry procs)."
-    return hasattr(getattr(dls, 'train_ds', None), 'procs')
+    "Whether `dls` are tabular DataLoaders: the 'tabular' input kind's `detect` (see `xdeploy_nb.verify.kind_of`) recognises them."
+    from xdeploy_nb.verify import KINDS  # which fills the kinds' `detect`
+    return KINDS['tabular'].detect(dls)
 
 # %% ../nbs/08_train.ipynb #tred8601
 def archs_for(dls)->list:
     "The architecture names `learner_for` takes for `dls`: those of `ARCHS` for images, 'mlp' for tables."
     return ['mlp'] if is_tabular(dls) else list(ARCHS)
 
+# %% ../nbs/08_train.ipynb #7d2a9c40
 def learner_for(dls, # DataLoaders, e.g. from `dls_from_source`
                 arch:str=None, # A name from `archs_for(dls)`; None: the first
                 seed:int=42 # Seed of the initial weights
@@ -157,6 +170,68 @@ def learner_for(dls, # DataLoaders, e.g. from `dls_from_source`
     if not is_tabular(dls): return image_learner(dls, arch, seed=seed)
     set_seed(seed, reproducible=True)
     return tabular_learner(dls, metrics=accuracy if hasattr(dls, 'vocab') else rmse)
+
+# %% ../nbs/08_train.ipynb #1f6b2c38
+def _items_digest(dls)->str:
+    "A sha256 of the training and validation items of `dls`: a sample folder's stamp, the files' bytes, or the table."
+    h = hashlib.sha256()
+    stamp = Path(dls.path)/'.xdeploy_sample.json'
+    for ds in (dls.train_ds, dls.valid_ds):
+        items = ds.items
+        if isinstance(items, pd.DataFrame): h.update(pd.util.hash_pandas_object(items, index=True).values.tobytes())
+        elif stamp.exists(): h.update(stamp.read_bytes()); h.update('\n'.join(Path(o).relative_to(dls.path).as_posix() for o in items).encode())
+        else:
+            for o in items: h.update(Path(o).read_bytes() if isinstance(o, (str, Path)) and Path(o).is_file() else repr(o).encode())
+    return h.hexdigest()
+
+# %% ../nbs/08_train.ipynb #6b3d8e21
+def learner_recipe(learn:Learner, # An untrained Learner, e.g. from `learner_for`
+                   epochs:int, # Epochs of `fit_one_cycle`
+                   lr:float, # Its maximum learning rate
+                   seed:int # Seed of the initial weights and the shuffling
+                  )->dict:
+    "What the weights of `learn` after `fit_one_cycle(epochs, lr)` depend on, as a JSON-able dict."
+    dls = learn.dls
+    tfms = [re.sub(r' at 0x[0-9a-f]+', '', repr(t)) for t in (*getattr(dls.train_ds, 'tfms', []), getattr(dls.train_ds, 'procs', None),
+                                                             dls.after_item, dls.before_batch, dls.after_batch)]  # no memory addresses
+    return dict(items=_items_digest(dls), tfms=tfms, batch=[list(t.shape) for t in dls.valid.one_batch()],
+                bs=dls.train.bs, vocab=[str(v) for v in getattr(dls, 'vocab', [])],
+                model=hashlib.sha256(repr(learn.model).encode()).hexdigest(), loss=repr(learn.loss_func),
+                epochs=epochs, lr=lr, seed=seed, torch=torch.__version__, fastai=fastai.__version__)
+
+# %% ../nbs/08_train.ipynb #3e7b1a55
+def _fit_seeded(learn:Learner, epochs:int, lr:float, seed:int)->Learner:
+    "`learn.fit_one_cycle(epochs, lr)`, quietly, with every random generator it uses seeded from `seed`."
+    set_seed(seed, reproducible=True)
+    learn.dls.train.rng = random.Random(seed)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    return learn
+
+# %% ../nbs/08_train.ipynb #9a0c4f17
+def trained_learner(dls:DataLoaders, # The data, e.g. from `image_dls`, `tabular_dls` or `dls_from_source`
+                    arch:str=None, # A name from `archs_for(dls)`; None: the first
+                    epochs:int=12, # Epochs of `fit_one_cycle`
+                    lr:float=1e-2, # Its maximum learning rate
+                    seed:int=42, # Seed of the initial weights and of the shuffling
+                    cache:bool=True # Load the weights of an earlier fit of the same recipe, or save this one's
+                   )->Learner:
+    "`learner_for(dls, arch)` trained with `fit_one_cycle(epochs, lr)`, once per recipe: later calls load its weights."
+    learn = learner_for(dls, arch, seed)
+    if not cache: return _fit_seeded(learn, epochs, lr, seed)
+    recipe = learner_recipe(learn, epochs, lr, seed)
+    f = data_home()/'learners'/f"{arch or archs_for(dls)[0]}-{hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]}.pth"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f.with_suffix('.lock')):  # two processes asking at once: one trains, the other waits and loads
+        if f.exists():
+            try:
+                learn.model.load_state_dict(torch.load(f, weights_only=True)); learn.model.eval()
+                return learn
+            except Exception: learn = learner_for(dls, arch, seed)  # a damaged file: train afresh, and replace it
+        _fit_seeded(learn, epochs, lr, seed)
+        tmp = f.with_name(f'.{f.name}.partial-{os.getpid()}')
+        torch.save(learn.model.state_dict(), tmp); f.with_suffix('.json').write_text(json.dumps(recipe, indent=1))
+        os.replace(tmp, f)
+    return learn
 
 # %% ../nbs/08_train.ipynb #tra46906
 def class_counts(dls # Classification DataLoaders
@@ -190,20 +265,30 @@ class TrainingProgress(Callback):
         finder = getattr(self.learn, 'lr_finder', None)  # lr_find stops after its num_it batches
         self.total = finder.num_it if finder is not None else self.n_epoch*len(self.dls.train)
         self.done,self.losses,self.epochs = 0,[],[]
-    def state(self, event:str)->dict:
-        "Where the fit is: `done` of `total` batches, the smoothed losses so far, one dict of metrics per epoch."
-        return dict(event=event, epoch=self.epoch, n_epoch=self.n_epoch, done=self.done, total=self.total,
-                    losses=list(self.losses), epochs=list(self.epochs))
-    def after_batch(self):
-        if not self.training: return
-        self.done += 1
-        self.losses.append(float(self.learn.smooth_loss))
-        if self.done % self.every == 0 or self.done == self.total: self.report(self.state('batch'))
-    def after_epoch(self):
-        r = self.learn.recorder
-        if r.values and len(r.values) > len(self.epochs):
-            self.epochs.append(dict(zip(r.metric_names[1:-1], map(float, r.values[-1])), iteration=self.done))
-        self.report(self.state('epoch'))
+
+# %% ../nbs/08_train.ipynb #4e2a8c13
+@patch
+def state(self:TrainingProgress, event:str # 'batch' or 'epoch'
+         )->dict:
+    "Where the fit is: `done` of `total` batches, the smoothed losses so far, one dict of metrics per epoch."
+    return dict(event=event, epoch=self.epoch, n_epoch=self.n_epoch, done=self.done, total=self.total,
+                losses=list(self.losses), epochs=list(self.epochs))
+
+# %% ../nbs/08_train.ipynb #7b8e0c35
+@patch
+def after_batch(self:TrainingProgress):
+    if not self.training: return
+    self.done += 1
+    self.losses.append(float(self.learn.smooth_loss))
+    if self.done % self.every == 0 or self.done == self.total: self.report(self.state('batch'))
+
+# %% ../nbs/08_train.ipynb #9d0a2e57
+@patch
+def after_epoch(self:TrainingProgress):
+    r = self.learn.recorder
+    if r.values and len(r.values) > len(self.epochs):
+        self.epochs.append(dict(zip(r.metric_names[1:-1], map(float, r.values[-1])), iteration=self.done))
+    self.report(self.state('epoch'))
 
 # %% ../nbs/08_train.ipynb #tr620567
 _STOPPERS,_PREVIOUS = set(),[signal.default_int_handler]
@@ -217,22 +302,20 @@ def _on_interrupt(signum, frame):
     if callable(prev): return prev(signum, frame)
     if prev == signal.SIG_DFL: raise KeyboardInterrupt
 
+# %% ../nbs/08_train.ipynb #1f2c4a79
 def interrupts_stop_fits()->bool:
     "Make SIGINT (Ctrl-C, the notebook's interrupt button) stop the fits run under `stop_on_interrupt`; False off the main thread."
-    # Only the main thread may install signal handlers. JupyterLab 4 runs widget callbacks in a kernel subshell,
-    # another thread: the widgets call this when they are made, in a cell.
     if threading.current_thread() is not threading.main_thread(): return False
     try: kernel = get_ipython().kernel
     except (NameError, AttributeError): kernel = None
     if kernel is not None and hasattr(kernel, 'saved_sigint_handler'):
-        # ipykernel installs Python's handler while it runs a cell or a widget callback, and `saved_sigint_handler`
-        # (which ignores SIGINT) while it is idle; a fit in a thread runs while the kernel is idle.
         if kernel.saved_sigint_handler is not _on_interrupt: _PREVIOUS[0],kernel.saved_sigint_handler = kernel.saved_sigint_handler,_on_interrupt
     elif signal.getsignal(signal.SIGINT) is not _on_interrupt:
         _PREVIOUS[0] = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, _on_interrupt)
     return True
 
+# %% ../nbs/08_train.ipynb #2a3d5b80
 @contextmanager
 def stop_on_interrupt(stopper:StopAfterBatch # The fit's stopper
                      ):
@@ -247,14 +330,13 @@ def interpret(learn:Learner, # A trained classification Learner
              )->dict:
     "The confusion matrix (actual x predicted) and the `k` validation items with the largest losses, as DataFrames."
     if not hasattr(learn.dls, 'vocab'): raise XDeployError("A confusion matrix needs a classification Learner.", "Train on a categorical target.")
-    dl = learn.dls.valid.new(shuffle=False, drop_last=False)
-    with learn.no_bar(), learn.no_logging(): probs,targs,losses = learn.get_preds(dl=dl, with_loss=True)
-    vocab,preds,targs = list(learn.dls.vocab),probs.argmax(1),targs.view(-1).long()
-    cm = torch.zeros(len(vocab), len(vocab), dtype=torch.long)
-    for t,p in zip(targs, preds): cm[t,p] += 1
-    conf = pd.DataFrame(cm.numpy(), index=pd.Index(vocab, name='actual'), columns=pd.Index(vocab, name='predicted'))
-    items = learn.dls.valid_ds.items
-    item = (lambda i: items.index[i]) if is_tabular(learn.dls) else (lambda i: items[i])
-    top = losses.argsort(descending=True)[:k].tolist()
-    return dict(confusion=conf, top_losses=pd.DataFrame([dict(item=item(i), actual=vocab[targs[i]], predicted=vocab[preds[i]],
-                                                              probability=float(probs[i, preds[i]]), loss=float(losses[i])) for i in top]))
+    with learn.no_bar(), learn.no_logging():
+        ci = ClassificationInterpretation.from_learner(learn)
+        vocab,cm = [str(v) for v in ci.vocab],ci.confusion_matrix()
+        losses,idx = ci.top_losses(min(k, len(ci.losses)))
+        idx = idx.tolist()
+        _,probs,targs,preds,_ = ci[idx]
+    items = ci.dl.items.index[idx] if is_tabular(learn.dls) else [ci.dl.items[i] for i in idx]
+    top = pd.DataFrame(dict(item=list(items), actual=[vocab[int(t)] for t in targs], predicted=[vocab[int(p)] for p in preds],
+                            probability=[float(probs[i, int(p)]) for i,p in enumerate(preds)], loss=losses.tolist()))
+    return dict(confusion=pd.DataFrame(cm, index=pd.Index(vocab, name='actual'), columns=pd.Index(vocab, name='predicted')), top_losses=top)

@@ -8,23 +8,43 @@ import base64, html, io, json, threading, time, traceback
 from pathlib import Path
 import numpy as np
 import ipywidgets as W
+from fastcore.basics import patch
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from PIL import Image
 from .core import XDeployError, read_manifest
 from .accel import list_devices
 from .runtime import Predictor
-from .export import FORMATS_FILES, export_bundle
+from .core import FORMATS, VARIANTS
+from .export import export_bundle
 from .bench import bench
 from .verify import reference_items
 from .train import (ARCHS, SAMPLE_SETS, StopAfterBatch, TrainingProgress, archs_for, class_counts, dls_from_source,
-                              interpret, interrupts_stop_fits, is_tabular, learner_for, stop_on_interrupt, _read_csv)
+                              interpret, interrupts_stop_fits, is_tabular, learner_for, read_csv_table, stop_on_interrupt)
 
 # %% auto #0
-__all__ = ['error_html', 'png', 'Panel', 'loss_figure', 'TrainWidget', 'bundle_html', 'ExportWidget', 'prediction_figure',
-           'RunWidget', 'Studio']
+__all__ = ['png', 'table_html', 'error_html', 'counts_html', 'batch_figure', 'rows_html', 'loss_figure', 'progress_text',
+           'lr_figure', 'fit_summary', 'confusion_figure', 'top_losses_html', 'prediction_figure', 'prediction_html',
+           'bundle_html', 'bench_html', 'Panel', 'TrainWidget', 'ExportWidget', 'RunWidget', 'Studio']
 
 # %% ../nbs/09_widgets.ipynb #4b12d6cd
-def error_html(e:BaseException)->str:
+def png(fig:Figure # A matplotlib figure, e.g. from `loss_figure`
+       )->bytes:
+    "The PNG bytes of a matplotlib `Figure` (drawn with Agg: safe in any thread, nothing shown by pyplot)."
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+# %% ../nbs/09_widgets.ipynb #1b2c3d4e
+def table_html(df, # A pandas DataFrame
+               **kw # More arguments of `DataFrame.to_html`
+              )->str:
+    "`df` as an HTML table of class `xd-table`."
+    return df.to_html(border=0, classes='xd-table', **kw)
+
+# %% ../nbs/09_widgets.ipynb #2c3d4e5f
+def error_html(e:BaseException # What went wrong
+              )->str:
     "An exception as a short HTML message: the problem and the fix of an `XDeployError`, else its type and first lines."
     if isinstance(e, XDeployError): problem,fix = e.problem,e.fix
     else: problem,fix = f"{type(e).__name__}: {str(e)[:600]}",None
@@ -32,87 +52,39 @@ def error_html(e:BaseException)->str:
     if fix: msg += f"<br>Fix: {html.escape(fix)}"
     return f'<div class="xd-error" style="color:#b00020">{msg}</div>'
 
-def png(fig:Figure)->bytes:
-    "The PNG bytes of a matplotlib `Figure` (drawn with Agg: safe in any thread, nothing shown by pyplot)."
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf)
-    return buf.getvalue()
-def _table(df, **kw)->str: return df.to_html(border=0, classes='xd-table', **kw)
+# %% ../nbs/09_widgets.ipynb #5f607182
+def counts_html(dls # DataLoaders, e.g. from `dls_from_source`
+               )->str:
+    "The number of training and validation items, and of each class when there are classes, as HTML."
+    head = f"<b>{len(dls.train_ds)} training, {len(dls.valid_ds)} validation items</b>"
+    return head + (table_html(class_counts(dls)) if hasattr(dls, 'vocab') else '')
 
-# %% ../nbs/09_widgets.ipynb #36d8df91
-class Panel(W.VBox):
-    "Base of the widgets: a status line, a message area, and long work run in a thread that keeps the kernel free."
-    def __init__(self, **kw):
-        self.status,self.message = W.HTML(), W.HTML()
-        self.error,self._thread = None,None
-        interrupts_stop_fits()  # made in a cell, in the main thread; the buttons' callbacks may run in another
-        super().__init__(**kw)
-    def show_error(self, e:BaseException # What went wrong
-                  ):
-        "Show `e` in the widget's message area, and keep it as `self.error`."
-        self.error = e
-        self.message.value = error_html(e)
-    def say(self, text:str # HTML
-           ):
-        "Show `text` in the message area."
-        self.message.value = f'<div class="xd-info">{text}</div>'
-    @property
-    def busy(self)->bool: return self._thread is not None and self._thread.is_alive()
-    def _buttons(self)->list: return [c for c in self._all() if isinstance(c, W.Button) and c not in self._free()]
-    def _free(self)->list: return []
-    def _all(self):
-        todo = list(self.children)
-        while todo:
-            c = todo.pop()
-            yield c
-            todo.extend(getattr(c, 'children', ()))
-    def run_job(self, what:str, # What is being done, for the status line
-                fn, # The work: a function of no arguments
-                background:bool=True # Run it in a thread (the kernel stays free); False: here, blocking
-               ):
-        "Run `fn()` (in a thread unless `background=False`): buttons disabled, elapsed time shown, errors shown in the widget."
-        if self.busy: return self.say(f"Still {self.status.value or 'busy'}: wait, or press Stop.")
-        self.error,self.message.value = None,''
-        btns = [b for b in self._buttons() if not b.disabled]
-        for b in btns: b.disabled = True
-        start,done,lock = time.perf_counter(),threading.Event(),threading.Lock()
-        def body():
-            try: fn()
-            except Exception as e: self.show_error(e); self.traceback = traceback.format_exc()  # for who wants it
-            finally:
-                for b in btns: b.disabled = False
-                with lock:
-                    done.set()
-                    self.status.value = f"{what}: {'failed' if self.error else 'done'} in {time.perf_counter()-start:.1f} s"
-        self.status.value = f"{what}..."
-        if not background: return body()
-        def tick():
-            while not done.wait(0.5):
-                with lock:
-                    if not done.is_set(): self.status.value = f"{what}... {time.perf_counter()-start:.0f} s"
-        self._thread = threading.Thread(target=body, name=f'xdeploy {what}', daemon=True)
-        self._thread.start()
-        threading.Thread(target=tick, daemon=True).start()
-    def wait(self, timeout:float=None # Seconds; None: as long as it takes
-            )->Panel:
-        "Block until the running job is done (for code and tests)."
-        try:
-            if self._thread is not None: self._thread.join(timeout)
-        except KeyboardInterrupt:  # an interrupt while a cell waits stops the job too, not only the wait
-            self.stop(); self._thread.join(); raise
-        return self
-    def stop(self):
-        "Ask the running job to stop, where it can (a fit: after the current batch)."
+# %% ../nbs/09_widgets.ipynb #93a4b5c6
+def batch_figure(dls, # Image DataLoaders
+                 n:int=9 # Show this many images, on a square grid
+                )->Figure:
+    "A sample of the training batch, with its labels."
+    side = int(np.ceil(np.sqrt(n)))
+    fig = Figure(figsize=(4, 4), dpi=72)
+    axs = fig.subplots(side, side).flatten()
+    dls.train.show_batch(max_n=n, ctxs=axs, show=True)
+    for a in axs: a.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/09_widgets.ipynb #c6d7e8f9
+def rows_html(dls, # Tabular DataLoaders
+              n:int=6 # How many rows
+             )->str:
+    "The first `n` training rows, decoded, with the input columns and the target, as HTML."
+    ds = dls.train_ds
+    to = ds.new(ds.items.iloc[:n].copy()); to.decode()
+    cols = [c for c in ds.cat_names if not c.endswith('_na')] + list(ds.cont_names) + list(ds.y_names)
+    return table_html(to.items[cols], index=False)
 
 # %% ../nbs/09_widgets.ipynb #34356adb
-def _img(**kw)->W.Image:
-    "An image widget for PNG bytes, shown only while it has some."
-    img = W.Image(format='png', layout=W.Layout(max_width='100%', display='none', **kw))
-    img.observe(lambda c: setattr(img.layout, 'display', None if c['new'] else 'none'), 'value')
-    return img
-
 def loss_figure(state:dict, # A `TrainingProgress` state
-                )->Figure:
+               )->Figure:
     "The smoothed training loss per batch, and the validation loss after each epoch."
     fig = Figure(figsize=(5, 2.6), dpi=80)
     ax = fig.add_subplot()
@@ -123,236 +95,66 @@ def loss_figure(state:dict, # A `TrainingProgress` state
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_widgets.ipynb #d01a54f7
-class TrainWidget(Panel):
-    "Pick data, look at it, find a learning rate, train with live progress and a Stop button, then see what the model gets wrong."
-    def __init__(self, source:str='shapes', # A folder of images, a CSV file, or a name from `SAMPLE_SETS`
-                 target:str=None, # The target column, for a CSV
-                 size:int=64, # Image size
-                 bs:int=16, # Batch size
-                 epochs:int=3, # Epochs of `fit_one_cycle`
-                 arch:str='tiny', # A name from `ARCHS` (tables: 'mlp')
-                 lr:float=1e-2 # Learning rate (Find LR fills in its suggestion)
-                ):
-        super().__init__()
-        self.dls = self.learn = self.suggested_lr = self.stopped = None
-        self.on_trained = []  # functions called with the Learner after each fit
-        st = dict(description_width='initial')
-        self.source = W.Combobox(value=str(source), options=list(SAMPLE_SETS), description='Data', style=st,
-                                 placeholder=f"a folder of images, a .csv file, or {', '.join(SAMPLE_SETS)}", layout=W.Layout(width='32em'))
-        self.target = W.Combobox(value=target or '', description='Target column (CSV)', style=st, layout=W.Layout(width='20em'))
-        self.size,self.bs = W.BoundedIntText(size, min=8, max=1024, description='Image size', style=st, layout=W.Layout(width='10em')),W.BoundedIntText(bs, min=1, max=4096, description='Batch size', style=st, layout=W.Layout(width='10em'))
-        self.arch = W.Dropdown(options=list(ARCHS), value=arch, description='Architecture', style=st)
-        self.epochs = W.BoundedIntText(epochs, min=1, max=1000, description='Epochs', style=st, layout=W.Layout(width='9em'))
-        self.lr = W.BoundedFloatText(lr, min=1e-7, max=10, step=1e-3, description='Learning rate', style=st, layout=W.Layout(width='14em'))
-        self.load_button,self.lr_button = W.Button(description='Load data', icon='folder-open'),W.Button(description='Find LR', icon='search')
-        self.fit_button,self.stop_button = W.Button(description='Train', button_style='primary', icon='play'),W.Button(description='Stop', button_style='danger', icon='stop', disabled=True)
-        self.counts,self.batch = W.HTML(),_img()
-        self.lr_plot,self.chart,self.confusion,self.top_losses = _img(),_img(),_img(),W.HTML()
-        self.progress,self.progress_text = W.IntProgress(0, min=0, max=1, description='Training', style=st, layout=W.Layout(width='30em')),W.HTML()
-        self.load_button.on_click(lambda _: self.load())
-        self.lr_button.on_click(lambda _: self.find_lr())
-        self.fit_button.on_click(lambda _: self.fit())
-        self.stop_button.on_click(lambda _: self.stop())
-        self.source.observe(self._source_changed, 'value')
-        self.children = [W.HBox([self.source, self.target]), W.HBox([self.size, self.bs, self.load_button]), self.message,
-                         W.HBox([self.counts, self.batch]),
-                         W.HBox([self.arch, self.epochs, self.lr, self.lr_button, self.fit_button, self.stop_button]), self.status,
-                         W.HBox([self.progress, self.progress_text]), W.HBox([self.chart, self.lr_plot]), W.HBox([self.confusion, self.top_losses])]
-        self._source_changed()
-    def _free(self): return [self.stop_button]
+# %% ../nbs/09_widgets.ipynb #2c3d4e5a
+def progress_text(state:dict # A `TrainingProgress` state
+                 )->str:
+    "Where a fit is, in words: epoch, batch and the last smoothed loss."
+    loss = f" · loss {state['losses'][-1]:.3f}" if state['losses'] else ''
+    return f"epoch {min(state['epoch']+1, state['n_epoch'])}/{state['n_epoch']} · batch {state['done']}/{state['total']}{loss}"
 
-    def _source_changed(self, change=None):
-        "Offer the columns of a CSV as targets."
-        p = Path(self.source.value).expanduser()
-        if p.suffix.lower() == '.csv' and p.is_file():
-            try: self.target.options = list(_read_csv(p).columns)
-            except XDeployError as e: self.show_error(e)
-        elif self.source.value == 'penguins': self.target.options = ['species']
+# %% ../nbs/09_widgets.ipynb #5f60718d
+def lr_figure(lrs, # The learning rates tried (`learn.recorder.lrs`)
+              losses, # The loss at each (`learn.recorder.losses`)
+              suggested:float # The suggested learning rate
+             )->Figure:
+    "The loss against the learning rate, on a log scale, with the suggestion marked."
+    fig = Figure(figsize=(4, 2.6), dpi=80)
+    ax = fig.add_subplot()
+    ax.plot(lrs, losses); ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('loss')
+    ax.axvline(suggested, color='C1', ls='--', label=f'suggested {suggested:.2g}'); ax.legend()
+    fig.tight_layout()
+    return fig
 
-    def load(self, background:bool=True # Run in a thread
-            ):
-        "Make the DataLoaders from the chosen source; show class counts and a sample batch."
-        self.run_job('Loading data', self._load, background)
+# %% ../nbs/09_widgets.ipynb #8293a4b50
+def fit_summary(learn, # A Learner after a fit
+                stopped:bool=False, # Whether the fit was stopped early
+                done:int=None, # The batches run, when stopped
+                total:int=None # Of how many
+               )->str:
+    "The Learner's validation loss and metrics, in words, and where it stopped if it did."
+    with learn.no_bar(), learn.no_logging(): vals = learn.validate()
+    summary = ', '.join(f"{n} {v:.3f}" for n,v in zip(learn.recorder.metric_names[2:-1], vals))
+    return f"{f'Stopped after batch {done} of {total} (the Learner is usable)' if stopped else 'Trained'}: {summary}"
 
-    def _load(self):
-        self.counts.value,self.batch.value,self.dls,self.learn = '',b'',None,None
-        dls = dls_from_source(*self._data_choice()[:2], size=self.size.value, bs=self.bs.value)
-        self.dls,self._loaded = dls,self._data_choice()
-        self.arch.options = archs_for(dls)
-        counts = class_counts(dls) if hasattr(dls, 'vocab') else None
-        self.counts.value = (f"<b>{len(dls.train_ds)} training, {len(dls.valid_ds)} validation items</b>" +
-                             (_table(counts) if counts is not None else ''))
-        if is_tabular(dls): self.batch.layout.display = 'none'; self.counts.value += '<br>' + self._rows_html()
-        else: self.batch.layout.display = None; self.batch.value = png(self._batch_figure())
-        self.say(f"Loaded {self.source.value}: {dls.c if hasattr(dls, 'c') else ''} classes: {', '.join(map(str, getattr(dls, 'vocab', [])))}")
+# %% ../nbs/09_widgets.ipynb #c6d7e8f94
+def confusion_figure(cm # The confusion matrix, a DataFrame: actual x predicted (`interpret(learn)['confusion']`)
+                    )->Figure:
+    "The confusion matrix as a heat map with its counts."
+    fig = Figure(figsize=(3.6, 3.2), dpi=80)
+    ax = fig.add_subplot()
+    ax.imshow(cm.values, cmap='Blues')
+    ax.set_xticks(range(len(cm)), cm.columns, rotation=90); ax.set_yticks(range(len(cm)), cm.index)
+    for (i,j),v in np.ndenumerate(cm.values): ax.text(j, i, v, ha='center', va='center', color='black' if v < cm.values.max()/2 else 'white')
+    ax.set_xlabel('predicted'); ax.set_ylabel('actual'); ax.set_title('Confusion matrix')
+    fig.tight_layout()
+    return fig
 
-    def _data_choice(self)->tuple: return self.source.value.strip(),self.target.value.strip() or None,self.size.value,self.bs.value
-
-    def _batch_figure(self)->Figure:
-        fig = Figure(figsize=(4, 4), dpi=72)
-        axs = fig.subplots(3, 3).flatten()
-        self.dls.train.show_batch(max_n=9, ctxs=axs, show=True)
-        for a in axs: a.set_axis_off()
-        fig.tight_layout()
-        return fig
-
-    def _rows_html(self)->str:
-        ds = self.dls.train_ds
-        to = ds.new(ds.items.iloc[:6].copy()); to.decode()
-        cols = [c for c in ds.cat_names if not c.endswith('_na')] + list(ds.cont_names) + list(ds.y_names)
-        return _table(to.items[cols], index=False)
-
-    def _learner(self):
-        if self.dls is None or self._loaded != self._data_choice(): self._load()  # the data were changed
-        if self.learn is None or getattr(self, '_arch_of', None) != self.arch.value:
-            self.learn,self._arch_of = learner_for(self.dls, self.arch.value),self.arch.value
-        return self.learn
-
-    def find_lr(self, background:bool=True # Run in a thread
-               ):
-        "Run fastai's `lr_find`, plot it, and put its suggestion in the learning-rate box."
-        def job():
-            learn = self._learner()
-            try:
-                with stop_on_interrupt(self._stopper), learn.no_bar(), learn.no_logging(), learn.added_cbs(self._callbacks('Finding LR')):
-                    res = learn.lr_find(show_plot=False)
-            finally: self.stop_button.disabled = True
-            self.suggested_lr = float(res.valley)
-            self.lr.value = float(f'{self.suggested_lr:.2g}')
-            self.lr_plot.value = png(self._lr_figure())
-            self.say(f"Suggested learning rate: {self.suggested_lr:.2g}")
-        self._start('Finding LR')
-        self.run_job('Finding a learning rate', job, background)
-
-    def _lr_figure(self)->Figure:
-        r = self.learn.recorder
-        fig = Figure(figsize=(4, 2.6), dpi=80)
-        ax = fig.add_subplot()
-        ax.plot(r.lrs, r.losses); ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('loss')
-        ax.axvline(self.suggested_lr, color='C1', ls='--', label=f'suggested {self.suggested_lr:.2g}'); ax.legend()
-        fig.tight_layout()
-        return fig
-
-    def _start(self, what:str):
-        "A fresh stopper and progress bar, made before the job starts so that no Stop click is lost."
-        if self.busy: return
-        self._stopper,self.stop_button.disabled = StopAfterBatch(),False
-        self.progress.description,self.progress.value,self.progress.bar_style,self.progress_text.value = what,0,'',''
-
-    def _callbacks(self, what:str)->list:
-        last = [0.]
-        def report(s):
-            self.progress.max,self.progress.value = max(s['total'], 1),s['done']
-            loss = f" · loss {s['losses'][-1]:.3f}" if s['losses'] else ''
-            self.progress_text.value = f"epoch {min(s['epoch']+1, s['n_epoch'])}/{s['n_epoch']} · batch {s['done']}/{s['total']}{loss}"
-            if what == 'Training' and (s['event'] == 'epoch' or time.perf_counter()-last[0] > 0.3):
-                self.chart.value,last[0] = png(loss_figure(s)),time.perf_counter()
-        return [self._stopper, TrainingProgress(report)]
-
-    def fit(self, background:bool=True # Run in a thread
-           ):
-        "Train with one-cycle for the chosen epochs; the live chart, then the confusion matrix and the top losses."
-        def job():
-            learn = self._learner()
-            self.confusion.value,self.top_losses.value,self.stopped = b'','',None
-            cbs = self._callbacks('Training')
-            try:
-                with stop_on_interrupt(self._stopper), learn.no_bar(), learn.no_logging():
-                    learn.fit_one_cycle(self.epochs.value, self.lr.value, cbs=cbs)
-            finally: self.stop_button.disabled = True
-            self.stopped = self._stopper.stopped
-            self.progress.bar_style = 'warning' if self.stopped else 'success'
-            with learn.no_bar(), learn.no_logging(): vals = learn.validate()
-            names = learn.recorder.metric_names[2:-1]
-            summary = ', '.join(f"{n} {v:.3f}" for n,v in zip(names, vals))
-            self.say(f"{'Stopped after batch ' + str(self.progress.value) + ' of ' + str(self.progress.max) + ' (the Learner is usable)' if self.stopped else 'Trained'}: {summary}")
-            if hasattr(learn.dls, 'vocab'): self._show_interpretation()
-            for f in self.on_trained: f(learn)
-        self._start('Training')
-        self.run_job('Training', job, background)
-
-    def stop(self):
-        "Ask the running fit (or lr_find) to stop after the current batch."
-        if getattr(self, '_stopper', None) is not None: self._stopper.stop(); self.say("Stopping after this batch...")
-
-    def _show_interpretation(self):
-        res = interpret(self.learn, k=6)
-        self.interpretation = res
-        cm = res['confusion']
-        fig = Figure(figsize=(3.6, 3.2), dpi=80)
-        ax = fig.add_subplot()
-        ax.imshow(cm.values, cmap='Blues')
-        ax.set_xticks(range(len(cm)), cm.columns, rotation=90); ax.set_yticks(range(len(cm)), cm.index)
-        for (i,j),v in np.ndenumerate(cm.values): ax.text(j, i, v, ha='center', va='center', color='black' if v < cm.values.max()/2 else 'white')
-        ax.set_xlabel('predicted'); ax.set_ylabel('actual'); ax.set_title('Confusion matrix')
-        fig.tight_layout()
-        self.confusion.value = png(fig)
-        tl = res['top_losses'].copy()
-        if not is_tabular(self.learn.dls):
-            tl['item'] = [f'<img src="data:image/png;base64,{_thumb(p)}" title="{html.escape(str(p))}">' for p in tl['item']]
-        self.top_losses.value = '<b>Top losses</b>' + _table(tl, index=False, escape=False, float_format='{:.3f}'.format)
-
-def _thumb(path, size:int=48)->str:
-    from PIL import Image
+# %% ../nbs/09_widgets.ipynb #f9a0b1c27
+def _thumbnail_b64(path, # An image file
+                   size:int=48 # The longer side, in pixels
+                  )->str:
+    "A thumbnail of the image at `path`, as base64 PNG for an `<img src=data:...>`."
     im = Image.open(path); im.thumbnail((size, size)); buf = io.BytesIO(); im.save(buf, 'PNG')
     return base64.b64encode(buf.getvalue()).decode()
 
-# %% ../nbs/09_widgets.ipynb #de1f494e
-_VARIANTS = ('fp16', 'int8-static', 'int8-dynamic', 'optimized')  # as the widget lists them: the most useful first
-
-def bundle_html(bundle)->str:
-    "The artifacts of a bundle, their sizes and verification, as an HTML table (the rows of `Bundle.rows`)."
-    cell = lambda s: f"<td>{'<b>' + html.escape(s) + '</b>' if s.startswith('NOT') else html.escape(s)}</td>"
-    rs = bundle.rows()
-    head = ''.join(f'<th>{html.escape(h)}</th>' for h in rs[0])
-    rows = [f"<tr>{''.join(map(cell, r.values()))}</tr>" for r in rs]
-    left_out = ''.join(f"<p>Variant <b>{html.escape(r['variant'])}</b> left out: {html.escape(r['reason'])}</p>" for r in bundle.manifest.get('rejected', []))
-    return (f'<b>Bundle</b> <code>{html.escape(str(bundle.path))}</code>'
-            f'<table class="xd-table xd-verify"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>' + left_out)
-
-class ExportWidget(Panel):
-    "Export a Learner to a verified bundle: formats, variants, opset, folder; then the verification table and sizes."
-    def __init__(self, learn=None, # The Learner to export (settable later: `.learn`)
-                 path:str='bundle', # The bundle folder
-                 formats=('onnx',), # Formats ticked at first: some of 'onnx', 'torchscript', 'torch.export'
-                 variants=(), # Variants ticked at first: some of 'fp16', 'int8-static', 'int8-dynamic', 'optimized'
-                 opset:int=18 # ONNX opset
-                ):
-        super().__init__()
-        self.learn,self.bundle,self.on_exported = learn,None,[]
-        st = dict(description_width='initial')
-        self.formats = {f: W.Checkbox(f in formats, description=f, indent=False, layout=W.Layout(width='9em')) for f in FORMATS_FILES}
-        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='8em'))
-                         for v in ('fp32',) + _VARIANTS}
-        self.variants['fp32'].value,self.variants['fp32'].disabled = True,True  # always exported: the reference
-        self.opset = W.BoundedIntText(opset, min=13, max=23, description='ONNX opset', style=st, layout=W.Layout(width='10em'))
-        self.path = W.Text(str(path), description='Output folder', style=st, layout=W.Layout(width='30em'))
-        self.overwrite = W.Checkbox(True, description='replace an existing bundle', indent=False)
-        self.export_button = W.Button(description='Export', button_style='primary', icon='box')
-        self.export_button.on_click(lambda _: self.export())
-        self.report = W.HTML()
-        self.children = [W.HBox([W.Label('Formats'), *self.formats.values()]),
-                         W.HBox([W.Label('Variants'), *self.variants.values()]),
-                         W.HBox([self.opset, self.path, self.overwrite]), self.export_button, self.status, self.message, self.report]
-
-    def export(self, background:bool=True # Run in a thread
-              ):
-        "Export `self.learn` with the chosen options; show the verification table and the artifact sizes."
-        def job():
-            if self.learn is None: raise XDeployError("There is no Learner to export.", "Train one first (the Train tab), or set `.learn`.")
-            fmts = [f for f,c in self.formats.items() if c.value]
-            if not fmts: raise XDeployError("No format is chosen.", "Tick at least one format, e.g. onnx.")
-            kw = dict(formats=fmts, opset=self.opset.value, overwrite=self.overwrite.value)
-            kw['variants'] = [v for v,c in self.variants.items() if v != 'fp32' and c.value]
-            self.report.value = ''
-            self.bundle = export_bundle(self.learn, Path(self.path.value).expanduser(), **kw)
-            self.report.value = bundle_html(self.bundle)
-            left = self.bundle.manifest.get('rejected', [])
-            self.say(f"Exported and verified: {len(self.bundle.artifacts)} artifact(s), all faithful"
-                     + (f"; {len(left)} variant(s) left out, see below." if left else "."))
-            for f in self.on_exported: f(self.bundle)
-        self.run_job('Exporting', job, background)
+# %% ../nbs/09_widgets.ipynb #0b1c2d3e8
+def top_losses_html(top, # The top losses, a DataFrame (`interpret(learn)['top_losses']`)
+                    thumbnails:bool=True # Show each item (an image file) as a thumbnail
+                   )->str:
+    "The items with the largest losses, their actual and predicted class, probability and loss, as HTML."
+    top = top.copy()
+    if thumbnails: top['item'] = [f'<img src="data:image/png;base64,{_thumbnail_b64(p)}" title="{html.escape(str(p))}">' for p in top['item']]
+    return '<b>Top losses</b>' + table_html(top, index=False, escape=False, float_format='{:.3f}'.format)
 
 # %% ../nbs/09_widgets.ipynb #39854a8d
 def prediction_figure(pred:dict, # What `Predictor.predict` returns for a classification bundle
@@ -370,13 +172,326 @@ def prediction_figure(pred:dict, # What `Predictor.predict` returns for a classi
     fig.tight_layout()
     return fig
 
-def _first_row(learn)->dict:
-    "The first validation row of a tabular Learner as a person would enter it: its input columns, raw values (`reference_items`), floats rounded."
-    row = reference_items(learn, n=1)[0]
-    names = [c for c in learn.dls.cat_names if not c.endswith('_na')] + list(learn.dls.cont_names)
-    plain = lambda v: round(float(v), 4) if isinstance(v, float) else v.item() if hasattr(v, 'item') else v
-    return {c: plain(row[c]) for c in names}
+# %% ../nbs/09_widgets.ipynb #6172839ae
+def prediction_html(pred:dict, # What `Predictor.predict` returns
+                    where:str # Latency and device, in words
+                   )->str:
+    "The predicted label and its probability (or the value, or the labels of a multi-label model), and `where`."
+    if 'probs' in pred and 'label' in pred: return f"<b>{html.escape(str(pred['label']))}</b> ({max(pred['probs']):.0%})<br>latency {where}"
+    return f"<b>{html.escape(str(pred.get('value', pred.get('labels'))))}</b><br>latency {where}"
 
+# %% ../nbs/09_widgets.ipynb #de1f494e
+def bundle_html(bundle # A `Bundle`, from `export_bundle`
+               )->str:
+    "The artifacts of a bundle, their sizes and verification, as an HTML table (the rows of `Bundle.rows`)."
+    cell = lambda s: f"<td>{'<b>' + html.escape(s) + '</b>' if s.startswith('NOT') else html.escape(s)}</td>"
+    rs = bundle.rows()
+    head = ''.join(f'<th>{html.escape(h)}</th>' for h in rs[0])
+    rows = [f"<tr>{''.join(map(cell, r.values()))}</tr>" for r in rs]
+    left_out = ''.join(f"<p>Variant <b>{html.escape(r['variant'])}</b> left out: {html.escape(r['reason'])}</p>" for r in bundle.manifest.get('rejected', []))
+    return (f'<b>Bundle</b> <code>{html.escape(str(bundle.path))}</code>'
+            f'<table class="xd-table xd-verify"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>' + left_out)
+
+# %% ../nbs/09_widgets.ipynb #c6d7e8f9a4
+def bench_html(report # A `BenchReport`, from `xdeploy_nb.bench.bench`
+              )->str:
+    "The format, device, variant, batch size, latency and throughput of each configuration, as an HTML table."
+    cols = [c for c in ('format', 'device', 'variant', 'batch_size', 'p50_ms', 'p95_ms', 'items_per_s', 'error') if c in report.df.columns]
+    return table_html(report.df[cols].dropna(axis=1, how='all'), index=False, float_format='{:.3g}'.format)
+
+# %% ../nbs/09_widgets.ipynb #36d8df91
+class Panel(W.VBox):
+    "Base of the widgets: a status line, a message area, and long work run in a thread that keeps the kernel free."
+    def __init__(self, **kw):
+        self.status,self.message = W.HTML(), W.HTML()
+        self.error,self._thread = None,None
+        interrupts_stop_fits()  # made in a cell, in the main thread; the buttons' callbacks may run in another
+        super().__init__(**kw)
+    @property
+    def busy(self)->bool:
+        "Whether a job is running."
+        return self._thread is not None and self._thread.is_alive()
+    def _free(self)->list: return []  # buttons that stay enabled while a job runs (Stop)
+    def stop(self):
+        "Ask the running job to stop, where it can (a fit: after the current batch; other jobs run to their end)."
+
+# %% ../nbs/09_widgets.ipynb #2e3f4051
+@patch
+def show_error(self:Panel, e:BaseException # What went wrong
+              ):
+    "Show `e` in the widget's message area, and keep it as `self.error`."
+    self.error = e
+    self.message.value = error_html(e)
+
+# %% ../nbs/09_widgets.ipynb #40516273
+@patch
+def say(self:Panel, text:str # HTML
+       ):
+    "Show `text` in the message area."
+    self.message.value = f'<div class="xd-info">{text}</div>'
+
+# %% ../nbs/09_widgets.ipynb #738495a6
+@patch
+def _buttons(self:Panel)->list:
+    "The buttons among the widget's descendants that a running job disables."
+    todo,res = list(self.children),[]
+    while todo:
+        c = todo.pop()
+        if isinstance(c, W.Button) and c not in self._free(): res.append(c)
+        todo.extend(getattr(c, 'children', ()))
+    return res
+
+# %% ../nbs/09_widgets.ipynb #95a6b7c8
+@patch
+def run_job(self:Panel, what:str, # What is being done, for the status line
+            fn, # The work: a function of no arguments
+            background:bool=True # Run it in a thread (the kernel stays free); False: here, blocking
+           ):
+    "Run `fn()` (in a thread unless `background=False`): buttons disabled, elapsed time shown, errors shown in the widget."
+    if self.busy: return self.say(f"Still {self.status.value or 'busy'}: wait, or press Stop.")
+    self.error,self.message.value = None,''
+    btns = [b for b in self._buttons() if not b.disabled]
+    for b in btns: b.disabled = True
+    start,done,lock = time.perf_counter(),threading.Event(),threading.Lock()
+    def body():
+        try: fn()
+        except Exception as e: self.show_error(e); self.traceback = traceback.format_exc()  # for who wants it
+        finally:
+            for b in btns: b.disabled = False
+            with lock:
+                done.set()
+                self.status.value = f"{what}: {'failed' if self.error else 'done'} in {time.perf_counter()-start:.1f} s"
+    self.status.value = f"{what}..."
+    if not background: return body()
+    def tick():
+        while not done.wait(0.5):
+            with lock:
+                if not done.is_set(): self.status.value = f"{what}... {time.perf_counter()-start:.0f} s"
+    self._thread = threading.Thread(target=body, name=f'xdeploy {what}', daemon=True)
+    self._thread.start()
+    threading.Thread(target=tick, daemon=True).start()
+
+# %% ../nbs/09_widgets.ipynb #c8d9e0f1
+@patch
+def wait(self:Panel, timeout:float=None # Seconds; None: as long as it takes
+        )->Panel:
+    "Block until the running job is done (for code and tests)."
+    try:
+        if self._thread is not None: self._thread.join(timeout)
+    except KeyboardInterrupt: self.stop(); self._thread.join(); raise
+    return self
+
+# %% ../nbs/09_widgets.ipynb #34356adc
+def _img()->W.Image:
+    "An image widget for PNG bytes, shown only while it has some."
+    img = W.Image(format='png', layout=W.Layout(max_width='100%', display='none'))
+    img.observe(lambda c: setattr(img.layout, 'display', None if c['new'] else 'none'), 'value')
+    return img
+
+_ST = dict(description_width='initial')  # labels as wide as they need
+def _box(cls, value, description:str, width:str, **kw)->W.Widget:
+    "An input widget of class `cls` with its label and width."
+    return cls(value, description=description, style=_ST, layout=W.Layout(width=width), **kw)
+
+# %% ../nbs/09_widgets.ipynb #d01a54f7
+class TrainWidget(Panel):
+    "Pick data, look at it, find a learning rate, train with live progress and a Stop button, then see what the model gets wrong."
+    def __init__(self, source:str='shapes', # A folder of images, a CSV file, or a name from `SAMPLE_SETS`
+                 target:str=None, # The target column, for a CSV
+                 size:int=64, # Image size
+                 bs:int=16, # Batch size
+                 epochs:int=3, # Epochs of `fit_one_cycle`
+                 arch:str='tiny', # A name from `ARCHS` (tables: 'mlp')
+                 lr:float=1e-2 # Learning rate (Find LR fills in its suggestion)
+                ):
+        super().__init__()
+        self.dls = self.learn = self.suggested_lr = self.stopped = self.interpretation = None
+        self.on_trained = []  # functions called with the Learner after each fit
+        self._controls(source, target, size, bs, epochs, arch, lr)
+        self.counts,self.batch,self.lr_plot,self.chart,self.confusion,self.top_losses = W.HTML(),_img(),_img(),_img(),_img(),W.HTML()
+        self.progress,self.progress_text = W.IntProgress(0, min=0, max=1, description='Training', style=_ST, layout=W.Layout(width='30em')),W.HTML()
+        self.children = [W.HBox([self.source, self.target]), W.HBox([self.size, self.bs, self.load_button]), self.message,
+                         W.HBox([self.counts, self.batch]),
+                         W.HBox([self.arch, self.epochs, self.lr, self.lr_button, self.fit_button, self.stop_button]), self.status,
+                         W.HBox([self.progress, self.progress_text]), W.HBox([self.chart, self.lr_plot]), W.HBox([self.confusion, self.top_losses])]
+        self._source_changed()
+    def _free(self): return [self.stop_button]
+
+# %% ../nbs/09_widgets.ipynb #3a4b5c6d
+@patch
+def _controls(self:TrainWidget, source, target, size, bs, epochs, arch, lr):
+    "Make the inputs and buttons, and wire them to the methods."
+    self.source = W.Combobox(value=str(source), options=list(SAMPLE_SETS), description='Data', style=_ST,
+                             placeholder=f"a folder of images, a .csv file, or {', '.join(SAMPLE_SETS)}", layout=W.Layout(width='32em'))
+    self.target = W.Combobox(value=target or '', description='Target column (CSV)', style=_ST, layout=W.Layout(width='20em'))
+    self.size,self.bs = _box(W.BoundedIntText, size, 'Image size', '10em', min=8, max=1024),_box(W.BoundedIntText, bs, 'Batch size', '10em', min=1, max=4096)
+    self.arch = W.Dropdown(options=list(ARCHS), value=arch, description='Architecture', style=_ST)
+    self.epochs = _box(W.BoundedIntText, epochs, 'Epochs', '9em', min=1, max=1000)
+    self.lr = _box(W.BoundedFloatText, lr, 'Learning rate', '14em', min=1e-7, max=10, step=1e-3)
+    self.load_button,self.lr_button = W.Button(description='Load data', icon='folder-open'),W.Button(description='Find LR', icon='search')
+    self.fit_button = W.Button(description='Train', button_style='primary', icon='play')
+    self.stop_button = W.Button(description='Stop', button_style='danger', icon='stop', disabled=True)
+    for b,name in [(self.load_button, 'load'), (self.lr_button, 'find_lr'), (self.fit_button, 'fit'), (self.stop_button, 'stop')]:
+        b.on_click(lambda _, name=name: getattr(self, name)())
+    self.source.observe(self._source_changed, 'value')
+
+# %% ../nbs/09_widgets.ipynb #5c6d7e8f
+@patch
+def _source_changed(self:TrainWidget, change=None):
+    "Offer the columns of a CSV as targets."
+    p = Path(self.source.value).expanduser()
+    if p.suffix.lower() == '.csv' and p.is_file():
+        try: self.target.options = list(read_csv_table(p).columns)
+        except XDeployError as e: self.show_error(e)
+    elif self.source.value == 'penguins': self.target.options = ['species']
+
+# %% ../nbs/09_widgets.ipynb #7e8f90a1
+@patch
+def _data_choice(self:TrainWidget)->tuple:
+    "The data as chosen now: source, target, image size, batch size."
+    return self.source.value.strip(),self.target.value.strip() or None,self.size.value,self.bs.value
+
+# %% ../nbs/09_widgets.ipynb #8f90a1b2
+@patch
+def _load(self:TrainWidget):
+    "Make the DataLoaders from the chosen source; show class counts and a sample batch (or the first rows)."
+    self.counts.value,self.batch.value,self.dls,self.learn = '',b'',None,None
+    dls = dls_from_source(*self._data_choice()[:2], size=self.size.value, bs=self.bs.value)
+    self.dls,self._loaded,self.arch.options = dls,self._data_choice(),archs_for(dls)
+    self.counts.value = counts_html(dls) + ('<br>' + rows_html(dls) if is_tabular(dls) else '')
+    if not is_tabular(dls): self.batch.value = png(batch_figure(dls))
+    self.say(f"Loaded {self.source.value}: {getattr(dls, 'c', '')} classes: {', '.join(map(str, getattr(dls, 'vocab', [])))}")
+
+# %% ../nbs/09_widgets.ipynb #90a1b2c3
+@patch
+def load(self:TrainWidget, background:bool=True # Run in a thread
+        ):
+    "Make the DataLoaders from the chosen source; show class counts and a sample batch."
+    self.run_job('Loading data', self._load, background)
+
+# %% ../nbs/09_widgets.ipynb #c3d4e5f6
+@patch
+def _learner(self:TrainWidget):
+    "The Learner for the chosen data and architecture (`learner_for`), made anew when they changed."
+    if self.dls is None or self._loaded != self._data_choice(): self._load()
+    if self.learn is None or getattr(self, '_arch_of', None) != self.arch.value:
+        self.learn,self._arch_of = learner_for(self.dls, self.arch.value),self.arch.value
+    return self.learn
+
+# %% ../nbs/09_widgets.ipynb #e5f60718
+@patch
+def _start(self:TrainWidget, what:str # 'Training' or 'Finding LR'
+          ):
+    "A fresh stopper and progress bar for the job about to start."
+    if self.busy: return
+    self._stopper,self.stop_button.disabled = StopAfterBatch(),False
+    self.progress.description,self.progress.value,self.progress.bar_style,self.progress_text.value = what,0,'',''
+
+# %% ../nbs/09_widgets.ipynb #f6071829
+@patch
+def _callbacks(self:TrainWidget, what:str # 'Training' or 'Finding LR'
+              )->list:
+    "The stopper, and a `TrainingProgress` that shows the state on the progress bar (and the loss chart, when training)."
+    last = [0.]
+    def report(s):
+        self.progress.max,self.progress.value,self.progress_text.value = max(s['total'], 1),s['done'],progress_text(s)
+        if what == 'Training' and (s['event'] == 'epoch' or time.perf_counter()-last[0] > 0.3):
+            self.chart.value,last[0] = png(loss_figure(s)),time.perf_counter()
+    return [self._stopper, TrainingProgress(report)]
+
+# %% ../nbs/09_widgets.ipynb #18293a4b
+@patch
+def find_lr(self:TrainWidget, background:bool=True # Run in a thread
+           ):
+    "Run fastai's `lr_find`, plot it, and put its suggestion in the learning-rate box."
+    def job():
+        learn = self._learner()
+        try:
+            with stop_on_interrupt(self._stopper), learn.no_bar(), learn.no_logging(), learn.added_cbs(self._callbacks('Finding LR')):
+                res = learn.lr_find(show_plot=False)
+        finally: self.stop_button.disabled = True
+        self.suggested_lr = float(res.valley)
+        self.lr.value = float(f'{self.suggested_lr:.2g}')
+        self.lr_plot.value = png(lr_figure(learn.recorder.lrs, learn.recorder.losses, self.suggested_lr))
+        self.say(f"Suggested learning rate: {self.suggested_lr:.2g}")
+    self._start('Finding LR')
+    self.run_job('Finding a learning rate', job, background)
+
+# %% ../nbs/09_widgets.ipynb #4b5c6d7f
+@patch
+def _show_interpretation(self:TrainWidget):
+    "The confusion matrix and the top losses of the Learner (`interpret`)."
+    self.interpretation = res = interpret(self.learn, k=6)
+    self.confusion.value = png(confusion_figure(res['confusion']))
+    self.top_losses.value = top_losses_html(res['top_losses'], thumbnails=not is_tabular(self.learn.dls))
+
+# %% ../nbs/09_widgets.ipynb #5c6d7e80
+@patch
+def fit(self:TrainWidget, background:bool=True # Run in a thread
+       ):
+    "Train with one-cycle for the chosen epochs; the live chart, then the confusion matrix and the top losses."
+    def job():
+        learn = self._learner()
+        self.confusion.value,self.top_losses.value,self.stopped = b'','',None
+        cbs = self._callbacks('Training')
+        try:
+            with stop_on_interrupt(self._stopper), learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(self.epochs.value, self.lr.value, cbs=cbs)
+        finally: self.stop_button.disabled = True
+        self.stopped = self._stopper.stopped
+        self.progress.bar_style = 'warning' if self.stopped else 'success'
+        self.say(fit_summary(learn, self.stopped, self.progress.value, self.progress.max))
+        if hasattr(learn.dls, 'vocab'): self._show_interpretation()
+        for f in self.on_trained: f(learn)
+    self._start('Training')
+    self.run_job('Training', job, background)
+
+# %% ../nbs/09_widgets.ipynb #7e8f90a2
+@patch
+def stop(self:TrainWidget):
+    "Ask the running fit (or lr_find) to stop after the current batch."
+    if getattr(self, '_stopper', None) is not None: self._stopper.stop(); self.say("Stopping after this batch...")
+
+# %% ../nbs/09_widgets.ipynb #9a0b1c2d
+class ExportWidget(Panel):
+    "Export a Learner to a verified bundle: formats, variants, opset, folder; then the verification table and sizes."
+    def __init__(self, learn=None, # The Learner to export (settable later: `.learn`)
+                 path:str='bundle', # The bundle folder
+                 formats=('onnx',), # Formats ticked at first: some of 'onnx', 'torchscript', 'torch.export'
+                 variants=(), # Variants ticked at first: some of 'fp16', 'int8-static', 'int8-dynamic', 'optimized'
+                 opset:int=18 # ONNX opset
+                ):
+        super().__init__()
+        self.learn,self.bundle,self.on_exported = learn,None,[]
+        self.formats = {f: W.Checkbox(f in formats, description=f, indent=False, layout=W.Layout(width='9em')) for f,e in FORMATS.items() if e.export}
+        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='8em')) for v in VARIANTS}
+        self.variants['fp32'].value,self.variants['fp32'].disabled = True,True  # always exported: the reference
+        self.opset,self.path = _box(W.BoundedIntText, opset, 'ONNX opset', '10em', min=13, max=23),_box(W.Text, str(path), 'Output folder', '30em')
+        self.overwrite = W.Checkbox(True, description='replace an existing bundle', indent=False)
+        self.export_button,self.report = W.Button(description='Export', button_style='primary', icon='box'),W.HTML()
+        self.export_button.on_click(lambda _: self.export())
+        self.children = [W.HBox([W.Label('Formats'), *self.formats.values()]), W.HBox([W.Label('Variants'), *self.variants.values()]),
+                         W.HBox([self.opset, self.path, self.overwrite]), self.export_button, self.status, self.message, self.report]
+
+# %% ../nbs/09_widgets.ipynb #de1f494f
+@patch
+def export(self:ExportWidget, background:bool=True # Run in a thread
+          ):
+    "Export `self.learn` with the chosen options; show the verification table and the artifact sizes."
+    def job():
+        if self.learn is None: raise XDeployError("There is no Learner to export.", "Train one first (the Train tab), or set `.learn`.")
+        fmts = [f for f,c in self.formats.items() if c.value]
+        if not fmts: raise XDeployError("No format is chosen.", "Tick at least one format, e.g. onnx.")
+        variants = [v for v,c in self.variants.items() if v != 'fp32' and c.value]
+        self.report.value = ''
+        self.bundle = export_bundle(self.learn, Path(self.path.value).expanduser(), formats=fmts, variants=variants,
+                                    opset=self.opset.value, overwrite=self.overwrite.value)
+        self.report.value,left = bundle_html(self.bundle),self.bundle.manifest.get('rejected', [])
+        self.say(f"Exported and verified: {len(self.bundle.artifacts)} artifact(s), all faithful"
+                 + (f"; {len(left)} variant(s) left out, see below." if left else "."))
+        for f in self.on_exported: f(self.bundle)
+    self.run_job('Exporting', job, background)
+
+# %% ../nbs/09_widgets.ipynb #2d3e4f51
 class RunWidget(Panel):
     "Run a bundle on a device: upload an image, pick a validation item or enter a row; see predictions and latency; benchmark."
     def __init__(self, bundle=None, # A bundle folder (or `Bundle`)
@@ -384,100 +499,113 @@ class RunWidget(Panel):
                  device:str='auto' # A name from `list_devices()`, or 'auto'
                 ):
         super().__init__()
-        st = dict(description_width='initial')
-        self.path = W.Text('', description='Bundle', style=st, layout=W.Layout(width='30em'))
-        names = list(dict.fromkeys(['auto', *list_devices().names()]))
-        self.device = W.Dropdown(options=names, value=device, description='Device', style=st)
-        self.variant = W.Dropdown(options=['fp32'], value='fp32', description='Variant', style=st)
+        self.path = _box(W.Text, '', 'Bundle', '30em')
+        self.device = W.Dropdown(options=list(dict.fromkeys(['auto', *list_devices().names()])), value=device, description='Device', style=_ST)
+        self.variant = W.Dropdown(options=['fp32'], value='fp32', description='Variant', style=_ST)
         self.upload = W.FileUpload(accept='image/*', multiple=False, description='Upload image')
-        self.item = W.Dropdown(options=[], description='Validation item', style=st, layout=W.Layout(width='30em'))
-        self.row = W.Textarea(placeholder='{"column": value, ...}', description='Row (JSON)', style=st, layout=W.Layout(width='40em', height='6em'))
-        self.predict_button = W.Button(description='Predict', button_style='primary', icon='play')
-        self.bench_button = W.Button(description='Benchmark', icon='tachometer')
-        self.chart,self.result,self.bench_table,self.bench_plot = _img(),W.HTML(),W.HTML(),_img()
-        self.predictor,self.prediction,self.latency_ms,self.bench_report = None,None,None,None
-        self.upload.observe(lambda c: self._predict_upload(), 'value')
-        self.item.observe(lambda c: self.predict() if c['new'] is not None else None, 'value')
-        self.predict_button.on_click(lambda _: self.predict())
-        self.bench_button.on_click(lambda _: self.benchmark())
-        self.path.observe(lambda c: self._bundle_changed(), 'value')
-        self.device.observe(lambda c: setattr(self, 'predictor', None), 'value')
-        self.variant.observe(lambda c: setattr(self, 'predictor', None), 'value')
-        self.inputs = W.VBox()
+        self.item = W.Dropdown(options=[], description='Validation item', style=_ST, layout=W.Layout(width='30em'))
+        self.row = W.Textarea(placeholder='{"column": value, ...}', description='Row (JSON)', style=_ST, layout=W.Layout(width='40em', height='6em'))
+        self.predict_button,self.bench_button = W.Button(description='Predict', button_style='primary', icon='play'),W.Button(description='Benchmark', icon='tachometer')
+        self.chart,self.result,self.bench_table,self.bench_plot,self.inputs = _img(),W.HTML(),W.HTML(),_img(),W.VBox()
+        self.predictor,self.prediction,self.latency_ms,self.bench_report,self.manifest = None,None,None,None,None
+        self._wire()
         self.children = [W.HBox([self.path, self.device, self.variant]), self.inputs, self.message,
                          W.HBox([self.chart, self.result]), W.HBox([self.bench_button, self.status]), self.bench_table, self.bench_plot]
         self.learn = learn
         if bundle is not None: self.path.value = str(getattr(bundle, 'path', bundle))
 
-    def set_bundle(self, bundle, # A bundle folder, or a `Bundle`
-                   learn=None # The Learner it came from, for validation items
-                  ):
-        "Show `bundle` (a folder or `Bundle`), with validation items from `learn`."
-        if learn is not None: self.learn = learn
-        self.path.value = str(getattr(bundle, 'path', bundle))
-        self._bundle_changed()
+# %% ../nbs/09_widgets.ipynb #4f506173
+@patch
+def _wire(self:RunWidget):
+    "Connect the controls to the methods."
+    self.upload.observe(lambda c: self._predict_upload(), 'value')
+    self.item.observe(lambda c: self.predict() if c['new'] is not None else None, 'value')
+    self.predict_button.on_click(lambda _: self.predict())
+    self.bench_button.on_click(lambda _: self.benchmark())
+    self.path.observe(lambda c: self._bundle_changed(), 'value')
+    for w in (self.device, self.variant): w.observe(lambda c: setattr(self, 'predictor', None), 'value')
 
-    def _bundle_changed(self):
-        self.predictor,self.manifest,self.message.value = None,None,''
-        try: self.manifest = m = read_manifest(Path(self.path.value).expanduser())
-        except Exception as e: return self.show_error(e) if self.path.value else None
-        self.variant.options = list(dict.fromkeys(a.get('variant', 'fp32') for a in m['artifacts'] if a['format'] == 'onnx')) or ['fp32']
-        tabular = m['preprocessing']['kind'] == 'tabular'
-        with self.item.hold_trait_notifications():
-            if self.learn is None: self.item.options = []
-            elif tabular: self.item.options = []
-            else: self.item.options = [(Path(p).name, str(p)) for p in self.learn.dls.valid_ds.items[:50]]
-            self.item.value = None
-        if tabular:
-            if self.learn is not None: self.row.value = json.dumps(_first_row(self.learn))
-            self.inputs.children = [self.row, self.predict_button]
-        else: self.inputs.children = [W.HBox([self.upload, self.item])]
+# %% ../nbs/09_widgets.ipynb #6172839b
+def _first_row(learn)->dict:
+    "The first validation row of a tabular Learner as a person would enter it: its input columns, raw values (`reference_items`), floats rounded."
+    row = reference_items(learn, n=1)[0]
+    names = [c for c in learn.dls.cat_names if not c.endswith('_na')] + list(learn.dls.cont_names)
+    plain = lambda v: round(float(v), 4) if isinstance(v, float) else v.item() if hasattr(v, 'item') else v
+    return {c: plain(row[c]) for c in names}
 
-    def _predictor(self)->Predictor:
-        if self.predictor is None:
-            if not self.path.value: raise XDeployError("No bundle is chosen.", "Export one (the Export tab), or type its folder.")
-            kw = {} if self.variant.value == 'fp32' else dict(variant=self.variant.value)
-            self.predictor = Predictor(Path(self.path.value).expanduser(), device=self.device.value, **kw)
-        return self.predictor
+# %% ../nbs/09_widgets.ipynb #72839a4c
+@patch
+def _bundle_changed(self:RunWidget):
+    "Read the new bundle's manifest; offer its variants, and the inputs its kind takes."
+    self.predictor,self.manifest,self.message.value = None,None,''
+    try: self.manifest = m = read_manifest(Path(self.path.value).expanduser())
+    except Exception as e: return self.show_error(e) if self.path.value else None
+    self.variant.options = list(dict.fromkeys(a.get('variant', 'fp32') for a in m['artifacts'] if not FORMATS[a['format']].runs_code)) or ['fp32']
+    tabular = m['preprocessing']['kind'] == 'tabular'
+    with self.item.hold_trait_notifications():
+        self.item.options = [] if self.learn is None or tabular else [(Path(p).name, str(p)) for p in self.learn.dls.valid_ds.items[:50]]
+        self.item.value = None
+    if tabular:
+        if self.learn is not None: self.row.value = json.dumps(_first_row(self.learn))
+        self.inputs.children = [self.row, self.predict_button]
+    else: self.inputs.children = [W.HBox([self.upload, self.item])]
 
-    def predict(self, item=None # An image (path, bytes, ...) or a row (dict); None: the chosen item or row
-               ):
-        "Predict `item` (default: the chosen validation item, or the row); show the bar chart and the latency."
-        try:
-            if item is None: item = json.loads(self.row.value) if self.manifest and self.manifest['preprocessing']['kind'] == 'tabular' else self.item.value
-            if item is None: raise XDeployError("There is nothing to predict.", "Upload an image or pick a validation item.")
-            p = self._predictor()
-            start = time.perf_counter()
-            pred = p.predict(item)
-            self.latency_ms = (time.perf_counter() - start)*1e3
-        except json.JSONDecodeError as e: return self.show_error(XDeployError(f"The row is not valid JSON ({e}).", 'Write it as {"column": value, ...}.'))
-        except Exception as e: return self.show_error(e)
-        self.error,self.message.value,self.prediction = None,'',pred
-        where = f"{self.latency_ms:.1f} ms on {p.device} ({p.artifact['format']}, {self.variant.value})"
-        if 'probs' in pred and 'label' in pred:
-            self.chart.value = png(prediction_figure(pred, self.manifest['labels']))
-            self.result.value = f"<b>{html.escape(str(pred['label']))}</b> ({max(pred['probs']):.0%})<br>latency {where}"
-        else: self.chart.value,self.result.value = b'',f"<b>{html.escape(str(pred.get('value', pred.get('labels'))))}</b><br>latency {where}"
-        return pred
+# %% ../nbs/09_widgets.ipynb #839a4b5d
+@patch
+def set_bundle(self:RunWidget, bundle, # A bundle folder, or a `Bundle`
+               learn=None # The Learner it came from, for validation items
+              ):
+    "Show `bundle` (a folder or `Bundle`), with validation items from `learn`."
+    if learn is not None: self.learn = learn
+    self.path.value = str(getattr(bundle, 'path', bundle))
+    self._bundle_changed()
 
-    def _predict_upload(self):
-        if not self.upload.value: return
-        f = self.upload.value[0]
-        return self.predict(bytes(f['content']))
+# %% ../nbs/09_widgets.ipynb #b5c6d7e9
+@patch
+def _predictor(self:RunWidget)->Predictor:
+    "The `Predictor` of the chosen bundle, device and variant (made once, until one of them changes)."
+    if self.predictor is None:
+        if not self.path.value: raise XDeployError("No bundle is chosen.", "Export one (the Export tab), or type its folder.")
+        kw = {} if self.variant.value == 'fp32' else dict(variant=self.variant.value)
+        self.predictor = Predictor(Path(self.path.value).expanduser(), device=self.device.value, **kw)
+    return self.predictor
 
-    def benchmark(self, background:bool=True, # Run in a thread
-                  **kw # More arguments of `bench`
-                 ):
-        "Benchmark the bundle on the chosen device (`xdeploy_nb.bench.bench`); show its table and plot."
-        def job():
-            path = Path(self.path.value).expanduser()
-            if not self.path.value: raise XDeployError("No bundle is chosen.", "Export one first.")
-            args = dict(devices=[self.device.value] if self.device.value != 'auto' else 'all', batch_sizes=(1, 8), min_time=0.2, progress=False)
-            self.bench_report = r = bench(path, **{**args, **kw})
-            cols = [c for c in ('format', 'device', 'variant', 'batch_size', 'p50_ms', 'p95_ms', 'items_per_s', 'error') if c in r.df.columns]
-            self.bench_table.value = _table(r.df[cols].dropna(axis=1, how='all'), index=False, float_format='{:.3g}'.format)
-            self.bench_plot.value = png(r.plot())
-        self.run_job('Benchmarking', job, background)
+# %% ../nbs/09_widgets.ipynb #c6d7e8fa
+@patch
+def predict(self:RunWidget, item=None # An image (path, bytes, ...) or a row (dict); None: the chosen item or row
+           ):
+    "Predict `item` (default: the chosen validation item, or the row); show the bar chart and the latency."
+    try:
+        if item is None: item = json.loads(self.row.value) if self.manifest and self.manifest['preprocessing']['kind'] == 'tabular' else self.item.value
+        if item is None: raise XDeployError("There is nothing to predict.", "Upload an image or pick a validation item.")
+        p,start = self._predictor(),time.perf_counter()
+        pred = p.predict(item)
+        self.latency_ms = (time.perf_counter() - start)*1e3
+    except json.JSONDecodeError as e: return self.show_error(XDeployError(f"The row is not valid JSON ({e}).", 'Write it as {"column": value, ...}.'))
+    except Exception as e: return self.show_error(e)
+    self.error,self.message.value,self.prediction = None,'',pred
+    self.chart.value = png(prediction_figure(pred, self.manifest['labels'])) if 'probs' in pred and 'label' in pred else b''
+    self.result.value = prediction_html(pred, f"{self.latency_ms:.1f} ms on {p.device} ({p.artifact['format']}, {self.variant.value})")
+    return pred
+
+# %% ../nbs/09_widgets.ipynb #e8f9a0bc
+@patch
+def _predict_upload(self:RunWidget):
+    "Predict the uploaded file, if there is one."
+    if self.upload.value: return self.predict(bytes(self.upload.value[0]['content']))
+
+# %% ../nbs/09_widgets.ipynb #f9a0b1cd
+@patch
+def benchmark(self:RunWidget, background:bool=True, # Run in a thread
+              **kw # More arguments of `bench`
+             ):
+    "Benchmark the bundle on the chosen device (`xdeploy_nb.bench.bench`); show its table and plot."
+    def job():
+        if not self.path.value: raise XDeployError("No bundle is chosen.", "Export one first.")
+        args = dict(devices=[self.device.value] if self.device.value != 'auto' else 'all', batch_sizes=(1, 8), min_time=0.2, progress=False)
+        self.bench_report = r = bench(Path(self.path.value).expanduser(), **{**args, **kw})
+        self.bench_table.value,self.bench_plot.value = bench_html(r),png(r.plot())
+    self.run_job('Benchmarking', job, background)
 
 # %% ../nbs/09_widgets.ipynb #78cb7d39
 class Studio(W.Tab):
@@ -491,6 +619,10 @@ class Studio(W.Tab):
         self.train.on_trained.append(lambda learn: setattr(self.export, 'learn', learn))
         self.export.on_exported.append(lambda b: self.run.set_bundle(b, self.export.learn))
     @property
-    def learn(self): return self.train.learn
+    def learn(self):
+        "The Learner of the Train tab."
+        return self.train.learn
     @property
-    def bundle(self): return self.export.bundle
+    def bundle(self):
+        "The bundle of the Export tab."
+        return self.export.bundle

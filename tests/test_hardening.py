@@ -1,0 +1,78 @@
+"""Findings of the adversarial review, each made impossible: code-running artifacts need consent, what is hashed is
+what is loaded, external data is refused, and a fixed-batch export works. (Non-finite values, manifest validation,
+atomicity and the CLI are in test_fuzz.py and test_atomic.py.)"""
+import json, shutil
+import numpy as np, pytest, torch
+import xdeploy_nb.train  # fastai, quietly
+from xdeploy_nb.core import FORMATS, XDeployError, file_sha256, read_manifest
+from xdeploy_nb.data import make_image_folder
+from xdeploy_nb.train import image_dls, image_learner
+from xdeploy_nb.export import export_bundle
+from xdeploy_nb.runtime import Predictor
+from xdeploy_nb.verify import verify_bundle
+from xdeploy_nb.bench import bench
+
+@pytest.fixture(scope='module')
+def learn():
+    learn = image_learner(image_dls(make_image_folder(classes=3, n_train=12, n_valid=6, size=24), size=16, bs=6))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
+    return learn
+
+@pytest.fixture(scope='module')
+def bundle(learn, tmp_path_factory):
+    path = tmp_path_factory.mktemp('h')/'b'
+    export_bundle(learn, path, formats=('onnx', 'torchscript'))
+    return path
+
+def _rehash(path, file):
+    m = json.loads((path/'manifest.json').read_text())
+    a = next(a for a in m['artifacts'] if a['file'] == file)
+    a.update(sha256=file_sha256(path/file), size=(path/file).stat().st_size)
+    (path/'manifest.json').write_text(json.dumps(m))
+
+class Evil(torch.nn.Module):
+    "A TorchScript module whose loading is harmless but whose running writes a file outside the bundle."
+    def __init__(self, target:str): super().__init__(); self.target = target
+    def forward(self, image):
+        torch.save(torch.zeros(1), self.target)  # a side effect: any code can run here
+        return torch.zeros(image.shape[0], 3).softmax(-1)
+
+def test_torchscript_needs_consent(bundle, learn, tmp_path):
+    evil = tmp_path/'evil'; shutil.copytree(bundle, evil)
+    target = tmp_path/'pwned'
+    torch.jit.script(Evil(str(target))).save(str(evil/'model.ts'))
+    _rehash(evil, 'model.ts')  # the attacker updates the manifest too
+    with pytest.raises(XDeployError, match='trust_code=True'): Predictor(evil, format='torchscript')
+    assert FORMATS['torchscript'].runs_code and FORMATS['torch.export'].runs_code and not FORMATS['onnx'].runs_code
+    r = bench(evil, batch_sizes=(1,), min_time=0.01, min_runs=1, progress=False)  # formats='all': ONNX only by default
+    assert {row['format'] for row in r.rows} == {'onnx'} and not target.exists()
+    rep = verify_bundle(evil, learn)
+    assert [row['passed'] for row in rep.rows] == [True, False] and 'trust_code' in rep.rows[1]['problem'] and not target.exists()
+    Predictor(evil, format='torchscript', trust_code=True).predict(str(learn.dls.valid_ds.items[0]))
+    assert target.exists()  # with consent it runs: which is why it needs consent
+
+def test_what_is_hashed_is_what_is_loaded(bundle, learn, tmp_path, monkeypatch):
+    "The model file swapped for another after its hash was checked: the checked bytes are what runs."
+    d = tmp_path/'b'; shutil.copytree(bundle, d)
+    item = str(learn.dls.valid_ds.items[0])
+    want = Predictor(d, device='cpu').predict(item)
+    runner = FORMATS['onnx'].runner
+    def swap_then_run(path, m, a, data, *args):
+        (path/a['file']).write_bytes(b'not the model that was hashed')  # the swap, between check and load
+        return runner(path, m, a, data, *args)
+    monkeypatch.setattr(FORMATS['onnx'], 'runner', swap_then_run)
+    assert Predictor(d, device='cpu').predict(item) == want
+
+def test_external_data_is_refused(bundle, tmp_path):
+    import onnx
+    d = tmp_path/'b'; shutil.copytree(bundle, d)
+    model = onnx.load(str(d/'model.onnx'))
+    onnx.save(model, str(d/'model.onnx'), save_as_external_data=True, all_tensors_to_one_file=True, location='model.onnx.data', size_threshold=0)
+    _rehash(d, 'model.onnx')
+    with pytest.raises(XDeployError, match='external data'): Predictor(d, device='cpu')
+
+def test_fixed_batch_export(learn, tmp_path):
+    b = export_bundle(learn, tmp_path/'fixed', formats=('onnx', 'torchscript'), dynamic_batch=False)
+    assert b.report.passed, b.report
+    m = read_manifest(tmp_path/'fixed')
+    assert all(set(a['eager_max_abs_diff']) == {'8'} for a in m['artifacts']), [a['eager_max_abs_diff'] for a in m['artifacts']]
