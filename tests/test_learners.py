@@ -1,6 +1,6 @@
 """Every fastai Learner a user brings (issue 12): each supported kind of Learner, built the ordinary fastai way, exports a bundle
 whose Predictor agrees with `learn.predict` on raw inputs; each unsupported one is refused at the start with what to do."""
-import json, shutil, sys, warnings
+import json, shutil, sys, time, warnings
 import numpy as np, pandas as pd, pytest
 from torch import nn
 from conftest import run
@@ -46,8 +46,16 @@ def outputs_vs_predict(learn, bundle, items)->tuple:
 
 def check_agrees(learn, bundle, items, atol=1e-4):
     d,top1 = outputs_vs_predict(learn, bundle, items)
+    print(f"vs learn.predict on {len(items)} raw items: max abs diff {d:.2g}, top-1 agreement {top1:.0%}")
     assert d <= atol and top1 == 1., (d, top1)
     return d
+
+def export(learn, path, **kw):
+    "`export_bundle` of the ONNX model, timed (`pytest -s` shows it)."
+    t0 = time.perf_counter()
+    b = export_bundle(learn, path, formats=('onnx',), **kw)
+    print(f"\n{path.parent.name}: exported in {time.perf_counter() - t0:.1f} s; {b.report}")
+    return b
 
 # --- 1. DataFrame / CSV-built image Learners: reference items from the Learner's own getter
 
@@ -62,7 +70,7 @@ def test_dataframe_built_image_learner(shapes, tmp_path, make):
     path,df = shapes
     dls = make(path, df)
     learn = Learner(dls, tiny_cnn(dls.c))
-    b = export_bundle(learn, tmp_path/'b', formats=('onnx',))
+    b = export(learn, tmp_path/'b')
     assert b.report.passed and b.report.rows[0]['n'] == 9 and b.manifest['labels'] == ['circle', 'square', 'triangle']
     check_agrees(learn, tmp_path/'b', valid_files(path, df))
 
@@ -71,7 +79,7 @@ def test_multi_label_from_a_label_column(shapes, tmp_path):
     dls = DataBlock((ImageBlock, MultiCategoryBlock), get_x=ColReader('fname', pref=path), get_y=ColReader('tags', label_delim=' '),
                     splitter=ColSplitter('is_valid'), item_tfms=Resize(24)).dataloaders(df, bs=8)
     learn = Learner(dls, tiny_cnn(dls.c), loss_func=BCEWithLogitsLossFlat(thresh=0.45))
-    b = export_bundle(learn, tmp_path/'b', formats=('onnx',))
+    b = export(learn, tmp_path/'b')
     assert b.manifest['task'] == 'multi_label' and b.manifest['outputs'][0]['threshold'] == 0.45
     files = valid_files(path, df)
     check_agrees(learn, tmp_path/'b', files)
@@ -85,7 +93,7 @@ def test_image_regression_with_two_outputs(shapes, tmp_path):
     dls = DataBlock((ImageBlock, RegressionBlock(n_out=2)), get_x=ColReader('fname', pref=path), get_y=ColReader(['x', 'y']),
                     splitter=ColSplitter('is_valid'), item_tfms=Resize(24)).dataloaders(df, bs=8)
     learn = Learner(dls, tiny_cnn(2), loss_func=MSELossFlat())
-    b = export_bundle(learn, tmp_path/'b', formats=('onnx',))
+    b = export(learn, tmp_path/'b')
     assert (b.manifest['task'], b.manifest['labels'], b.manifest['outputs'][0]['shape']) == ('regression', ['x', 'y'], ['batch', 2])
     files = valid_files(path, df)
     check_agrees(learn, tmp_path/'b', files)
@@ -99,7 +107,7 @@ def test_tabular_regression_with_two_targets(penguins, tmp_path):
     df = penguins.dropna(subset=['body_mass_g', 'flipper_length_mm']).reset_index(drop=True)
     targets = ['body_mass_g', 'flipper_length_mm']
     learn = tabular_learner(_tabular(df, targets, cont_names=['bill_length_mm', 'bill_depth_mm'], y_block=RegressionBlock()), layers=[16])
-    b = export_bundle(learn, tmp_path/'b', formats=('onnx',))
+    b = export(learn, tmp_path/'b')
     assert (b.manifest['labels'], b.manifest['outputs'][0]['shape']) == (targets, ['batch', 2])
     check_agrees(learn, tmp_path/'b', [df.iloc[i].drop(targets) for i in range(0, 40, 5)])
 
@@ -112,9 +120,9 @@ def test_tabular_regression_in_the_thousands(penguins, tmp_path, monkeypatch):
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
     seen,export = [],FORMATS['onnx'].export
     monkeypatch.setattr(FORMATS['onnx'], 'export', lambda *a, **kw: seen.append((kw['atol'], kw['rtol'])) or export(*a, **kw))
-    b = export_bundle(learn, tmp_path/'b', formats=('onnx',))
+    b = export(learn, tmp_path/'b')
     assert b.report.passed and seen == [(1e-4, 1e-5)]
-    export_bundle(learn, tmp_path/'c', formats=('onnx',), tolerance=1e-3, rtol=1e-4)
+    export(learn, tmp_path/'c', tolerance=1e-3, rtol=1e-4)
     assert seen[-1] == (1e-3, 1e-4)  # the caller's tolerance reaches the eager check
     check_agrees(learn, tmp_path/'b', [df.iloc[i].drop('body_mass_g') for i in range(0, 40, 5)], atol=1e-4 + 1e-5*6500)
 
@@ -124,7 +132,7 @@ def test_plain_pytorch_cross_entropy(shapes, tmp_path):
     path,df = shapes
     dls = _from_df(path, df)
     learn = Learner(dls, tiny_cnn(dls.c), loss_func=nn.CrossEntropyLoss())
-    b = export_bundle(learn, tmp_path/'b', formats=('onnx',))
+    b = export(learn, tmp_path/'b')
     assert (b.manifest['task'], b.manifest['outputs'][0]['activation']) == ('single_label', 'none')
     assert 'raw scores' in b._repr_markdown_()
     files = valid_files(path, df)
@@ -137,7 +145,7 @@ def test_plain_pytorch_bce_is_multi_label_on_raw_scores(shapes, tmp_path):
     dls = DataBlock((ImageBlock, MultiCategoryBlock), get_x=ColReader('fname', pref=path), get_y=ColReader('tags', label_delim=' '),
                     splitter=ColSplitter('is_valid'), item_tfms=Resize(24)).dataloaders(df, bs=8)
     learn = Learner(dls, tiny_cnn(dls.c), loss_func=nn.BCEWithLogitsLoss())
-    b = export_bundle(learn, tmp_path/'b', formats=('onnx',))
+    b = export(learn, tmp_path/'b')
     assert (b.manifest['task'], b.manifest['outputs'][0]['activation']) == ('multi_label', 'none')
     files = valid_files(path, df)
     check_agrees(learn, tmp_path/'b', files)
