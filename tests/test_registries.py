@@ -18,8 +18,8 @@ def toy_export(module, example_inputs, path, dynamic_batch=True, opset=18, check
     return dict(export_onnx(module, example_inputs, path, dynamic_batch=dynamic_batch, opset=opset, check=check, atol=atol, rtol=rtol),
                 format='toy', exporter='toy: the ONNX graph under another name')
 
-def toy_runner(path, m, a, device='auto', threads=None):
-    sess = ort.InferenceSession(str(path/a['file']), providers=['CPUExecutionProvider'])
+def toy_runner(path, m, a, data, device='auto', threads=None):
+    sess = ort.InferenceSession(data, providers=['CPUExecutionProvider'])
     out = m['outputs'][0]['name']
     return Runner(lambda feeds: sess.run([out], feeds)[0], 'cpu', 'the toy format runs on the CPU', ['CPUExecutionProvider'], 1)
 

@@ -674,7 +674,7 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
         write_manifest(d, m)
         report = verify_bundle(d, learn, items=items, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop,
                                trust_code=True, rtol=rtol)  # the artifacts it has just written itself
-        for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r['accuracy'])
+        for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))  # none: it did not run
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
         m['sample'] = _write_sample(d, learn, spec, items, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)
