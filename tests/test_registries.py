@@ -15,8 +15,8 @@ from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.bench import bench
 
 # A toy format: the ONNX graph saved under another name, run with onnxruntime on the CPU.
-def toy_export(module, example_inputs, path, dynamic_batch=True, opset=18, check=(1, 3, 8), atol=1e-4):
-    return dict(export_onnx(module, example_inputs, path, dynamic_batch=dynamic_batch, opset=opset, check=check, atol=atol),
+def toy_export(module, example_inputs, path, dynamic_batch=True, opset=18, check=(1, 3, 8), atol=1e-4, rtol=1e-5):
+    return dict(export_onnx(module, example_inputs, path, dynamic_batch=dynamic_batch, opset=opset, check=check, atol=atol, rtol=rtol),
                 format='toy', exporter='toy: the ONNX graph under another name')
 
 def toy_runner(path, m, a, data, device='auto', threads=None):
@@ -27,7 +27,7 @@ def toy_runner(path, m, a, data, device='auto', threads=None):
 
 # A toy task: a softmax classifier whose results are its two most probable labels.
 def top2(outputs, labels, output): return [dict(top2=[labels[i] for i in np.argsort(-r)[:2]], probs=r.tolist()) for r in outputs]
-def top2_agree(ref, out, output, tolerance):
+def top2_agree(ref, out, output, atol, rtol):
     same = (np.sort(np.argsort(-ref, 1)[:, :2], 1) == np.sort(np.argsort(-out, 1)[:, :2], 1)).all(1)
     return same,np.zeros(len(ref), bool)
 def top2_accuracy(outputs, targets, output): return float((np.argsort(-outputs, 1)[:, :2] == targets.reshape(-1, 1)).any(1).mean())
@@ -35,7 +35,7 @@ def top2_accuracy(outputs, targets, output): return float((np.argsort(-outputs, 
 def register():
     FORMATS['toy'] = Format('model.toy', runner=toy_runner, export=toy_export)
     TASKS['top2'] = Task('softmax', top2, top2_agree, 'top2_accuracy', top2_accuracy, fits=lambda n, n_labels: n == n_labels,
-                         labels=lambda learn: [str(o) for o in learn.dls.vocab])
+                         labels=lambda learn, n_out=None: [str(o) for o in learn.dls.vocab])
 
 if os.environ.get('TOY_PLUGIN'): register()
 

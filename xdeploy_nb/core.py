@@ -195,7 +195,7 @@ class Format:
     runs_code:bool=False # Can loading it execute code? Such artifacts load only when the caller opts in
     needs_torch:bool=False # Does running it need torch?
     runner:Callable=None # `runner(path, manifest, artifact, device, threads)` -> `Runner`
-    export:Callable=None # `export(module, example_inputs, path, dynamic_batch, opset, check, atol)` -> info dict (train side)
+    export:Callable=None # `export(module, example_inputs, path, dynamic_batch, opset, check, atol, rtol)` -> info dict (checked `within_tolerance`) (train side)
     device_kind:str='onnxruntime' # Whose devices run it: 'onnxruntime' (`list_devices().names()`) or 'torch'
 
 # %% ../nbs/00_core.ipynb #reg00006
@@ -219,15 +219,15 @@ class Variant:
 @dataclass
 class Task:
     "What a model's outputs mean: activation, how rows become results, how two outputs agree, the metric."
-    activation:str # 'softmax', 'sigmoid' or 'none': applied inside the exported graph
+    activation:str # 'softmax', 'sigmoid' or 'none': what its usual losses apply (the graph applies the Learner's own, as fastai does)
     decode:Callable # `decode(outputs, labels, output)` -> a plain dict per row (`output`: the manifest's output entry)
-    agree:Callable # `agree(ref, out, output, tolerance)` -> (same, tie): per-row bool arrays
+    agree:Callable # `agree(ref, out, output, atol, rtol)` -> (same, tie): per-row bool arrays
     metric:str # Name of the metric `score` computes
     score:Callable # `score(outputs, targets, output)` -> float
     lower_is_better:bool=False # Is a lower score better (errors), or a higher one (accuracies)?
     losses:tuple=() # Names of the loss classes that mean this task
     fits:Callable=None # `fits(n_outputs, n_labels)` -> bool: can a model with this output width be this task?
-    labels:Callable=None # `labels(learn)` -> output names (train side)
+    labels:Callable=None # `labels(learn, n_out)` -> output names, for a model of `n_out` outputs if known (train side)
     output:Callable=None # `output(learn)` -> extra fields of the manifest's output entry, e.g. a threshold (train side)
 
 # %% ../nbs/00_core.ipynb #reg00009
@@ -313,9 +313,10 @@ MANIFEST_SCHEMA = {
     'schema_version': Doc(Version(SCHEMA_VERSION, 'manifest schema'),
         "The layout of this manifest. It grows only for changes an older reader cannot ignore; a reader refuses a larger "
         "one than it knows (the Python runtime says: upgrade xdeploy_nb), and ignores fields it does not know in a version it reads."),
-    'task': Doc(TASKS, "What the outputs mean. single_label: one class per item; the outputs are softmax probabilities and the "
-        "prediction is the label with the highest one. multi_label: an independent yes/no per label; the outputs are sigmoid "
-        "probabilities and a label is predicted when its probability is >= the output's threshold. regression: the outputs "
+    'task': Doc(TASKS, "What the outputs mean. single_label: one class per item; the outputs are softmax probabilities (or raw scores, "
+        "where the output's activation is 'none') and the prediction is the label with the highest one. multi_label: an "
+        "independent yes/no per label; the outputs are sigmoid probabilities and a label is predicted when its probability is "
+        ">= the output's threshold (raw scores, where the activation is 'none': >= logit(threshold)). regression: the outputs "
         "are the predicted values, one per label (the labels name the targets)."),
     'inputs': Doc([{'name': Doc(str, "The graph input this array is fed to, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
                     'layout?': Doc(str, "Image inputs: the order of the dimensions, 'NCHW' (batch, channels, height, width).")}],
@@ -329,7 +330,8 @@ MANIFEST_SCHEMA = {
         "every parameter a host needs. Steps marked in_graph are done by every model artifact itself; a host does the others."),
     'outputs': Doc([{'name': Doc(str, "The graph output, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
                      'activation': Doc(ACTIVATIONS, "What the graph applies last, so the outputs are already activated: 'softmax' "
-                                       "(over the last dimension), 'sigmoid' (each value) or 'none'."),
+                                       "(over the last dimension), 'sigmoid' (each value) or 'none' (the model's raw scores: the "
+                                       "Learner's loss had no activation, so fastai's own predictions are those scores too)."),
                      'threshold?': Doc(_num, "multi_label: a label is predicted when its probability is >= this.", minimum=0, maximum=1)}],
         "The model's outputs: one, of shape [batch, n], with n values per item, one per label in the order of labels."),
     'labels': Doc([str], "The class names in output order (regression: the names of the predicted targets). At least one, "
@@ -352,7 +354,8 @@ MANIFEST_SCHEMA = {
             'agreement?': Doc(_num, "Fraction of items with the same decision as the Learner (ties apart)."),
             'ties?': Doc(int, "Items where the Learner's decision was a tie (closer than the tolerance) and the artifact chose otherwise.", minimum=0),
             'max_abs_diff?': Doc((int, float, type(None)), "Largest absolute difference from the Learner's activated outputs (null: not measured)."),
-            'tolerance?': Doc(_num, "Largest difference allowed."),
+            'tolerance?': Doc(_num, "Largest difference allowed: the absolute tolerance atol of |out - ref| <= atol + rtol*|ref|."),
+            'rtol?': Doc(_num, "The relative tolerance rtol of |out - ref| <= atol + rtol*|ref| (missing: 0)."),
             'max_accuracy_drop?': Doc((int, float, type(None)), "int8 variants: the largest accuracy drop below the fp32 model allowed "
                                       "(they are judged by accuracy); null for the others."),
             'problem?': Doc(str, "What went wrong, when the artifact could not be run or compared.")},

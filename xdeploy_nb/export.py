@@ -16,12 +16,13 @@ from .core import (FORMATS, KINDS, SCHEMA_NAME, SCHEMA_VERSION, TASKS, VARIANTS,
 from .preprocess import image_spec, tabular_spec, BATCH_OPS
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .variants import check_variants, count_flops, make_variant, variant_file
-from .runtime import Predictor, prepare_inputs
+from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs, within_tolerance
 from .verify import VerifyReport, format_metric, kind_of, learner_outputs, reference_items, verify_bundle
 
 # %% auto #0
-__all__ = ['BATCH_TORCH_OPS', 'task_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph', 'export_artifact',
-           'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle', 'export_bundle']
+__all__ = ['BATCH_TORCH_OPS', 'task_of', 'activation_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph',
+           'export_artifact', 'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle',
+           'export_bundle']
 
 # %% ../nbs/05_export.ipynb #tk0ex001
 def _loss_name(learn)->str:
@@ -29,9 +30,9 @@ def _loss_name(learn)->str:
     lf = learn.loss_func
     return type(getattr(lf, 'func', lf) if type(lf).__name__ == 'BaseLoss' else lf).__name__
 
-def _n_labels(t:Task, learn)->int|None:
-    "How many outputs `learn` has for task `t`, or None if it has no such labels."
-    try: return len(t.labels(learn))
+def _n_labels(t:Task, learn, n_out:int=None)->int|None:
+    "How many outputs `learn` has for task `t` (a model of `n_out` outputs, if known), or None if it has no such labels."
+    try: return len(t.labels(learn, n_out))
     except Exception: return None
 
 # %% ../nbs/05_export.ipynb #tk0ex002
@@ -46,9 +47,26 @@ def task_of(learn:Learner, # A fastai Learner
     if not cands: raise XDeployError(f"Cannot tell the task from the loss function {name}.", f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle.")
     for n in cands:
         t = TASKS[n]
-        if n_out is None or t.fits is None or t.fits(n_out, _n_labels(t, learn)): return n
-    raise XDeployError(f"The loss {name} means {' or '.join(cands)}, but the model has {n_out} outputs for {_n_labels(TASKS[cands[0]], learn)} labels.",
+        if n_out is None or t.fits is None or t.fits(n_out, _n_labels(t, learn, n_out)): return n
+    raise XDeployError(f"The loss {name} means {' or '.join(cands)}, but the model has {n_out} outputs for {_n_labels(TASKS[cands[0]], learn, n_out)} labels.",
                        f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle, or check the model's last layer.")
+
+# %% ../nbs/05_export.ipynb #tk0ex003
+def activation_of(learn:Learner, # A fastai Learner
+                  n_out:int=2 # The model's output width
+                 )->str:
+    "The name of the activation fastai applies to `learn`'s outputs in `get_preds`: `getattr(learn.loss_func, 'activation', noop)`."
+    act = getattr(learn.loss_func, 'activation', None)
+    if act is None: return 'none'  # fastai's `noop`
+    x = torch.randn(5, max(int(n_out or 2), 2), generator=torch.Generator().manual_seed(0))*3
+    try:
+        with torch.no_grad(): y = act(x.clone())
+        for name,f in (('none', lambda x: x), ('softmax', lambda x: x.softmax(-1)), ('sigmoid', torch.sigmoid)):
+            if isinstance(y, torch.Tensor) and y.shape == x.shape and torch.allclose(y.float(), f(x), atol=1e-6): return name
+    except Exception: pass
+    raise XDeployError(f"The loss {_loss_name(learn)} applies an activation ({getattr(act, '__qualname__', act)}) that is not softmax, "
+                       "sigmoid or none, so the bundle cannot reproduce what fastai's get_preds returns.",
+                       "Use a loss whose activation is one of these (CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, or a plain PyTorch loss).")
 
 # %% ../nbs/05_export.ipynb #ev0ex001
 @contextlib.contextmanager
@@ -61,22 +79,35 @@ def _eval_mode(module):
         for m,f in flags.items(): m.training = f
 
 # %% ../nbs/05_export.ipynb #7cbf2b24
-def _output_width(learn)->int|None:
-    "The width of the model's output on one validation batch, or None where the Learner has no data (e.g. from `load_learner`)."
+def _output_shape(learn)->tuple|None:
+    "The shape of the model's output on one validation batch, or None where the Learner has no data (e.g. from `load_learner`)."
     try:
         xb = learn.dls.valid.one_batch()[:learn.dls.n_inp]
-        with _eval_mode(learn.model), torch.no_grad(): return int(learn.model(*xb).shape[-1])
+        with _eval_mode(learn.model), torch.no_grad(): out = learn.model(*xb)
+        return tuple(out.shape) if isinstance(out, torch.Tensor) else ('not one tensor',)
     except Exception: return None
+
+def _output_width(learn)->int|None:
+    "The width of the model's output, or None where the Learner has no data; refused unless it is one row of values per item."
+    shape = _output_shape(learn)
+    if shape is None: return None
+    if len(shape) != 2 or not isinstance(shape[-1], int): raise XDeployError(
+        f"The model returns outputs of shape {list(shape)} for a batch, not one row of values per item ([batch, n]), which is "
+        "what a bundle returns (classification, multi-label, regression).",
+        "Export a model whose output is [batch, n]; segmentation, text and other per-pixel or per-token outputs are not supported yet.")
+    return int(shape[-1])
 
 def spec_from_learner(learn:Learner, # A trained fastai Learner
                       task:str=None # Override the task read from the loss function
                      )->dict:
     "The deployment spec of `learn`: task, inputs, preprocessing, outputs and labels, as pure data."
     kind = kind_of(learn.dls)
-    io,task = KINDS[kind].spec(learn),task_of(learn, task, _output_width(learn))
+    n_out = _output_width(learn)
+    io,task = KINDS[kind].spec(learn),task_of(learn, task, n_out)
     t = TASKS[task]
-    labels = t.labels(learn)
-    out = dict(name='output', dtype='float32', shape=['batch', len(labels)], activation=t.activation, **(t.output(learn) if t.output else {}))
+    labels = t.labels(learn, n_out)
+    out = dict(name='output', dtype='float32', shape=['batch', len(labels)], activation=activation_of(learn, len(labels)),
+               **(t.output(learn) if t.output else {}))
     return dict(task=task, inputs=io['inputs'], preprocessing=dict(kind=kind, steps=io['steps'], spec=io['spec']), outputs=[out], labels=labels)
 
 # %% ../nbs/05_export.ipynb #kd0ex002
@@ -214,7 +245,8 @@ def export_artifact(module:nn.Module, # The graph to export
                     info:dict, # What the artifact record starts with (format, exporter, ...); filled and returned
                     dynamic_batch:bool=True, # Is the batch dimension symbolic? If not, check at the example's batch size only
                     check=(1, 3, 8), # Batch sizes for the check against the eager module
-                    atol:float=1e-4 # Largest difference allowed
+                    atol:float=TOLERANCE, # Absolute tolerance of that check: `|out - ref| <= atol + rtol*|ref|` (`within_tolerance`)
+                    rtol:float=RTOL # Relative tolerance of that check
                    )->dict:
     "Export `module` with `save`, reload it with `load` and check it against the eager module; no file is left if anything fails."
     path,inputs = Path(path),_example(example_inputs)
@@ -224,7 +256,7 @@ def export_artifact(module:nn.Module, # The graph to export
         with quiet(info) as ws:
             save(module, inputs, path, ws)
             if tw := _tracer_warnings(ws): raise _tracer_error(module, tw)
-            if check: _check_batches(module, load(path), inputs, check, atol, info)
+            if check: _check_batches(module, load(path), inputs, check, atol, info, rtol)
         info['seconds'] = round(time.perf_counter() - t0, 3)
     return info
 
@@ -260,16 +292,23 @@ def _max_abs_diff(a:list, b:list)->float:
     return max(float(np.abs(x.astype(np.float64) - y).max()) if x.size else 0. for x,y in zip(a, b))
 
 # %% ../nbs/05_export.ipynb #sk0ex005
-def _check_batches(module, run, inputs, batches, atol, info):
-    "Run the artifact (`run`, returning a list of arrays) and the eager `module` at each batch size; raise above `atol`."
-    diffs = {}
+def _within(a:list, b:list, atol:float, rtol:float)->bool:
+    "Are the arrays `b` within `within_tolerance` of the arrays `a` (same shapes)?"
+    return len(a) == len(b) and all(x.shape == y.shape and bool(within_tolerance(x, y, atol, rtol).all()) for x,y in zip(a, b))
+
+def _check_batches(module, run, inputs, batches, atol, info, rtol=RTOL):
+    "Run the artifact (`run`, returning a list of arrays) and the eager `module` at each batch size; raise unless `within_tolerance`."
+    diffs,bad = {},{}
     for bs in batches:
         xb = _resample(inputs, bs, seed=bs)
         with torch.no_grad(): ref = _arrays(module(*xb))
-        diffs[bs] = _max_abs_diff(ref, run(xb))
+        out = run(xb)
+        diffs[bs] = _max_abs_diff(ref, out)
+        if not _within(ref, out, atol, rtol): bad[bs] = diffs[bs]
     info['eager_max_abs_diff'] = {str(k): v for k,v in diffs.items()}
-    if bad := {bs: d for bs,d in diffs.items() if not d <= atol}:
-        raise ExportError(f"The exported {info['format']} artifact disagrees with the eager model at batch sizes {bad} (allowed {atol}).",
+    if bad:
+        raise ExportError(f"The exported {info['format']} artifact disagrees with the eager model at batch sizes {bad} "
+                          f"(allowed |diff| <= {atol:g} + {rtol:g}*|value|).",
                           "Report this as a bug of the exporter; meanwhile use another format.")
 
 # %% ../nbs/05_export.ipynb #sk0ex006
@@ -387,7 +426,8 @@ def export_onnx(module:nn.Module, # The graph to export (e.g. from `deploy_graph
                 dynamic_batch:bool=True, # Keep the batch dimension symbolic
                 opset:int=18, # ONNX opset
                 check=(1, 3, 8), # Batch sizes at which to check the artifact against the eager module
-                atol:float=1e-4, # Largest difference allowed in that check
+                atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
+                rtol:float=RTOL, # Relative tolerance of that check
                 output_names=('output',), # Names of the graph outputs
                 fallback:bool=True # Fall back to the legacy exporter if the torch.export-based one fails
                )->dict:
@@ -399,7 +439,7 @@ def export_onnx(module:nn.Module, # The graph to export (e.g. from `deploy_graph
         info['exporter'] = name
         try:
             export_artifact(module, example_inputs, path, lambda m, x, p, ws: save(m, x, p, input_names, output_names, opset, dynamic_batch),
-                            lambda p: _ort_runner(p, input_names), info, dynamic_batch, check, atol)
+                            lambda p: _ort_runner(p, input_names), info, dynamic_batch, check, atol, rtol)
             break
         except Exception as e:
             reason = e.problem if isinstance(e, XDeployError) else _short(e)
@@ -435,11 +475,12 @@ def export_torchscript(module:nn.Module, # The graph to export
                        dynamic_batch:bool=True, # Check at several batch sizes (a traced graph takes any batch size)
                        opset:int=None, # Not used: TorchScript has no opset
                        check=(1, 3, 8), # Batch sizes for the check against the eager module
-                       atol:float=1e-4 # Largest difference allowed
+                       atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
+                       rtol:float=RTOL # Relative tolerance of that check
                       )->dict:
     "Trace `module` with `torch.jit.trace` (checked at two batch sizes), save, reload and check it."
     return export_artifact(module, example_inputs, path, _ts_save, _ts_load, dict(format='torchscript', exporter='torch.jit.trace'),
-                           dynamic_batch, check, atol)
+                           dynamic_batch, check, atol, rtol)
 
 # %% ../nbs/05_export.ipynb #sk0ex020
 def _pt2_save(module, inputs, path, ws, dynamic_batch=True): torch.export.save(_capture(module, inputs, dynamic_batch), str(path))
@@ -454,11 +495,12 @@ def export_pt2(module:nn.Module, # The graph to export
                dynamic_batch:bool=True, # Keep the batch dimension symbolic
                opset:int=None, # Not used: an ExportedProgram has no opset
                check=(1, 3, 8), # Batch sizes for the check against the eager module
-               atol:float=1e-4 # Largest difference allowed
+               atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
+               rtol:float=RTOL # Relative tolerance of that check
               )->dict:
     "Capture `module` with `torch.export`, save a `.pt2` ExportedProgram, reload and check it."
     return export_artifact(module, example_inputs, path, lambda m, x, p, ws: _pt2_save(m, x, p, ws, dynamic_batch), _pt2_load,
-                           dict(format='torch.export', exporter='torch.export'), dynamic_batch, check, atol)
+                           dict(format='torch.export', exporter='torch.export'), dynamic_batch, check, atol, rtol)
 
 # %% ../nbs/05_export.ipynb #sk0ex021
 FORMATS['onnx'].export = export_onnx
@@ -502,10 +544,10 @@ def _example_inputs(learn, spec, items)->tuple:
     feeds = prepare_inputs(spec, reference_items(learn, items, n=8))
     return tuple(torch.from_numpy(feeds[i['name']]) for i in spec['inputs'])
 
-def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch)->dict:
-    "Export `graph` in format `fmt` into `d` with the format's exporter; return its manifest entry."
+def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch, atol:float=TOLERANCE, rtol:float=RTOL)->dict:
+    "Export `graph` in format `fmt` into `d` with the format's exporter, checked against the eager graph within `atol` + `rtol`; return its manifest entry."
     f = d/FORMATS[fmt].file
-    info = FORMATS[fmt].export(graph, example, f, dynamic_batch=dynamic_batch, opset=opset)
+    info = FORMATS[fmt].export(graph, example, f, dynamic_batch=dynamic_batch, opset=opset, atol=atol, rtol=rtol)
     rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32', exporter=info['exporter'])
     rec.update({k: info[k] for k in ('opset', 'fallback_reason') if k in info})
     if info.get('warnings'): rec['warnings'] = info['warnings']
@@ -565,6 +607,14 @@ def rows(self:Bundle)->list:
     return [row(a, a.get('verification', {})) for a in self.artifacts]
 
 # %% ../nbs/05_export.ipynb #bd0ex009
+def _activation_note(m:dict)->str:
+    "A sentence for the summary where the output's activation is not the one the task's usual losses apply, else ''."
+    act,usual = m['outputs'][0]['activation'],TASKS[m['task']].activation
+    if act == usual: return ''
+    return (f" **The outputs are {'raw scores' if act == 'none' else act + ' outputs'}, not {usual} probabilities**: the Learner's loss "
+            f"applies {'no activation' if act == 'none' else act} (fastai: `loss_func.activation`), so fastai's `get_preds` and `predict` "
+            f"return them so, and so does this bundle.")
+
 @patch
 def _repr_markdown_(self:Bundle)->str:
     m,rows = self.manifest,self.rows()
@@ -574,7 +624,7 @@ def _repr_markdown_(self:Bundle)->str:
     inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
     return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
             f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
-            f"output {m['outputs'][0]['activation']}.\n\n" + '\n'.join(rows) + rejected)
+            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(rows) + rejected)
 
 # %% ../nbs/05_export.ipynb #0cafd280
 def _reject(d:Path, m:dict, report)->list:
@@ -599,11 +649,12 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
                   dynamic_batch:bool=True, # Keep the batch dimension symbolic in the artifacts
                   items=None, # Validation items to verify on (default: the Learner's validation set)
                   n_items:int=64, # At most this many of them (int8-static is calibrated on the same ones)
-                  tolerance:float=1e-4, # Largest difference of the activated outputs allowed (fp32; regression: relative to the value)
+                  tolerance:float=TOLERANCE, # Absolute tolerance of the activated outputs (fp32): `|out - ref| <= tolerance + rtol*|ref|`, against the eager graph and the Learner
                   max_accuracy_drop:float=0.01, # int8 variants: largest drop in accuracy below the fp32 model allowed
                   overwrite:bool=False, # Replace an existing bundle at `path`
                   keep_unfaithful:bool=False, # Keep the bundle even if verification fails, and failed variants (the manifest says so)
-                  task:str=None # Override the task read from the loss function
+                  task:str=None, # Override the task read from the loss function
+                  rtol:float=RTOL # Relative tolerance of the activated outputs (fp32), with `tolerance`
                  )->Bundle:
     "Export `learn` to a verified, self-describing bundle at `path`, atomically (also `learn.export_bundle(path, ...)`)."
     formats,variants = _formats(formats),check_variants(variants)
@@ -615,15 +666,15 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
     if not dynamic_batch:  # the artifacts take exactly the example's batch size: say so, and the runtime runs in batches of it
         for io in spec['inputs'] + spec['outputs']: io['shape'][0] = int(example[0].shape[0])
     with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/'manifest.json').is_file(), what='bundle') as d:
-        artifacts = [_export_artifact(f, graph, example, d, opset, dynamic_batch) for f in formats]
+        artifacts = [_export_artifact(f, graph, example, d, opset, dynamic_batch, tolerance, rtol) for f in formats]
         calibration = _calibration(learn, spec, items, n_items) if any(VARIANTS[v].needs_calibration for v in variants) else None
         artifacts += [_variant_artifact(v, d, calibration) for v in variants]
         provenance = dict(created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), versions=_versions())
         m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, flops=_flops(d), provenance=provenance)
         write_manifest(d, m)
         report = verify_bundle(d, learn, items=items, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop,
-                               trust_code=True)  # the artifacts it has just written itself
-        for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))
+                               trust_code=True, rtol=rtol)  # the artifacts it has just written itself
+        for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))  # none: it did not run
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
         m['sample'] = _write_sample(d, learn, spec, items, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)

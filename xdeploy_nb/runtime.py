@@ -16,7 +16,8 @@ from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
 from .variants import VARIANTS  # the registry, as `xdeploy_nb.variants` fills it (its makers import onnx only when called)
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths', 'Predictor']
+__all__ = ['IMAGE_EXTENSIONS', 'TOLERANCE', 'RTOL', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths',
+           'within_tolerance', 'Predictor']
 
 # %% ../nbs/04_runtime.ipynb #rt000007
 def load_sample(bundle:Path, # The bundle directory
@@ -360,16 +361,29 @@ def _image_files(paths:list, m:dict=None)->list:
     return [str(f) for f in files]
 
 # %% ../nbs/04_runtime.ipynb #kd000007
-def _csv_value(v:str, vocab):
-    "A CSV cell as the value a table row holds: empty is missing; a number where the column's categories are numbers."
+def _csv_number(v:str):
+    "`v` as an int or a float if it reads as one (as pandas reads a CSV column of numbers), else as it is."
+    try: return int(v) if v.strip().lstrip('+-').isdigit() else float(v)
+    except ValueError: return v
+
+def _csv_value(v:str, # A CSV cell, as text
+               col:str, # Its column
+               spec:dict # The tabular spec of the bundle (`preprocessing.spec`)
+              ):
+    "A CSV cell as the value the Learner's column holds: empty is missing; continuous columns are floats; a category is of its vocabulary's type."
     if v == '': return None
-    if vocab and any(isinstance(o, (int, float)) and not isinstance(o, bool) for o in vocab[1:]):
-        try: return int(v) if v.lstrip('-').isdigit() else float(v)
-        except ValueError: return v
+    if col in spec['x_cont']:
+        try: return float(v)
+        except ValueError: return v  # `prepare_rows` names the column that holds no number
+    vocab = spec['categories'].get(col)
+    if vocab is None: return _csv_number(v)  # a column the model does not read (a target, an id): as pandas would read it
+    types = {type(o) for o in vocab[1:]}
+    if types == {bool}: return {'true': True, 'false': False}.get(v.strip().lower(), v)
+    if types and types <= {int, float}: return _csv_number(v)
     return v
 
 def _csv_rows(paths:list, m:dict)->list:
-    "The rows of one CSV file, typed for the tabular bundle `m` (standard library only: no pandas)."
+    "The rows of one CSV file, typed as the tabular bundle `m`'s columns are (`_csv_value`; standard library only: no pandas)."
     import csv
     if len(paths) != 1 or Path(paths[0]).suffix.lower() != '.csv':
         raise XDeployError("A tabular model takes its rows from one CSV file.", "Pass the path of a CSV file with a header row.")
@@ -377,7 +391,7 @@ def _csv_rows(paths:list, m:dict)->list:
     if not f.is_file(): raise XDeployError(f"{f} is not a file.", "Pass the path of a CSV file with a header row.")
     try:
         with open(f, newline='', encoding='utf-8') as fh:
-            rows = [{k: _csv_value(v, m['preprocessing']['spec']['categories'].get(k)) for k,v in row.items()} for row in csv.DictReader(fh)]
+            rows = [{k: _csv_value(v, k, m['preprocessing']['spec']) for k,v in row.items()} for row in csv.DictReader(fh)]
     except UnicodeDecodeError: raise XDeployError(f"{f} is not UTF-8 text.", "Save the CSV file as UTF-8.") from None
     except csv.Error as e: raise XDeployError(f"{f} is not a CSV file this can read ({e}).",
                                               "Pass a CSV file with a header row and fields under 128 KiB.") from None
@@ -432,19 +446,30 @@ def _fixed_batches(inputs, # Input name -> array, as `run` takes them
     return [{k: pad(v[i:i+b]) for k,v in inputs.items()} for i in range(0, n, b)]
 
 # %% ../nbs/04_runtime.ipynb #rt000036
+TOLERANCE,RTOL = 1e-4,1e-5  # float32 defaults of `within_tolerance`, as `torch.testing.assert_close` has them (atol 1e-5, rtol 1.3e-6) but looser
+
+def within_tolerance(ref:np.ndarray, # The reference outputs (the Learner's, or the eager model's)
+                     out:np.ndarray, # Outputs to compare with them, same shape
+                     atol:float=TOLERANCE, # Absolute tolerance
+                     rtol:float=RTOL # Relative tolerance, to the size of `ref`
+                    )->np.ndarray:
+    "Elementwise `|out - ref| <= atol + rtol*|ref|`: the one rule by which outputs are compared, wherever they are."
+    ref = np.asarray(ref, np.float64)
+    return np.abs(np.asarray(out, np.float64) - ref) <= atol + rtol*np.abs(ref)
+
 def _decode_single(outputs, labels, output)->list:
-    "`{'label', 'index', 'probs'}` per row: the most probable label."
+    "`{'label', 'index', 'probs'}` per row: the label with the highest output (`probs`: the outputs, raw scores where the activation is 'none')."
     return [dict(label=labels[int(r.argmax())], index=int(r.argmax()), probs=r.tolist()) for r in outputs]
 
-def _agree_single(ref, out, output, tolerance)->tuple:
-    "Same top-1 label; a tie where the Learner's top two are closer than `tolerance`."
+def _agree_single(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
+    "Same top-1 label; a tie where the Learner's top two are closer than `atol`."
     top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.concatenate([ref*0, ref], 1)
-    return ref.argmax(1) == out.argmax(1),(top2[:, 1] - top2[:, 0]) < tolerance
+    return ref.argmax(1) == out.argmax(1),(top2[:, 1] - top2[:, 0]) < atol
 
 def _accuracy(outputs, targets, output)->float: return float((outputs.argmax(1) == targets.reshape(-1)).mean())
 
 # %% ../nbs/04_runtime.ipynb #tk000001
-def _vocab(learn)->list:
+def _vocab(learn, n_out:int=None)->list:
     "The class names of a classifier's DataLoaders (the last vocab, for a DataBlock with several)."
     vocab = learn.dls.vocab
     if isinstance(vocab, (list, tuple)) and vocab and isinstance(vocab[0], (list, tuple)): vocab = vocab[-1]
@@ -455,19 +480,25 @@ TASKS['single_label'] = Task('softmax', _decode_single, _agree_single, 'accuracy
     fits=lambda n, n_labels: n == n_labels and n > 1, labels=_vocab)
 
 # %% ../nbs/04_runtime.ipynb #tk000004
-def _decode_multi(outputs, labels, output)->list:
-    "`{'labels', 'probs'}` per row: the labels at or above the threshold."
+def _multi_cut(output:dict)->float:
+    "The value an output is compared with: the threshold, or its logit where the outputs are raw scores (activation 'none')."
     thr = output.get('threshold', 0.5)
-    return [dict(labels=[l for l,p in zip(labels, r.tolist()) if p >= thr], probs=r.tolist()) for r in outputs]
+    if output.get('activation', 'sigmoid') != 'none': return thr
+    return -np.inf if thr <= 0 else np.inf if thr >= 1 else float(np.log(thr/(1 - thr)))  # sigmoid(x) >= thr  <=>  x >= logit(thr)
 
-def _agree_multi(ref, out, output, tolerance)->tuple:
-    "The same labels at the threshold; a tie where a probability is within `tolerance` of it."
-    thr = output.get('threshold', 0.5)
-    return ((ref >= thr) == (out >= thr)).all(1),(np.abs(ref - thr) < tolerance).any(1)
+def _decode_multi(outputs, labels, output)->list:
+    "`{'labels', 'probs'}` per row: the labels at or above the threshold (`probs`: the outputs, raw scores where the activation is 'none')."
+    cut = _multi_cut(output)
+    return [dict(labels=[l for l,p in zip(labels, r.tolist()) if p >= cut], probs=r.tolist()) for r in outputs]
+
+def _agree_multi(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
+    "The same labels at the threshold; a tie where an output is within `atol` of it."
+    cut = _multi_cut(output)
+    return ((ref >= cut) == (out >= cut)).all(1),(np.abs(ref - cut) < atol).any(1)
 
 def _accuracy_multi(outputs, targets, output)->float:
-    "fastai's `accuracy_multi`: the share of (item, label) decisions that are right."
-    return float(((outputs >= output.get('threshold', 0.5)) == (targets.reshape(outputs.shape) > 0.5)).mean())
+    "fastai's `accuracy_multi` (which applies a sigmoid to raw scores too): the share of (item, label) decisions that are right."
+    return float(((outputs >= _multi_cut(output)) == (targets.reshape(outputs.shape) > 0.5)).mean())
 
 TASKS['multi_label'] = Task('sigmoid', _decode_multi, _agree_multi, 'accuracy_multi', _accuracy_multi,
     losses=('BCEWithLogitsLossFlat', 'BCEWithLogitsLoss'), fits=lambda n, n_labels: n == n_labels, labels=_vocab,
@@ -478,16 +509,27 @@ def _decode_regression(outputs, labels, output)->list:
     "`{'value'}` per row: a float for one target, else a list."
     return [dict(value=r.tolist()[0] if len(r) == 1 else r.tolist()) for r in outputs]
 
-def _agree_regression(ref, out, output, tolerance)->tuple:
-    "Every value within `tolerance` relative to its size (at least `tolerance`); no ties."
-    return (np.abs(ref.astype(np.float64) - out) <= tolerance*np.maximum(1, np.abs(ref))).all(1),np.zeros(len(ref), bool)
+def _agree_regression(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
+    "Every value `within_tolerance`; no ties."
+    return within_tolerance(ref, out, atol, rtol).all(1),np.zeros(len(ref), bool)
+
+def _target_names(learn, n_out:int=None)->list:
+    "The names of a regression Learner's targets: `y_names`, else the target getter's columns, else `value`/`value_<i>` for `n_out` outputs."
+    names = getattr(learn.dls, 'y_names', None)
+    if not names:
+        try: tfms = learn.dls.valid_ds.tls[-1].tfms.fs
+        except (AttributeError, IndexError): tfms = []
+        cols = next((t.cols for t in tfms if getattr(t, 'cols', None) is not None), None)  # a `ColReader`'s columns (an `L`)
+        names = None if cols is None else [cols] if isinstance(cols, (str, int)) else list(cols)
+    if names: return [str(o) for o in names]
+    return ['value'] if n_out in (None, 1) else [f'value_{i}' for i in range(n_out)]
 
 def _rmse(outputs, targets, output)->float:
     return float(np.sqrt(((outputs.astype(np.float64) - targets.reshape(outputs.shape))**2).mean()))
 
 TASKS['regression'] = Task('none', _decode_regression, _agree_regression, 'rmse', _rmse, lower_is_better=True,
     losses=('MSELossFlat', 'L1LossFlat', 'MSELoss', 'L1Loss'), fits=lambda n, n_labels: n == n_labels,
-    labels=lambda learn: [str(o) for o in getattr(learn.dls, 'y_names', None) or ['value']])
+    labels=_target_names)
 
 # %% ../nbs/04_runtime.ipynb #rt000039
 class Predictor:

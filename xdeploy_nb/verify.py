@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .core import KINDS, TASKS, VARIANTS, XDeployError, check_artifacts, read_manifest
-from .preprocess import PreprocessError, _input_spec
-from .runtime import Predictor, prepare_inputs
+from .preprocess import PreprocessError, _input_spec, _open_cls
+from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs, within_tolerance
 
 # %% auto #0
-__all__ = ['kind_of', 'reference_items', 'reference_targets', 'learner_outputs', 'artifact_outputs', 'compare', 'score',
-           'accuracy_record', 'within_budget', 'format_metric', 'VerifyReport', 'verify_bundle']
+__all__ = ['UNSUPPORTED', 'kind_of', 'reference_items', 'reference_targets', 'learner_outputs', 'artifact_outputs', 'compare',
+           'score', 'accuracy_record', 'within_budget', 'format_metric', 'VerifyReport', 'verify_bundle']
 
 # %% ../nbs/06_verify.ipynb #kd0ve001
 def _is_image_dls(dls)->bool:
@@ -26,10 +26,43 @@ def _is_tabular_dls(dls)->bool: return hasattr(getattr(dls, 'train_ds', None), '
 
 KINDS['image'].detect,KINDS['tabular'].detect = _is_image_dls,_is_tabular_dls
 
+# %% ../nbs/06_verify.ipynb #kd0ve005
+def _target_tls(dls)->list:
+    "The target TfmdLists of `dls`' validation set (none for tabular DataLoaders)."
+    return list(getattr(getattr(dls, 'valid_ds', None), 'tls', None) or [])[getattr(dls, 'n_inp', 1) or 1:]
+
+def _has_mask_target(dls)->bool:
+    "Is a target of `dls` opened by `PILMask.create` (a segmentation mask)?"
+    from fastai.vision.core import PILMask
+    return any((c := _open_cls(tl.tfms)[0]) is not None and issubclass(c, PILMask) for tl in _target_tls(dls))
+
+def _has_tokenizer(dls)->bool:
+    "Does an input of `dls` go through fastai's `Tokenizer` or `Numericalize` (text)?"
+    tls = list(getattr(getattr(dls, 'valid_ds', None), 'tls', None) or [])
+    return any(type(t).__name__ in ('Tokenizer', 'Numericalize') for tl in tls for t in getattr(tl.tfms, 'fs', []))
+
+def _is_collab(dls)->bool: return type(getattr(dls, 'train_ds', None)).__name__ == 'TabularCollab'
+
+UNSUPPORTED = dict(  # Learners recognised and refused: name -> (detect(dls), problem, fix)
+    segmentation=(_has_mask_target,
+        "Segmentation Learners (a mask target: SegmentationDataLoaders, unet_learner) are not supported by xdeploy_nb yet: "
+        "their model returns a score per class and pixel, and a bundle returns one row of values per item.",
+        "Export the model with torch.onnx yourself, or follow xdeploy_nb issue 12 (segmentation bundles)."),
+    text=(_has_tokenizer,
+        "Text Learners (TextBlock, TextDataLoaders, text_classifier_learner, language_model_learner) are not supported by "
+        "xdeploy_nb yet: their tokenizer and vocabulary run in Python before the model, and no bundle host can run them yet.",
+        "Export the model with torch.onnx yourself and tokenize on the host, or follow xdeploy_nb issue 12 (text bundles)."),
+    collab=(_is_collab,
+        "Collaborative-filtering Learners (CollabDataLoaders, collab_learner) are not supported by xdeploy_nb yet: their model "
+        "takes (user, item) codes as one input, not the x_cat and x_cont inputs of a tabular bundle.",
+        "Export the model with torch.onnx yourself, or follow xdeploy_nb issue 12 (collaborative-filtering bundles)."))
+
 # %% ../nbs/06_verify.ipynb #kd0ve002
 def kind_of(dls # A fastai `DataLoaders`
            )->str:
-    "The input kind of `dls`: the first entry of `KINDS` whose `detect` recognises them."
+    "The input kind of `dls`: the first entry of `KINDS` whose `detect` recognises them, after refusing those of `UNSUPPORTED`."
+    for detect,problem,fix in UNSUPPORTED.values():
+        if detect(dls): raise XDeployError(problem, fix)
     for name,k in KINDS.items():
         if k.detect is not None and k.detect(dls): return name
     raise XDeployError(f"No input kind of xdeploy_nb ({', '.join(KINDS)}) recognises these DataLoaders ({type(dls).__name__}).",
@@ -48,7 +81,19 @@ def _tabular_rows(learn, n:int)->list:
         rows.append({k: (None if v == '#na#' else v) for k,v in r.items() if k not in flags})
     return rows
 
-KINDS['image'].reference_items = lambda learn, n: list(learn.dls.valid_ds.items[:n])
+def _image_items(learn, n:int)->list:
+    "Up to `n` validation images as the files they are: the items through the Learner's own getters (`ColReader`, ...) before `PILBase.create`."
+    ds = learn.dls.valid_ds
+    tl = next(tl for tl in ds.tls if _open_cls(tl.tfms)[0] is not None)
+    getters = _open_cls(tl.tfms)[1]
+    items,res = getattr(tl.items, 'iloc', tl.items),[]  # a DataFrame's rows (from_df, from_csv, ColReader), or a list of files
+    for i in range(min(n, len(tl.items))):
+        x = items[i]
+        for t in getters: x = t(x)
+        res.append(x)
+    return res
+
+KINDS['image'].reference_items = _image_items
 KINDS['tabular'].reference_items = _tabular_rows
 
 def reference_items(learn, # The Learner
@@ -108,16 +153,18 @@ def compare(ref:np.ndarray, # The Learner's activated outputs, [n, k]
             out:np.ndarray, # The artifact's, same shape
             task:str, # A name of `TASKS`: 'single_label', 'multi_label', 'regression', ...
             threshold:float=0.5, # Multi-label decision threshold
-            tolerance:float=1e-4 # Largest difference allowed (relative to the value where it is over 1)
+            tolerance:float=TOLERANCE, # Absolute tolerance: `|out - ref| <= tolerance + rtol*|ref|`
+            rtol:float=RTOL, # Relative tolerance
+            output:dict=None # The manifest's output entry (its threshold and activation), if known
            )->dict:
-    "Agreement (ties apart), ties and max abs diff between two sets of outputs, and whether they pass."
+    "Agreement (ties apart), ties and max abs diff between two sets of outputs, and whether they pass (`within_tolerance`)."
     if ref.shape != out.shape: return dict(n=len(ref), agreement=0., ties=0, max_abs_diff=math.inf, passed=False,
                                            problem=f"output shape {out.shape} differs from the Learner's {ref.shape}")
     diff = np.abs(ref.astype(np.float64) - out)
-    same,tie = TASKS[task].agree(ref, out, dict(threshold=threshold), tolerance)
+    same,tie = TASKS[task].agree(ref, out, {'threshold': threshold, **(output or {})}, tolerance, rtol)
     counted = ~(tie & ~same)
     agreement = float(same[counted].mean()) if counted.any() else 1.
-    within = bool((diff <= tolerance*np.maximum(1, np.abs(ref))).all())
+    within = bool(within_tolerance(ref, out, tolerance, rtol).all())
     return dict(n=len(ref), agreement=agreement, ties=int((tie & ~same).sum()), max_abs_diff=float(diff.max()),
                 passed=bool(agreement == 1. and within))
 
@@ -125,11 +172,12 @@ def compare(ref:np.ndarray, # The Learner's activated outputs, [n, k]
 def score(outputs:np.ndarray, # Activated outputs, [n, k]
           targets:np.ndarray, # True targets, from `reference_targets`
           task:str, # A name of `TASKS`
-          threshold:float=0.5 # Multi-label decision threshold
+          threshold:float=0.5, # Multi-label decision threshold
+          output:dict=None # The manifest's output entry (its threshold and activation), if known
          )->tuple:
     "`(metric, value)`: the task's metric, e.g. top-1 accuracy, per-label accuracy at the threshold (fastai's `accuracy_multi`), or RMSE."
     t = TASKS[task]
-    return t.metric,t.score(outputs, targets, dict(threshold=threshold))
+    return t.metric,t.score(outputs, targets, {'threshold': threshold, **(output or {})})
 
 # %% ../nbs/06_verify.ipynb #vr0ve001
 def accuracy_record(out:np.ndarray, # An artifact's outputs
@@ -137,12 +185,13 @@ def accuracy_record(out:np.ndarray, # An artifact's outputs
                     targets:np.ndarray|None, # True targets, or None where unknown
                     task:str, # The bundle's task
                     threshold:float=0.5, # Multi-label decision threshold
-                    tolerance:float=1e-4 # Closer than this, the fp32 model's decision is a tie
+                    tolerance:float=TOLERANCE, # Closer than this, the fp32 model's decision is a tie
+                    output:dict=None # The manifest's output entry (its threshold and activation), if known
                    )->dict:
     "What the manifest says about an artifact's accuracy: agreement with the fp32 model and, with targets, both models' metric."
-    rec = dict(n=len(out), agreement_with_fp32=compare(fp32, out, task, threshold, tolerance)['agreement'])
+    rec = dict(n=len(out), agreement_with_fp32=compare(fp32, out, task, threshold, tolerance, output=output)['agreement'])
     if targets is not None:
-        (metric,value),(_,base) = score(out, targets, task, threshold),score(fp32, targets, task, threshold)
+        (metric,value),(_,base) = score(out, targets, task, threshold, output),score(fp32, targets, task, threshold, output)
         rec.update(metric=metric, value=value, fp32_value=base)
     return rec
 
@@ -164,7 +213,8 @@ def format_metric(metric:str, # A task's metric name, e.g. 'accuracy' or 'rmse'
 
 def _criterion(r:dict)->str:
     "The criterion a verification row was held to, in words."
-    return f"accuracy drop <= {100*r['max_accuracy_drop']:g} pt" if r.get('max_accuracy_drop') is not None else f"diff <= {r['tolerance']:g}"
+    if r.get('max_accuracy_drop') is not None: return f"accuracy drop <= {100*r['max_accuracy_drop']:g} pt"
+    return f"diff <= {r['tolerance']:g} + {r['rtol']:g}*|ref|" if r.get('rtol') else f"diff <= {r['tolerance']:g}"
 
 def _accuracy_text(a:dict)->str:
     "An accuracy record in words."
@@ -206,15 +256,15 @@ def _outputs(path, m, a, feeds, trust_code=False)->tuple:
     try: return artifact_outputs(path, a, feeds, trust_code),None
     except Exception as e: return None,str(e)
 
-def _verify_row(a:dict, out, problem, ref, fp32, targets, m:dict, tolerance:float, max_accuracy_drop:float)->dict:
-    "The verification row of artifact `a`, held to what its variant is judged by (`VARIANTS`)."
-    v = a.get('variant', 'fp32')
-    var,thr = VARIANTS[v],m['outputs'][0].get('threshold', 0.5)
-    tol = var.tolerance or tolerance
-    row = dict(format=a['format'], variant=v, file=a['file'], tolerance=tol, max_accuracy_drop=max_accuracy_drop if var.by_accuracy else None)
+def _verify_row(a:dict, out, problem, ref, fp32, targets, m:dict, tolerance:float, max_accuracy_drop:float, rtol:float=RTOL)->dict:
+    "The verification row of artifact `a`, held to what its variant is judged by (`VARIANTS`; a variant's own tolerance is relative too)."
+    v,o = a.get('variant', 'fp32'),m['outputs'][0]
+    var,thr = VARIANTS[v],o.get('threshold', 0.5)
+    tol,rt = var.tolerance or tolerance,var.tolerance or rtol
+    row = dict(format=a['format'], variant=v, file=a['file'], tolerance=tol, rtol=rt, max_accuracy_drop=max_accuracy_drop if var.by_accuracy else None)
     if out is None: return dict(row, n=len(ref), agreement=0., ties=0, max_abs_diff=math.inf, passed=False, problem=problem)
-    res = compare(ref, out, m['task'], thr, tol)
-    acc = accuracy_record(out, fp32, targets, m['task'], thr, tolerance) if out.shape == fp32.shape else {}
+    res = compare(ref, out, m['task'], thr, tol, rt, o)
+    acc = accuracy_record(out, fp32, targets, m['task'], thr, tolerance, o) if out.shape == fp32.shape else {}
     if var.by_accuracy and 'problem' not in res: res['passed'] = bool(acc) and within_budget(acc, max_accuracy_drop)
     return dict(row, **res, accuracy=acc)
 
@@ -223,9 +273,10 @@ def verify_bundle(path:Path, # A bundle directory
                   learn, # The Learner it was exported from
                   items=None, # Items to verify on (default: the Learner's validation set)
                   n_items:int=64, # At most this many
-                  tolerance:float=1e-4, # Largest difference of the activated outputs allowed (fp32; regression: relative to the value)
+                  tolerance:float=TOLERANCE, # Absolute tolerance of the activated outputs (fp32): `|out - ref| <= tolerance + rtol*|ref|`
                   max_accuracy_drop:float=0.01, # Variants judged by accuracy (int8): largest drop below the fp32 model's
-                  trust_code:bool=False # Also run artifacts whose loading can run code (TorchScript, torch.export); else they fail
+                  trust_code:bool=False, # Also run artifacts whose loading can run code (TorchScript, torch.export); else they fail
+                  rtol:float=RTOL # Relative tolerance of the activated outputs (fp32)
                  )->VerifyReport:
     "Compare every artifact of the bundle at `path` with `learn` on real items; return the report."
     m = read_manifest(path)
@@ -234,4 +285,4 @@ def verify_bundle(path:Path, # A bundle directory
     ref,targets,feeds = learner_outputs(learn, xs),reference_targets(learn, items, n_items),prepare_inputs(m, xs)
     outs = [_outputs(path, m, a, feeds, trust_code) for a in m['artifacts']]
     fp32 = next((o for a,(o,_) in zip(m['artifacts'], outs) if a.get('variant', 'fp32') == 'fp32' and o is not None), ref)
-    return VerifyReport([_verify_row(a, o, p, ref, fp32, targets, m, tolerance, max_accuracy_drop) for a,(o,p) in zip(m['artifacts'], outs)], tolerance)
+    return VerifyReport([_verify_row(a, o, p, ref, fp32, targets, m, tolerance, max_accuracy_drop, rtol) for a,(o,p) in zip(m['artifacts'], outs)], tolerance)

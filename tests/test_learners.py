@@ -1,0 +1,207 @@
+"""Every fastai Learner a user brings (issue 12): each supported kind of Learner, built the ordinary fastai way, exports a bundle
+whose Predictor agrees with `learn.predict` on raw inputs; each unsupported one is refused at the start with what to do."""
+import json, shutil, sys, time, warnings
+import numpy as np, pandas as pd, pytest
+from torch import nn
+from conftest import run
+from fastai.vision.all import (BCEWithLogitsLossFlat, CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock, ImageDataLoaders, Learner,
+                               MSELossFlat, MultiCategoryBlock, PILImage, PILMask, RegressionBlock, Resize, SegmentationDataLoaders,
+                               get_image_files, resnet18, unet_learner)
+from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+from xdeploy_nb.core import FORMATS, XDeployError
+from xdeploy_nb.data import load_penguins, make_image_folder
+from xdeploy_nb.export import export_bundle
+from xdeploy_nb.runtime import Predictor
+from xdeploy_nb.train import tiny_cnn
+
+@pytest.fixture(scope='module')
+def shapes(tmp_path_factory):
+    "A small image folder and a DataFrame (and CSV file) that names its files: `fname`, `label`, `tags`, two targets, `is_valid`."
+    path = make_image_folder(tmp_path_factory.mktemp('learners')/'shapes', n_train=6, n_valid=3, size=28)
+    files = sorted(path.rglob('*.png'))
+    df = pd.DataFrame(dict(fname=[f.relative_to(path).as_posix() for f in files], label=[f.parent.name for f in files],
+                           is_valid=[f.parts[-3] == 'valid' for f in files]))
+    df['tags'] = [l + (' big' if i % 2 else '') for i,l in enumerate(df.label)]
+    df['x'],df['y'] = np.linspace(0, 1, len(df)),np.linspace(1, -1, len(df))
+    df.to_csv(path/'labels.csv', index=False)
+    return path,df
+
+@pytest.fixture(scope='module')
+def penguins(): return load_penguins()
+
+def valid_files(path, df)->list: return [path/f for f in df.fname[df.is_valid]]
+
+def outputs_vs_predict(learn, bundle, items)->tuple:
+    "`(max abs diff, top-1 agreement)` of the bundle's outputs and decisions against `learn.predict` (its activated outputs), item by item."
+    p = Predictor(bundle)
+    diffs,same = [],[]
+    with learn.no_bar(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for x in items:
+            want = learn.predict(x)[-1].float().numpy().reshape(-1)
+            got = p.run(p.prepare([x.to_dict() if isinstance(x, pd.Series) else x]))[0]  # a row as the dict an application has
+            diffs.append(float(np.abs(want - got).max()))
+            same.append(int(want.argmax()) == int(got.argmax()))
+    return max(diffs),float(np.mean(same))
+
+def check_agrees(learn, bundle, items, atol=1e-4):
+    d,top1 = outputs_vs_predict(learn, bundle, items)
+    print(f"vs learn.predict on {len(items)} raw items: max abs diff {d:.2g}, top-1 agreement {top1:.0%}")
+    assert d <= atol and top1 == 1., (d, top1)
+    return d
+
+def export(learn, path, **kw):
+    "`export_bundle` of the ONNX model, timed (`pytest -s` shows it)."
+    t0 = time.perf_counter()
+    b = export_bundle(learn, path, formats=('onnx',), **kw)
+    print(f"\n{path.parent.name}: exported in {time.perf_counter() - t0:.1f} s; {b.report}")
+    return b
+
+# --- 1. DataFrame / CSV-built image Learners: reference items from the Learner's own getter
+
+def _from_df(path, df): return ImageDataLoaders.from_df(df, path, fn_col='fname', label_col='label', valid_col='is_valid', item_tfms=Resize(24), bs=8)
+def _from_csv(path, df): return ImageDataLoaders.from_csv(path, 'labels.csv', fn_col='fname', label_col='label', valid_col='is_valid', item_tfms=Resize(24), bs=8)
+def _datablock(path, df):
+    return DataBlock((ImageBlock, CategoryBlock), get_x=ColReader('fname', pref=f'{path}/'), get_y=ColReader('label'),
+                     splitter=ColSplitter('is_valid'), item_tfms=Resize(24)).dataloaders(df, bs=8)
+
+@pytest.mark.parametrize('make', [_from_df, _from_csv, _datablock], ids=['from_df', 'from_csv', 'DataBlock+ColReader'])
+def test_dataframe_built_image_learner(shapes, tmp_path, make):
+    path,df = shapes
+    dls = make(path, df)
+    learn = Learner(dls, tiny_cnn(dls.c))
+    b = export(learn, tmp_path/'b')
+    assert b.report.passed and b.report.rows[0]['n'] == 9 and b.manifest['labels'] == ['circle', 'square', 'triangle']
+    check_agrees(learn, tmp_path/'b', valid_files(path, df))
+
+def test_multi_label_from_a_label_column(shapes, tmp_path):
+    path,df = shapes
+    dls = DataBlock((ImageBlock, MultiCategoryBlock), get_x=ColReader('fname', pref=path), get_y=ColReader('tags', label_delim=' '),
+                    splitter=ColSplitter('is_valid'), item_tfms=Resize(24)).dataloaders(df, bs=8)
+    learn = Learner(dls, tiny_cnn(dls.c), loss_func=BCEWithLogitsLossFlat(thresh=0.45))
+    b = export(learn, tmp_path/'b')
+    assert b.manifest['task'] == 'multi_label' and b.manifest['outputs'][0]['threshold'] == 0.45
+    files = valid_files(path, df)
+    check_agrees(learn, tmp_path/'b', files)
+    p = Predictor(tmp_path/'b')
+    with learn.no_bar(): assert [sorted(learn.predict(f)[0]) for f in files] == [sorted(p.predict(f)['labels']) for f in files]
+
+# --- 2. Regression with several outputs: their number and names from the model and the targets
+
+def test_image_regression_with_two_outputs(shapes, tmp_path):
+    path,df = shapes
+    dls = DataBlock((ImageBlock, RegressionBlock(n_out=2)), get_x=ColReader('fname', pref=path), get_y=ColReader(['x', 'y']),
+                    splitter=ColSplitter('is_valid'), item_tfms=Resize(24)).dataloaders(df, bs=8)
+    learn = Learner(dls, tiny_cnn(2), loss_func=MSELossFlat())
+    b = export(learn, tmp_path/'b')
+    assert (b.manifest['task'], b.manifest['labels'], b.manifest['outputs'][0]['shape']) == ('regression', ['x', 'y'], ['batch', 2])
+    files = valid_files(path, df)
+    check_agrees(learn, tmp_path/'b', files)
+    assert len(Predictor(tmp_path/'b').predict(files[0])['value']) == 2
+
+def _tabular(df, y_names, **kw):
+    return TabularDataLoaders.from_df(df, y_names=y_names, cat_names=['island', 'sex', 'species'], procs=[Categorify, FillMissing, Normalize],
+                                      valid_idx=list(range(0, len(df), 5)), bs=64, **kw)
+
+def test_tabular_regression_with_two_targets(penguins, tmp_path):
+    df = penguins.dropna(subset=['body_mass_g', 'flipper_length_mm']).reset_index(drop=True)
+    targets = ['body_mass_g', 'flipper_length_mm']
+    learn = tabular_learner(_tabular(df, targets, cont_names=['bill_length_mm', 'bill_depth_mm'], y_block=RegressionBlock()), layers=[16])
+    b = export(learn, tmp_path/'b')
+    assert (b.manifest['labels'], b.manifest['outputs'][0]['shape']) == (targets, ['batch', 2])
+    check_agrees(learn, tmp_path/'b', [df.iloc[i].drop(targets) for i in range(0, 40, 5)])
+
+# --- 3. Tolerances that fit the output's scale: atol + rtol*|ref|, the caller's reaching the exporter's eager check
+
+def test_tabular_regression_in_the_thousands(penguins, tmp_path, monkeypatch):
+    df = penguins.dropna(subset=['body_mass_g']).reset_index(drop=True)
+    learn = tabular_learner(_tabular(df, 'body_mass_g', cont_names=['bill_length_mm', 'bill_depth_mm', 'flipper_length_mm']),
+                            layers=[16], y_range=(2500, 6500))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    seen,export_onnx = [],FORMATS['onnx'].export
+    monkeypatch.setattr(FORMATS['onnx'], 'export', lambda *a, **kw: seen.append((kw['atol'], kw['rtol'])) or export_onnx(*a, **kw))
+    b = export(learn, tmp_path/'b')
+    assert b.report.passed and seen == [(1e-4, 1e-5)]
+    export(learn, tmp_path/'c', tolerance=1e-3, rtol=1e-4)
+    assert seen[-1] == (1e-3, 1e-4)  # the caller's tolerance reaches the eager check
+    check_agrees(learn, tmp_path/'b', [df.iloc[i].drop('body_mass_g') for i in range(0, 40, 5)], atol=1e-4 + 1e-5*6500)
+
+# --- 4. Plain PyTorch losses: no activation in fastai, none in the bundle
+
+def test_plain_pytorch_cross_entropy(shapes, tmp_path):
+    path,df = shapes
+    dls = _from_df(path, df)
+    learn = Learner(dls, tiny_cnn(dls.c), loss_func=nn.CrossEntropyLoss())
+    b = export(learn, tmp_path/'b')
+    assert (b.manifest['task'], b.manifest['outputs'][0]['activation']) == ('single_label', 'none')
+    assert 'raw scores' in b._repr_markdown_()
+    files = valid_files(path, df)
+    check_agrees(learn, tmp_path/'b', files)  # raw scores, as fastai's predict returns them
+    p = Predictor(tmp_path/'b')
+    with learn.no_bar(): assert all(p.predict(f)['index'] == int(learn.predict(f)[-1].argmax()) for f in files)
+
+def test_plain_pytorch_bce_is_multi_label_on_raw_scores(shapes, tmp_path):
+    path,df = shapes
+    dls = DataBlock((ImageBlock, MultiCategoryBlock), get_x=ColReader('fname', pref=path), get_y=ColReader('tags', label_delim=' '),
+                    splitter=ColSplitter('is_valid'), item_tfms=Resize(24)).dataloaders(df, bs=8)
+    learn = Learner(dls, tiny_cnn(dls.c), loss_func=nn.BCEWithLogitsLoss())
+    b = export(learn, tmp_path/'b')
+    assert (b.manifest['task'], b.manifest['outputs'][0]['activation']) == ('multi_label', 'none')
+    files = valid_files(path, df)
+    check_agrees(learn, tmp_path/'b', files)
+    p,vocab = Predictor(tmp_path/'b'),list(dls.vocab)
+    with learn.no_bar():
+        for f in files:  # a label where sigmoid(score) >= 0.5, i.e. score >= 0
+            assert p.predict(f)['labels'] == [v for v,s in zip(vocab, learn.predict(f)[-1].tolist()) if s >= 0]
+
+# --- 8. `xdeploy export learner.pkl out --items rows.csv`: CSV cells typed as the Learner's columns
+
+def test_cli_exports_a_saved_tabular_learner_from_csv_rows(penguins, tmp_path):
+    dls = TabularDataLoaders.from_df(penguins, y_names='species', cat_names=['island', 'sex'], procs=[Categorify, FillMissing, Normalize],
+                                     cont_names=['bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g', 'year'],
+                                     valid_idx=list(range(0, len(penguins), 5)), bs=64)
+    learn = tabular_learner(dls, layers=[16])
+    learn.export(tmp_path/'learner.pkl')
+    rows = penguins.iloc[::7].head(24)
+    rows.to_csv(tmp_path/'rows.csv', index=False)  # with missing values, written as empty fields
+    xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', tmp_path/'rows.csv', '--formats', 'onnx').stdout
+    assert 'faithful' in out and 'NOT' not in out, out
+    preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', tmp_path/'rows.csv', '--json').stdout)
+    with learn.no_bar(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        want = [learn.predict(r.drop('species'))[-1].numpy() for _,r in pd.read_csv(tmp_path/'rows.csv').iterrows()]
+    assert len(preds) == len(want) == 24
+    d = max(float(np.abs(np.array(p['probs']) - w).max()) for p,w in zip(preds, want))
+    print(f"xdeploy predict vs learn.predict on {len(want)} CSV rows: max abs diff {d:.2g}")
+    assert d <= 1e-4
+    assert [p['index'] for p in preds] == [int(w.argmax()) for w in want]
+
+# --- Refused, at the start of the export, naming the kind of Learner
+
+def test_segmentation_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    for d in ('img', 'lbl'): (tmp_path/d).mkdir()
+    for i in range(4):
+        PILImage.create(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(tmp_path/'img'/f'{i}.png')
+        PILMask.create(rng.integers(0, 3, (24, 24), dtype=np.uint8)).save(tmp_path/'lbl'/f'{i}.png')
+    dls = SegmentationDataLoaders.from_label_func(tmp_path, get_image_files(tmp_path/'img'), lambda o: tmp_path/'lbl'/o.name,
+                                                  codes=['a', 'b', 'c'], bs=2, valid_pct=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn = unet_learner(dls, resnet18, pretrained=False, n_out=3)
+    with pytest.raises(XDeployError, match='Segmentation Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
+    assert not (tmp_path/'b').exists()
+
+def test_text_is_refused(tmp_path):
+    from fastai.text.all import AWD_LSTM, BaseTokenizer, TextDataLoaders, Tokenizer, text_classifier_learner
+    df = pd.DataFrame(dict(text=['good movie', 'bad film', 'great fun', 'awful plot', 'nice', 'terrible']*3, label=['pos', 'neg']*9))
+    dls = TextDataLoaders.from_df(df, text_col='text', label_col='label', valid_pct=0.3, tok_tfm=Tokenizer(BaseTokenizer()), bs=4, seq_len=8)
+    learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False)
+    with pytest.raises(XDeployError, match='Text Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
+
+def test_collab_is_refused(tmp_path):
+    from fastai.collab import CollabDataLoaders, collab_learner
+    ratings = pd.DataFrame(dict(user=np.arange(60) % 7, item=np.arange(60) % 5, rating=np.linspace(1, 5, 60)))
+    learn = collab_learner(CollabDataLoaders.from_df(ratings, bs=8), n_factors=4, y_range=(0, 5.5))
+    with pytest.raises(XDeployError, match='Collaborative-filtering Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
