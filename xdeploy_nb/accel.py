@@ -41,7 +41,7 @@ def ep_short_name(ep:str # An execution provider, e.g. 'CUDAExecutionProvider'
     return EP_NAMES.get(ep) or re.sub(r'executionprovider$', '', ep.lower())
 
 # %% ../nbs/03_accel.ipynb #ac000010
-def _normalize(name:str)->str: return re.sub(r'[-_.]+', '-', name).lower()
+def _dist_name(name:str)->str: return re.sub(r'[-_.]+', '-', name).lower()
 
 def _ep_dists():
     "The `importlib.metadata` distributions on `sys.path` whose folder names say `onnxruntime-ep-*` (their names only are read first: fast)."
@@ -49,14 +49,14 @@ def _ep_dists():
         try: names = os.listdir(entry or '.')
         except OSError: continue
         for n in names:
-            if n.endswith(('.dist-info', '.egg-info')) and _normalize(n).startswith('onnxruntime-ep-'):
+            if n.endswith(('.dist-info', '.egg-info')) and _dist_name(n).startswith('onnxruntime-ep-'):
                 yield importlib.metadata.Distribution.at(os.path.join(entry or '.', n))
 
 def plugin_packages()->list:
     "`(distribution, module)` of each installed `onnxruntime-ep-*` package, sorted by name."
     found = {}
     for d in _ep_dists():
-        name = _normalize(d.metadata['Name'] or '')
+        name = _dist_name(d.metadata['Name'] or '')
         if not name.startswith('onnxruntime-ep-') or name in found: continue
         top = (d.read_text('top_level.txt') or '').split()
         found[name] = top[0] if top else name.replace('-', '_')
@@ -245,7 +245,7 @@ class SessionPlan:
                     ep_devices=len(self.ep_devices or []), ep_options=dict(self.ep_options))
 
 # %% ../nbs/03_accel.ipynb #ac000035
-def _unknown(name:str, devices:list)->XDeployError:
+def _unknown_device(name:str, devices:list)->XDeployError:
     "The error for a device name that is not among `devices`."
     names = [d['name'] for d in devices if d['kind'] != 'torch']
     base = name.split(':')[0]
@@ -270,7 +270,7 @@ def _find(name:str, devices:list)->tuple:
         if base in DEVICE_ID_EPS and rest.isdigit(): return d,{'device_id': str(int(rest))}
         if base == 'openvino' and rest in ('cpu', 'gpu', 'npu'): return d,{'device_type': rest.upper()}
     if name in ('cpu', 'cpu:0'): return _record('provider', 'CPUExecutionProvider', 'CPU', name='cpu', source='onnxruntime build'),None
-    raise _unknown(name, devices)
+    raise _unknown_device(name, devices)
 
 def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', 'cuda:1', 'openvino:gpu'
                   devices:list=None # The records to choose from; None: this machine's, `list_devices(torch=False)`

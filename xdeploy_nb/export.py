@@ -140,7 +140,7 @@ KINDS['image'].spec,KINDS['tabular'].spec = _image_io,_tabular_io
 # %% ../nbs/05_export.ipynb #4d2bf87c
 def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
 
-def _normalize(x, mean, std, in_hw=None):
+def _normalize_batch(x, mean, std, in_hw=None):
     stat = lambda v: torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - stat(mean)) / stat(std)
 
@@ -182,7 +182,7 @@ def _with_sizes(steps:list, hw:tuple)->list:
             if s['size'] is not None: hw = tuple(s['size'])
     return res
 
-BATCH_TORCH_OPS = dict(int_to_float=_int_to_float, normalize=_normalize, center_crop_ratio=_center_crop_ratio, grid_resample=_grid_resample)
+BATCH_TORCH_OPS = dict(int_to_float=_int_to_float, normalize=_normalize_batch, center_crop_ratio=_center_crop_ratio, grid_resample=_grid_resample)
 assert set(BATCH_TORCH_OPS) == set(BATCH_OPS)
 
 # %% ../nbs/05_export.ipynb #5b11e83e
@@ -337,7 +337,7 @@ def _where(module:nn.Module, filename:str, lineno:int):
         if start <= lineno < start + len(lines) and (best is None or len(lines) <= best[2]): best = (name, type(m).__name__, len(lines))
     return (best[0] or '<root>', best[1]) if best else None
 
-def _describe(module, filename, lineno, name=None, cls=None)->str:
+def _code_location(module, filename, lineno, name=None, cls=None)->str:
     code = linecache.getline(filename, lineno).strip()
     loc = (name, cls) if name else _where(module, filename, lineno)
     where = f"submodule `{loc[0]}` ({loc[1]})" if loc else "code called by the model"
@@ -353,7 +353,7 @@ _DATA_FLOW_FIX = "Make it branchless (torch.where) or use torch.cond; meanwhile 
 def _tracer_error(module, tws)->ExportError:
     w = tws[0]
     first = re.split(r'(?<=[.!])\s', str(w.message))[0]
-    return ExportError(f"{type(module).__name__}: tracing froze a value computed from tensor data in {_describe(module, w.filename, w.lineno)}: "
+    return ExportError(f"{type(module).__name__}: tracing froze a value computed from tensor data in {_code_location(module, w.filename, w.lineno)}: "
                        f"{first} The traced graph would only be right for inputs like the example.", _DATA_FLOW_FIX)
 
 def _user_frame(module, e):
@@ -369,7 +369,7 @@ def _user_frame(module, e):
 def _capture_error(module, e)->ExportError:
     "Why torch.export could not capture `module`, naming the submodule and line, with a fix."
     msg,loc = str(e),_user_frame(module, e)
-    where = f" in {_describe(module, *loc)}" if loc else ''
+    where = f" in {_code_location(module, *loc)}" if loc else ''
     if re.search(r'data-dependent|GuardOnDataDependent|Data-dependent branching', msg):
         return ExportError(f"{type(module).__name__} cannot be captured{where}: data-dependent Python control flow "
                            "(an if/while/bool()/.item() on tensor values).",

@@ -24,7 +24,7 @@ class PreprocessError(XDeployError):
 # %% ../nbs/02_preprocess.ipynb #29c51c27
 _ARRAY_MODES = ('L', 'LA', 'RGB', 'RGBA')  # PIL modes that an HWC uint8 array carries unchanged
 
-def _np(img:Image.Image)->np.ndarray:
+def _hwc(img:Image.Image)->np.ndarray:
     "A PIL image as an HWC array."
     arr = np.asarray(img)
     return arr[..., None] if arr.ndim == 2 else arr
@@ -64,23 +64,23 @@ def load_image(item, # A file path (str or Path), the file's bytes, a PIL image,
     "Open `item` as fastai's `PILBase.create` does, as an HWC uint8 array."
     if isinstance(item, np.ndarray):
         _check_pixels(*item.shape[:2], max_pixels)
-        return _np(_passthrough(_fromarray(item)))
+        return _hwc(_passthrough(_fromarray(item)))
     if isinstance(item, Image.Image):
         _check_pixels(item.height, item.width, max_pixels)
         item.load()  # a lazily opened image; fastai's `Resize` fails on one that is not loaded
-        return _np(_passthrough(item))
+        return _hwc(_passthrough(item))
     img = Image.open(io.BytesIO(item) if isinstance(item, (bytes, bytearray)) else item)
     _check_pixels(img.height, img.width, max_pixels)  # Image.open has read the header only
     img.load()
-    return _np(img.convert(mode) if mode else img)
+    return _hwc(img.convert(mode) if mode else img)
 
 # %% ../nbs/02_preprocess.ipynb #329615b2
-def _hw(size)->tuple:
+def _size_hw(size)->tuple:
     "`size` as `(height, width)`, from an int or a pair."
     h,w = (size,size) if isinstance(size, int) else size
     return int(h),int(w)
 
-def _check(what:str, value, allowed):
+def _check_choice(what:str, value, allowed):
     "Raise `PreprocessError` unless `value` is one of `allowed`."
     if value not in allowed: raise PreprocessError(f"Unknown {what} {value!r}.", f"Use one of {', '.join(map(repr, allowed))}.")
 
@@ -92,8 +92,8 @@ def crop_pad(arr:np.ndarray, # HWC image
              pad_mode:str='zeros' # How to fill the padding: 'zeros', 'border' or 'reflection'
             )->np.ndarray:
     "The region of `arr` of `size` at `tl`, cropped and/or padded as fastai's `_do_crop_pad`."
-    _check('pad mode', pad_mode, tuple(_NP_PAD))
-    (h,w),(y,x),(H,W) = _hw(size),tl,arr.shape[:2]
+    _check_choice('pad mode', pad_mode, tuple(_NP_PAD))
+    (h,w),(y,x),(H,W) = _size_hw(size),tl,arr.shape[:2]
     arr = arr[max(y, 0):min(y+h, H), max(x, 0):min(x+w, W)]
     pads = ((max(-y, 0), max(h-H+y, 0)), (max(-x, 0), max(w-W+x, 0)), (0, 0))
     return np.pad(arr, pads, mode=_NP_PAD[pad_mode]) if any(sum(pads, ())) else arr
@@ -109,7 +109,7 @@ def _resize_region(H:int, W:int, h:int, w:int, method:str):
 def _resize(arr:np.ndarray, size, resample:str)->np.ndarray:
     "Pillow's resize of HWC `arr` to `size` `(h, w)` (nothing to do if it has that size already)."
     if tuple(arr.shape[:2]) == tuple(size): return arr
-    return _np(_pil(arr).resize((size[1], size[0]), Image.Resampling[resample]))
+    return _hwc(_pil(arr).resize((size[1], size[0]), Image.Resampling[resample]))
 
 def resize_image(arr:np.ndarray, # HWC uint8 image
                  size, # Size of the result: `(height, width)` or an int
@@ -118,9 +118,9 @@ def resize_image(arr:np.ndarray, # HWC uint8 image
                  resample:str='BILINEAR' # Pillow filter name (`resamples[0]` of fastai's `Resize`)
                 )->np.ndarray:
     "fastai's `Resize` at validation: crop, pad or squish `arr` to `size`."
-    _check('resize method', method, ('squish', 'crop', 'pad'))
-    _check('resample filter', resample, tuple(Image.Resampling.__members__))
-    h,w = _hw(size)
+    _check_choice('resize method', method, ('squish', 'crop', 'pad'))
+    _check_choice('resample filter', resample, tuple(Image.Resampling.__members__))
+    h,w = _size_hw(size)
     if method == 'squish': return _resize(arr, (h, w), resample)
     region,tl = _resize_region(*arr.shape[:2], h, w, method)
     return _resize(crop_pad(arr, region, tl, pad_mode), (h, w), resample)
@@ -131,7 +131,7 @@ def center_crop_pad(arr:np.ndarray, # HWC image
                     pad_mode:str='zeros' # 'zeros', 'border' or 'reflection'
                    )->np.ndarray:
     "fastai's `CropPad` (and `RandomCrop` at validation): center crop and/or pad `arr` to `size`, offsets rounded down."
-    (h,w),(H,W) = _hw(size),arr.shape[:2]
+    (h,w),(H,W) = _size_hw(size),arr.shape[:2]
     return crop_pad(arr, (h, w), ((H-h)//2, (W-w)//2), pad_mode)
 
 # %% ../nbs/02_preprocess.ipynb #e84bb706
@@ -178,7 +178,7 @@ def _runs_at_valid(t)->bool:
 _KNOWN = ("fastai's Resize, RandomResizedCrop, CropPad, RandomCrop, IntToFloatTensor, Normalize, "
           "the affine transforms of aug_transforms and RandomResizedCropGPU")
 
-def _unknown(t, where:str)->PreprocessError:
+def _unreproducible(t, where:str)->PreprocessError:
     "The error for a transform that runs at validation and cannot be reproduced."
     return PreprocessError(f"The {where} transform {_tname(t)!r} ({type(t).__module__}.{type(t).__qualname__}) runs at "
                            "validation time, and xdeploy_nb cannot reproduce it outside fastai.",
@@ -237,7 +237,7 @@ def _item_steps(t)->list:
         "RatioResize is not deterministic at validation: it calls Resize without split_idx, so its crop offset is random.",
         "Use Resize(size, method=...) instead, which center crops or pads at validation.")
     if type(t) is ToTensor: return [dict(op='to_tensor')]
-    raise _unknown(t, 'item')
+    raise _unreproducible(t, 'item')
 
 def _stats(t)->list:
     "`Normalize` statistics, a float32 tensor of one value or of shape (1,C,1,1), as a list of floats."
@@ -259,16 +259,16 @@ def _batch_steps(t)->list:
     if type(t) is IntToFloatTensor: return [dict(op='int_to_float', div=float(t.div), div_mask=int(t.div_mask))]
     if type(t) is Normalize: return [dict(op='normalize', mean=_stats(t.mean), std=_stats(t.std))]
     if type(t) in _affine_classes():
-        size = None if t.size is None else list(_hw(t.size))
+        size = None if t.size is None else list(_size_hw(t.size))
         return [dict(op='grid_resample', size=size, mode=str(t.mode), pad_mode=str(t.pad_mode), align_corners=bool(t.align_corners))]
     if type(t) is RandomResizedCropGPU:
         return [dict(op='center_crop_ratio', ratio=[float(r) for r in t.ratio], valid_scale=float(t.valid_scale)),
-                dict(op='grid_resample', size=list(_hw(t.size)), mode=str(t.mode), pad_mode='reflection', align_corners=True)]
-    raise _unknown(t, 'batch')
+                dict(op='grid_resample', size=list(_size_hw(t.size)), mode=str(t.mode), pad_mode='reflection', align_corners=True)]
+    raise _unreproducible(t, 'batch')
 
 def _before_batch_steps(t)->list:
     "No `before_batch` transform can be reproduced."
-    raise _unknown(t, 'before_batch')
+    raise _unreproducible(t, 'before_batch')
 
 def _steps(pipe, reader, skipped:list)->list:
     "Spec steps of `pipe` in the order fastai runs them; training-only transforms are named in `skipped`."

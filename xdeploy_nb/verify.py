@@ -81,7 +81,7 @@ def _tabular_rows(learn, n:int)->list:
         rows.append({k: (None if v == '#na#' else v) for k,v in r.items() if k not in flags})
     return rows
 
-def _image_items(learn, n:int)->list:
+def _image_reference_items(learn, n:int)->list:
     "Up to `n` validation images as the files they are: the items through the Learner's own getters (`ColReader`, ...) before `PILBase.create`."
     ds = learn.dls.valid_ds
     tl = next(tl for tl in ds.tls if _open_cls(tl.tfms)[0] is not None)
@@ -93,7 +93,7 @@ def _image_items(learn, n:int)->list:
         res.append(x)
     return res
 
-KINDS['image'].reference_items = _image_items
+KINDS['image'].reference_items = _image_reference_items
 KINDS['tabular'].reference_items = _tabular_rows
 
 def reference_items(learn, # The Learner
