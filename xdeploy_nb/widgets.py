@@ -463,7 +463,7 @@ class ExportWidget(Panel):
         super().__init__()
         self.learn,self.bundle,self.on_exported = learn,None,[]
         self.formats = {f: W.Checkbox(f in formats, description=f, indent=False, layout=W.Layout(width='9em')) for f,e in FORMATS.items() if e.export}
-        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='8em')) for v in VARIANTS}
+        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='10em')) for v in VARIANTS}
         self.variants['fp32'].value,self.variants['fp32'].disabled = True,True  # always exported: the reference
         self.opset,self.path = _box(W.BoundedIntText, opset, 'ONNX opset', '10em', min=13, max=23),_box(W.Text, str(path), 'Output folder', '30em')
         self.overwrite = W.Checkbox(True, description='replace an existing bundle', indent=False)
