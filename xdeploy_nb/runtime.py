@@ -128,6 +128,7 @@ def _torch_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', thre
 FORMATS['onnx'] = Format('model.onnx', runner=_onnx_runner)
 FORMATS['torchscript'] = Format('model.ts', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
 FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
+from .ort import FORMATS  # registers 'ort' (the ORT mobile format, `xdeploy_nb.ort`; torch-free at import) after these, in this order
 
 # %% ../nbs/04_runtime.ipynb #rt000013
 def _artifact(m:dict, # A validated manifest
