@@ -337,8 +337,8 @@ MANIFEST_SCHEMA = {
     'labels': Doc([str], "The class names in output order (regression: the names of the predicted targets). At least one, "
                   "unless the task is regression."),
     'artifacts': Doc([{
-        'format': Doc(FORMATS, "How the model is stored: 'onnx' (an ONNX model, run with ONNX Runtime; the default and the "
-                      "only one that runs no code when loaded), 'torchscript' and 'torch.export' (run with torch: they can "
+        'format': Doc(FORMATS, "How the model is stored: 'onnx' (an ONNX model, run with ONNX Runtime; the default), 'ort' "
+                      "(the same graph in ONNX Runtime's mobile format; neither runs code when loaded), 'torchscript' and 'torch.export' (run with torch: they can "
                       "execute code when loaded, so a reader loads them only when its user opts in)."),
         'file': _FILE, 'sha256': _SHA256, 'size': _SIZE,
         'precision': Doc(str, "The numeric precision of the weights and arithmetic: 'fp32', 'fp16' or 'int8'."),
