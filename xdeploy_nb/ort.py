@@ -48,7 +48,7 @@ def export_ort(module, # The graph to export (e.g. from `deploy_graph`)
                atol:float=None, # Absolute tolerance of that check (`within_tolerance`); None: `xdeploy_nb.runtime.TOLERANCE`
                rtol:float=None # Relative tolerance of that check; None: `xdeploy_nb.runtime.RTOL`
               )->dict:
-    "Export `module` to ONNX (`export_onnx`), convert it to ORT format, and check the `.ort` file with onnxruntime against the eager module."
+    "Convert `module`'s ONNX graph (the bundle's `model.onnx` beside `path`, else exported with `export_onnx`) to ORT format, and check the `.ort` file against the eager module."
     from xdeploy_nb.export import _input_names, _plain, export_artifact, export_onnx
     from xdeploy_nb.runtime import RTOL, TOLERANCE
     atol,rtol = TOLERANCE if atol is None else atol,RTOL if rtol is None else rtol
@@ -56,14 +56,20 @@ def export_ort(module, # The graph to export (e.g. from `deploy_graph`)
     info = dict(format='ort', exporter='onnxruntime.tools.convert_onnx_models_to_ort')
     def save(m, inputs, p, ws):
         with tempfile.TemporaryDirectory() as tmp:
-            onnx_info = export_onnx(m, inputs, Path(tmp)/'model.onnx', dynamic_batch=dynamic_batch, opset=opset, check=check, atol=atol, rtol=rtol)
+            src = Path(p).with_name(FORMATS['onnx'].file)  # the bundle's ONNX model, just exported from the same graph: not exported twice
+            if src.is_file():
+                import onnx
+                info.update(exporter=f"{info['exporter']} (from the bundle's {src.name})", onnx_seconds=0.,
+                            opset=max(o.version for o in onnx.load(str(src), load_external_data=False).opset_import if o.domain in ('', 'ai.onnx')))
+            else:
+                src = Path(tmp)/'model.onnx'
+                o = export_onnx(m, inputs, src, dynamic_batch=dynamic_batch, opset=opset, check=check, atol=atol, rtol=rtol)
+                info.update(exporter=f"{info['exporter']} (from the {o['exporter']} ONNX exporter)", opset=o['opset'],
+                            fallback_reason=o['fallback_reason'], onnx_seconds=o['seconds'])
             t0 = time.perf_counter()
-            ort_file,config = _convert(Path(tmp)/'model.onnx', Path(tmp)/'ort')
+            ort_file,config = _convert(src, Path(tmp)/'ort')
             shutil.copyfile(ort_file, p)
-            convert_seconds = round(time.perf_counter() - t0, 3)
-        info.update(exporter=f"{info['exporter']} (from the {onnx_info['exporter']} ONNX exporter)", opset=onnx_info['opset'],
-                    fallback_reason=onnx_info['fallback_reason'], onnx_seconds=onnx_info['seconds'], convert_seconds=convert_seconds,
-                    required_operators=config)
+        info.update(convert_seconds=round(time.perf_counter() - t0, 3), required_operators=config)
     return export_artifact(module, example_inputs, path, save, lambda p: _ort_load(p, names), info, dynamic_batch, check, atol, rtol)
 
 # %% ../nbs/05b_ort.ipynb #ort00009
