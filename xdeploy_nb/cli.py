@@ -10,7 +10,8 @@ import xdeploy_nb
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'main']
+__all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'train',
+           'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -158,8 +159,38 @@ def bench(bundle:str, # The bundle directory
     print(*(f"wrote {f}" for f in (json, plot) if f), sep='\n')
     return r
 
+# %% ../nbs/10_cli.ipynb #dd0cli02
+def train(source:str='shapes', # Data: a folder with train/<class>/ and valid/<class>/ images, a CSV file, or a sample set (shapes, digits, penguins)
+          out:str=None, # The bundle directory rank 0 writes (default: `ddp-bundle` under `xdeploy_nb.data.data_home()`)
+          nproc:int=None, # Processes: default one per GPU, or 2 without a GPU
+          epochs:int=2, # Epochs of `fit_one_cycle`
+          lr:float=1e-2, # Its maximum learning rate
+          arch:str=None, # Architecture: a name from `xdeploy_nb.train.ARCHS` (images; default tiny) or mlp (tables)
+          size:int=64, # Image size in pixels
+          bs:int=16, # Batch size of each process
+          target:str=None, # The target column of a CSV file
+          recipe:str=None, # Your own 'package.module:function' that returns an untrained Learner (called with no arguments), instead of the options above
+          formats:list=None, # Some of onnx, torchscript, torch.export (default: onnx)
+          weights:str=None, # Also save the trained state dict to this file
+          overwrite:bool=False, # Replace an existing bundle at OUT
+          timeout:float=3600 # Seconds before every process is stopped
+         ):
+    "Train data-parallel on several processes (torchrun: gloo on CPUs, NCCL on GPUs), then export a verified bundle from rank 0."
+    from xdeploy_nb.data import data_home
+    from xdeploy_nb.distributed import launch
+    kw = {} if recipe else dict(source=source, arch=arch, size=size, bs=bs, target=target)
+    if out is None: out = data_home()/'ddp-bundle'; overwrite = overwrite or (out/'manifest.json').is_file()  # as `demo` does
+    r = launch(recipe or 'xdeploy_nb.distributed:default_recipe', nproc=nproc, epochs=epochs, lr=lr, out=out, formats=formats or ('onnx',),
+               overwrite=overwrite, weights=weights, timeout=timeout, **kw)
+    for o in r['ranks']: print(f"rank {o['rank']} ({o['backend'] or 'single process'}, {o['device']}): {o['items']} training items per epoch, "
+                               f"weights {o['state'][:12]}, fit {o['fit_seconds']:.1f} s")
+    print(f"replicas identical: {'yes' if r['identical'] else 'NO'}; " + ', '.join(f"{k} {v:.4g}" for k,v in r['ranks'][0]['metrics'].items()))
+    print(f"bundle (rank 0): {r['bundle']}; {r['seconds']:.1f} s in all")
+    if not r['identical']: raise XDeployError("The processes ended with different weights.", "This is a bug: please report it with the command you ran.")
+    return r
+
 # %% ../nbs/10_cli.ipynb #cl0cl022
-COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench)
+COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, train=train)
 
 # %% ../nbs/10_cli.ipynb #b5a43ec5
 def _parser()->argparse.ArgumentParser:
