@@ -173,21 +173,28 @@ def train(source:str='shapes', # Data: a folder with train/<class>/ and valid/<c
           formats:list=None, # Some of onnx, torchscript, torch.export (default: onnx)
           weights:str=None, # Also save the trained state dict to this file
           overwrite:bool=False, # Replace an existing bundle at OUT
-          timeout:float=3600 # Seconds before every process is stopped
+          timeout:float=3600, # Seconds before every process is stopped
+          json:bool=False # Print the ranks' records as JSON (and not the processes' output)
          ):
     "Train data-parallel on several processes (torchrun: gloo on CPUs, NCCL on GPUs), then export a verified bundle from rank 0."
+    import json as _json
     from xdeploy_nb.data import data_home
     from xdeploy_nb.distributed import launch
     kw = {} if recipe else dict(source=source, arch=arch, size=size, bs=bs, target=target)
     if out is None: out = data_home()/'ddp-bundle'; overwrite = overwrite or (out/'manifest.json').is_file()  # as `demo` does
     r = launch(recipe or 'xdeploy_nb.distributed:default_recipe', nproc=nproc, epochs=epochs, lr=lr, out=out, formats=formats or ('onnx',),
-               overwrite=overwrite, weights=weights, timeout=timeout, **kw)
+               overwrite=overwrite, weights=weights, timeout=timeout, quiet=json, **kw)
+    if json: print(_json.dumps(r, indent=1))
+    else: _train_summary(r)
+    if not r['identical']: raise XDeployError("The processes ended with different weights.", "This is a bug: please report it with the command you ran.")
+    return r
+
+def _train_summary(r:dict):
+    "Print what `xdeploy train` did: a line per rank, the metrics, the bundle."
     for o in r['ranks']: print(f"rank {o['rank']} ({o['backend'] or 'single process'}, {o['device']}): {o['items']} training items per epoch, "
                                f"weights {o['state'][:12]}, fit {o['fit_seconds']:.1f} s")
     print(f"replicas identical: {'yes' if r['identical'] else 'NO'}; " + ', '.join(f"{k} {v:.4g}" for k,v in r['ranks'][0]['metrics'].items()))
     print(f"bundle (rank 0): {r['bundle']}; {r['seconds']:.1f} s in all")
-    if not r['identical']: raise XDeployError("The processes ended with different weights.", "This is a bug: please report it with the command you ran.")
-    return r
 
 # %% ../nbs/10_cli.ipynb #cl0cl022
 COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, train=train)

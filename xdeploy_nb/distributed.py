@@ -21,8 +21,8 @@ from fastai.distributed import DistributedDL  # also adds `Learner.distrib_ctx`
 from .export import export_bundle
 
 # %% auto #0
-__all__ = ['free_port', 'default_recipe', 'load_recipe', 'recipe_name', 'state_digest', 'ItemsSeen', 'single_process',
-           'EpochLine', 'fit_distributed', 'launch', 'notebook_launch']
+__all__ = ['free_port', 'default_recipe', 'load_recipe', 'recipe_name', 'state_digest', 'single_process', 'fit_distributed',
+           'launch', 'notebook_launch']
 
 # %% ../nbs/14_distributed.ipynb #dd000007
 @patch
@@ -90,7 +90,7 @@ def state_digest(model # A torch module
     return h.hexdigest()
 
 # %% ../nbs/14_distributed.ipynb #dd000024
-class ItemsSeen(Callback):
+class _ItemsSeen(Callback):
     "Count the training items this process saw in the last epoch: with N processes, each sees about 1/N of them."
     def before_epoch(self): self.n = 0
     def after_batch(self):
@@ -108,7 +108,7 @@ def single_process():
         else: os.environ['WORLD_SIZE'] = old
 
 # %% ../nbs/14_distributed.ipynb #dd000055
-class EpochLine(Callback):
+class _EpochLine(Callback):
     "Print one line per epoch (losses, metrics, seconds) in rank 0 only: fastai's table without a progress bar."
     order = Recorder.order + 1
     def before_epoch(self): self.t0 = time.perf_counter()
@@ -149,10 +149,10 @@ def fit_distributed(recipe='xdeploy_nb.distributed:default_recipe', # A function
     "In each process: build the recipe's Learner, fit it data-parallel with the others, export from rank 0; return this rank's record."
     rank,world,cuda = int(os.environ.get('RANK', 0)),int(os.environ.get('WORLD_SIZE', 1)),torch.cuda.is_available()
     if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    learn,seen = load_recipe(recipe)(**kwargs),ItemsSeen()
+    learn,seen = load_recipe(recipe)(**kwargs),_ItemsSeen()
     t0 = time.perf_counter()
     with (learn.distrib_ctx(sync_bn=cuda, cpu=not cuda) if world > 1 else nullcontext()), learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(epochs, lr, cbs=[seen, EpochLine()])
+        learn.fit_one_cycle(epochs, lr, cbs=[seen, _EpochLine()])
     r = learn.recorder
     rec = dict(rank=rank, world_size=world, backend=dist.get_backend() if dist.is_initialized() else None, device=str(next(learn.model.parameters()).device),
                fit_seconds=time.perf_counter()-t0, items=seen.n, state=state_digest(learn.model),
