@@ -177,10 +177,11 @@ def train(source:str='shapes', # Data: a folder with train/<class>/ and valid/<c
           json:bool=False # Print the ranks' records as JSON (and not the processes' output)
          ):
     "Train data-parallel on several processes (torchrun: gloo on CPUs, NCCL on GPUs), then export a verified bundle from rank 0."
-    import json as _json
+    import json as _json, os
     from xdeploy_nb.data import data_home
     from xdeploy_nb.distributed import launch
     kw = {} if recipe else dict(source=source, arch=arch, size=size, bs=bs, target=target)
+    if recipe and os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())  # its module may be here, as for `python -m` (and the processes)
     if out is None: out = data_home()/'ddp-bundle'; overwrite = overwrite or (out/'manifest.json').is_file()  # as `demo` does
     r = launch(recipe or 'xdeploy_nb.distributed:default_recipe', nproc=nproc, epochs=epochs, lr=lr, out=out, formats=formats or ('onnx',),
                overwrite=overwrite, weights=weights, timeout=timeout, quiet=json, **kw)
