@@ -148,7 +148,11 @@ def fit_distributed(recipe='xdeploy_nb.distributed:default_recipe', # A function
                    )->dict:
     "In each process: build the recipe's Learner, fit it data-parallel with the others, export from rank 0; return this rank's record."
     rank,world,cuda = int(os.environ.get('RANK', 0)),int(os.environ.get('WORLD_SIZE', 1)),torch.cuda.is_available()
-    if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    if cuda:
+        local = int(os.environ.get('LOCAL_RANK', 0))
+        if local >= torch.cuda.device_count(): raise XDeployError(f"Process {local} of this machine has no GPU of its own ({torch.cuda.device_count()} GPUs).",
+                                                                  "Start at most one process per GPU (nproc).")
+        torch.cuda.set_device(local)
     learn,seen = load_recipe(recipe)(**kwargs),_ItemsSeen()
     t0 = time.perf_counter()
     with (learn.distrib_ctx(sync_bn=cuda, cpu=not cuda) if world > 1 else nullcontext()), learn.no_bar(), learn.no_logging():
