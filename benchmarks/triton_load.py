@@ -7,7 +7,7 @@ comes, until `--requests` answers or `--seconds` have passed. It prints p50/p95/
 the throughput against the in-process `Predictor.predict_batch` on the same files (the best of batches of 8 and 64),\nmeasured in the same run before and after the load (the better of the two is the baseline).
 The answers are checked against the `Predictor`'s. The model: `--arch` (default tiny) trained on the generated shapes at
 `--size` px (cached by `trained_learner`).
-Usage: python benchmarks/triton_load.py [--levels 1 2 4 8] [--requests 2000] [--seconds 20] [--instances 1] [--arch tiny] [--size 64]"""
+Usage: python benchmarks/triton_load.py [--levels 1 4 16 32] [--requests 2000] [--seconds 20] [--instances 1] [--max-batch-size 32] [--arch tiny] [--size 64]"""
 import argparse, sys, tempfile, threading, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
@@ -49,9 +49,9 @@ def in_process(bundle, files, seconds:float=3)->float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--levels', type=int, nargs='+', default=[1, 2, 4, 8]); ap.add_argument('--requests', type=int, default=2000)
+    ap.add_argument('--levels', type=int, nargs='+', default=[1, 4, 16, 32]); ap.add_argument('--requests', type=int, default=2000)
     ap.add_argument('--seconds', type=float, default=20); ap.add_argument('--instances', type=int, default=1)
-    ap.add_argument('--max-batch-size', type=int, default=16); ap.add_argument('--arch', default='tiny'); ap.add_argument('--size', type=int, default=64)
+    ap.add_argument('--max-batch-size', type=int, default=32); ap.add_argument('--arch', default='tiny'); ap.add_argument('--size', type=int, default=64)
     args = ap.parse_args()
     from xdeploy_nb.data import make_image_folder
     from xdeploy_nb.export import export_bundle

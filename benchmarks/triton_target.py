@@ -1,8 +1,9 @@
 """Triton as a target of the serving load benchmark (`benchmarks/serve_load.py`'s `TARGETS` take it as `triton`).
 
-`triton_target(bundle, items)` writes the bundle's Triton repository into a temporary folder, runs `tritonserver` on
+`triton_target(bundle, items=None)` writes the bundle's Triton repository into a temporary folder, runs `tritonserver` on
 127.0.0.1 ports with its python-backend model (the bundle's full preprocessing, served by `Predictor`), yields
-`send(i)`: item `i` (modulo the number of items) sent in one request over gRPC, its prediction dict returned, and stops
+`send(i)`: item `i` (modulo the number of items; default items: `serve_load.bench_items(bundle)`, as every target of
+`serve_load.py` sends) in one request over gRPC, its prediction dict returned, and stops
 the server when the block ends. `send` is thread-safe: each thread has its own gRPC client (tritonclient.http's client is
 not thread-safe, and one gRPC channel per thread also spreads the load over connections)."""
 import contextlib, json, tempfile, threading
@@ -19,14 +20,17 @@ def _raw_items(bundle:Path, items:list)->list:
 
 @contextlib.contextmanager
 def triton_target(bundle, # The bundle directory
-                  items:list, # Raw items: image files (paths or bytes), or table rows (dicts, JSON-serialisable)
-                  max_batch_size:int=16, # Largest batch Triton's dynamic batcher gathers
+                  items:list=None, # Raw items: image files (paths or bytes), or table rows (dicts); None: `serve_load.bench_items(bundle)`
+                  max_batch_size:int=32, # Largest batch Triton's dynamic batcher gathers
                   instances:int=1, # Instances of the python model
                   timeout:float=120 # Seconds to wait for the server
                  ):
     "Yield a thread-safe `send(i)` that asks a local Triton server for item `i`'s prediction."
     import tritonclient.grpc as grpcclient
     from xdeploy_nb.triton import triton_repository, tritonserver
+    if items is None:
+        from serve_load import bench_items  # benchmarks/serve_load.py, which imports this module
+        items = bench_items(bundle)
     raw,local = _raw_items(Path(bundle), items),threading.local()
     with tempfile.TemporaryDirectory(prefix='xdeploy-triton-load-') as tmp:
         triton_repository(bundle, Path(tmp)/'repo', name='model', max_batch_size=max_batch_size, instances=instances)

@@ -316,7 +316,10 @@ class TritonServer:
     grpc:str
     process:subprocess.Popen
     log:Path
-    def log_tail(self, n:int=4000)->str: return self.log.read_text(errors='replace')[-n:] if self.log.exists() else ''
+    def log_tail(self, n:int=4000 # Characters from the end
+                )->str:
+        "The end of the server's log: why a model did not load, or why the server stopped."
+        return self.log.read_text(errors='replace')[-n:] if self.log.exists() else ''
 
 def _free_port()->int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
