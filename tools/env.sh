@@ -26,3 +26,19 @@ source "$venv/bin/activate"
 echo "== installing xdeploy_nb[$1] into $venv (log: $venv/pip-install.log)"
 python -m pip install --disable-pip-version-check -e ".[$1]" > "$venv/pip-install.log" 2>&1 \
   || { tail -n 40 "$venv/pip-install.log"; echo "pip install failed: see $venv/pip-install.log" >&2; exit 1; }
+if [ "$1" = dev ]; then
+  # The Triton server of tests/test_triton.py and benchmarks/triton_load.py: nvidia-pytriton's wheel bundles tritonserver
+  # 2.51 with its python backend. It requires numpy<2, which cannot share the venv with numpy>=2, and only its binaries
+  # are used: the wheel goes in with --no-deps under $venv/opt/pytriton, and numpy<2 under $venv/opt/triton-stub, a
+  # folder that only the python backend's stub puts on its sys.path (xdeploy_nb.triton.tritonserver_env).
+  if [ ! -x "$venv/opt/pytriton/pytriton/tritonserver/bin/tritonserver" ] || [ ! -d "$venv/opt/triton-stub/numpy" ]; then
+    echo "== installing tritonserver (nvidia-pytriton 0.7.0, without its Python dependencies) and numpy<2 for its stub into $venv/opt"
+    { python -m pip install --disable-pip-version-check --no-deps --upgrade --target "$venv/opt/pytriton" nvidia-pytriton==0.7.0 \
+      && python -m pip install --disable-pip-version-check --upgrade --target "$venv/opt/triton-stub" "numpy>=1.24,<2"; } >> "$venv/pip-install.log" 2>&1 \
+      || { tail -n 40 "$venv/pip-install.log"; echo "installing tritonserver failed: see $venv/pip-install.log" >&2; exit 1; }
+  fi
+  # The stub loads libpython3.X.so.1.0: this Python's own (its LIBDIR), or Debian's libpython3.X package.
+  py_ver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  py_libdir=$(python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+  [ -e "$py_libdir/libpython$py_ver.so.1.0" ] || apt_install "libpython$py_ver"
+fi

@@ -11,7 +11,7 @@ from .core import XDeployError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'train',
-           'main']
+           'triton', 'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -199,6 +199,27 @@ def _train_summary(r:dict):
 
 # %% ../nbs/10_cli.ipynb #cl0cl022
 COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, train=train)
+
+# %% ../nbs/10_cli.ipynb #tr0cli02
+def triton(bundle:str, # The bundle directory
+           repo:str, # The model repository folder to write into (other models in it are left alone)
+           name:str=None, # The model's name (the python-backend model's: NAME_python); default: the bundle folder's name
+           max_batch_size:int=8, # Largest batch Triton's dynamic batcher gathers
+           instances:int=1, # Instances of each model
+           instance_kind:str='auto', # The ONNX model's instances: auto (a GPU where there is one), gpu or cpu
+           no_python:bool=False, # Write only the onnxruntime_onnx model
+           overwrite:bool=False # Replace these models' folders if they exist
+          ):
+    "Write a Triton Inference Server model repository for a bundle: an onnxruntime_onnx model and a python-backend model."
+    from xdeploy_nb.triton import check_config, triton_repository
+    models = triton_repository(bundle, repo, name=name, max_batch_size=max_batch_size, instances=instances,
+                               instance_kind=instance_kind, python=not no_python, overwrite=overwrite)
+    for n,f in models.items():
+        cfg = check_config(f)
+        print(f"{f}: {cfg.platform or cfg.backend}, max_batch_size {cfg.max_batch_size}, {cfg.instance_group[0].count} instance(s); config.pbtxt checked")
+    return models
+
+COMMANDS['triton'] = triton
 
 # %% ../nbs/10_cli.ipynb #b5a43ec5
 def _parser()->argparse.ArgumentParser:
