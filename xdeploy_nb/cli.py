@@ -10,7 +10,8 @@ import xdeploy_nb
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'main']
+__all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'web',
+           'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -158,8 +159,26 @@ def bench(bundle:str, # The bundle directory
     print(*(f"wrote {f}" for f in (json, plot) if f), sep='\n')
     return r
 
+# %% ../nbs/10_cli.ipynb #cl0web01
+def web(bundle:str, # The bundle directory
+        out:str, # The site folder to write
+        ort_web:str=None, # A local onnxruntime-web package folder (default: the one npm installed beside the module, else npm pack at the pinned version)
+        overwrite:bool=False, # Replace an existing site at OUT
+        serve:bool=False, # Then serve it on 127.0.0.1 with the headers for multi-threaded wasm, until Ctrl-C
+        port:int=8000 # The port for --serve
+       ):
+    "Write a static web site that predicts with the bundle in the browser (ONNX Runtime Web), and optionally serve it."
+    from xdeploy_nb.web import site_server, write_site
+    site = write_site(bundle, out, ort_web=ort_web, overwrite=overwrite)
+    print(f"wrote {site['path']}: {len(site['files'])} files, {site['bytes']/1e6:.1f} MB\n{site['ort_web']}")
+    if not serve: return site
+    srv = site_server(out, port)
+    print(f"serving {out} at http://127.0.0.1:{srv.server_address[1]}/ (cross-origin isolated: wasm threads); Ctrl-C stops")
+    try: srv.serve_forever()
+    finally: srv.server_close()
+
 # %% ../nbs/10_cli.ipynb #cl0cl022
-COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench)
+COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, web=web)
 
 # %% ../nbs/10_cli.ipynb #b5a43ec5
 def _parser()->argparse.ArgumentParser:
