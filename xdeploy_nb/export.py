@@ -18,6 +18,7 @@ from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .variants import check_variants, count_flops, make_variant, variant_file
 from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs, within_tolerance
 from .verify import VerifyReport, format_metric, kind_of, learner_outputs, reference_items, verify_bundle
+from .pregraph import export_pregraph
 
 # %% auto #0
 __all__ = ['BATCH_TORCH_OPS', 'task_of', 'activation_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph',
@@ -136,6 +137,7 @@ def _tabular_io(learn)->dict:
     return dict(inputs=inputs, steps=steps + ([dict(op='normalize', in_graph=True)] if pre['normalize'] else []), spec=pre)
 
 KINDS['image'].spec,KINDS['tabular'].spec = _image_io,_tabular_io
+KINDS['image'].export_extra = export_pregraph  # writes preprocess.onnx and its manifest entry (`xdeploy_nb.pregraph`)
 
 # %% ../nbs/05_export.ipynb #4d2bf87c
 def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
@@ -676,6 +678,7 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
                                trust_code=True, rtol=rtol)  # the artifacts it has just written itself
         for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))  # none: it did not run
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
+        if (extra := KINDS[m['preprocessing']['kind']].export_extra): m['preprocessing'].update(extra(learn, d, m, formats, reference_items(learn, items, n_items)))
         m['sample'] = _write_sample(d, learn, spec, items, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)
         check_artifacts(d, m)
