@@ -41,7 +41,7 @@ def main():
     ap.add_argument('--arch', default='resnet18'); ap.add_argument('--size', type=int, default=128); ap.add_argument('--runs', type=int, default=10); ap.add_argument('--rounds', type=int, default=5)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT/'tests'))
-    from test_web import GRAPH, PlainHandler, _serve, _shim_graph  # the tests' server helpers
+    from test_web import PlainHandler, _serve  # the tests' server helpers
     from xdeploy_nb.data import make_image_folder
     from xdeploy_nb.train import image_dls, image_learner
     from xdeploy_nb.export import export_bundle
@@ -52,12 +52,11 @@ def main():
     data = make_image_folder(tmp/'shapes', classes=3, n_train=8, n_valid=2, size=args.size)
     learn = image_learner(image_dls(data, size=args.size, bs=8), arch=args.arch)
     export_bundle(learn, tmp/'bundle', formats=('onnx',), n_items=6)
-    if not GRAPH: _shim_graph(tmp/'bundle')  # TEMPORARY (tests/test_web.py): until the preprocessing graph lands; files are at the model size
     site = write_site(tmp/'bundle', tmp/'site', ort_web=JS_DIR/'node_modules'/'onnxruntime-web')['path']
     from PIL import Image
     arr = np.asarray(Image.open(sorted((data/'valid').rglob('*.png'))[0]).convert('RGB'))
     cpus = _cpus()
-    natives = {t: Predictor(tmp/'bundle', device='cpu', threads=t, **({'preprocess': 'graph'} if GRAPH else {})) for t in (cpus, 1)}
+    natives = {t: Predictor(tmp/'bundle', device='cpu', threads=t, preprocess='graph') for t in (cpus, 1)}
     feeds = {t: p.prepare([arr]) for t,p in natives.items()}
     for t,p in natives.items(): p.run(feeds[t]); p.predict(arr)  # warm-up
     names = {f'native onnxruntime, {cpus} thread(s)': cpus, 'native onnxruntime, 1 thread(s)': 1}
@@ -85,7 +84,7 @@ def main():
     native,native1 = rows[f'native onnxruntime, {cpus} thread(s)'],rows['native onnxruntime, 1 thread(s)']
     med,best = statistics.median,min
     print(f"{args.arch} at {args.size} px, batch 1: {args.rounds} interleaved rounds of {args.runs} runs; {cpus} CPUs; "
-          f"{json.loads((tmp/'bundle'/'manifest.json').read_text()).get('flops', 0)/1e6:.0f} MFLOPs; graph preprocessing: {'yes' if GRAPH else 'test shim'}")
+          f"{json.loads((tmp/'bundle'/'manifest.json').read_text()).get('flops', 0)/1e6:.0f} MFLOPs; preprocessing graph: yes")
     print(f"{'':30} {'threads':>7} {'model ms (best)':>16} {'item ms (best)':>15} {'model x native':>15} {'item x native':>14}")
     for name,r in rows.items():
         ref = native1 if r['threads'] == 1 else native

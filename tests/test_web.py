@@ -7,7 +7,7 @@ the page's file input as a person would, and fills the form with table rows; eac
 (test-artifacts/web-agreement.json): browser and Pillow JPEG decoders may differ. The same page on a server without the
 isolation headers runs on one thread, with the same answers. `node --test` runs the module's own tests under Node with
 onnxruntime-node, on the same bundles. Screenshots go to test-artifacts/."""
-import base64, http.server, inspect, json, shutil, socket, subprocess, sys, threading, time, urllib.request
+import base64, http.server, json, re, shutil, socket, subprocess, sys, threading, time, urllib.request
 from functools import partial
 from pathlib import Path
 import numpy as np, pytest
@@ -24,39 +24,20 @@ CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-q
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 ARTIFACTS = ROOT/'test-artifacts'
 ORT_WEB = JS_DIR/'node_modules'/'onnxruntime-web'  # installed by `npm ci` (tools/test.sh)
-GRAPH = 'preprocess' in inspect.signature(Predictor).parameters  # the preprocessing graph's Python side (Predictor(preprocess='graph'))
 
-def python_predictor(bundle): return Predictor(bundle, device='cpu', preprocess='graph') if GRAPH else Predictor(bundle, device='cpu')
+def python_predictor(bundle, **kw):
+    "Python's Predictor on the preprocessing graph: what the browser runs."
+    return Predictor(bundle, device='cpu', preprocess='graph', **kw)
 
 @pytest.fixture(scope='module')
 def img(tmp_path_factory):
     "An image bundle (3 classes; 24 px files resized to 16 px by its preprocessing graph) and its validation files."
     root = tmp_path_factory.mktemp('web_img')
-    size = 24 if GRAPH else 16  # TEMPORARY TEST SHIM (see `_shim_graph`): without the graph, files already at the model size
-    data = make_image_folder(root/'shapes', classes=3, n_train=8, n_valid=4, size=size)
+    data = make_image_folder(classes=3, n_train=8, n_valid=4, size=24)  # the shared sample folder: the trained Learner is cached
     learn = trained_learner(image_dls(data, size=16, bs=8), epochs=2)
     b = export_bundle(learn, root/'bundle', formats=('onnx',), variants=('int8-static',))
     assert b.report.passed, b.report
-    if not GRAPH: _shim_graph(root/'bundle')
     return root/'bundle',sorted((data/'valid').rglob('*.png'))
-
-def _shim_graph(bundle):
-    """TEMPORARY TEST SHIM, only here, until the preprocessing graph (export side) lands: a preprocess.onnx that only moves
-    channels first ([H, W, 3] -> [1, 3, H, W]), valid because these files are already at the model size (their resize
-    is a no-op), and its manifest entry as the contract describes it (its input named 'pixels': the model's input is 'image')."""
-    import onnx, hashlib
-    from onnx import helper, TensorProto
-    m = json.loads((bundle/'manifest.json').read_text())
-    name,(_, c, h, w) = m['inputs'][0]['name'],m['inputs'][0]['shape']
-    g = helper.make_graph([helper.make_node('Transpose', ['pixels'], ['chw'], perm=[2, 0, 1]), helper.make_node('Unsqueeze', ['chw', 'axes'], [name])],
-        'preprocess', [helper.make_tensor_value_info('pixels', TensorProto.UINT8, ['height', 'width', c])],
-        [helper.make_tensor_value_info(name, TensorProto.UINT8, [1, c, h, w])], [helper.make_tensor('axes', TensorProto.INT64, [1], [0])])
-    data = helper.make_model(g, opset_imports=[helper.make_opsetid('', 18)], ir_version=9).SerializeToString()
-    (bundle/'preprocess.onnx').write_bytes(data)
-    m['preprocessing']['graph'] = dict(file='preprocess.onnx', sha256=hashlib.sha256(data).hexdigest(), size=len(data),
-        input=dict(name='pixels', dtype='uint8', shape=['height', 'width', c], layout='HWC', mode='RGB'),
-        output=dict(name=name, dtype='uint8', shape=[1, c, h, w], layout='NCHW'), opset=18, steps=[], agreement=None)
-    (bundle/'manifest.json').write_text(json.dumps(m, indent=1))
 
 @pytest.fixture(scope='module')
 def tab(tmp_path_factory):
@@ -91,13 +72,16 @@ def sites(img, tab, tmp_path_factory):
     for srv,_ in servers.values(): srv.shutdown(); srv.server_close()
 
 @pytest.fixture(scope='module')
-def browser():
+def playwright():
     if not CHROMIUM.exists(): pytest.fail("Debian's chromium is not installed: run tools/test.sh, or apt-get install chromium")
     from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with sync_playwright() as p: yield p
+
+@pytest.fixture(scope='module')
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield b
+    b.close()
 
 def open_page(browser, url, timeout=60_000):
     "A page at `url`, once the module has loaded the bundle; its console errors are kept in `page.errors`."
@@ -140,7 +124,7 @@ def test_image_png_files_in_the_browser(browser, sites, img):
     got,want = pick(page, files),python_predictor(bundle).predict_batch(files)
     assert [g['item'] for g in got] == [f.name for f in files]
     top1,diff = agreement(got, want)
-    report(png=dict(n=len(files), top1=top1, max_prob_diff=diff, threads=d['threads'], shim=not GRAPH))
+    report(png=dict(n=len(files), top1=top1, max_prob_diff=diff, threads=d['threads']))
     assert top1 == 1.0 and diff <= 1e-4, (top1, diff)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS/'web-image.png', full_page=True)
@@ -194,7 +178,7 @@ def test_int8_variant_in_the_browser(browser, sites, img):
     bundle,files = img
     page = open_page(browser, sites['img'] + '?variant=int8-static')
     assert page.evaluate('window.xdeploy.predictor.describe().artifact.variant') == 'int8-static'
-    p = Predictor(bundle, device='cpu', variant='int8-static', **({'preprocess': 'graph'} if GRAPH else {}))
+    p = python_predictor(bundle, variant='int8-static')
     top1,diff = agreement(pick(page, files[:6]), p.predict_batch(files[:6]))
     assert top1 == 1.0 and diff <= 1e-4, (top1, diff)
     page.close()
@@ -249,3 +233,16 @@ def test_cli_web_and_serve(tab, tmp_path):
         else: pytest.fail(f"xdeploy web --serve did not answer: {srv.stderr.read() if srv.poll() is not None else ''}")
         assert resp.headers['Cross-Origin-Opener-Policy'] == 'same-origin' and resp.headers['Content-Type'] == 'text/javascript'
     finally: srv.terminate(); srv.wait(10)
+
+def test_webgpu_not_chosen_for_int8_unless_its_sample_check_passes(playwright, sites):
+    """With WebGPU on (Chromium's SwiftShader adapter), device 'auto' runs the int8 QDQ variant on WebGPU only if its
+    outputs there match the CPU's on the bundle's sample: on ORT Web's WebGPU EP they do not, so it runs on wasm, and says why."""
+    args = [a for a in CHROMIUM_ARGS if a != '--disable-gpu'] + ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader']
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        page = open_page(b, sites['img'] + '?variant=int8-static', timeout=120_000)
+        assert page.evaluate('navigator.gpu.requestAdapter().then(a => !!a)'), "no WebGPU adapter: the check did not run"
+        d = page.evaluate('window.xdeploy.predictor.describe()')
+    finally: b.close()
+    assert d['device'] == 'wasm' and d['artifact']['variant'] == 'int8-static', d
+    assert re.search(r"passed over: webgpu \((its outputs differ from the CPU's by [\d.e-]+ on the bundle's sample|onnxruntime could not load)", d['why']), d['why']
