@@ -210,7 +210,7 @@ def test_node(img, tab, tmp_path):
     fx = dict(bundles=dict(image=dict(path=str(bundle), pixels=pix, expected=python_predictor(bundle).predict_batch(arrs)),
                            tabular=dict(path=str(tbundle), rows=rows, expected=Predictor(tbundle, device='cpu').predict_batch(rows))))
     (f := tmp_path/'fixture.json').write_text(json.dumps(fx))
-    r = run('node', '--test', 'test/', cwd=JS_DIR, env={'XDEPLOY_WEB_FIXTURE': str(f)}, timeout=120, check=False)
+    r = run('node', '--test', 'test/xdeploy.test.mjs', cwd=JS_DIR, env={'XDEPLOY_WEB_FIXTURE': str(f)}, timeout=120, check=False)
     assert r.returncode == 0 and '# fail 0' in r.stdout and '# skipped 0' in r.stdout, r.stdout[-3000:] + r.stderr
 
 def test_cli_web_and_serve(tab, tmp_path):

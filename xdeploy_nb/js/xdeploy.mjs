@@ -109,9 +109,10 @@ export function validateManifest(manifest, schema) {
 // ---------------------------------------------------------------- files, hashes, sample.npz
 /** The lowercase hex sha256 of `bytes` (Web Crypto: browsers in a secure context — https or 127.0.0.1 — and Node). */
 export async function sha256Hex(bytes) {
-  if (!globalThis.crypto?.subtle) throw new XDeployError('Web Crypto (crypto.subtle) is not available, so the model files cannot be checked.',
+  const subtle = globalThis.crypto?.subtle ?? (isNode ? (await import('node:crypto')).webcrypto.subtle : undefined);  // Node 18: not global
+  if (!subtle) throw new XDeployError('Web Crypto (crypto.subtle) is not available, so the model files cannot be checked.',
     'Serve the page over https, or from localhost/127.0.0.1 (browsers offer Web Crypto only in secure contexts).');
-  const h = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes));
+  const h = new Uint8Array(await subtle.digest('SHA-256', bytes));
   return Array.from(h, b => b.toString(16).padStart(2, '0')).join('');
 }
 
