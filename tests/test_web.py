@@ -246,3 +246,10 @@ def test_webgpu_not_chosen_for_int8_unless_its_sample_check_passes(playwright, s
     finally: b.close()
     assert d['device'] == 'wasm' and d['artifact']['variant'] == 'int8-static', d
     assert re.search(r"passed over: webgpu \((its outputs differ from the CPU's by [\d.e-]+ on the bundle's sample|onnxruntime could not load)", d['why']), d['why']
+
+def test_ort_web_through_npm_pack(tmp_path):
+    "Without a local package (a `pip install xdeploy_nb`), onnxruntime-web comes through `npm pack` at the pinned version, its sha512 checked."
+    from xdeploy_nb.web import ORT_FILES, _dist_version, _npm_ort_web
+    d = _npm_ort_web(tmp_path)
+    assert _dist_version(d) == '1.30.0' and sorted(p.name for p in d.iterdir()) == sorted(ORT_FILES)
+    assert (d/'ort.all.min.mjs').read_bytes() == (ORT_WEB/'dist'/'ort.all.min.mjs').read_bytes()

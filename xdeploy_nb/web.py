@@ -114,10 +114,13 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, '.mjs': 'text/javascript', '.js': 'text/javascript',
                       '.wasm': 'application/wasm', '.json': 'application/json', '.onnx': 'application/octet-stream'}
     def end_headers(self):
+        "Add `HEADERS` and `Cache-Control: no-cache` to every response."
         for k,v in HEADERS.items(): self.send_header(k, v)
         self.send_header('Cache-Control', 'no-cache')
         super().end_headers()
-    def log_message(self, format, *args): pass  # quiet: a test or a notebook reads its own output
+    def log_message(self, format, *args):
+        "Log nothing: a test or a notebook reads its own output."
+        pass
 
 # %% ../nbs/11_web.ipynb #web00023
 def site_server(site, # The site folder (from `write_site`)
