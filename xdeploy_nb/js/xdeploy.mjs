@@ -360,8 +360,8 @@ export class Predictor {
    * open the preprocessing graph (images) and the model on the chosen device. Options: `ort` (the onnxruntime module;
    * in Node onnxruntime-node by default), `device` ('auto', 'wasm', 'webgpu'; 'cpu' in Node), `variant` ('fp32' or one the
    * bundle has), `threads` (wasm threads; default: one per core where the page is cross-origin isolated, else 1),
-   * `schema` (the bundle schema, or its URL). */
-  static async load(source, {ort, device = 'auto', variant = 'fp32', threads, schema} = {}) {
+   * `schema` (the bundle schema, or its URL), `maxPixels` (the largest image accepted: Pillow's MAX_IMAGE_PIXELS). */
+  static async load(source, {ort, device = 'auto', variant = 'fp32', threads, schema, maxPixels = 89478485} = {}) {
     ort = ort ?? (isNode ? await import('onnxruntime-node') : globalThis.ort);
     if (!ort?.InferenceSession) throw new XDeployError('No onnxruntime module was given.', "Pass {ort}: import * as ort from 'onnxruntime-web' (browsers) or 'onnxruntime-node' (Node).");
     if (!isNode && ort.env?.wasm) {
@@ -375,7 +375,7 @@ export class Predictor {
     const artifact = arts.find(a => (a.variant ?? 'fp32') === variant);
     if (!artifact) throw new XDeployError(`The bundle has no ${JSON.stringify(variant)} variant of its onnx model (it has ${arts.map(a => JSON.stringify(a.variant ?? 'fp32')).join(', ') || 'none'}).`, 'Pass variant: one of those, or re-export the bundle.');
     const pre = manifest.preprocessing;
-    Object.assign(p, {ort, manifest, artifact, source: String(source), kind: pre.kind, spec: pre.spec, graph: null, preSession: null});
+    Object.assign(p, {ort, manifest, artifact, maxPixels, source: String(source), kind: pre.kind, spec: pre.spec, graph: null, preSession: null});
     if (pre.kind === 'image') {
       p.graph = pre.graph ?? null;
       if (p.graph) p.preSession = await openSession(ort, await readChecked(read, p.graph), p.graph.file, isNode ? 'cpu' : 'wasm');
@@ -397,8 +397,11 @@ export class Predictor {
     }
     if (!this.preSession) throw new XDeployError(`This image bundle cannot be run outside Python: ${this.graphUnavailable}.`, 'Re-export it with a version of xdeploy_nb that writes preprocess.onnx (the preprocessing graph), or use the Python Predictor.');
     const g = this.graph, mode = g.input.mode, C = mode === 'L' ? 1 : 3, parts = [];
-    for (const item of items) {
-      const px = await decodeImage(item), hwc = toMode(px, mode);
+    for (const item of Array.isArray(items) ? items : [items]) {
+      const px = await decodeImage(item);
+      if (px.width * px.height > this.maxPixels) throw new XDeployError(`The image has ${px.width} x ${px.height} pixels, more than the ${this.maxPixels} this predictor accepts.`,
+        'Pass a smaller image, or a larger maxPixels to load() if you trust where the images come from.');
+      const hwc = toMode(px, mode);
       const out = await this.preSession.run({[g.input.name]: new ort.Tensor('uint8', hwc, [px.height, px.width, C])});
       parts.push(out[g.output.name]);
     }

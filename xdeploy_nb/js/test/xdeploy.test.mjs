@@ -94,6 +94,8 @@ test('image bundle in Node: decoded pixel arrays, the Python Predictor\'s answer
   const got = await p.predictBatch(items);
   assert.deepEqual(got.map(r => r.label), b.expected.map(r => r.label));
   assert.ok(Math.max(...got.map((r, i) => close(r.probs, b.expected[i].probs))) <= 1e-5);
+  const small = await load(b.path, {maxPixels: 100});
+  await assert.rejects(small.predict(items[0]), /more than the 100 this predictor accepts/);
 });
 
 test('a changed model file is refused before it is loaded', needs, async () => {
