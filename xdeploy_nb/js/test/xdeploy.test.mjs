@@ -108,3 +108,16 @@ test('a changed model file is refused before it is loaded', needs, async () => {
   await assert.rejects(load(`${dir}/nowhere`), /Could not read manifest\.json/);
   await assert.rejects(load(fx.bundles.tabular.path, {variant: 'fp64'}), /no "fp64" variant/);
 });
+
+test('an image bundle without a preprocessing graph refuses images, saying why', needs, async () => {
+  const {mkdtemp, cp, writeFile} = await import('node:fs/promises'), {tmpdir} = await import('node:os');
+  const dir = await mkdtemp(`${tmpdir()}/xdeploy-`);
+  await cp(fx.bundles.image.path, dir, {recursive: true});
+  const m = JSON.parse(await readFile(`${dir}/manifest.json`, 'utf8'));
+  m.preprocessing.graph = null; m.preprocessing.graph_unavailable = 'the resize method has no ONNX equivalent';
+  await writeFile(`${dir}/manifest.json`, JSON.stringify(m));
+  const p = await load(dir), x = fx.bundles.image.pixels[0];
+  assert.deepEqual(p.describe().preprocessing, {graph: null, why: 'the resize method has no ONNX equivalent'});
+  await assert.rejects(p.predict({data: Buffer.from(x.data, 'base64'), width: x.width, height: x.height, channels: 3}),
+                       /cannot be run outside Python: the resize method has no ONNX equivalent/);
+});
