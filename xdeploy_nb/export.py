@@ -617,6 +617,17 @@ def _activation_note(m:dict)->str:
             f"applies {'no activation' if act == 'none' else act} (fastai: `loss_func.activation`), so fastai's `get_preds` and `predict` "
             f"return them so, and so does this bundle.")
 
+def _graph_note(m:dict)->str:
+    "A paragraph for the summary on an image bundle's preprocessing graph (`xdeploy_nb.pregraph`), else ''."
+    pre = m['preprocessing']
+    if 'graph' not in pre: return ''
+    if not (g := pre['graph']): return f"\n\nNo preprocessing graph: {pre.get('graph_unavailable', '')}"
+    a = g['agreement']
+    return (f"\n\nPreprocessing graph `{g['file']}`" + (f" (and `{g['ort']['file']}`)" if 'ort' in g else '') + f", {_size(g['size'])}: "
+            f"on {a['n_images']} images, {a['pixels_within_1']:.3%} of pixels within 1 level of Pillow's ({a['pixels_equal']:.3%} equal, "
+            f"max {a['max_pixel_diff']}); the Learner's decision on {a['top1']:.1%}, outputs within {a['max_prob_diff']:.2g}"
+            + ("; identical to Pillow, so `preprocess='auto'` runs it." if a['identical'] else '.'))
+
 @patch
 def _repr_markdown_(self:Bundle)->str:
     m,rows = self.manifest,self.rows()
@@ -626,7 +637,7 @@ def _repr_markdown_(self:Bundle)->str:
     inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
     return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
             f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
-            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(rows) + rejected)
+            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(rows) + rejected + _graph_note(m))
 
 # %% ../nbs/05_export.ipynb #0cafd280
 def _reject(d:Path, m:dict, report)->list:

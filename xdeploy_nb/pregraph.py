@@ -65,15 +65,24 @@ def _crop_pad(g:_G, x:str, hw:tuple, size:tuple, tl:tuple, pad_mode:str)->str:
     return x
 
 # %% ../nbs/02a_pregraph.ipynb #pg000011
-def _resize(g:_G, x:str, size:tuple, resample:str)->str:
-    "NCHW uint8 `x` resized to `size` as Pillow resizes: width, then height, each pass rounded and clipped to uint8."
+def _resize(g:_G, x:str, hw:tuple, size:tuple, resample:str)->str:
+    "NCHW uint8 `x` (height, width `hw`: int64 scalars) resized to `size` as Pillow resizes: one axis at a time, in Pillow's order, each pass rounded and clipped to uint8."
+    from onnx import TensorProto, helper
     if resample not in GRAPH_RESAMPLES: raise GraphUnavailable(
         f"The resample filter {resample} has no ONNX Resize mode that computes it as Pillow does (only {', '.join(GRAPH_RESAMPLES)}).",
         "The Pillow path runs it. For a graph, train with BILINEAR (fastai's default) or BICUBIC.")
-    for axis,n in ((3, size[1]), (2, size[0])):
-        x = g('Resize', x, '', '', g.c([n], np.int64), axes=[axis], mode=GRAPH_RESAMPLES[resample], antialias=1, exclude_outside=1,
-              cubic_coeff_a=-0.5, coordinate_transformation_mode='half_pixel')
-    return x
+    sizes = {2: g.c([size[0]], np.int64), 3: g.c([size[1]], np.int64)}
+    def passes(axes:list)->object:
+        "A subgraph that resizes `x` along `axes`, in that order."
+        start,y = len(g.nodes),x
+        for axis in axes: y = g('Resize', y, '', '', sizes[axis], axes=[axis], mode=GRAPH_RESAMPLES[resample], antialias=1,
+                                exclude_outside=1, cubic_coeff_a=-0.5, coordinate_transformation_mode='half_pixel')
+        y = g('Identity', y)
+        nodes = g.nodes[start:]; del g.nodes[start:]
+        return helper.make_graph(nodes, f"resize_{'hw'[axes[0] - 2]}_first", [], [helper.make_tensor_value_info(y, TensorProto.UINT8, None)])
+    dh,dw = g('Sub', hw[0], g.c(size[0], np.int64)),g('Sub', hw[1], g.c(size[1], np.int64))
+    vertical_first = g('And', g('Greater', dh, g.c(0, np.int64)), g('Greater', dh, g('Mul', dw, g.c(2, np.int64))))
+    return g('If', vertical_first, then_branch=passes([2, 3]), else_branch=passes([3, 2]))
 
 # %% ../nbs/02a_pregraph.ipynb #pg000013
 def _double(g:_G, s:str)->str:
@@ -96,7 +105,7 @@ def _resize_step(g:_G, x:str, hw:tuple, size, method:str='crop', pad_mode:str='r
         ch,cw = _trunc(g, g('Mul', m, g.c(h, f64))),_trunc(g, g('Mul', m, g.c(w, f64)))
         half = lambda n, c: _trunc(g, g('Mul', _double(g, g('Sub', n, c)), g.c(0.5, f64)))
         x = _crop_pad(g, x, hw, (ch, cw), (half(hw[0], ch), half(hw[1], cw)), pad_mode)
-    return _resize(g, x, (h, w), resample),(g.c(h, np.int64), g.c(w, np.int64))
+    return _resize(g, x, (ch, cw) if method != 'squish' else hw, (h, w), resample),(g.c(h, np.int64), g.c(w, np.int64))
 
 def _crop_pad_step(g:_G, x:str, hw:tuple, size, pad_mode:str='zeros')->tuple:
     "fastai's `CropPad` (`preprocess.center_crop_pad`): top-left at `floor((n - size)/2)`."
@@ -108,6 +117,10 @@ def _crop_pad_step(g:_G, x:str, hw:tuple, size, pad_mode:str='zeros')->tuple:
 GRAPH_STEPS = dict(resize=_resize_step, crop_pad=_crop_pad_step)  # The item steps (`ITEM_OPS`) the graph replays
 
 # %% ../nbs/02a_pregraph.ipynb #pg000014
+def _inputs(nodes)->set:
+    "The names that `nodes` read, their subgraphs' nodes included."
+    return {i for n in nodes for i in n.input} | {i for n in nodes for a in n.attribute if a.g.node for i in _inputs(a.g.node)}
+
 def build_pregraph(spec:dict, # An image spec: `manifest['preprocessing']['spec']`
                    output:dict, # The model input it makes: `manifest['inputs'][0]` (name, shape [batch, C, h, w])
                    opset:int=GRAPH_OPSET # ONNX opset: 18 or more
@@ -126,7 +139,7 @@ def build_pregraph(spec:dict, # An image spec: `manifest['preprocessing']['spec'
         if step['op'] not in GRAPH_STEPS: raise GraphUnavailable(f"The item step {step['op']!r} has no ONNX version here.", "The Pillow path runs it.")
         x,hw = GRAPH_STEPS[step['op']](g, x, hw, **{k: v for k,v in step.items() if k != 'op'})
     g('Identity', x, out=output['name'])
-    used = {i for n in g.nodes for i in n.input}
+    used = _inputs(g.nodes)
     graph = helper.make_graph(g.nodes, 'xdeploy_nb_preprocess', [helper.make_tensor_value_info(GRAPH_INPUT, TensorProto.UINT8, ['height', 'width', c])],
                               [helper.make_tensor_value_info(output['name'], TensorProto.UINT8, [1, c, h, w])], [t for t in g.inits if t.name in used])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)], producer_name='xdeploy_nb', ir_version=8)
@@ -140,14 +153,15 @@ def photo_like(h:int, w:int, # Size in pixels
                mode:str='RGB', # 'RGB' or 'L'
                seed:int=0 # Same seed, same pixels
               )->Image.Image:
-    "A photo-like image: smooth colour gradients, Gaussian noise and hard-edged blocks (no downloads)."
+    "A photo-like image: smooth colour gradients, hard-edged blocks and noise (no downloads), quick to make at 12 MP."
     rng = np.random.default_rng(seed)
     y,x = np.linspace(0, 1, h, dtype=np.float32)[:, None],np.linspace(0, 1, w, dtype=np.float32)[None]
     f = rng.uniform(2, 9, 6).astype(np.float32)
-    img = np.stack([np.broadcast_to(v, (h, w)) for v in (128 + 90*np.sin(f[0]*x + f[1]*y), 128 + 90*np.cos(f[2]*y - f[3]*x),
-                                                         128 + 70*np.sin(4*f[4]*x*y + f[5]))], -1)
-    img = img + 60*(((x*f[0]).astype(int) + (y*f[1]).astype(int)) % 2)[..., None]
-    img += rng.normal(0, 12, img.shape).astype(np.float32)
+    wave = lambda a, b: np.sin(a*x)*np.cos(b*y) + np.cos(a*x)*np.sin(b*y)  # sin(a*x + b*y), from 1-D pieces
+    img = np.empty((h, w, 3), np.int16)
+    for c,(a,b,amp) in enumerate(((f[0], f[1], 90), (f[2], -f[3], 90), (f[4], f[5], 70))): img[..., c] = 128 + amp*wave(a, b)
+    img += (60*(((x*f[0]).astype(np.int16) + (y*f[1]).astype(np.int16)) % 2)).astype(np.int16)[..., None]
+    img += rng.integers(-20, 21, img.shape, dtype=np.int16)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).convert(mode)
 
 # %% ../nbs/02a_pregraph.ipynb #pg000025
@@ -245,7 +259,7 @@ def output_agreement(ref:np.ndarray, # The Learner's activated outputs
 
 # %% ../nbs/02a_pregraph.ipynb #pg000036
 def _photo_files(folder:Path, mode:str, sizes=PHOTO_SIZES)->list:
-    "Photo-like JPEG files (quality 90, as cameras write them) of `sizes`, written into `folder`."
+    "Photo-like JPEG files (quality 90, as cameras write them) of `sizes` `(height, width)`, written into `folder`."
     files = []
     for i,(h,w) in enumerate(sizes):
         f = Path(folder)/f"photo_{w}x{h}.jpg"
@@ -256,18 +270,18 @@ def measure_agreement(learn, # The Learner
                       bundle:Path, # The bundle directory, with its model
                       m:dict, # Its manifest, with `preprocessing.graph`
                       items:list, # Raw image files (the validation items)
-                      photos:bool=True # Add the photo-like files of `PHOTO_SIZES`
+                      sizes=PHOTO_SIZES # Also photo-like JPEGs of these sizes `(height, width)`
                      )->dict:
     "The graph path against the Pillow path (pixels) and against the Learner (`learner_outputs` on the raw files), on `items` and photo-like files."
     from xdeploy_nb.runtime import Predictor
     from xdeploy_nb.verify import learner_outputs
     with tempfile.TemporaryDirectory() as tmp:
-        extra = _photo_files(tmp, m['preprocessing']['spec']['input']['mode']) if photos else []
+        extra = _photo_files(tmp, m['preprocessing']['spec']['input']['mode'], sizes)
         xs,p = list(items) + extra,Predictor(bundle, device='cpu')
         pillow = p.prepare(xs)[m['inputs'][0]['name']]
         graph = graph_batch(Pregraph(bundle, m), xs, m['preprocessing']['spec'])
         ref = learner_outputs(learn, xs)
-    res = dict(images=f"{len(items)} validation files" + (f" + photo-like JPEGs of {', '.join(f'{w}x{h}' for h,w in PHOTO_SIZES)}" if photos else ''),
+    res = dict(images=f"{len(items)} validation files" + (f" + photo-like JPEGs of {', '.join(f'{w}x{h}' for h,w in sizes)}" if sizes else ''),
                n_images=len(xs), **pixel_agreement(pillow, graph), **output_agreement(ref, p.run({m['inputs'][0]['name']: graph}), m))
     return dict(res, identical=res['max_pixel_diff'] == 0, meets_targets=res['pixels_within_1'] >= 0.999 and res['top1'] >= 0.995)
 
@@ -308,7 +322,7 @@ def export_pregraph(learn, # The Learner
     f.write_bytes(model.SerializeToString())
     g = graph_entry(m, f)
     if 'ort' in formats: g['ort'] = _graph_ort(Path(d), f)
-    g['agreement'] = measure_agreement(learn, d, dict(m, preprocessing=dict(m['preprocessing'], graph=g)), items)
+    g['agreement'] = measure_agreement(learn, d, dict(m, preprocessing=dict(m['preprocessing'], graph=g)), items, PHOTO_SIZES)
     return dict(graph=g)
 
 # %% ../nbs/02a_pregraph.ipynb #pg000041
