@@ -44,7 +44,9 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data = True,
-    package_data = {cfg['lib_path']: ['manifest.schema.json']},  # the manifest's JSON Schema (tools/schema.py writes it)
+    package_data = {cfg['lib_path']: ['manifest.schema.json',  # the manifest's JSON Schema (tools/schema.py writes it)
+        # the JS module and the page that `xdeploy web` copies into a site, and the package.json/lock that pin onnxruntime-web
+        'js/xdeploy.mjs', 'js/index.html', 'js/package.json', 'js/package-lock.json']},
     install_requires = requirements,
     extras_require = {'train': train_requirements, 'triton': triton_requirements, 'dev': dev_requirements},
     dependency_links = cfg.get('dep_links','').split(),

@@ -3,12 +3,22 @@
 # tests need, Debian and Python packages (tools/env.sh), then runs every test:
 #   1. the sync checks: xdeploy_nb/ and README.md are what the notebooks generate;
 #   2. nbdev_test over the notebooks, each in a process of its own (tools/test_notebooks.py says why);
-#   3. pytest tests/ (CLI, subprocess, runtime-only install, the docs site and the widgets in JupyterLab in headless Chromium,
-#      a real Triton server on 127.0.0.1: tools/env.sh installs it for "dev" apart from the venv's packages).
+#   3. pytest tests/ (CLI, subprocess, runtime-only install, the docs site, the widgets in JupyterLab and the `xdeploy web` site in
+#      headless Chromium, the JS module under Node, a real Triton server on 127.0.0.1: tools/env.sh installs it for "dev"
+#      apart from the venv's packages).
 # Debian's chromium (and a font) for the browser tests: the docs site (tests/test_docs.py) and the widgets in
 # JupyterLab (tests/test_widgets_e2e.py).
 export XDEPLOY_APT_PACKAGES="${XDEPLOY_APT_PACKAGES:-} chromium fonts-dejavu-core"
+# Node.js and npm for the JS module of `xdeploy web` (xdeploy_nb/js): Debian's, unless a node is installed already.
+command -v npm >/dev/null || XDEPLOY_APT_PACKAGES="$XDEPLOY_APT_PACKAGES nodejs npm"
 source "$(dirname "$0")/env.sh" dev
+# The JS module's npm packages, as package-lock.json pins them: onnxruntime-web (the sites' runtime) and onnxruntime-node
+# (its Node tests). ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's install script would download a CUDA provider.
+# `node --test` runs from tests/test_web.py::test_node, on bundles it exports, against the Python Predictor's answers.
+if [ ! xdeploy_nb/js/node_modules/.package-lock.json -nt xdeploy_nb/js/package-lock.json ]; then
+  echo "== npm ci (xdeploy_nb/js)"
+  (cd xdeploy_nb/js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "== sync: xdeploy_nb/ and README.md against nbs/"
 python tools/check_sync.py
 echo "== nbdev_test"

@@ -10,8 +10,8 @@ import xdeploy_nb
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'train',
-           'triton', 'main']
+__all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'web',
+           'train', 'triton', 'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -113,12 +113,13 @@ def predict(bundle:str, # The bundle directory
             json:bool=False, # Print JSON (a list of prediction dicts, each with its item) instead of lines
             device:str='auto', # Where to run: a name from `xdeploy devices`, or auto
             variant:str='fp32', # Which variant of the ONNX model to run, e.g. int8-static (see the bundle's manifest)
-            batch_size:int=64 # Items per run of the model
+            batch_size:int=64, # Items per run of the model
+            preprocess:str='pillow' # Images: pillow (fastai's exact item steps), graph (the bundle's preprocess.onnx) or auto
            ):
     "Print the predictions of a bundle for image files, or for the rows of a CSV file."
     import json as _json
     from xdeploy_nb.runtime import KINDS, Predictor, items_from_paths
-    p = Predictor(bundle, device=device, variant=variant)
+    p = Predictor(bundle, device=device, variant=variant, preprocess=preprocess)
     xs = items_from_paths(p.manifest, items)
     preds = p.predict_batch(xs, batch_size=batch_size)
     names = KINDS[p.manifest['preprocessing']['kind']].names(xs)
@@ -159,6 +160,24 @@ def bench(bundle:str, # The bundle directory
     print(*(f"wrote {f}" for f in (json, plot) if f), sep='\n')
     return r
 
+# %% ../nbs/10_cli.ipynb #cl0web01
+def web(bundle:str, # The bundle directory
+        out:str, # The site folder to write
+        ort_web:str=None, # A local onnxruntime-web package folder (default: the one npm installed beside the module, else npm pack at the pinned version)
+        overwrite:bool=False, # Replace an existing site at OUT
+        serve:bool=False, # Then serve it on 127.0.0.1 with the headers for multi-threaded wasm, until Ctrl-C
+        port:int=8000 # The port for --serve
+       ):
+    "Write a static web site that predicts with the bundle in the browser (ONNX Runtime Web), and optionally serve it."
+    from xdeploy_nb.web import site_server, write_site
+    site = write_site(bundle, out, ort_web=ort_web, overwrite=overwrite)
+    print(f"wrote {site['path']}: {len(site['files'])} files, {site['bytes']/1e6:.1f} MB\n{site['ort_web']}")
+    if not serve: return site
+    srv = site_server(out, port)
+    print(f"serving {out} at http://127.0.0.1:{srv.server_address[1]}/ (cross-origin isolated: wasm threads); Ctrl-C stops")
+    try: srv.serve_forever()
+    finally: srv.server_close()
+
 # %% ../nbs/10_cli.ipynb #dd0cli02
 def train(source:str='shapes', # Data: a folder with train/<class>/ and valid/<class>/ images, a CSV file, or a sample set (shapes, digits, penguins)
           out:str=None, # The bundle directory rank 0 writes (default: `ddp-bundle` under `xdeploy_nb.data.data_home()`)
@@ -198,7 +217,7 @@ def _train_summary(r:dict):
     print(f"bundle (rank 0): {r['bundle']}; {r['seconds']:.1f} s in all")
 
 # %% ../nbs/10_cli.ipynb #cl0cl022
-COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, train=train)
+COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, web=web, train=train)
 
 # %% ../nbs/10_cli.ipynb #tr0cli02
 def triton(bundle:str, # The bundle directory

@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""The browser (ONNX Runtime Web, wasm) against native onnxruntime at batch 1, measured side by side in one run.
+
+An untrained resnet18 bundle (random weights, nothing downloaded) at --size px is written as a site (`xdeploy web`) and
+served on 127.0.0.1; Debian's Chromium (Playwright, headless) loads it twice: cross-origin isolated (wasm threads: one
+per core) and with one thread. Timed, as medians of --runs runs after a warm-up:
+  model: the model alone on one prepared uint8 image (`predictor.run` in the page, `Predictor.run` natively);
+  item:  an image to its answer (`predictor.predict`: decode, preprocessing graph, model, in the page on an ImageData;
+         `Predictor.predict` natively on an HWC array).
+Native runs with the same thread counts. Target: browser wasm with threads <= 3x native latency at batch 1.
+Usage: python benchmarks/web_bench.py [--arch resnet18] [--size 128] [--runs 30]"""
+import argparse, base64, json, statistics, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+
+CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
+ROOT = Path(__file__).resolve().parent.parent
+
+def times_ms(f, runs:int)->list:
+    "Milliseconds of each of `runs` calls of `f`."
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter(); f(); ts.append((time.perf_counter() - t0)*1e3)
+    return ts
+
+# In the page: window.__bench(runs) -> {model: [ms...], item: [ms...]} on one decoded image (an ImageData), after a warm-up.
+PAGE_SETUP = """async ([b64, h, w]) => {
+  const p = window.xdeploy.predictor, px = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+  const rgba = new Uint8ClampedArray(h * w * 4);
+  for (let i = 0; i < h * w; i++) { rgba.set(px.subarray(3 * i, 3 * i + 3), 4 * i); rgba[4 * i + 3] = 255; }
+  const img = new ImageData(rgba, w, h), feeds = await p.prepare([img]);
+  const time = async (f, n) => { const ts = []; for (let i = 0; i < n; i++) { const t = performance.now(); await f(); ts.push(performance.now() - t); } return ts; };
+  window.__bench = async n => ({model: await time(() => p.run(feeds), n), item: await time(() => p.predict(img), n)});
+  await window.__bench(2);
+  return {threads: p.threads, isolated: crossOriginIsolated, device: p.device};
+}"""
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--arch', default='resnet18'); ap.add_argument('--size', type=int, default=128); ap.add_argument('--runs', type=int, default=10); ap.add_argument('--rounds', type=int, default=5)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT/'tests'))
+    from test_web import PlainHandler, _serve  # the tests' server helpers
+    from xdeploy_nb.data import make_image_folder
+    from xdeploy_nb.train import image_dls, image_learner
+    from xdeploy_nb.export import export_bundle
+    from xdeploy_nb.runtime import Predictor, _cpus
+    from xdeploy_nb.web import JS_DIR, write_site
+    from playwright.sync_api import sync_playwright
+    tmp = Path(tempfile.mkdtemp())
+    data = make_image_folder(tmp/'shapes', classes=3, n_train=8, n_valid=2, size=args.size)
+    learn = image_learner(image_dls(data, size=args.size, bs=8), arch=args.arch)
+    export_bundle(learn, tmp/'bundle', formats=('onnx',), n_items=6)
+    site = write_site(tmp/'bundle', tmp/'site', ort_web=JS_DIR/'node_modules'/'onnxruntime-web')['path']
+    from PIL import Image
+    arr = np.asarray(Image.open(sorted((data/'valid').rglob('*.png'))[0]).convert('RGB'))
+    cpus = _cpus()
+    natives = {t: Predictor(tmp/'bundle', device='cpu', threads=t, preprocess='graph') for t in (cpus, 1)}
+    feeds = {t: p.prepare([arr]) for t,p in natives.items()}
+    for t,p in natives.items(): p.run(feeds[t]); p.predict(arr)  # warm-up
+    names = {f'native onnxruntime, {cpus} thread(s)': cpus, 'native onnxruntime, 1 thread(s)': 1}
+    rows = {n: dict(model=[], item=[], threads=t) for n,t in names.items()}
+    iso,plain = _serve(site),_serve(site, PlainHandler)
+    b64 = base64.b64encode(arr.tobytes()).decode()
+    try:
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
+            pages = {}
+            for name,(_, url) in (('browser wasm, threads on', iso), ('browser wasm, threads off', plain)):
+                page = pages[name] = b.new_page(); page.goto(url); page.wait_for_selector('body[data-ready]', timeout=120_000)
+                assert page.get_attribute('body', 'data-ready') == 'true', page.inner_text('#status')
+                rows[name] = dict(model=[], item=[], **page.evaluate(PAGE_SETUP, [b64, arr.shape[0], arr.shape[1]]))
+            for _ in range(args.rounds):  # interleaved, so that every row sees the same load of the machine
+                for n,t in names.items():
+                    rows[n]['model'] += times_ms(lambda: natives[t].run(feeds[t]), args.runs)
+                    rows[n]['item'] += times_ms(lambda: natives[t].predict(arr), args.runs)
+                for n,page in pages.items():
+                    r = page.evaluate('n => window.__bench(n)', args.runs)
+                    rows[n]['model'] += r['model']; rows[n]['item'] += r['item']
+            b.close()
+    finally:
+        for srv,_ in (iso, plain): srv.shutdown(); srv.server_close()
+    native,native1 = rows[f'native onnxruntime, {cpus} thread(s)'],rows['native onnxruntime, 1 thread(s)']
+    med,best = statistics.median,min
+    print(f"{args.arch} at {args.size} px, batch 1: {args.rounds} interleaved rounds of {args.runs} runs; {cpus} CPUs; "
+          f"{json.loads((tmp/'bundle'/'manifest.json').read_text()).get('flops', 0)/1e6:.0f} MFLOPs; preprocessing graph: yes")
+    print(f"{'':30} {'threads':>7} {'model ms (best)':>16} {'item ms (best)':>15} {'model x native':>15} {'item x native':>14}")
+    for name,r in rows.items():
+        ref = native1 if r['threads'] == 1 else native
+        print(f"{name:30} {r['threads']:>7} {med(r['model']):8.2f} ({best(r['model']):5.2f}) {med(r['item']):7.2f} ({best(r['item']):5.2f}) "
+              f"{med(r['model'])/med(ref['model']):7.2f} ({best(r['model'])/best(ref['model']):4.2f}) {med(r['item'])/med(ref['item']):6.2f} ({best(r['item'])/best(ref['item']):4.2f})")
+    on = rows['browser wasm, threads on']
+    ratio = med(on['model'])/med(native['model'])
+    print(f"target: browser wasm with threads <= 3x native at batch 1 (medians; best-of in brackets): model {ratio:.2f}x, "
+          f"item {med(on['item'])/med(native['item']):.2f}x -> {'met' if ratio <= 3 else 'NOT met'}")
+
+if __name__ == '__main__': main()

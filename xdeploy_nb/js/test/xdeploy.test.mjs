@@ -1,0 +1,123 @@
+// node --test: the module under Node with onnxruntime-node. Unit tests need nothing; the bundle tests read the fixture
+// that tests/test_web.py writes (XDEPLOY_WEB_FIXTURE: bundles, inputs and the Python Predictor's answers) and run there.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {readFile} from 'node:fs/promises';
+import {load, prepareRows, schemaErrors, validateManifest, toMode, readNpz, decodeOutputs, sha256Hex, XDeployError, SCHEMA_URL} from '../xdeploy.mjs';
+
+const schema = JSON.parse(await readFile(SCHEMA_URL, 'utf8'));
+const SPEC = {version: 1, kind: 'tabular', columns: ['island', 'flag', 'mass'], x_cat: ['island', 'flag', 'mass_na'], x_cont: ['mass'],
+  fill_missing: [{column: 'mass', value: 4000, flag: 'mass_na'}], normalize: null,
+  categories: {island: ['#na#', 'Biscoe', 'Dream', 1], flag: ['#na#', false, true], mass_na: ['#na#', false, true]}};
+const codes = r => { const {x_cat, x_cont} = prepareRows(r, SPEC); return [Array.from(x_cat, Number), Array.from(x_cont)]; };
+const throwsFix = (f, re) => assert.throws(f, e => e instanceof XDeployError && re.test(e.message) && e.fix.length > 0);
+
+test('tabular rows: fill-missing with its flag, categorify, unseen and missing categories', () => {
+  assert.deepEqual(codes({island: 'Dream', flag: true, mass: 3700}), [[2, 2, 1], [3700]]);
+  assert.deepEqual(codes({island: null, flag: false, mass: null}), [[0, 1, 2], [4000]]);   // missing: code 0; fill value, flag true
+  assert.deepEqual(codes({island: 'Mars', flag: undefined, mass: NaN}), [[0, 0, 2], [4000]]);  // unseen: code 0
+  assert.deepEqual(codes({island: 1, flag: 1, mass: '3.5e3'}), [[3, 0, 1], [3500]]);  // by value and type: true is not 1; numbers as text
+  assert.deepEqual(codes({island: '1', flag: 'true', mass: ' nan '}), [[0, 0, 2], [4000]]);  // '1' is not 1; 'nan' is missing, as float('nan')
+  assert.deepEqual(codes([{island: 'Biscoe', flag: true, mass: 1}, {island: 'Dream', flag: false, mass: 2}]), [[1, 2, 1, 2, 1, 1], [1, 2]]);
+});
+
+test('tabular rows: what Python refuses is refused, naming the row and column', () => {
+  throwsFix(() => prepareRows({island: 'Dream', flag: true}, SPEC), /Row 0 has no column "mass"/);
+  throwsFix(() => prepareRows([{island: 'Dream', flag: true, mass: 1}, {island: 'Dream', flag: true, mass: 'heavy'}], SPEC), /Row 1: column "mass" is "heavy", which is not a number/);
+  throwsFix(() => prepareRows({island: 'Dream', flag: true, mass: Infinity}, SPEC), /not a finite number that float32 can hold/);
+  throwsFix(() => prepareRows({island: 'Dream', flag: true, mass: 1e39}, SPEC), /float32/);
+  throwsFix(() => prepareRows({island: {a: 1}, flag: true, mass: 1}, SPEC), /not a category value/);
+  throwsFix(() => prepareRows({island: 'Dream', flag: true, mass: null}, {...SPEC, fill_missing: []}), /had no missing values there/);
+  throwsFix(() => prepareRows(['Dream'], SPEC), /must be objects/);
+});
+
+test('pixels: RGBA drops alpha, L is Pillow\'s integer luma, L in RGB repeats', () => {
+  const rgba = {data: Uint8Array.from([10, 200, 30, 0, 255, 255, 255, 128]), width: 2, height: 1, channels: 4};
+  assert.deepEqual(Array.from(toMode(rgba, 'RGB')), [10, 200, 30, 255, 255, 255]);
+  const L = (r, g, b) => Math.floor((19595 * r + 38470 * g + 7471 * b + 32768) / 65536);
+  assert.deepEqual(Array.from(toMode(rgba, 'L')), [L(10, 200, 30), 255]);
+  assert.deepEqual(Array.from(toMode({data: Uint8Array.from([7]), width: 1, height: 1, channels: 1}, 'RGB')), [7, 7, 7]);
+  throwsFix(() => toMode({data: new Uint8Array(5), width: 2, height: 1, channels: 3}, 'RGB'), /5 values for 2 x 1 x 3/);
+});
+
+test('schema subset: types, enums, required, closed objects, items, oneOf', () => {
+  const s = {type: 'object', required: ['a'], additionalProperties: false, properties: {a: {type: 'integer', minimum: 1}, b: {type: 'array', items: {enum: ['x', 'y']}, maxItems: 2}, c: {oneOf: [{type: 'string', pattern: '^[a-f0-9]{4}$'}, {type: 'null'}]}}};
+  assert.deepEqual(schemaErrors(s, {a: 1, b: ['x'], c: null}), []);
+  assert.deepEqual(schemaErrors(s, {a: 2.0, c: 'beef'}), []);
+  assert.match(schemaErrors(s, {b: ['z', 'x', 'y']}).join('\n'), /has no "a"[\s\S]*more than 2 items[\s\S]*"z" is not one of/);
+  assert.match(schemaErrors(s, {a: 0, d: 1}).join(), /0 < 1.*unknown field "d"/);
+  assert.match(schemaErrors(s, {a: 1, c: 'BEEF'}).join(), /does not match/);
+  assert.match(schemaErrors(s, {a: 1.5}).join(), /is number, not integer/);
+});
+
+test('the manifest schema: a manifest is checked, a broken one refused', async () => {
+  const fx = process.env.XDEPLOY_WEB_FIXTURE && JSON.parse(await readFile(process.env.XDEPLOY_WEB_FIXTURE, 'utf8'));
+  assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
+  if (!fx) return;
+  for (const b of Object.values(fx.bundles)) {
+    const m = JSON.parse(await readFile(`${b.path}/manifest.json`, 'utf8'));
+    assert.equal(validateManifest(m, schema), m);
+    throwsFix(() => validateManifest({...m, task: 'poetry'}, schema), /does not match the bundle schema: \$\.task/);
+    throwsFix(() => validateManifest({...m, artifacts: [{...m.artifacts[0], sha256: 'xyz'}]}, schema), /artifacts\[0\]\.sha256/);
+    throwsFix(() => validateManifest({...m, labels: m.labels.slice(1)}, schema), /values per item but there are/);
+  }
+});
+
+test('sha256 (Web Crypto) and decodeOutputs', async () => {
+  assert.equal(await sha256Hex(new TextEncoder().encode('abc')), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  const m = {task: 'single_label', labels: ['a', 'b'], outputs: [{activation: 'softmax'}]};
+  assert.deepEqual(decodeOutputs(m, Float32Array.from([0.25, 0.75]), 1), [{label: 'b', index: 1, probs: [0.25, 0.75]}]);
+  assert.deepEqual(decodeOutputs({...m, task: 'multi_label', outputs: [{activation: 'sigmoid', threshold: 0.5}]}, Float32Array.from([0.5, 0.25]), 1), [{labels: ['a'], probs: [0.5, 0.25]}]);
+  assert.deepEqual(decodeOutputs({...m, task: 'regression', labels: ['v']}, Float32Array.from([3, 4]), 2), [{value: 3}, {value: 4}]);
+  throwsFix(() => decodeOutputs(m, Float32Array.from([NaN, 1]), 1), /not finite/);
+});
+
+// ---- with bundles: the answers of Python's Predictor, written by tests/test_web.py
+const fixture = process.env.XDEPLOY_WEB_FIXTURE;
+const needs = {skip: fixture ? false : 'XDEPLOY_WEB_FIXTURE is not set: tests/test_web.py writes it and runs these'};
+const fx = fixture ? JSON.parse(await readFile(fixture, 'utf8')) : null;
+const close = (a, b) => Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+
+test('tabular bundle in Node: the Python Predictor\'s answers', needs, async () => {
+  const b = fx.bundles.tabular, p = await load(b.path);
+  assert.equal(p.describe().device, 'cpu');
+  const got = await p.predictBatch(b.rows);
+  assert.deepEqual(got.map(r => r.label), b.expected.map(r => r.label));
+  assert.ok(Math.max(...got.map((r, i) => close(r.probs, b.expected[i].probs))) <= 1e-5);
+  const one = await p.predict(b.rows[0]);
+  assert.equal(one.label, b.expected[0].label); assert.ok(one.ms > 0);
+});
+
+test('image bundle in Node: decoded pixel arrays, the Python Predictor\'s answers', needs, async () => {
+  const b = fx.bundles.image, p = await load(b.path);
+  const items = b.pixels.map(x => ({data: Buffer.from(x.data, 'base64'), width: x.width, height: x.height, channels: x.channels}));
+  const got = await p.predictBatch(items);
+  assert.deepEqual(got.map(r => r.label), b.expected.map(r => r.label));
+  assert.ok(Math.max(...got.map((r, i) => close(r.probs, b.expected[i].probs))) <= 1e-5);
+  const small = await load(b.path, {maxPixels: 100});
+  await assert.rejects(small.predict(items[0]), /more than the 100 this predictor accepts/);
+});
+
+test('a changed model file is refused before it is loaded', needs, async () => {
+  const {mkdtemp, cp, writeFile} = await import('node:fs/promises'), {tmpdir} = await import('node:os');
+  const dir = await mkdtemp(`${tmpdir()}/xdeploy-`);
+  await cp(fx.bundles.tabular.path, dir, {recursive: true});
+  const f = `${dir}/model.onnx`, data = await readFile(f);
+  data[data.length - 1] ^= 1; await writeFile(f, data);
+  await assert.rejects(load(dir), e => e instanceof XDeployError && /model\.onnx has sha256 .* but manifest\.json says/.test(e.message));
+  await assert.rejects(load(`${dir}/nowhere`), /Could not read manifest\.json/);
+  await assert.rejects(load(fx.bundles.tabular.path, {variant: 'fp64'}), /no "fp64" variant/);
+});
+
+test('an image bundle without a preprocessing graph refuses images, saying why', needs, async () => {
+  const {mkdtemp, cp, writeFile} = await import('node:fs/promises'), {tmpdir} = await import('node:os');
+  const dir = await mkdtemp(`${tmpdir()}/xdeploy-`);
+  await cp(fx.bundles.image.path, dir, {recursive: true});
+  const m = JSON.parse(await readFile(`${dir}/manifest.json`, 'utf8'));
+  m.preprocessing.graph = null; m.preprocessing.graph_unavailable = 'the resize method has no ONNX equivalent';
+  await writeFile(`${dir}/manifest.json`, JSON.stringify(m));
+  const p = await load(dir), x = fx.bundles.image.pixels[0];
+  assert.deepEqual(p.describe().preprocessing, {graph: null, why: 'the resize method has no ONNX equivalent'});
+  await assert.rejects(p.predict({data: Buffer.from(x.data, 'base64'), width: x.width, height: x.height, channels: 3}),
+                       /cannot be run outside Python: the resize method has no ONNX equivalent/);
+});

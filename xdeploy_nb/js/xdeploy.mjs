@@ -1,0 +1,464 @@
+// xdeploy.mjs: run an xdeploy_nb bundle (manifest.json + model.onnx + preprocess.onnx) in a browser with
+// onnxruntime-web, or in Node with onnxruntime-node. No dependencies of its own: the caller passes the `ort` it
+// loaded (in Node, onnxruntime-node is imported when none is given). Written and tested in the xdeploy_nb repo
+// (xdeploy_nb/js); `xdeploy web` copies it into the static site it writes. API: see the docs page "The JS module".
+
+export const VERSION = '0.0.1';
+export const SPEC_VERSION = 1;  // the newest preprocessing spec this module reads (xdeploy_nb.preprocess.SPEC_VERSION)
+// How far a device other than the CPU/wasm may be from the CPU's outputs on the bundle's sample, per variant: the
+// Python runtime's `Variant.sample_tolerance` (device='auto' uses the same rule).
+export const SAMPLE_TOLERANCE = {'fp32': 1e-3, 'fp16': 1e-2, 'int8-dynamic': 5e-2, 'int8-static': 5e-2};
+const F32_MAX = 3.4028234663852886e38;
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
+
+/** An error that says what is wrong (`problem`) and what to do about it (`fix`), like Python's XDeployError. */
+export class XDeployError extends Error {
+  constructor(problem, fix = '') {
+    super(fix ? `${problem} ${fix}` : problem);
+    this.name = 'XDeployError'; this.problem = problem; this.fix = fix;
+  }
+}
+
+// ---------------------------------------------------------------- JSON Schema (the subset manifest.schema.json uses)
+const typeOf = v => v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' ? (Number.isInteger(v) ? 'integer' : 'number') : typeof v;
+const typeFits = (t, v) => { const a = typeOf(v); return t === a || (t === 'number' && a === 'integer'); };
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+/** The errors of `value` against `schema` (a list of "path: problem" strings; empty when valid). Supports the keywords
+ * manifest.schema.json uses (Draft 2020-12): type, enum, const, properties, required, additionalProperties, items,
+ * minItems, maxItems, minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength, maxLength, pattern, anyOf, oneOf. */
+export function schemaErrors(schema, value, path = '$') {
+  if (schema === true || schema === undefined) return [];
+  if (schema === false) return [`${path}: is not allowed`];
+  const errs = [], v = value;
+  if (schema.type !== undefined) {
+    const ts = [].concat(schema.type);
+    if (!ts.some(t => typeFits(t, v))) return [`${path}: is ${typeOf(v)}, not ${ts.join(' or ')}`];
+  }
+  if ('const' in schema && !same(schema.const, v)) errs.push(`${path}: must be ${JSON.stringify(schema.const)}`);
+  if (schema.enum && !schema.enum.some(e => same(e, v))) errs.push(`${path}: ${JSON.stringify(v)} is not one of ${JSON.stringify(schema.enum)}`);
+  if (typeof v === 'number') {
+    if (schema.minimum !== undefined && v < schema.minimum) errs.push(`${path}: ${v} < ${schema.minimum}`);
+    if (schema.maximum !== undefined && v > schema.maximum) errs.push(`${path}: ${v} > ${schema.maximum}`);
+    if (schema.exclusiveMinimum !== undefined && v <= schema.exclusiveMinimum) errs.push(`${path}: ${v} <= ${schema.exclusiveMinimum}`);
+    if (schema.exclusiveMaximum !== undefined && v >= schema.exclusiveMaximum) errs.push(`${path}: ${v} >= ${schema.exclusiveMaximum}`);
+  }
+  if (typeof v === 'string') {
+    const n = [...v].length;
+    if (schema.minLength !== undefined && n < schema.minLength) errs.push(`${path}: shorter than ${schema.minLength}`);
+    if (schema.maxLength !== undefined && n > schema.maxLength) errs.push(`${path}: longer than ${schema.maxLength}`);
+    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(v)) errs.push(`${path}: does not match ${schema.pattern}`);
+  }
+  if (Array.isArray(v)) {
+    if (schema.minItems !== undefined && v.length < schema.minItems) errs.push(`${path}: fewer than ${schema.minItems} items`);
+    if (schema.maxItems !== undefined && v.length > schema.maxItems) errs.push(`${path}: more than ${schema.maxItems} items`);
+    if (schema.items !== undefined) v.forEach((x, i) => errs.push(...schemaErrors(schema.items, x, `${path}[${i}]`)));
+  }
+  if (typeOf(v) === 'object') {
+    for (const k of schema.required || []) if (!(k in v)) errs.push(`${path}: has no ${JSON.stringify(k)}`);
+    const props = schema.properties || {};
+    for (const [k, x] of Object.entries(v)) {
+      if (k in props) errs.push(...schemaErrors(props[k], x, `${path}.${k}`));
+      else if (schema.additionalProperties !== undefined) {
+        if (schema.additionalProperties === false) errs.push(`${path}: unknown field ${JSON.stringify(k)}`);
+        else errs.push(...schemaErrors(schema.additionalProperties, x, `${path}.${k}`));
+      }
+    }
+  }
+  if (schema.anyOf) {
+    const all = schema.anyOf.map(s => schemaErrors(s, v, path));
+    if (!all.some(e => !e.length)) errs.push(...closest(all, path));
+  }
+  if (schema.oneOf) {
+    const all = schema.oneOf.map(s => schemaErrors(s, v, path)), ok = all.filter(e => !e.length).length;
+    if (ok === 0) errs.push(...closest(all, path));
+    else if (ok > 1) errs.push(`${path}: matches ${ok} of the alternatives, not exactly one`);
+  }
+  return errs;
+}
+// The errors of the alternative that came closest (fewest errors, ignoring a wrong discriminator such as `op`).
+function closest(all, path) {
+  const matched = all.filter(e => !e.some(s => s.includes(': must be ')));
+  const best = (matched.length ? matched : all).reduce((a, b) => b.length < a.length ? b : a);
+  return best.length ? best : [`${path}: matches none of the alternatives`];
+}
+
+/** Check `manifest` against the bundle schema (`manifest.schema.json`) and what a runtime relies on beyond it; throw an
+ * XDeployError naming the first problems, else return the manifest. */
+export function validateManifest(manifest, schema) {
+  const errs = schemaErrors(schema, manifest);
+  if (errs.length) throw new XDeployError(`manifest.json does not match the bundle schema: ${errs.slice(0, 3).join('; ')}${errs.length > 3 ? ` (and ${errs.length - 3} more)` : ''}.`,
+    'Re-export the bundle with xdeploy_nb, or use a version of this module that knows its schema_version.');
+  const bad = p => new XDeployError(`manifest.json: ${p}.`, 'Re-export the bundle with this version of xdeploy_nb.');
+  const pre = manifest.preprocessing, spec = pre.spec, ins = manifest.inputs, outs = manifest.outputs;
+  if (!spec || typeof spec !== 'object') throw bad("preprocessing has no 'spec', so inputs cannot be prepared");
+  if ((spec.version ?? 0) > SPEC_VERSION) throw new XDeployError(`manifest.json: the preprocessing spec has version ${spec.version}; this module reads up to ${SPEC_VERSION}.`, 'Use a newer xdeploy.mjs (`xdeploy web` writes the one that matches your xdeploy_nb).');
+  if (pre.kind === 'image') {
+    if (ins.length !== 1 || ins[0].dtype !== 'uint8' || ins[0].shape.length !== 4 || (ins[0].layout ?? 'NCHW') !== 'NCHW') throw bad('an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW');
+  } else {
+    const names = ins.map(i => `${i.name}:${i.dtype}`).sort().join(',');
+    if (names !== 'x_cat:int64,x_cont:float32') throw bad('a tabular bundle has the inputs x_cat (int64) and x_cont (float32)');
+    for (const c of spec.x_cat) if ((spec.categories[c] || [])[0] !== '#na#') throw bad(`the category column ${JSON.stringify(c)} has no vocabulary starting with '#na#'`);
+  }
+  if (outs.length !== 1 || outs[0].shape.length !== 2) throw bad('a bundle has one output, of shape [batch, n]');
+  const n = outs[0].shape[1];
+  if ((manifest.labels.length || manifest.task !== 'regression') && Number.isInteger(n) && n !== manifest.labels.length) throw bad(`the output has ${n} values per item but there are ${manifest.labels.length} labels`);
+  return manifest;
+}
+
+// ---------------------------------------------------------------- files, hashes, sample.npz
+/** The lowercase hex sha256 of `bytes` (Web Crypto: browsers in a secure context — https or 127.0.0.1 — and Node). */
+export async function sha256Hex(bytes) {
+  const subtle = globalThis.crypto?.subtle ?? (isNode ? (await import('node:crypto')).webcrypto.subtle : undefined);  // Node 18: not global
+  if (!subtle) throw new XDeployError('Web Crypto (crypto.subtle) is not available, so the model files cannot be checked.',
+    'Serve the page over https, or from localhost/127.0.0.1 (browsers offer Web Crypto only in secure contexts).');
+  const h = new Uint8Array(await subtle.digest('SHA-256', bytes));
+  return Array.from(h, b => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** A reader of the bundle's files: `read(name) -> Uint8Array`, from a URL (fetch) or, in Node, a folder path. */
+export function bundleReader(source) {
+  const isUrl = source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(String(source)) || !isNode;
+  if (isUrl) {
+    const base = new URL(String(source).endsWith('/') ? String(source) : `${source}/`, globalThis.location?.href);
+    return async name => {
+      const url = new URL(name, base);
+      let r;
+      try { r = await fetch(url); } catch (e) { throw new XDeployError(`Could not fetch ${url}: ${e.message}.`, 'Check that the bundle is served next to the page.'); }
+      if (!r.ok) throw new XDeployError(`Could not fetch ${url}: HTTP ${r.status}.`, 'Check that the bundle folder holds that file.');
+      return new Uint8Array(await r.arrayBuffer());
+    };
+  }
+  return async name => {
+    const [{readFile}, {join}] = await Promise.all([import('node:fs/promises'), import('node:path')]);
+    try { return new Uint8Array(await readFile(join(String(source), name))); }
+    catch (e) { throw new XDeployError(`Could not read ${name} in the bundle ${source}: ${e.code || e.message}.`, 'Pass the folder that holds manifest.json.'); }
+  };
+}
+
+/** Read `entry` ({file, sha256, size}) and check its size and sha256: load what was hashed. */
+export async function readChecked(read, entry) {
+  const data = await read(entry.file);
+  if (entry.size !== undefined && data.length !== entry.size) throw new XDeployError(`${entry.file} has ${data.length} bytes, but manifest.json says ${entry.size}.`, 'The bundle is incomplete or was changed: copy it again, or re-export it.');
+  const h = await sha256Hex(data);
+  if (h !== entry.sha256) throw new XDeployError(`${entry.file} has sha256 ${h.slice(0, 12)}..., but manifest.json says ${entry.sha256.slice(0, 12)}...`, 'The file was changed or damaged: copy the bundle again, or re-export it.');
+  return data;
+}
+
+const NPY_TYPES = {'<f4': Float32Array, '|u1': Uint8Array, '<u1': Uint8Array, '<i8': BigInt64Array, '<f8': Float64Array, '|b1': Uint8Array};
+/** The arrays of an uncompressed .npz file (numpy.savez): `{name: {data, shape, dtype}}`. */
+export function readNpz(bytes) {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), out = {};
+  let eocd = bytes.length - 22;
+  while (eocd >= 0 && dv.getUint32(eocd, true) !== 0x06054b50) eocd--;
+  if (eocd < 0) throw new XDeployError('sample.npz is not a zip file.', 'Re-export the bundle.');
+  let p = dv.getUint32(eocd + 16, true);
+  for (let k = 0, n = dv.getUint16(eocd + 10, true); k < n; k++) {
+    const method = dv.getUint16(p + 10, true), size = dv.getUint32(p + 20, true), nameLen = dv.getUint16(p + 28, true);
+    const extra = dv.getUint16(p + 30, true), comment = dv.getUint16(p + 32, true), local = dv.getUint32(p + 42, true);
+    const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLen));
+    if (method !== 0) throw new XDeployError(`sample.npz: ${name} is compressed.`, 'Re-export the bundle (xdeploy_nb writes it uncompressed).');
+    const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
+    out[name.replace(/\.npy$/, '')] = readNpy(bytes.subarray(start, start + size));
+    p += 46 + nameLen + extra + comment;
+  }
+  return out;
+}
+function readNpy(b) {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength), major = b[6];
+  const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true), hstart = major === 1 ? 10 : 12;
+  const header = new TextDecoder().decode(b.subarray(hstart, hstart + hlen));
+  const descr = /'descr':\s*'([^']+)'/.exec(header)[1], shape = JSON.parse(`[${/'shape':\s*\(([^)]*)\)/.exec(header)[1].replace(/,\s*$/, '')}]`);
+  if (/'fortran_order':\s*True/.test(header) || !NPY_TYPES[descr]) throw new XDeployError(`sample.npz holds an array of type ${descr} this module cannot read.`, 'Re-export the bundle.');
+  const T = NPY_TYPES[descr], raw = b.slice(hstart + hlen);  // a copy: aligned for the typed array
+  return {data: new T(raw.buffer, 0, raw.byteLength / T.BYTES_PER_ELEMENT), shape, dtype: descr};
+}
+
+// ---------------------------------------------------------------- tabular rows (manifest.preprocessing.spec)
+const isMissing = v => v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v));
+const catKey = v => `${typeof v === 'boolean' ? 'b' : typeof v === 'number' ? 'n' : 's'}:${v}`;
+const NUMBER = /^[+-]?((\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?|inf(inity)?|nan)$/i;  // what Python's float() reads
+
+function toNumber(v, col, i) {
+  if (isMissing(v)) return NaN;
+  let x;
+  if (typeof v === 'number') x = v;
+  else if (typeof v === 'boolean') x = +v;
+  else if (typeof v === 'bigint') x = Number(v);
+  else if (typeof v === 'string' && NUMBER.test(v.trim()) && !/(^|[^\d])_|_($|[^\d])/.test(v.trim())) {
+    const t = v.trim().replace(/_/g, '').toLowerCase();
+    x = /nan$/.test(t) ? NaN : /inf/.test(t) ? (t.startsWith('-') ? -Infinity : Infinity) : Number(t);
+  } else throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${JSON.stringify(v)}, which is not a number.`, `Pass a number (or null if unknown) for ${JSON.stringify(col)}.`);
+  if (Number.isNaN(x)) return x;
+  if (!(Math.abs(x) <= F32_MAX)) throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${JSON.stringify(v)}, which is not a finite number that float32 can hold (|x| <= 3.4e38).`, `Pass a finite number (or null if unknown) for ${JSON.stringify(col)}.`);
+  return x;
+}
+
+function catCode(index, v, col, i) {
+  if (isMissing(v)) return 0;
+  if (!['string', 'number', 'boolean'].includes(typeof v)) throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${JSON.stringify(v) ?? String(v)}, which is not a category value.`, `Pass a string or a number (or null if unknown) for ${JSON.stringify(col)}.`);
+  return index.get(catKey(v)) ?? 0;
+}
+
+/** Fill and encode `rows` (an object per row, column -> value; null for unknown) as fastai's procs do, by the
+ * manifest's tabular spec: `{x_cat: BigInt64Array [n * n_cat], x_cont: Float32Array [n * n_cont], n}`. The same rules
+ * as Python's `xdeploy_nb.preprocess.prepare_rows` (fill_missing, then categories; normalize is in the graph). */
+export function prepareRows(rows, spec, first = 0) {
+  rows = Array.isArray(rows) ? rows : [rows];
+  if (!rows.every(r => r && typeof r === 'object' && !Array.isArray(r))) throw new XDeployError('Tabular rows must be objects (column -> value).', "Pass {island: 'Biscoe', bill_length_mm: 40.1, ...} per row.");
+  const fills = new Map(spec.fill_missing.map(f => [f.column, f]));
+  const index = Object.fromEntries(Object.entries(spec.categories).map(([c, vocab]) => [c, new Map(vocab.map((v, j) => [catKey(v), j]).filter(([, j]) => j > 0))]));
+  const nCat = spec.x_cat.length, nCont = spec.x_cont.length;
+  const x_cat = new BigInt64Array(rows.length * nCat), x_cont = new Float32Array(rows.length * nCont);
+  rows.forEach((row, k) => {
+    const i = first + k, missing = spec.columns.filter(c => !(c in row));
+    if (missing.length) throw new XDeployError(`Row ${i} has no column ${JSON.stringify(missing[0])}${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}.`, `Give every row the columns ${JSON.stringify(spec.columns)} (null for an unknown value).`);
+    const vals = {...row};
+    spec.x_cont.forEach((c, j) => {
+      let v = toNumber(row[c], c, i);
+      const f = fills.get(c);
+      if (Number.isNaN(v)) {
+        if (!f) throw new XDeployError(`Row ${i}: column ${JSON.stringify(c)} is missing, and the training data had no missing values there to learn a fill from.`, `Pass a value for ${JSON.stringify(c)}, or retrain with missing values in that column.`);
+        v = f.value;
+        if (f.flag) vals[f.flag] = true;
+      } else if (f?.flag) vals[f.flag] = false;
+      x_cont[k * nCont + j] = v;
+    });
+    spec.x_cat.forEach((c, j) => { x_cat[k * nCat + j] = BigInt(catCode(index[c], vals[c], c, i)); });
+  });
+  return {x_cat, x_cont, n: rows.length};
+}
+
+// ---------------------------------------------------------------- images
+/** Pixels as the preprocessing graph takes them: an H x W x C uint8 array in `mode` ('RGB': C = 3, 'L': C = 1), from
+ * `{data, width, height, channels}` with 1, 3 or 4 (RGBA) channels. As Pillow's convert: alpha is dropped, not
+ * composited; L = (19595*R + 38470*G + 7471*B + 32768) >> 16; an L image in RGB repeats its value. */
+export function toMode({data, width, height, channels = 4}, mode) {
+  if (![1, 3, 4].includes(channels) || !(width > 0 && height > 0) || data.length !== width * height * channels) throw new XDeployError(
+    `The pixels are ${data.length} values for ${width} x ${height} x ${channels}.`, 'Pass {data, width, height, channels} with data.length = width*height*channels (channels 1, 3 or 4: L, RGB or RGBA).');
+  const n = width * height, C = mode === 'L' ? 1 : 3, out = new Uint8Array(n * C);
+  for (let p = 0; p < n; p++) {
+    const s = p * channels;
+    const r = data[s], g = channels === 1 ? r : data[s + 1], b = channels === 1 ? r : data[s + 2];
+    if (C === 1) out[p] = channels === 1 ? r : (19595 * r + 38470 * g + 7471 * b + 32768) >>> 16;
+    else { out[3 * p] = r; out[3 * p + 1] = g; out[3 * p + 2] = b; }
+  }
+  return out;
+}
+
+/** RGBA pixels `{data, width, height, channels: 4}` of an image item: a File/Blob (decoded by the browser, with
+ * `colorSpaceConversion: 'none'` so no colour management changes them), an ImageBitmap, an ImageData, an <img> or a
+ * canvas; `{data, width, height, channels}` pixel arrays pass through (the way to give Node decoded images). */
+export async function decodeImage(item) {
+  if (item && item.data && item.width && item.height && !(globalThis.ImageData && item instanceof ImageData)) return {channels: 4, ...item};
+  if (globalThis.ImageData && item instanceof ImageData) return {data: item.data, width: item.width, height: item.height, channels: 4};
+  if (typeof createImageBitmap !== 'function') throw new XDeployError('This host cannot decode image files (no createImageBitmap).', 'Decode the image yourself and pass {data, width, height, channels}.');
+  let bmp = item, own = false;
+  if (!(globalThis.ImageBitmap && item instanceof ImageBitmap)) {
+    try { bmp = await createImageBitmap(item, {colorSpaceConversion: 'none', premultiplyAlpha: 'none'}); own = true; }
+    catch (e) { throw new XDeployError(`The browser could not decode ${item?.name ?? 'the image'}: ${e.message}`, 'Pass an image file the browser can read (PNG, JPEG, WebP, ...).'); }
+  }
+  const canvas = new OffscreenCanvas(bmp.width, bmp.height), ctx = canvas.getContext('2d', {colorSpace: 'srgb', willReadFrequently: true});
+  ctx.drawImage(bmp, 0, 0);
+  const d = ctx.getImageData(0, 0, bmp.width, bmp.height, {colorSpace: 'srgb'});
+  if (own) bmp.close();
+  return {data: d.data, width: d.width, height: d.height, channels: 4};
+}
+
+// ---------------------------------------------------------------- outputs, by task (the Python TASKS' decode)
+function multiCut(output) {
+  const thr = output.threshold ?? 0.5;
+  if ((output.activation ?? 'sigmoid') !== 'none') return thr;
+  return thr <= 0 ? -Infinity : thr >= 1 ? Infinity : Math.log(thr / (1 - thr));
+}
+export const TASKS = {
+  single_label: (r, labels) => { let j = 0; r.forEach((p, k) => { if (p > r[j]) j = k; }); return {label: labels[j], index: j, probs: r}; },
+  multi_label: (r, labels, output) => { const cut = multiCut(output); return {labels: labels.filter((l, k) => r[k] >= cut), probs: r}; },
+  regression: r => ({value: r.length === 1 ? r[0] : r}),
+};
+
+/** One plain object per row of the model's outputs (`data`: n x k values), as Python's `Predictor.decode` returns. */
+export function decodeOutputs(manifest, data, n) {
+  const k = data.length / n, rows = Array.from({length: n}, (_, i) => Array.from(data.subarray(i * k, (i + 1) * k)));
+  const bad = rows.map((r, i) => r.every(Number.isFinite) ? -1 : i).filter(i => i >= 0);
+  if (bad.length) throw new XDeployError(`The model's outputs for item(s) ${JSON.stringify(bad.slice(0, 10))} are not finite (NaN or infinite), so no prediction is made from them.`, 'Check those inputs: values far outside what the model was trained on can overflow it.');
+  const decode = TASKS[manifest.task];
+  if (!decode) throw new XDeployError(`This module does not know the task ${JSON.stringify(manifest.task)}.`, `Use a newer xdeploy.mjs; it knows ${Object.keys(TASKS).join(', ')}.`);
+  return rows.map(r => decode(r, manifest.labels, manifest.outputs[0]));
+}
+
+// ---------------------------------------------------------------- sessions and the device policy
+const now = () => globalThis.performance?.now() ?? Date.now();
+
+async function openSession(ort, bytes, name, ep) {
+  try { return await ort.InferenceSession.create(bytes, {executionProviders: [ep], graphOptimizationLevel: 'all', logSeverityLevel: 3}); }
+  catch (e) { throw new XDeployError(`onnxruntime could not load ${name} on ${ep}: ${e.message}`, 'Re-export the bundle, or use a newer onnxruntime-web/onnxruntime-node.'); }
+}
+
+async function hasWebGPU(ort) {
+  if (isNode || !globalThis.navigator?.gpu || !ort.env?.webgpu) return false;
+  try { return !!(await navigator.gpu.requestAdapter()); } catch { return false; }
+}
+
+/** The largest difference between `session`'s outputs and the expected ones on the bundle's sample (sample.npz). */
+async function sampleDiff(ort, session, manifest, sample, artifact) {
+  const z = readNpz(sample), feeds = {};
+  for (const i of manifest.inputs) {
+    const a = z[`input.${i.name}`];
+    if (!a) throw new XDeployError(`sample.npz has no input ${i.name}.`, 'Re-export the bundle.');
+    feeds[i.name] = new ort.Tensor(i.dtype === 'float32' ? 'float32' : i.dtype, a.data, a.shape);
+  }
+  const exp = z[`expected.${artifact.file}`] ?? z.expected, out = (await session.run(feeds))[manifest.outputs[0].name].data;
+  let d = 0;
+  for (let k = 0; k < out.length; k++) d = Math.max(d, Math.abs(out[k] - exp.data[k]));
+  return Number.isNaN(d) ? Infinity : d;
+}
+
+/** Open the model on the device `device` asks for ('auto', 'webgpu', 'wasm'; in Node 'cpu'): `{session, device, why}`.
+ * 'auto' takes WebGPU only where the browser has a WebGPU adapter and the model, run there on the bundle's sample,
+ * matches the CPU's outputs within the variant's tolerance — the rule of Python's device='auto'. int8 QDQ models fail
+ * or are wrong on ORT Web's WebGPU EP, so they fall back to wasm here. */
+export async function chooseSession(ort, manifest, artifact, model, read, device = 'auto') {
+  const cpu = isNode ? 'cpu' : 'wasm';
+  if (device !== 'auto') {
+    if (!['cpu', 'wasm', 'webgpu'].includes(device)) throw new XDeployError(`device=${JSON.stringify(device)} is not a device this module knows.`, "Use 'auto', 'wasm', 'webgpu' (browsers) or 'cpu' (Node).");
+    return {session: await openSession(ort, model, artifact.file, device === 'cpu' || device === 'wasm' ? cpu : device), device, why: `device='${device}' as asked`};
+  }
+  const passed = [];
+  if (await hasWebGPU(ort)) {
+    try {
+      if (!manifest.sample) throw new XDeployError('the bundle keeps no sample to check WebGPU with');
+      const session = await openSession(ort, model, artifact.file, 'webgpu');
+      const d = await sampleDiff(ort, session, manifest, await readChecked(read, manifest.sample), artifact);
+      const tol = SAMPLE_TOLERANCE[artifact.variant ?? 'fp32'] ?? 1e-3;
+      if (d > tol) { await session.release?.(); throw new XDeployError(`its outputs differ from the CPU's by ${d.toPrecision(2)} on the bundle's sample (tolerance ${tol})`); }
+      return {session, device: 'webgpu', why: "device='auto': webgpu, as the browser has a WebGPU adapter and the model matched the CPU's outputs on the bundle's sample there"};
+    } catch (e) { passed.push(`webgpu (${e.problem ?? e.message})`); }
+  } else if (!isNode) passed.push('webgpu (no WebGPU adapter in this browser)');
+  return {session: await openSession(ort, model, artifact.file, cpu), device: cpu,
+          why: `device='auto': ${cpu}${passed.length ? `; passed over: ${passed.join('; ')}` : ', the CPU (onnxruntime-node)'}`};
+}
+
+// ---------------------------------------------------------------- the predictor
+/** Where the bundle schema is, by default: beside this module's folder (xdeploy_nb/manifest.schema.json in the Python
+ * package; the site's root in a site `xdeploy web` writes). */
+export const SCHEMA_URL = new URL('../manifest.schema.json', import.meta.url);
+
+async function loadSchema(schema) {
+  if (schema && typeof schema === 'object') return schema;
+  const url = schema ? new URL(String(schema), globalThis.location?.href ?? SCHEMA_URL) : SCHEMA_URL;
+  if (url.protocol === 'file:') { const {readFile} = await import('node:fs/promises'); return JSON.parse(await readFile(url, 'utf8')); }
+  const r = await fetch(url);
+  if (!r.ok) throw new XDeployError(`Could not fetch the bundle schema ${url}: HTTP ${r.status}.`, 'Serve manifest.schema.json beside the module folder, or pass {schema}.');
+  return r.json();
+}
+
+/** Predictions from an xdeploy_nb bundle, in a browser (onnxruntime-web) or Node (onnxruntime-node): what Python's
+ * `Predictor` returns. Make one with `await Predictor.load(source, options)`. */
+export class Predictor {
+  /** Load the bundle at `source` (a URL, or in Node a folder path): validate manifest.json, check each file's sha256,
+   * open the preprocessing graph (images) and the model on the chosen device. Options: `ort` (the onnxruntime module;
+   * in Node onnxruntime-node by default), `device` ('auto', 'wasm', 'webgpu'; 'cpu' in Node), `variant` ('fp32' or one the
+   * bundle has), `threads` (wasm threads; default: one per core where the page is cross-origin isolated, else 1),
+   * `schema` (the bundle schema, or its URL), `maxPixels` (the largest image accepted: Pillow's MAX_IMAGE_PIXELS). */
+  static async load(source, {ort, device = 'auto', variant = 'fp32', threads, schema, maxPixels = 89478485} = {}) {
+    ort = ort ?? (isNode ? await import('onnxruntime-node') : globalThis.ort);
+    if (!ort?.InferenceSession) throw new XDeployError('No onnxruntime module was given.', "Pass {ort}: import * as ort from 'onnxruntime-web' (browsers) or 'onnxruntime-node' (Node).");
+    if (!isNode && ort.env?.wasm) {
+      const iso = !!globalThis.crossOriginIsolated;
+      ort.env.wasm.numThreads = threads ?? (iso ? Math.max(1, navigator.hardwareConcurrency || 1) : 1);
+    }
+    const read = bundleReader(source), p = new Predictor();
+    const manifest = JSON.parse(new TextDecoder().decode(await read('manifest.json')));
+    validateManifest(manifest, await loadSchema(schema));
+    const arts = manifest.artifacts.filter(a => a.format === 'onnx');
+    const artifact = arts.find(a => (a.variant ?? 'fp32') === variant);
+    if (!artifact) throw new XDeployError(`The bundle has no ${JSON.stringify(variant)} variant of its onnx model (it has ${arts.map(a => JSON.stringify(a.variant ?? 'fp32')).join(', ') || 'none'}).`, 'Pass variant: one of those, or re-export the bundle.');
+    const pre = manifest.preprocessing;
+    Object.assign(p, {ort, manifest, artifact, maxPixels, source: String(source), kind: pre.kind, spec: pre.spec, graph: null, preSession: null});
+    if (pre.kind === 'image') {
+      p.graph = pre.graph ?? null;
+      if (p.graph) p.preSession = await openSession(ort, await readChecked(read, p.graph), p.graph.file, isNode ? 'cpu' : 'wasm');
+      else p.graphUnavailable = pre.graph_unavailable ?? 'the bundle has no preprocessing graph (it was exported before xdeploy_nb wrote one)';
+    }
+    const model = await readChecked(read, artifact);
+    Object.assign(p, await chooseSession(ort, manifest, artifact, model, read, device));
+    p.threads = isNode ? null : ort.env?.wasm?.numThreads ?? 1;
+    p.crossOriginIsolated = !!globalThis.crossOriginIsolated;
+    return p;
+  }
+
+  /** The model's input tensors for `items`: images (see `decodeImage`) or table rows (objects). */
+  async prepare(items) {
+    const {ort, manifest} = this, inp = manifest.inputs;
+    if (this.kind === 'tabular') {
+      const {x_cat, x_cont, n} = prepareRows(items, this.spec);
+      return {x_cat: new ort.Tensor('int64', x_cat, [n, this.spec.x_cat.length]), x_cont: new ort.Tensor('float32', x_cont, [n, this.spec.x_cont.length])};
+    }
+    if (!this.preSession) throw new XDeployError(`This image bundle cannot be run outside Python: ${this.graphUnavailable}.`, 'Re-export it with a version of xdeploy_nb that writes preprocess.onnx (the preprocessing graph), or use the Python Predictor.');
+    const g = this.graph, mode = g.input.mode, C = mode === 'L' ? 1 : 3, parts = [];
+    for (const item of Array.isArray(items) ? items : [items]) {
+      const px = await decodeImage(item);
+      if (px.width * px.height > this.maxPixels) throw new XDeployError(`The image has ${px.width} x ${px.height} pixels, more than the ${this.maxPixels} this predictor accepts.`,
+        'Pass a smaller image, or a larger maxPixels to load() if you trust where the images come from.');
+      const hwc = toMode(px, mode);
+      const out = await this.preSession.run({[g.input.name]: new ort.Tensor('uint8', hwc, [px.height, px.width, C])});
+      parts.push(out[g.output.name]);
+    }
+    const [, c, h, w] = parts[0].dims, batch = new Uint8Array(parts.length * c * h * w);
+    parts.forEach((t, i) => batch.set(t.data, i * c * h * w));
+    return {[inp[0].name]: new ort.Tensor('uint8', batch, [parts.length, c, h, w])};
+  }
+
+  /** The model's (activated) outputs for prepared `feeds`: `{data: Float32Array, n}` (a fixed batch size is padded). */
+  async run(feeds) {
+    const n = Object.values(feeds)[0].dims[0], b = this.manifest.inputs[0].shape[0];
+    if (Number.isInteger(b) && n !== b) {
+      const outs = [];
+      for (let i = 0; i < n; i += b) {
+        const chunk = {};
+        for (const [k, t] of Object.entries(feeds)) {
+          const per = t.data.length / n, d = new t.data.constructor(b * per);
+          for (let j = 0; j < b; j++) d.set(t.data.subarray(Math.min(i + j, n - 1) * per, (Math.min(i + j, n - 1) + 1) * per), j * per);
+          chunk[k] = new this.ort.Tensor(t.type, d, [b, ...t.dims.slice(1)]);
+        }
+        const o = await this.run(chunk);
+        outs.push(o.data.subarray(0, Math.min(b, n - i) * (o.data.length / b)));
+      }
+      const data = new Float32Array(outs.reduce((s, o) => s + o.length, 0));
+      outs.reduce((at, o) => (data.set(o, at), at + o.length), 0);
+      return {data, n};
+    }
+    let out;
+    try { out = await this.session.run(feeds); }
+    catch (e) { throw new XDeployError(`${this.artifact.file} could not be run on ${this.device}: ${e.message}`, "Check the inputs against the manifest's inputs."); }
+    return {data: out[this.manifest.outputs[0].name].data, n};
+  }
+
+  /** One prediction object per item, as Python's `Predictor.predict_batch`: `{label, index, probs}` (single_label),
+   * `{labels, probs}` (multi_label) or `{value}` (regression). */
+  async predictBatch(items) {
+    items = Array.isArray(items) ? items : [items];
+    if (!items.length) return [];
+    const {data, n} = await this.run(await this.prepare(items));
+    return decodeOutputs(this.manifest, data, n);
+  }
+
+  /** The prediction for one item (an image, or a table row), with `ms`: the milliseconds it took, decode to decode. */
+  async predict(item) {
+    const t = now(), [r] = await this.predictBatch([item]);
+    return {...r, ms: now() - t};
+  }
+
+  /** Where this predictor runs and why, and what it runs, as plain data. */
+  describe() {
+    const a = this.artifact;
+    return {device: this.device, why: this.why, threads: this.threads, crossOriginIsolated: this.crossOriginIsolated,
+            artifact: {file: a.file, format: a.format, precision: a.precision, size: a.size, sha256: a.sha256, variant: a.variant ?? 'fp32'},
+            preprocessing: this.kind === 'image' ? (this.graph ? {graph: this.graph.file, mode: this.graph.input.mode} : {graph: null, why: this.graphUnavailable}) : {kind: 'tabular'},
+            onnxruntime: this.ort.env?.versions?.web ?? this.ort.env?.versions?.node ?? this.ort.env?.versions?.common ?? null, module: VERSION};
+  }
+}
+
+/** Shorthand: `await load(source, options)` is `await Predictor.load(source, options)`. */
+export const load = (source, options) => Predictor.load(source, options);
