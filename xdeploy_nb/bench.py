@@ -129,8 +129,8 @@ def _baseline_feeders(learn, items, n:int)->tuple:
     return (lambda i: first(to_fastai([xs[i % len(xs)]]))),many
 
 # %% ../nbs/07_bench.ipynb #8d2e6a41
-def _baseline_batch_rows(path:Path, m:dict, learn, graph, p, many, bs:int, timing:dict)->list:
-    "Rows for fastai's `get_preds`, torch eager (`graph`) and `Predictor.predict_batch` (`p`) at batch size `bs`."
+def _baseline_batch_rows(path:Path, m:dict, learn, graph, p, many, bs:int, timing:dict, pg=None)->list:
+    "Rows for fastai's `get_preds`, torch eager (`graph`) and `Predictor.predict_batch` (`p`; and `pg`, its graph path) at batch size `bs`."
     import torch
     dl,batch = learn.dls.test_dl(many(bs), bs=bs),many(bs)
     tx = [torch.from_numpy(sample_batch(path, m, bs)[i['name']]) for i in m['inputs']]
@@ -138,7 +138,8 @@ def _baseline_batch_rows(path:Path, m:dict, learn, graph, p, many, bs:int, timin
         with torch.inference_mode(): graph(*tx)
     return [_timed_row(lambda: learn.get_preds(dl=dl), timing, format='fastai', variant='get_preds', pipeline='end-to-end', batch_size=bs),
             _timed_row(eager, timing, format='torch eager', variant='fp32', pipeline='model', batch_size=bs),
-            _timed_row(lambda: p.predict_batch(batch, batch_size=bs), timing, format='onnx', variant='fp32', pipeline='end-to-end', batch_size=bs)]
+            _timed_row(lambda: p.predict_batch(batch, batch_size=bs), timing, format='onnx', variant='fp32', pipeline='end-to-end', batch_size=bs)] + (
+           [_timed_row(lambda: pg.predict_batch(batch, batch_size=bs), timing, format='onnx', variant='fp32', pipeline='end-to-end graph', batch_size=bs)] if pg else [])
 
 # %% ../nbs/07_bench.ipynb #c47263d9
 def _baseline_rows(path, m, learn, items, batch_sizes, min_time, min_runs, threads)->list:
@@ -148,13 +149,14 @@ def _baseline_rows(path, m, learn, items, batch_sizes, min_time, min_runs, threa
     from xdeploy_nb.runtime import Predictor
     one,many = _baseline_feeders(learn, items, max(batch_sizes))
     graph,p = deploy_graph(learn, spec_from_learner(learn)).eval(),Predictor(path, device='cpu', threads=threads)
+    pg = Predictor(path, device='cpu', threads=threads, preprocess='graph') if m['preprocessing'].get('graph') else None
     timing = dict(min_time=min_time, min_runs=min_runs)
     old,k = torch.get_num_threads(),iter(range(10**9))
     if threads: torch.set_num_threads(threads)
     try:
         with learn.no_bar(), learn.no_logging():
             rows = [_timed_row(lambda: learn.predict(one(next(k))), timing, format='fastai', variant='learn.predict', pipeline='end-to-end', batch_size=1)]
-            for bs in batch_sizes: rows += _baseline_batch_rows(path, m, learn, graph, p, many, bs, timing)
+            for bs in batch_sizes: rows += _baseline_batch_rows(path, m, learn, graph, p, many, bs, timing, pg)
     finally: torch.set_num_threads(old)
     return rows
 
@@ -240,7 +242,7 @@ def _report_text(rows:list, meta:dict)->str:
 # %% ../nbs/07_bench.ipynb #8b1e6c39
 def _config_name(r:dict)->str:
     "A row's configuration as the plot labels it."
-    return f"{r['format']} {r['variant']} @{r['device']}" + (' (end-to-end)' if r['pipeline'] == 'end-to-end' else '')
+    return f"{r['format']} {r['variant']} @{r['device']}" + (f" ({r['pipeline']})" if r['pipeline'] != 'model' else '')
 
 # %% ../nbs/07_bench.ipynb #1e5a9d73
 def _plot_throughput(ax, ok:list, configs:list, sizes:list):

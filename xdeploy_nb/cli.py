@@ -112,12 +112,13 @@ def predict(bundle:str, # The bundle directory
             json:bool=False, # Print JSON (a list of prediction dicts, each with its item) instead of lines
             device:str='auto', # Where to run: a name from `xdeploy devices`, or auto
             variant:str='fp32', # Which variant of the ONNX model to run, e.g. int8-static (see the bundle's manifest)
-            batch_size:int=64 # Items per run of the model
+            batch_size:int=64, # Items per run of the model
+            preprocess:str='pillow' # Images: pillow (fastai's exact item steps), graph (the bundle's preprocess.onnx) or auto
            ):
     "Print the predictions of a bundle for image files, or for the rows of a CSV file."
     import json as _json
     from xdeploy_nb.runtime import KINDS, Predictor, items_from_paths
-    p = Predictor(bundle, device=device, variant=variant)
+    p = Predictor(bundle, device=device, variant=variant, preprocess=preprocess)
     xs = items_from_paths(p.manifest, items)
     preds = p.predict_batch(xs, batch_size=batch_size)
     names = KINDS[p.manifest['preprocessing']['kind']].names(xs)

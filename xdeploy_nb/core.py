@@ -247,6 +247,7 @@ class Kind:
     from_paths:Callable=None # `from_paths(paths, manifest)` -> items, for the CLI
     names:Callable=None # `names(items)` -> a display name per item, for the CLI
     spec_schema:dict=None # The schema of `preprocessing` for this kind (its `spec` and `steps`), in the notation of `MANIFEST_SCHEMA`
+    export_extra:Callable=None # `export_extra(learn, bundle_dir, manifest, formats, items)` -> fields added to `preprocessing`, after writing their files into the bundle (train side)
 
 # %% ../nbs/00_core.ipynb #reg00010
 KINDS,TASKS,FORMATS,VARIANTS = Registry('input kind'),Registry('task'),Registry('artifact format'),Registry('variant')

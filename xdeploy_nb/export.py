@@ -18,6 +18,7 @@ from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .variants import check_variants, count_flops, make_variant, variant_file
 from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs, within_tolerance
 from .verify import VerifyReport, format_metric, kind_of, learner_outputs, reference_items, verify_bundle
+from .pregraph import export_pregraph
 
 # %% auto #0
 __all__ = ['BATCH_TORCH_OPS', 'task_of', 'activation_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph',
@@ -136,6 +137,7 @@ def _tabular_io(learn)->dict:
     return dict(inputs=inputs, steps=steps + ([dict(op='normalize', in_graph=True)] if pre['normalize'] else []), spec=pre)
 
 KINDS['image'].spec,KINDS['tabular'].spec = _image_io,_tabular_io
+KINDS['image'].export_extra = export_pregraph  # writes preprocess.onnx and its manifest entry (`xdeploy_nb.pregraph`)
 
 # %% ../nbs/05_export.ipynb #4d2bf87c
 def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
@@ -615,6 +617,17 @@ def _activation_note(m:dict)->str:
             f"applies {'no activation' if act == 'none' else act} (fastai: `loss_func.activation`), so fastai's `get_preds` and `predict` "
             f"return them so, and so does this bundle.")
 
+def _graph_note(m:dict)->str:
+    "A paragraph for the summary on an image bundle's preprocessing graph (`xdeploy_nb.pregraph`), else ''."
+    pre = m['preprocessing']
+    if 'graph' not in pre: return ''
+    if not (g := pre['graph']): return f"\n\nNo preprocessing graph: {pre.get('graph_unavailable', '')}"
+    a = g['agreement']
+    return (f"\n\nPreprocessing graph `{g['file']}`" + (f" (and `{g['ort']['file']}`)" if 'ort' in g else '') + f", {_size(g['size'])}: "
+            f"on {a['n_images']} images, {a['pixels_within_1']:.3%} of pixels within 1 level of Pillow's ({a['pixels_equal']:.3%} equal, "
+            f"max {a['max_pixel_diff']}); the Learner's decision on {a['top1']:.1%}, outputs within {a['max_prob_diff']:.2g}"
+            + ("; identical to Pillow, so `preprocess='auto'` runs it." if a['identical'] else '.'))
+
 @patch
 def _repr_markdown_(self:Bundle)->str:
     m,rows = self.manifest,self.rows()
@@ -624,7 +637,7 @@ def _repr_markdown_(self:Bundle)->str:
     inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
     return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
             f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
-            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(rows) + rejected)
+            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(rows) + rejected + _graph_note(m))
 
 # %% ../nbs/05_export.ipynb #0cafd280
 def _reject(d:Path, m:dict, report)->list:
@@ -676,6 +689,7 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
                                trust_code=True, rtol=rtol)  # the artifacts it has just written itself
         for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))  # none: it did not run
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
+        if (extra := KINDS[m['preprocessing']['kind']].export_extra): m['preprocessing'].update(extra(learn, d, m, formats, reference_items(learn, items, n_items)))
         m['sample'] = _write_sample(d, learn, spec, items, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)
         check_artifacts(d, m)

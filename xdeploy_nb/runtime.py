@@ -14,6 +14,8 @@ from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, T
 from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner
 from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
 from .variants import VARIANTS  # the registry, as `xdeploy_nb.variants` fills it (its makers import onnx only when called)
+from concurrent.futures import ThreadPoolExecutor
+from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocessing graph (onnxruntime only at import)
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'TOLERANCE', 'RTOL', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths',
@@ -342,9 +344,10 @@ def _one_row(item)->dict:
 
 # %% ../nbs/04_runtime.ipynb #kd000003
 from .preprocess import IMAGE_PREPROCESSING_SCHEMA, TABULAR_PREPROCESSING_SCHEMA
+from .pregraph import PREGRAPH_SCHEMA
 
 KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item,
-                      spec_schema=IMAGE_PREPROCESSING_SCHEMA)
+                      spec_schema={**IMAGE_PREPROCESSING_SCHEMA, **PREGRAPH_SCHEMA})  # with the preprocessing graph (`xdeploy_nb.pregraph`)
 KINDS['tabular'] = Kind(check=_check_tabular_inputs, prepare=lambda m, rows, max_pixels=None, first=0: _table_batch(rows, m['preprocessing']['spec'], first),
                         as_list=_table_items, one=_one_row, spec_schema=TABULAR_PREPROCESSING_SCHEMA)
 
@@ -543,7 +546,8 @@ class Predictor:
                  variant:str='fp32', # Which variant of it: 'fp32', or one the bundle has ('fp16', 'int8-static', ...)
                  threads:int=None, # Intra-op threads; None: one per CPU this process may use
                  max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
-                 trust_code:bool=False): # Allow formats whose loading can run code (TorchScript, torch.export): only for bundles you trust
+                 trust_code:bool=False, # Allow formats whose loading can run code (TorchScript, torch.export): only for bundles you trust
+                 preprocess:str='pillow'): # Images: 'pillow' (fastai's exact steps), 'graph' (decode, then the bundle's preprocess.onnx, in parallel threads) or 'auto' (the graph where measured identical)
         self.path = Path(path)
         self.manifest = m = read_manifest(self.path)
         _check_bundle(m)
@@ -557,12 +561,15 @@ class Predictor:
         r = FORMATS[a['format']].runner(self.path, m, a, read_checked(self.path, a), device, threads)
         self._model,self.device,self._why,self._providers,self._threads = r.run,r.device,r.why,r.providers,r.threads
         self._requested,self._max_pixels = device,max_pixels
+        self.preprocess = choose_preprocess(m, preprocess)
+        self._pregraph = Pregraph(self.path, m) if self.preprocess == 'graph' else None
+        self._pool = ThreadPoolExecutor(_cpus(), thread_name_prefix='xdeploy-decode') if self._pregraph else None
 
     def prepare(self,
                 items # Images: a list of file paths, bytes, PIL images or HWC uint8 arrays. Tables: a dict per row, or a DataFrame
                )->dict:
         "The model's input arrays for `items`, by input name: what `run` takes (see `prepare_inputs`)."
-        return prepare_inputs(self.manifest, items, self._max_pixels)
+        return self._prepare(items)
 
     def run(self,
             inputs:dict # Input name -> numpy array, as `prepare` makes them and `manifest['inputs']` describes them
@@ -596,7 +603,13 @@ class Predictor:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise XDeployError(f"batch_size={batch_size!r} is not a positive number of items.", "Pass an int >= 1.")
         items = self._kind.as_list(items)
-        for i in range(0, len(items), batch_size): yield prepare_inputs(self.manifest, items[i:i+batch_size], self._max_pixels, first=i)
+        for i in range(0, len(items), batch_size): yield self._prepare(items[i:i+batch_size], first=i)
+
+    def _prepare(self, items, first:int=0)->dict:
+        "The model's inputs for `items`: by `prepare_inputs` (the Pillow path), or by the preprocessing graph."
+        if self._pregraph is None: return prepare_inputs(self.manifest, items, self._max_pixels, first=first)
+        m = self.manifest
+        return {m['inputs'][0]['name']: graph_batch(self._pregraph, _image_items(items), m['preprocessing']['spec'], self._max_pixels, first, self._pool)}
 
     def predict_batch(self,
                       items, # As `prepare` takes them
@@ -621,10 +634,10 @@ class Predictor:
         return dict(device=self.device, requested=self._requested, why=self._why, providers=self._providers,
                     available_providers=ort.get_available_providers(), threads=self._threads,
                     artifact=dict({k: a[k] for k in ('file', 'format', 'precision', 'size', 'sha256')}, variant=a.get('variant', 'fp32')),
-                    onnxruntime=ort.__version__)
+                    preprocess=self.preprocess, onnxruntime=ort.__version__)
 
     def __repr__(self)->str:
-        return f"Predictor({str(self.path)!r}, device={self.device!r}, format={self.artifact['format']!r}, variant={self.artifact.get('variant', 'fp32')!r})"
+        return f"Predictor({str(self.path)!r}, device={self.device!r}, format={self.artifact['format']!r}, variant={self.artifact.get('variant', 'fp32')!r}, preprocess={self.preprocess!r})"
 
     def _repr_markdown_(self)->str:
         m,a,out = self.manifest,self.artifact,self.manifest['outputs'][0]
@@ -634,5 +647,6 @@ class Predictor:
         act = out['activation'] + (f", threshold {out['threshold']}" if 'threshold' in out else '')
         rows = [('task', m['task']), ('labels', labels or '-'), ('inputs', ins), ('output', f"`{out['name']}` {_shape(out['shape'])}, {act}"),
                 ('artifact', f"`{a['file']}`: {a['format']}, {a.get('variant', 'fp32')}, {a['size']:,} bytes, sha256 `{a['sha256'][:12]}...` checked"),
-                ('device', f"{self.device} ({', '.join(self._providers)}, {self._threads} threads): {self._why}")]
+                ('device', f"{self.device} ({', '.join(self._providers)}, {self._threads} threads): {self._why}"),
+                ('preprocess', self.preprocess + (f" (`{self._pregraph.file}`, {self._pool._max_workers} threads)" if self._pregraph else ''))]
         return f"**Predictor** for `{esc(self.path)}`\n\n| | |\n|---|---|\n" + '\n'.join(f"| {k} | {v} |" for k,v in rows)
