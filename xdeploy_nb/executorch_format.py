@@ -4,7 +4,7 @@
 
 # %% ../nbs/05c_executorch.ipynb #et000004
 from __future__ import annotations
-import contextlib, logging, threading, time
+import contextlib, logging, threading
 from pathlib import Path
 import numpy as np
 from .core import FORMATS, Format, Runner, XDeployError
@@ -64,7 +64,7 @@ def _pte_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', thread
     if threads: pl._unsafe_reset_threadpool(threads)
     try: run,n = _pte_method(data)
     except Exception as e: raise XDeployError(f"ExecuTorch cannot load {a['file']}: {e}",
-                                              f"Re-export the bundle with this executorch, or use format='onnx'.") from None
+                                              "Re-export the bundle with this executorch, or use format='onnx'.") from None
     names = [i['name'] for i in m['inputs']]
     why = f"device={device!r}: the CPU, ExecuTorch with XNNPACK (batches of up to {n} per call)"
     return Runner(lambda feeds: run([feeds[k] for k in names]), 'cpu', why, ['executorch', 'XnnpackBackend'], pl._threadpool_get_thread_count())
