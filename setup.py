@@ -27,9 +27,9 @@ def reqs(key):
     return shlex.split(cfg.get(key, ''))
 
 requirements = reqs('requirements') + reqs('pip_requirements')
-train_requirements = reqs('train_requirements')
-triton_requirements = reqs('triton_requirements')
-dev_requirements = train_requirements + triton_requirements + reqs('dev_requirements')
+# Every other `NAME_requirements` key of settings.ini is the extra NAME; dev is all of them plus its own (the tests use them all).
+extras = {k[:-len('_requirements')]: reqs(k) for k in cfg if k.endswith('_requirements') and k not in ('requirements', 'pip_requirements')}
+extras['dev'] = [r for name,rs in extras.items() if name != 'dev' for r in rs] + extras.get('dev', [])
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
@@ -48,7 +48,7 @@ setuptools.setup(
         # the JS module and the page that `xdeploy web` copies into a site, and the package.json/lock that pin onnxruntime-web
         'js/xdeploy.mjs', 'js/index.html', 'js/package.json', 'js/package-lock.json']},
     install_requires = requirements,
-    extras_require = {'train': train_requirements, 'triton': triton_requirements, 'dev': dev_requirements},
+    extras_require = extras,
     dependency_links = cfg.get('dep_links','').split(),
     python_requires = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

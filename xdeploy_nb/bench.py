@@ -376,7 +376,7 @@ def _bench_grid(m:dict, devices, formats, variants, trust_code:bool=False)->list
     safe = dict.fromkeys(f for f,_ in arts if trust_code or not FORMATS[f].runs_code)
     formats,variants = _bench_pick(formats, safe),_bench_pick(variants, dict.fromkeys(v for _,v in arts))
     ds = list_devices(torch=any(FORMATS[f].device_kind == 'torch' for f in formats))
-    names = dict(onnxruntime=ds.names(), torch=['cpu'] + [d['name'] for d in ds if d['kind'] == 'torch'])
+    names = dict(onnxruntime=ds.names(), torch=['cpu'] + [d['name'] for d in ds if d['kind'] == 'torch'], cpu=['cpu'])
     cells = [(f, d, v) for f,v in arts if f in formats and v in variants for d in _bench_pick(devices, names[FORMATS[f].device_kind])]
     with_variants = {f for f,v in arts if v != 'fp32'}  # the formats that variants are made in
     missing = [(f, v) for f in formats for v in variants if (f, v) not in arts and (v == 'fp32' or f in with_variants)]

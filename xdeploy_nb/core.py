@@ -196,7 +196,7 @@ class Format:
     needs_torch:bool=False # Does running it need torch?
     runner:Callable=None # `runner(path, manifest, artifact, device, threads)` -> `Runner`
     export:Callable=None # `export(module, example_inputs, path, dynamic_batch, opset, check, atol, rtol)` -> info dict (checked `within_tolerance`) (train side)
-    device_kind:str='onnxruntime' # Whose devices run it: 'onnxruntime' (`list_devices().names()`) or 'torch'
+    device_kind:str='onnxruntime' # Whose devices run it: 'onnxruntime' (`list_devices().names()`), 'torch' (the CPU and torch's devices) or 'cpu' (the CPU only)
 
 # %% ../nbs/00_core.ipynb #reg00006
 @dataclass
@@ -339,7 +339,8 @@ MANIFEST_SCHEMA = {
                   "unless the task is regression."),
     'artifacts': Doc([{
         'format': Doc(FORMATS, "How the model is stored: 'onnx' (an ONNX model, run with ONNX Runtime; the default), 'ort' "
-                      "(the same graph in ONNX Runtime's mobile format; neither runs code when loaded), 'torchscript' and 'torch.export' (run with torch: they can "
+                      "(the same graph in ONNX Runtime's mobile format), 'executorch' (a .pte program for ExecuTorch's runtimes, lowered with XNNPACK; "
+                      "none of these three runs code when loaded), 'torchscript' and 'torch.export' (run with torch: they can "
                       "execute code when loaded, so a reader loads them only when its user opts in)."),
         'file': _FILE, 'sha256': _SHA256, 'size': _SIZE,
         'precision': Doc(str, "The numeric precision of the weights and arithmetic: 'fp32', 'fp16' or 'int8'."),

@@ -131,6 +131,7 @@ FORMATS['onnx'] = Format('model.onnx', runner=_onnx_runner)
 FORMATS['torchscript'] = Format('model.ts', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
 FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
 from .ort import FORMATS  # registers 'ort' (the ORT mobile format, `xdeploy_nb.ort`; torch-free at import) after these, in this order
+from .executorch_format import FORMATS  # registers 'executorch' (`xdeploy_nb.executorch_format`; imports executorch only to run or export a .pte)
 
 # %% ../nbs/04_runtime.ipynb #rt000013
 def _artifact(m:dict, # A validated manifest
