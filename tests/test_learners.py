@@ -250,9 +250,18 @@ def test_text_tokenisation_equals_fastai(text_learner):
     for t in texts + TRICKY:
         assert numericalize(tokenize(t, spec), spec).tolist() == learn.dls.test_dl([t]).one_batch()[0][0].tolist(), t
 
-def test_text_classifier(text_learner, tmp_path):
+@pytest.fixture(scope='module')
+def text_bundle(text_learner, tmp_path_factory):
+    "The text classifier's bundle, exported once for the tests below: ONNX (run by default), .ort, TorchScript and two variants."
+    t0 = time.perf_counter()
+    b = export_bundle(text_learner[0], tmp_path_factory.mktemp('text')/'b', formats=('onnx', 'ort', 'torchscript'), variants=('fp16', 'int8-dynamic'))
+    print(f"\ntext: exported in {time.perf_counter() - t0:.1f} s; {b.report}")
+    assert [a['file'] for a in b.manifest['artifacts']] == ['model.onnx', 'model.ort', 'model.ts', 'model.fp16.onnx', 'model.int8-dynamic.onnx']
+    return b
+
+def test_text_classifier(text_learner, text_bundle, tmp_path):
     learn,df = text_learner
-    b = export(learn, tmp_path/'b')
+    b,tmp_path = text_bundle,text_bundle.path.parent
     m = b.manifest
     assert b.report.passed and m['preprocessing']['kind'] == 'text' and m['labels'] == ['neg', 'pos']
     assert [i['name'] for i in m['inputs']] == ['tokens', 'lengths'] and m['artifacts'][0]['exporter'] == 'legacy'
@@ -268,10 +277,13 @@ def test_text_classifier(text_learner, tmp_path):
     for bad,msg in ((3, 'predict takes one text, a str'), ('so xxpad here', "holds the token 'xxpad'")):
         with pytest.raises(XDeployError, match=msg): p.predict(bad)
     with pytest.raises(XDeployError, match='got one text'): p.predict_batch('one text')
+    with pytest.raises(XDeployError, match="torch.export format cannot hold this model .* specialises an LSTM's sequence length"):
+        export_bundle(learn, tmp_path/'pt2', formats=('onnx', 'torch.export'))
+    assert not (tmp_path/'pt2').exists()
 
-def test_text_classifier_cli(text_learner, tmp_path):
+def test_text_classifier_cli(text_learner, text_bundle, tmp_path):
     learn,df = text_learner
-    export(learn, tmp_path/'b')
+    shutil.copytree(text_bundle.path, tmp_path/'b')
     texts = df.review[learn.dls.valid_ds.items.index].tolist()[:10]
     df.loc[learn.dls.valid_ds.items.index[:10]].to_csv(tmp_path/'texts.csv', index=False)
     (tmp_path/'one.txt').write_text(TRICKY[1], encoding='utf-8')
@@ -280,3 +292,17 @@ def test_text_classifier_cli(text_learner, tmp_path):
     with learn.no_bar(): want = [learn.predict(t)[-1].numpy() for t in texts + [TRICKY[1]]]
     assert len(preds) == 11 and [p['index'] for p in preds] == [int(w.argmax()) for w in want]
     assert max(float(np.abs(np.array(p['probs']) - w).max()) for p,w in zip(preds, want)) <= 1e-4
+
+def test_text_bundle_predicts_without_torch(text_learner, text_bundle):
+    "The runtime tokenizes (spaCy from the text extra) and predicts where torch, fastai, fastcore and pandas cannot be imported."
+    from conftest import import_blocker
+    learn,_ = text_learner
+    code = import_blocker('torch', 'torchvision', 'fastai', 'fastcore', 'fasttransform', 'plum', 'pandas') + f'''
+import json, sys
+from xdeploy_nb.runtime import Predictor
+print(json.dumps(Predictor({str(text_bundle.path)!r}).predict_batch({TRICKY!r})))
+assert not {{'torch', 'fastai', 'pandas'}} & set(sys.modules)
+'''
+    got = json.loads(run(sys.executable, '-c', code).stdout)
+    with learn.no_bar(): want = [learn.predict(t)[-1].numpy() for t in TRICKY]
+    assert max(float(np.abs(np.array(g['probs']) - w).max()) for g,w in zip(got, want)) <= 1e-4
