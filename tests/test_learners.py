@@ -259,6 +259,24 @@ def text_bundle(text_learner, tmp_path_factory):
     assert [a['file'] for a in b.manifest['artifacts']] == ['model.onnx', 'model.ort', 'model.ts', 'model.fp16.onnx', 'model.int8-dynamic.onnx']
     return b
 
+def test_text_base_tokenizer_and_refusals(tmp_path):
+    "fastai's BaseTokenizer (split on spaces) is reproduced too; a backwards text model and a bidirectional AWD-LSTM are refused."
+    from fastai.text.all import AWD_LSTM, BaseTokenizer, TextDataLoaders, awd_lstm_clas_config, text_classifier_learner
+    from xdeploy_nb.export import spec_from_learner
+    from xdeploy_nb.text import numericalize, tokenize
+    df,cfg = sentiment_frame(60),dict(awd_lstm_clas_config, emb_sz=8, n_hid=8, n_layers=1)
+    make = lambda **kw: TextDataLoaders.from_df(df, text_col='review', label_col='label', valid_pct=0.3, seed=0, bs=16, seq_len=8, **kw)
+    learn = text_classifier_learner(make(tok_tfm=BaseTokenizer()), AWD_LSTM, pretrained=False, config=cfg)
+    spec = spec_from_learner(learn)['preprocessing']['spec']
+    assert spec['tokenizer'] == dict(type='split', split_char=' ')
+    for t in df.review.tolist()[:20] + TRICKY:
+        assert numericalize(tokenize(t, spec), spec).tolist() == learn.dls.test_dl([t]).one_batch()[0][0].tolist(), t
+    with pytest.raises(XDeployError, match='after Numericalize .backwards=True'):
+        export_bundle(text_classifier_learner(make(backwards=True), AWD_LSTM, pretrained=False, config=cfg), tmp_path/'b')
+    with pytest.raises(XDeployError, match='This AWD-LSTM is bidirectional'):
+        export_bundle(text_classifier_learner(make(), AWD_LSTM, pretrained=False, config=dict(cfg, bidir=True, n_hid=8)), tmp_path/'b')
+    assert not (tmp_path/'b').exists()
+
 def test_text_classifier(text_learner, text_bundle, tmp_path):
     learn,df = text_learner
     b,tmp_path = text_bundle,text_bundle.path.parent

@@ -24,6 +24,14 @@ def _text_tfms(dls)->tuple:
 
 def _is_text_dls(dls)->bool: return _text_tfms(dls)[0] is not None
 
+def _check_pipeline(dls):
+    "Refuse a text input pipeline with transforms after `Numericalize` (e.g. `backwards=True`'s `reverse_text`), which a bundle does not run."
+    tl = next(tl for tl in dls.valid_ds.tls if any(type(t).__name__ == 'Numericalize' for t in tl.tfms.fs))
+    fs = list(tl.tfms.fs)
+    if extra := [getattr(t, '__name__', type(t).__name__) for t in fs[[type(t).__name__ for t in fs].index('Numericalize') + 1:]]:
+        raise XDeployError(f"The text pipeline runs {', '.join(extra)} after Numericalize (backwards=True reverses the tokens), "
+                           "which a text bundle does not reproduce.", "Train on texts read forwards (backwards=False, the default).")
+
 # %% ../nbs/05c_text_export.ipynb #te000007
 def _rules(tok)->list:
     "The names of the Tokenizer's rules, each one of fastai's own (`TEXT_RULES`), else refused."
@@ -67,6 +75,7 @@ def text_spec(learn)->dict:
     "The text spec of `learn` (`preprocessing.spec` of a text bundle): rules, tokenizer, vocabulary, padding and chunking."
     import fastai.text.core as ftc
     tok,num = _text_tfms(learn.dls)
+    _check_pipeline(learn.dls)
     enc,_,_ = _encoder_parts(learn)
     specials = {k: getattr(ftc, c) for k,c in dict(unk='UNK', pad='PAD', bos='BOS', eos='EOS', fld='FLD', rep='TK_REP', wrep='TK_WREP',
                                                      up='TK_UP', maj='TK_MAJ').items()}
