@@ -299,13 +299,16 @@ def test_text_classifier(text_learner, text_bundle, tmp_path):
         export_bundle(learn, tmp_path/'pt2', formats=('onnx', 'torch.export'))
     assert not (tmp_path/'pt2').exists()
 
-def test_text_classifier_cli(text_learner, text_bundle, tmp_path):
+def test_text_classifier_cli(text_learner, tmp_path):
+    "`xdeploy export learner.pkl out --items texts.csv` for a saved text Learner, then `xdeploy predict` on a CSV file and a .txt file."
     learn,df = text_learner
-    shutil.copytree(text_bundle.path, tmp_path/'b')
+    learn.export(tmp_path/'learner.pkl')
     texts = df.review[learn.dls.valid_ds.items.index].tolist()[:10]
     df.loc[learn.dls.valid_ds.items.index[:10]].to_csv(tmp_path/'texts.csv', index=False)
     (tmp_path/'one.txt').write_text(TRICKY[1], encoding='utf-8')
     xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', tmp_path/'texts.csv', '--formats', 'onnx').stdout
+    assert 'faithful' in out and 'NOT' not in out, out
     preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', tmp_path/'texts.csv', tmp_path/'one.txt', '--json').stdout)
     with learn.no_bar(): want = [learn.predict(t)[-1].numpy() for t in texts + [TRICKY[1]]]
     assert len(preds) == 11 and [p['index'] for p in preds] == [int(w.argmax()) for w in want]
