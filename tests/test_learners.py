@@ -225,8 +225,9 @@ def sentiment_frame(n:int=200, seed:int=0)->pd.DataFrame:
 def text_learner():
     "A text classifier built the ordinary fastai way: TextDataLoaders.from_df (spaCy's tokenizer), a tiny AWD_LSTM, three epochs."
     import torch
-    from fastai.text.all import AWD_LSTM, TextDataLoaders, awd_lstm_clas_config, text_classifier_learner
-    threads = torch.get_num_threads(); torch.set_num_threads(1)  # a tiny LSTM runs fastest on one thread (and the CPUs are shared)
+    from fastai.text.all import AWD_LSTM, TextDataLoaders, awd_lstm_clas_config, set_seed, text_classifier_learner
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    set_seed(0)  # a tiny LSTM runs fastest on one thread (and the CPUs are shared)
     df = sentiment_frame()
     dls = TextDataLoaders.from_df(df, text_col='review', label_col='label', valid_pct=0.2, seed=0, bs=32, seq_len=8)
     learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False, seq_len=8, config=dict(awd_lstm_clas_config, emb_sz=16, n_hid=32, n_layers=2))
