@@ -193,15 +193,138 @@ def test_segmentation_is_refused(tmp_path):
     with pytest.raises(XDeployError, match='Segmentation Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
     assert not (tmp_path/'b').exists()
 
-def test_text_is_refused(tmp_path):
-    from fastai.text.all import AWD_LSTM, BaseTokenizer, TextDataLoaders, Tokenizer, text_classifier_learner
-    df = pd.DataFrame(dict(text=['good movie', 'bad film', 'great fun', 'awful plot', 'nice', 'terrible']*3, label=['pos', 'neg']*9))
-    dls = TextDataLoaders.from_df(df, text_col='text', label_col='label', valid_pct=0.3, tok_tfm=Tokenizer(BaseTokenizer()), bs=4, seq_len=8)
-    learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False)
-    with pytest.raises(XDeployError, match='Text Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
+def test_language_model_is_refused(tmp_path):
+    from fastai.text.all import AWD_LSTM, BaseTokenizer, TextDataLoaders, Tokenizer, language_model_learner
+    df = pd.DataFrame(dict(text=['good movie', 'bad film', 'great fun', 'awful plot', 'nice', 'terrible']*3))
+    dls = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_pct=0.3, tok_tfm=Tokenizer(BaseTokenizer()), bs=4, seq_len=8)
+    learn = language_model_learner(dls, AWD_LSTM, pretrained=False)
+    with pytest.raises(XDeployError, match='Language-model Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
 
 def test_collab_is_refused(tmp_path):
     from fastai.collab import CollabDataLoaders, collab_learner
     ratings = pd.DataFrame(dict(user=np.arange(60) % 7, item=np.arange(60) % 5, rating=np.linspace(1, 5, 60)))
     learn = collab_learner(CollabDataLoaders.from_df(ratings, bs=8), n_factors=4, y_range=(0, 5.5))
     with pytest.raises(XDeployError, match='Collaborative-filtering Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
+
+# --- 6. Text classification: fastai's tokenisation in the manifest, the AWD-LSTM over texts of any length
+
+def sentiment_frame(n:int=200, seed:int=0)->pd.DataFrame:
+    "Sentences of filler words with a few sentiment words, some capitalised, shouted or with repeated punctuation."
+    rng = np.random.default_rng(seed)
+    pos,neg = 'good great lovely superb fine happy enjoyable wonderful'.split(),'bad awful terrible poor boring sad dreadful horrible'.split()
+    filler = "the movie was and it a plot acting I really think story film don't".split()
+    rows = []
+    for i in range(n):
+        words = list(rng.choice(filler, rng.integers(3, 12))) + list(rng.choice(pos if i % 2 else neg, rng.integers(1, 4)))
+        rng.shuffle(words)
+        s = ' '.join(words)
+        rows.append((s.upper() if i % 11 == 0 else s.capitalize() + '!!!' if i % 7 == 0 else s, 'pos' if i % 2 else 'neg'))
+    return pd.DataFrame(rows, columns=['review', 'label'])
+
+@pytest.fixture(scope='module')
+def text_learner():
+    "A text classifier built the ordinary fastai way: TextDataLoaders.from_df (spaCy's tokenizer), a tiny AWD_LSTM, three epochs."
+    import torch
+    from fastai.text.all import AWD_LSTM, TextDataLoaders, awd_lstm_clas_config, set_seed, text_classifier_learner
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    set_seed(0)  # a tiny LSTM runs fastest on one thread (and the CPUs are shared)
+    df = sentiment_frame()
+    dls = TextDataLoaders.from_df(df, text_col='review', label_col='label', valid_pct=0.2, seed=0, bs=32, seq_len=8)
+    learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False, seq_len=8, config=dict(awd_lstm_clas_config, emb_sz=16, n_hid=32, n_layers=2))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 3e-2)
+    learn.model[0].max_len = 16  # pool only the last chunks of the longer texts, as fastai's SentenceEncoder does
+    yield learn,df
+    torch.set_num_threads(threads)
+
+TRICKY = ['Really GOOD!!! ' * 6 + 'but the ENDING was dreadful', "I don't think it's <br />great &amp; fine / ok #1", '',
+          'wow wow wow wow', 'UNSEEN words Everywhere ZZZ', '   spaces    and\ttabs\nnewlines  ']
+
+def test_text_tokenisation_equals_fastai(text_learner):
+    from xdeploy_nb.export import spec_from_learner
+    from xdeploy_nb.text import numericalize, tokenize
+    from xdeploy_nb.verify import reference_items
+    learn,df = text_learner
+    spec = spec_from_learner(learn)['preprocessing']['spec']
+    assert spec['tokenizer']['type'] == 'spacy' and spec['rules'][-1] == 'lowercase' and spec['vocab'][:2] == ['xxunk', 'xxpad']
+    texts = reference_items(learn)
+    assert texts == df.review[learn.dls.valid_ds.items.index].tolist()[:64]  # the raw strings, not fastai's tokens
+    for t in texts + TRICKY:
+        assert numericalize(tokenize(t, spec), spec).tolist() == learn.dls.test_dl([t]).one_batch()[0][0].tolist(), t
+
+@pytest.fixture(scope='module')
+def text_bundle(text_learner, tmp_path_factory):
+    "The text classifier's bundle, exported once for the tests below: ONNX (run by default), .ort, TorchScript and two variants."
+    t0 = time.perf_counter()
+    b = export_bundle(text_learner[0], tmp_path_factory.mktemp('text')/'b', formats=('onnx', 'ort', 'torchscript'), variants=('fp16', 'int8-dynamic'))
+    print(f"\ntext: exported in {time.perf_counter() - t0:.1f} s; {b.report}")
+    assert [a['file'] for a in b.manifest['artifacts']] == ['model.onnx', 'model.ort', 'model.ts', 'model.fp16.onnx', 'model.int8-dynamic.onnx']
+    return b
+
+def test_text_base_tokenizer_and_refusals(tmp_path):
+    "fastai's BaseTokenizer (split on spaces) is reproduced too; a backwards text model and a bidirectional AWD-LSTM are refused."
+    from fastai.text.all import AWD_LSTM, BaseTokenizer, TextDataLoaders, awd_lstm_clas_config, text_classifier_learner
+    from xdeploy_nb.export import spec_from_learner
+    from xdeploy_nb.text import numericalize, tokenize
+    df,cfg = sentiment_frame(60),dict(awd_lstm_clas_config, emb_sz=8, n_hid=8, n_layers=1)
+    make = lambda **kw: TextDataLoaders.from_df(df, text_col='review', label_col='label', valid_pct=0.3, seed=0, bs=16, seq_len=8, **kw)
+    learn = text_classifier_learner(make(tok_tfm=BaseTokenizer()), AWD_LSTM, pretrained=False, config=cfg)
+    spec = spec_from_learner(learn)['preprocessing']['spec']
+    assert spec['tokenizer'] == dict(type='split', split_char=' ')
+    for t in df.review.tolist()[:20] + TRICKY:
+        assert numericalize(tokenize(t, spec), spec).tolist() == learn.dls.test_dl([t]).one_batch()[0][0].tolist(), t
+    with pytest.raises(XDeployError, match='after Numericalize .backwards=True'):
+        export_bundle(text_classifier_learner(make(backwards=True), AWD_LSTM, pretrained=False, config=cfg), tmp_path/'b')
+    with pytest.raises(XDeployError, match='This AWD-LSTM is bidirectional'):
+        export_bundle(text_classifier_learner(make(), AWD_LSTM, pretrained=False, config=dict(cfg, bidir=True, n_hid=8)), tmp_path/'b')
+    assert not (tmp_path/'b').exists()
+
+def test_text_classifier(text_learner, text_bundle, tmp_path):
+    learn,df = text_learner
+    b,tmp_path = text_bundle,text_bundle.path.parent
+    m = b.manifest
+    assert b.report.passed and m['preprocessing']['kind'] == 'text' and m['labels'] == ['neg', 'pos']
+    assert [i['name'] for i in m['inputs']] == ['tokens', 'lengths'] and m['artifacts'][0]['exporter'] == 'legacy'
+    texts = df.review[learn.dls.valid_ds.items.index].tolist() + TRICKY
+    assert max(len(learn.dls.test_dl([t]).one_batch()[0][0]) for t in texts) > 2*16  # texts longer than max_len
+    check_agrees(learn, tmp_path/'b', texts)
+    p = Predictor(tmp_path/'b')
+    with learn.no_bar():
+        assert p.predict('a GREAT and lovely film')['label'] == learn.predict('a GREAT and lovely film')[0]
+        batch,alone = p.predict_batch(texts, batch_size=7),[p.predict(t) for t in texts]  # padded together or alone: the same
+    assert [d['index'] for d in batch] == [d['index'] for d in alone]
+    assert max(abs(a - c) for d,e in zip(batch, alone) for a,c in zip(d['probs'], e['probs'])) <= 1e-5
+    for bad,msg in ((3, 'predict takes one text, a str'), ('so xxpad here', "holds the token 'xxpad'")):
+        with pytest.raises(XDeployError, match=msg): p.predict(bad)
+    with pytest.raises(XDeployError, match='got one text'): p.predict_batch('one text')
+    with pytest.raises(XDeployError, match="torch.export format cannot hold this model .* specialises an LSTM's sequence length"):
+        export_bundle(learn, tmp_path/'pt2', formats=('onnx', 'torch.export'))
+    assert not (tmp_path/'pt2').exists()
+
+def test_text_classifier_cli(text_learner, tmp_path):
+    "`xdeploy export learner.pkl out --items texts.csv` for a saved text Learner, then `xdeploy predict` on a CSV file and a .txt file."
+    learn,df = text_learner
+    learn.export(tmp_path/'learner.pkl')
+    texts = df.review[learn.dls.valid_ds.items.index].tolist()[:10]
+    df.loc[learn.dls.valid_ds.items.index[:10]].to_csv(tmp_path/'texts.csv', index=False)
+    (tmp_path/'one.txt').write_text(TRICKY[1], encoding='utf-8')
+    xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', tmp_path/'texts.csv', '--formats', 'onnx').stdout
+    assert 'faithful' in out and 'NOT' not in out, out
+    preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', tmp_path/'texts.csv', tmp_path/'one.txt', '--json').stdout)
+    with learn.no_bar(): want = [learn.predict(t)[-1].numpy() for t in texts + [TRICKY[1]]]
+    assert len(preds) == 11 and [p['index'] for p in preds] == [int(w.argmax()) for w in want]
+    assert max(float(np.abs(np.array(p['probs']) - w).max()) for p,w in zip(preds, want)) <= 1e-4
+
+def test_text_bundle_predicts_without_torch(text_learner, text_bundle):
+    "The runtime tokenizes (spaCy from the text extra) and predicts where torch, fastai, fastcore and pandas cannot be imported."
+    from conftest import import_blocker
+    learn,_ = text_learner
+    code = import_blocker('torch', 'torchvision', 'fastai', 'fastcore', 'fasttransform', 'plum', 'pandas') + f'''
+import json, sys
+from xdeploy_nb.runtime import Predictor
+print(json.dumps(Predictor({str(text_bundle.path)!r}).predict_batch({TRICKY!r})))
+assert not {{'torch', 'fastai', 'pandas'}} & set(sys.modules)
+'''
+    got = json.loads(run(sys.executable, '-c', code).stdout)
+    with learn.no_bar(): want = [learn.predict(t)[-1].numpy() for t in TRICKY]
+    assert max(float(np.abs(np.array(g['probs']) - w).max()) for g,w in zip(got, want)) <= 1e-4

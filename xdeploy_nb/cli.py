@@ -109,14 +109,14 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
 
 # %% ../nbs/10_cli.ipynb #22dfda57
 def predict(bundle:str, # The bundle directory
-            items:list, # Image files or folders of them, or one CSV file of rows for a tabular bundle
+            items:list, # Image files or folders of them; one CSV file of rows (tabular); .txt files, folders of them or a CSV file (text)
             json:bool=False, # Print JSON (a list of prediction dicts, each with its item) instead of lines
             device:str='auto', # Where to run: a name from `xdeploy devices`, or auto
             variant:str='fp32', # Which variant of the ONNX model to run, e.g. int8-static (see the bundle's manifest)
             batch_size:int=64, # Items per run of the model
             preprocess:str='pillow' # Images: pillow (fastai's exact item steps), graph (the bundle's preprocess.onnx) or auto
            ):
-    "Print the predictions of a bundle for image files, or for the rows of a CSV file."
+    "Print the predictions of a bundle for image files, the rows of a CSV file, or texts (.txt files, a CSV file's text column)."
     import json as _json
     from xdeploy_nb.runtime import KINDS, Predictor, items_from_paths
     p = Predictor(bundle, device=device, variant=variant, preprocess=preprocess)

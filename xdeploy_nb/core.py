@@ -244,6 +244,7 @@ class Kind:
     reference_items:Callable=None # `reference_items(learn, n)` -> raw validation items (train side)
     reference_targets:Callable=None # `reference_targets(learn, n)` -> their targets as an [n, k] array (train side)
     test_items:Callable=None # `test_items(items)` -> what `learn.dls.test_dl` takes (train side)
+    test_bs:int=64 # Items per batch of the Learner's reference outputs (1: each alone, as `learn.predict` runs it) (train side)
     from_paths:Callable=None # `from_paths(paths, manifest)` -> items, for the CLI
     names:Callable=None # `names(items)` -> a display name per item, for the CLI
     spec_schema:dict=None # The schema of `preprocessing` for this kind (its `spec` and `steps`), in the notation of `MANIFEST_SCHEMA`
@@ -324,9 +325,10 @@ MANIFEST_SCHEMA = {
         "The model's inputs. An image bundle has one, 'image': the uint8 NCHW batch that the item steps of the preprocessing "
         "make from decoded images (pixel values 0-255, channels in the order of the decoded mode). A tabular bundle has two: "
         "'x_cat' (int64 [batch, number of x_cat columns], category codes) and 'x_cont' (float32 [batch, number of x_cont "
-        "columns], filled but not normalized values)."),
+        "columns], filled but not normalized values). A text bundle has two: 'tokens' (int64 [batch, length], each text's "
+        "token ids from the left, right-padded with the spec's pad id) and 'lengths' (int64 [batch], each text's number of ids)."),
     'preprocessing': Doc(OneOf('kind', KINDS, attr='spec_schema', default={'steps': [{'op': str}]}),
-        "How raw items become the inputs: the input kind ('image': image files; 'tabular': table rows), the steps in order "
+        "How raw items become the inputs: the input kind ('image': image files; 'tabular': table rows; 'text': strings), the steps in order "
         "(a summary: each step says whether the exported graph does it, in_graph, or the host must) and the spec, which has "
         "every parameter a host needs. Steps marked in_graph are done by every model artifact itself; a host does the others."),
     'outputs': Doc([{'name': Doc(str, "The graph output, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
@@ -578,7 +580,7 @@ SCHEMA_DESCRIPTION = (
     "would compute different numbers. Versions: schema_version (and preprocessing.spec.version) grow only for changes an "
     "older reader cannot ignore; a reader must refuse a version newer than it knows, and ask its user to upgrade. "
     "Rules beyond this schema: a classification bundle has at least one label; the output has one value per label; "
-    "an image bundle has one uint8 NCHW input, a tabular one the inputs x_cat and x_cont; every file has the size and "
+    "an image bundle has one uint8 NCHW input, a tabular one the inputs x_cat and x_cont, a text one the inputs tokens and lengths; every file has the size and "
     "sha256 recorded here.")
 
 def json_schema()->dict:

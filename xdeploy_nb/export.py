@@ -85,6 +85,7 @@ def _output_shape(learn)->tuple|None:
     try:
         xb = learn.dls.valid.one_batch()[:learn.dls.n_inp]
         with _eval_mode(learn.model), torch.no_grad(): out = learn.model(*xb)
+        if isinstance(out, tuple) and any(type(c).__name__ == 'RNNCallback' for c in learn.cbs): out = out[0]  # fastai keeps the first of an RNN's outputs
         return tuple(out.shape) if isinstance(out, torch.Tensor) else ('not one tensor',)
     except Exception: return None
 
@@ -377,15 +378,22 @@ def _capture_error(module, e)->ExportError:
                            "(an if/while/bool()/.item() on tensor values).",
                            "Make it branchless (torch.where) or use torch.cond. Tracing ('torchscript') would silently keep one branch.")
     if re.search(r'Constraints violated|specialized', msg):
-        return ExportError(f"{type(module).__name__} cannot keep a dynamic batch size{where}: the code fixes or constrains it.",
+        dim = (re.search(r'Constraints violated \((\w+)\)', msg) or [None, 'batch'])[1]  # the dim torch names, e.g. a text's length
+        return ExportError(f"{type(module).__name__} cannot keep a dynamic {dim} size{where}: the code fixes or constrains it.",
                            "Avoid branching on x.shape[0] and reshapes with a fixed batch, or export with dynamic_batch=False.")
     return ExportError(f"{type(module).__name__} cannot be captured by torch.export{where}: {_short(e)}",
                        "Try formats=('torchscript',), whose tracing accepts more Python code.")
 
+def _dynamic_axes(module, names:list, dynamic_batch:bool)->dict:
+    "Input name -> {axis: dim name} of its symbolic dims: the module's own `dynamic_axes` (e.g. a text's length too), else dim 0 'batch'."
+    axes = getattr(module, 'dynamic_axes', None) or {n: {0: 'batch'} for n in names}
+    return {n: {a: d for a,d in axes.get(n, {}).items() if dynamic_batch or d != 'batch'} for n in names}
+
 def _capture(module, inputs, dynamic_batch:bool):
-    "`torch.export.export` (non-strict) with one dynamic batch dimension shared by all inputs."
-    batch = torch.export.Dim('batch', min=1)
-    shapes = tuple({0: batch} for _ in inputs) if dynamic_batch else None
+    "`torch.export.export` (non-strict) with the dynamic dims of `_dynamic_axes`: one batch dimension shared by all inputs, by default."
+    axes = _dynamic_axes(module, _input_names(module, len(inputs)), dynamic_batch)
+    dims = {d: torch.export.Dim(d, min=1) for ax in axes.values() for d in ax.values()}
+    shapes = tuple({a: dims[d] for a,d in ax.items()} for ax in axes.values()) if dims else None
     try: return torch.export.export(module, inputs, dynamic_shapes=shapes, strict=False)
     except Exception as e: raise _capture_error(module, e) from e
 
@@ -409,7 +417,7 @@ def _onnx_dynamo(module, inputs, path, input_names, output_names, opset, dynamic
     if dynamic_batch: _rename_batch_dim(path, input_names)
 
 def _onnx_legacy(module, inputs, path, input_names, output_names, opset, dynamic_batch):
-    axes = {n: {0: 'batch'} for n in [*input_names, *output_names]} if dynamic_batch else None
+    axes = {n: ax for n,ax in {**_dynamic_axes(module, input_names, dynamic_batch), **{n: {0: 'batch'} for n in output_names if dynamic_batch}}.items() if ax}
     with torch.no_grad():
         torch.onnx.export(module, inputs, str(path), dynamo=False, input_names=input_names, output_names=output_names,
                           opset_version=opset, dynamic_axes=axes, do_constant_folding=True)
@@ -437,6 +445,7 @@ def export_onnx(module:nn.Module, # The graph to export (e.g. from `deploy_graph
     input_names,output_names = _input_names(module, len(_plain(example_inputs))),list(output_names)
     info = dict(format='onnx', opset=opset, exporter='torch.export', fallback_reason=None)
     attempts = [('torch.export', _onnx_dynamo)] + ([('legacy', _onnx_legacy)] if fallback else [])
+    if why := getattr(module, 'legacy_onnx', None): attempts,info['fallback_reason'] = [('legacy', _onnx_legacy)],why  # a graph torch.export cannot take
     for i,(name,save) in enumerate(attempts):
         info['exporter'] = name
         try:
@@ -549,6 +558,8 @@ def _example_inputs(learn, spec, items)->tuple:
 def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch, atol:float=TOLERANCE, rtol:float=RTOL)->dict:
     "Export `graph` in format `fmt` into `d` with the format's exporter, checked against the eager graph within `atol` + `rtol`; return its manifest entry."
     f = d/FORMATS[fmt].file
+    if why := getattr(graph, 'unsupported_formats', {}).get(fmt): raise XDeployError(  # a graph that says what cannot hold it, and why
+        f"The {fmt} format cannot hold this model ({type(graph).__name__}): {why}.", "Export it with formats=('onnx', 'torchscript').")
     info = FORMATS[fmt].export(graph, example, f, dynamic_batch=dynamic_batch, opset=opset, atol=atol, rtol=rtol)
     rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32', exporter=info['exporter'])
     rec.update({k: info[k] for k in ('opset', 'fallback_reason') if k in info})

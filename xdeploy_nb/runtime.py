@@ -414,6 +414,9 @@ def items_from_paths(manifest:dict, # A bundle's manifest, or a spec from `spec_
     "The items `paths` name, for a bundle of `manifest`'s input kind."
     return KINDS[manifest['preprocessing']['kind']].from_paths(paths, manifest)
 
+# %% ../nbs/04_runtime.ipynb #tx0rt001
+from .text import KINDS  # registers 'text' (`xdeploy_nb.text`: its tokenisation, torch-free) after the image and tabular kinds
+
 # %% ../nbs/04_runtime.ipynb #rt000033
 def _check_feeds(inputs:dict, # Input name -> array
                  specs:list # The manifest's `inputs`
@@ -477,7 +480,7 @@ def _accuracy(outputs, targets, output)->float: return float((outputs.argmax(1) 
 def _vocab(learn, n_out:int=None)->list:
     "The class names of a classifier's DataLoaders (the last vocab, for a DataBlock with several)."
     vocab = learn.dls.vocab
-    if isinstance(vocab, (list, tuple)) and vocab and isinstance(vocab[0], (list, tuple)): vocab = vocab[-1]
+    if len(vocab) and (isinstance(vocab[0], (list, tuple)) or type(vocab[0]).__name__ in ('L', 'CategoryMap')): vocab = vocab[-1]  # e.g. a text's tokens, then the classes
     return [str(o) for o in vocab]
 
 TASKS['single_label'] = Task('softmax', _decode_single, _agree_single, 'accuracy', _accuracy,

@@ -48,10 +48,10 @@ UNSUPPORTED = dict(  # Learners recognised and refused: name -> (detect(dls), pr
         "Segmentation Learners (a mask target: SegmentationDataLoaders, unet_learner) are not supported by xdeploy_nb yet: "
         "their model returns a score per class and pixel, and a bundle returns one row of values per item.",
         "Export the model with torch.onnx yourself, or follow xdeploy_nb issue 12 (segmentation bundles)."),
-    text=(_has_tokenizer,
-        "Text Learners (TextBlock, TextDataLoaders, text_classifier_learner, language_model_learner) are not supported by "
-        "xdeploy_nb yet: their tokenizer and vocabulary run in Python before the model, and no bundle host can run them yet.",
-        "Export the model with torch.onnx yourself and tokenize on the host, or follow xdeploy_nb issue 12 (text bundles)."),
+    language_model=(lambda dls: _has_tokenizer(dls) and type(getattr(dls, 'valid', None)).__name__ == 'LMDataLoader',
+        "Language-model Learners (TextBlock(is_lm=True), TextDataLoaders(is_lm=True), language_model_learner) are not supported "
+        "by xdeploy_nb: their model predicts the next token at every position of a text, and a bundle returns one row of values per item.",
+        "Export the text classifier you fine-tune from it (text_classifier_learner), which xdeploy_nb supports."),
     collab=(_is_collab,
         "Collaborative-filtering Learners (CollabDataLoaders, collab_learner) are not supported by xdeploy_nb yet: their model "
         "takes (user, item) codes as one input, not the x_cat and x_cont inputs of a tabular bundle.",
@@ -67,6 +67,10 @@ def kind_of(dls # A fastai `DataLoaders`
         if k.detect is not None and k.detect(dls): return name
     raise XDeployError(f"No input kind of xdeploy_nb ({', '.join(KINDS)}) recognises these DataLoaders ({type(dls).__name__}).",
                        "Build them with an ImageBlock or TabularPandas, or register an input kind in `xdeploy_nb.core.KINDS`.")
+
+# %% ../nbs/06_verify.ipynb #tx0ve001
+import importlib
+importlib.import_module('xdeploy_nb.text_export')  # registers the text kind's train side (detect, spec, graph, reference items)
 
 # %% ../nbs/06_verify.ipynb #ef799b59
 def _tabular_rows(learn, n:int)->list:
@@ -135,7 +139,7 @@ def learner_outputs(learn, # The Learner
     items = KINDS[kind_of(learn.dls)].test_items(items)
     with warnings.catch_warnings():  # fastai's FillMissing: pandas' chained-assignment FutureWarning (see xdeploy_nb.train)
         warnings.filterwarnings('ignore', message='A value is trying to be set on a copy', category=FutureWarning)
-        dl = learn.dls.test_dl(items, bs=64)
+        dl = learn.dls.test_dl(items, bs=KINDS[kind_of(learn.dls)].test_bs)
     with learn.no_bar(): preds = learn.get_preds(dl=dl)[0]
     return preds.float().numpy().reshape(len(items), -1)
 
