@@ -6,7 +6,6 @@
 from __future__ import annotations
 from .core import KINDS, Closed, Doc, Kind, ManifestError, OneOf
 from .preprocess import TABULAR_SPEC_SCHEMA, _IN_GRAPH
-import xdeploy_nb.runtime  # the tabular kind, whose rows this kind reads (the runtime imports this module after registering it)
 
 # %% auto #0
 __all__ = ['COLLAB_PREPROCESSING_SCHEMA']
@@ -29,10 +28,15 @@ def _check_collab_inputs(m:dict):
         if (spec['categories'].get(c) or [None])[0] != '#na#': raise bad(f"the column {c!r} has no vocabulary starting with '#na#' (code 0: missing or unseen)")
 
 # %% ../nbs/04c_collab.ipynb #cf000007
+def _tabular()->Kind:
+    "The tabular kind, whose rows this kind reads (registered by `xdeploy_nb.runtime`, which imports this module after it)."
+    from xdeploy_nb.runtime import KINDS as registered  # the same registry, once the runtime has filled it
+    return registered['tabular']
+
 def _prepare_collab(m:dict, rows, max_pixels:int=None, first:int=0)->dict:
     "The collab kind's `prepare`: `{'x_cat': int64 [N, 2]}`, the codes of each row's user and item (0 where missing or unseen)."
-    return {'x_cat': KINDS['tabular'].prepare(m, rows, max_pixels, first)['x_cat']}
+    return {'x_cat': _tabular().prepare(m, rows, max_pixels, first)['x_cat']}
 
-_tab = KINDS['tabular']
-KINDS['collab'] = Kind(check=_check_collab_inputs, prepare=_prepare_collab, as_list=_tab.as_list, one=_tab.one,
-                       from_paths=_tab.from_paths, names=_tab.names, spec_schema=COLLAB_PREPROCESSING_SCHEMA)
+KINDS['collab'] = Kind(check=_check_collab_inputs, prepare=_prepare_collab, as_list=lambda rows: _tabular().as_list(rows),
+                       one=lambda row: _tabular().one(row), from_paths=lambda paths, m: _tabular().from_paths(paths, m),
+                       names=lambda rows: _tabular().names(rows), spec_schema=COLLAB_PREPROCESSING_SCHEMA)

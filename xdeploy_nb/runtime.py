@@ -534,7 +534,8 @@ TASKS['regression'] = Task('none', _decode_regression, _agree_regression, 'rmse'
     labels=_target_names)
 
 # %% ../nbs/04_runtime.ipynb #sg000r02
-from . import segmentation, collab  # registers TASKS['segmentation'] and KINDS['collab'] (torch-free at import)
+from .segmentation import TASKS  # registers 'segmentation' (`xdeploy_nb.segmentation`; torch-free at import)
+from .collab import KINDS  # registers 'collab' (`xdeploy_nb.collab`; torch-free at import)
 
 # %% ../nbs/04_runtime.ipynb #rt000039
 class Predictor:

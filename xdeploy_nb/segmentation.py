@@ -5,11 +5,10 @@
 # %% ../nbs/04b_segmentation.ipynb #sg000004
 from __future__ import annotations
 import io
-from pathlib import Path
 import numpy as np
 from PIL import Image
 from .core import TASKS, Task, XDeployError
-from .preprocess import _resize_region, _size_hw, load_image, prepare_image
+from .preprocess import _resize_region, _size_hw, load_image
 
 # %% auto #0
 __all__ = ['PIXEL_AGREEMENT', 'PALETTE', 'pixel_agreement', 'mean_iou', 'mask_to_original', 'segment', 'mask_overlay']
