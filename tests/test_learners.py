@@ -1,17 +1,19 @@
 """Every fastai Learner a user brings (issue 12): each supported kind of Learner, built the ordinary fastai way, exports a bundle
 whose Predictor agrees with `learn.predict` on raw inputs; each unsupported one is refused at the start with what to do."""
 import json, shutil, sys, time, warnings
+from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from torch import nn
 from conftest import run
 from fastai.vision.all import (BCEWithLogitsLossFlat, CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock, ImageDataLoaders, Learner,
-                               MSELossFlat, MultiCategoryBlock, PILImage, PILMask, RegressionBlock, Resize, SegmentationDataLoaders,
+                               MSELossFlat, MultiCategoryBlock, RegressionBlock, Resize, SegmentationDataLoaders,
                                get_image_files, resnet18, unet_learner)
 from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
 from xdeploy_nb.core import FORMATS, XDeployError
-from xdeploy_nb.data import load_penguins, make_image_folder
+from xdeploy_nb.data import load_penguins, make_image_folder, make_segmentation_folder
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
+from xdeploy_nb.segmentation import mask_to_original, segment
 from xdeploy_nb.train import tiny_cnn
 
 @pytest.fixture(scope='module')
@@ -177,21 +179,102 @@ def test_cli_exports_a_saved_tabular_learner_from_csv_rows(penguins, tmp_path):
     assert d <= 1e-4
     assert [p['index'] for p in preds] == [int(w.argmax()) for w in want]
 
-# --- Refused, at the start of the export, naming the kind of Learner
+# --- 5. Segmentation: a class mask per image, verified pixel by pixel against learn.predict
 
-def test_segmentation_is_refused(tmp_path):
-    rng = np.random.default_rng(0)
-    for d in ('img', 'lbl'): (tmp_path/d).mkdir()
-    for i in range(4):
-        PILImage.create(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(tmp_path/'img'/f'{i}.png')
-        PILMask.create(rng.integers(0, 3, (24, 24), dtype=np.uint8)).save(tmp_path/'lbl'/f'{i}.png')
-    dls = SegmentationDataLoaders.from_label_func(tmp_path, get_image_files(tmp_path/'img'), lambda o: tmp_path/'lbl'/o.name,
-                                                  codes=['a', 'b', 'c'], bs=2, valid_pct=0.5)
+@pytest.fixture(scope='module')
+def seg_learner():
+    "A tiny U-Net (`unet_learner` with a small body) on `SegmentationDataLoaders` of generated shapes and masks (codes from the mask block)."
+    path = make_segmentation_folder(n=16)
+    codes = (path/'codes.txt').read_text().split()
+    dls = SegmentationDataLoaders.from_label_func(path, get_image_files(path/'images'), lambda o: path/'labels'/o.name, codes=codes,
+                                                  item_tfms=Resize(32), bs=8, valid_pct=0.25, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        learn = unet_learner(dls, resnet18, pretrained=False, n_out=3)
-    with pytest.raises(XDeployError, match='Segmentation Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
-    assert not (tmp_path/'b').exists()
+        learn = unet_learner(dls, lambda pretrained=False: tiny_cnn(10), pretrained=False, n_out=len(codes))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    return learn,[Path(f) for f in dls.valid_ds.items]
+
+def check_masks(learn, bundle, files, **kw)->tuple:
+    "`(pixel agreement, max prob diff)` of the bundle's masks and probabilities against `learn.predict`'s, on raw files."
+    got = segment(Predictor(bundle, **kw), files, probs=True)
+    with learn.no_bar(): want = [learn.predict(f) for f in files]
+    agree = float(np.mean([(g['mask'] == w[0].numpy()).mean() for g,w in zip(got, want)]))
+    diff = max(float(np.abs(g['probs'] - w[2].numpy()).max()) for g,w in zip(got, want))
+    print(f"vs learn.predict on {len(files)} raw images: pixel agreement {agree:.4%}, max prob diff {diff:.2g}")
+    return agree,diff
+
+def test_segmentation(seg_learner, tmp_path):
+    learn,files = seg_learner
+    b = export(learn, tmp_path/'b', variants=('fp16',))
+    m = b.manifest
+    assert (m['task'], m['labels'], m['outputs'][0]['shape']) == ('segmentation', ['background', 'circle', 'square'], ['batch', 3, 32, 32])
+    agree,diff = check_masks(learn, tmp_path/'b', files)
+    assert agree >= 0.999 and diff <= 1e-4
+    fp16 = [a for a in m['artifacts'] if a['variant'] == 'fp16']  # verified, or left out with the reason
+    assert (fp16 and fp16[0]['verification']['passed']) or any(r['variant'] == 'fp16' and r['reason'] for r in m.get('rejected', []))
+    p = Predictor(tmp_path/'b')
+    d = p.predict(files[0])
+    assert np.array(d['mask']).shape == (32, 32) and set(d['classes']) <= set(m['labels'])
+    assert mask_to_original(d['mask'], (40, 48), m['preprocessing']['spec']).shape == (40, 48)
+    from xdeploy_nb.widgets import RunWidget
+    r = RunWidget(tmp_path/'b', learn)  # the Run widget shows the mask as an overlay on the image
+    assert r.predict(str(files[0]))['mask'] == d['mask'] and r.chart.value[:4] == b'\x89PNG' and 'of the pixels' in r.result.value
+
+def test_segmentation_through_the_cli(seg_learner, tmp_path):
+    learn,files = seg_learner
+    learn.export(tmp_path/'learner.pkl')
+    xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', *files, '--formats', 'onnx').stdout
+    assert 'faithful' in out and 'NOT' not in out, out
+    preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', *files, '--json').stdout)
+    with learn.no_bar(): want = [learn.predict(f)[0].numpy() for f in files]
+    agree = float(np.mean([(np.array(p['mask']) == w).mean() for p,w in zip(preds, want)]))
+    print(f"xdeploy predict vs learn.predict on {len(files)} images: pixel agreement {agree:.4%}")
+    assert len(preds) == len(files) and agree >= 0.999
+
+# --- 7. Collaborative filtering: a rating from (user, item), unseen ones as fastai codes them (#na#)
+
+@pytest.fixture(scope='module')
+def ratings():
+    rng = np.random.default_rng(0)
+    u,v = rng.normal(size=(20, 3)),rng.normal(size=(12, 3))
+    users,items = rng.integers(0, 20, 300),rng.integers(0, 12, 300)
+    return pd.DataFrame(dict(user=users, item=[f'm{i}' for i in items], rating=(3 + (u[users]*v[items]).sum(1)).clip(1, 5)))
+
+def collab_vs_fastai(learn, bundle, rows)->float:
+    "Max difference between the bundle's ratings and fastai's (`get_preds` on a `test_dl`: `learn.predict` does not take a collab row)."
+    with learn.no_bar(): want = learn.get_preds(dl=learn.dls.test_dl(rows))[0].numpy().reshape(-1)
+    got = np.array([d['value'] for d in Predictor(bundle).predict_batch(rows)])
+    return float(np.abs(got - want).max())
+
+@pytest.mark.parametrize('use_nn', [False, True], ids=['EmbeddingDotBias', 'EmbeddingNN'])
+def test_collab(ratings, tmp_path, use_nn):
+    from fastai.collab import CollabDataLoaders, collab_learner
+    learn = collab_learner(CollabDataLoaders.from_df(ratings, bs=64, seed=0), n_factors=4, use_nn=use_nn, layers=[8], y_range=(0.5, 5.5))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    b = export(learn, tmp_path/'b')
+    m = b.manifest
+    assert (m['preprocessing']['kind'], m['task'], m['labels'], m['outputs'][0]['shape']) == ('collab', 'regression', ['rating'], ['batch', 1])
+    rows = pd.DataFrame(dict(user=[0, 3, 999, None, 5], item=['m1', 'm2', 'm1', 'm3', 'unseen']))  # unseen and missing: #na#, as fastai
+    d = collab_vs_fastai(learn, tmp_path/'b', rows)
+    print(f"vs fastai on {len(rows)} rows (2 unseen, 1 missing): max abs diff {d:.2g}")
+    assert d <= 1e-4
+
+def test_collab_through_the_cli(ratings, tmp_path):
+    from fastai.collab import CollabDataLoaders, collab_learner
+    learn = collab_learner(CollabDataLoaders.from_df(ratings, bs=64, seed=0), n_factors=4, y_range=(0.5, 5.5))
+    learn.export(tmp_path/'learner.pkl')
+    ratings.iloc[:20].to_csv(tmp_path/'rows.csv', index=False)
+    xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', tmp_path/'rows.csv', '--formats', 'onnx').stdout
+    assert 'faithful' in out and 'NOT' not in out, out
+    preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', tmp_path/'rows.csv', '--json').stdout)
+    with learn.no_bar(): want = learn.get_preds(dl=learn.dls.test_dl(pd.read_csv(tmp_path/'rows.csv')))[0].numpy().reshape(-1)
+    d = float(np.abs(np.array([p['value'] for p in preds]) - want).max())
+    print(f"xdeploy predict vs fastai on 20 CSV rows: max abs diff {d:.2g}")
+    assert len(preds) == 20 and d <= 1e-4
+
+# --- Refused, at the start of the export, naming the kind of Learner
 
 def test_language_model_is_refused(tmp_path):
     from fastai.text.all import AWD_LSTM, BaseTokenizer, TextDataLoaders, Tokenizer, language_model_learner
@@ -199,12 +282,6 @@ def test_language_model_is_refused(tmp_path):
     dls = TextDataLoaders.from_df(df, text_col='text', is_lm=True, valid_pct=0.3, tok_tfm=Tokenizer(BaseTokenizer()), bs=4, seq_len=8)
     learn = language_model_learner(dls, AWD_LSTM, pretrained=False)
     with pytest.raises(XDeployError, match='Language-model Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
-
-def test_collab_is_refused(tmp_path):
-    from fastai.collab import CollabDataLoaders, collab_learner
-    ratings = pd.DataFrame(dict(user=np.arange(60) % 7, item=np.arange(60) % 5, rating=np.linspace(1, 5, 60)))
-    learn = collab_learner(CollabDataLoaders.from_df(ratings, bs=8), n_factors=4, y_range=(0, 5.5))
-    with pytest.raises(XDeployError, match='Collaborative-filtering Learners .* are not supported'): export_bundle(learn, tmp_path/'b')
 
 # --- 6. Text classification: fastai's tokenisation in the manifest, the AWD-LSTM over texts of any length
 

@@ -55,7 +55,7 @@ def test_shipped_file_is_generated(validator):
     "The shipped file is `json_schema()` of the registries the runtime fills, and a valid Draft 2020-12 schema."
     assert validator.schema == json_schema()
     assert validator.schema['$schema'] == 'https://json-schema.org/draft/2020-12/schema'
-    assert validator.schema['properties']['task']['enum'] == ['multi_label', 'regression', 'single_label']
+    assert validator.schema['properties']['task']['enum'] == ['multi_label', 'regression', 'segmentation', 'single_label']
 
 @pytest.mark.parametrize('name', ['single', 'multi', 'species', 'body_mass_g'])
 def test_exported_bundles_validate(manifests, validator, name):

@@ -127,6 +127,7 @@ def predict(bundle:str, # The bundle directory
     for n,d in zip(names, preds):
         if 'label' in d: print(f"{n}: {d['label']} ({d['probs'][d['index']]:.1%})")
         elif 'labels' in d: print(f"{n}: {', '.join(d['labels']) or '(none)'}")
+        elif 'mask' in d: print(f"{n}: {len(d['mask'])}x{len(d['mask'][0])} mask: {', '.join(f'{k} {v:.0%}' for k,v in d['classes'].items())}")
         else: print(f"{n}: {d['value']}")
 
 # %% ../nbs/10_cli.ipynb #cl0cl020

@@ -229,6 +229,7 @@ class Task:
     fits:Callable=None # `fits(n_outputs, n_labels)` -> bool: can a model with this output width be this task?
     labels:Callable=None # `labels(learn, n_out)` -> output names, for a model of `n_out` outputs if known (train side)
     output:Callable=None # `output(learn)` -> extra fields of the manifest's output entry, e.g. a threshold (train side)
+    rank:int=2 # Dimensions of the output: 2 for [batch, n] (a row per item), 4 for [batch, n, H, W] (a map per item, e.g. segmentation)
 
 # %% ../nbs/00_core.ipynb #reg00009
 @dataclass
@@ -319,24 +320,29 @@ MANIFEST_SCHEMA = {
         "where the output's activation is 'none') and the prediction is the label with the highest one. multi_label: an "
         "independent yes/no per label; the outputs are sigmoid probabilities and a label is predicted when its probability is "
         ">= the output's threshold (raw scores, where the activation is 'none': >= logit(threshold)). regression: the outputs "
-        "are the predicted values, one per label (the labels name the targets)."),
+        "are the predicted values, one per label (the labels name the targets). segmentation: a class per pixel; the outputs "
+        "are [batch, n, H, W], the softmax probabilities of the n labels (the classes' codes) at each pixel of the model's input "
+        "size, and a pixel's class is the label with the highest one."),
     'inputs': Doc([{'name': Doc(str, "The graph input this array is fed to, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
                     'layout?': Doc(str, "Image inputs: the order of the dimensions, 'NCHW' (batch, channels, height, width).")}],
         "The model's inputs. An image bundle has one, 'image': the uint8 NCHW batch that the item steps of the preprocessing "
         "make from decoded images (pixel values 0-255, channels in the order of the decoded mode). A tabular bundle has two: "
         "'x_cat' (int64 [batch, number of x_cat columns], category codes) and 'x_cont' (float32 [batch, number of x_cont "
         "columns], filled but not normalized values). A text bundle has two: 'tokens' (int64 [batch, length], each text's "
-        "token ids from the left, right-padded with the spec's pad id) and 'lengths' (int64 [batch], each text's number of ids)."),
+        "token ids from the left, right-padded with the spec's pad id) and 'lengths' (int64 [batch], each text's number of ids). "
+        "A collab (collaborative filtering) bundle has one: 'x_cat' (int64 [batch, 2], the codes of the user and the item)."),
     'preprocessing': Doc(OneOf('kind', KINDS, attr='spec_schema', default={'steps': [{'op': str}]}),
-        "How raw items become the inputs: the input kind ('image': image files; 'tabular': table rows; 'text': strings), the steps in order "
+        "How raw items become the inputs: the input kind ('image': image files; 'tabular': table rows; 'text': strings; "
+        "'collab': rows of a user and an item), the steps in order "
         "(a summary: each step says whether the exported graph does it, in_graph, or the host must) and the spec, which has "
         "every parameter a host needs. Steps marked in_graph are done by every model artifact itself; a host does the others."),
     'outputs': Doc([{'name': Doc(str, "The graph output, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
                      'activation': Doc(ACTIVATIONS, "What the graph applies last, so the outputs are already activated: 'softmax' "
-                                       "(over the last dimension), 'sigmoid' (each value) or 'none' (the model's raw scores: the "
+                                       "(over dimension 1, the labels), 'sigmoid' (each value) or 'none' (the model's raw scores: the "
                                        "Learner's loss had no activation, so fastai's own predictions are those scores too)."),
                      'threshold?': Doc(_num, "multi_label: a label is predicted when its probability is >= this.", minimum=0, maximum=1)}],
-        "The model's outputs: one, of shape [batch, n], with n values per item, one per label in the order of labels."),
+        "The model's outputs: one, of shape [batch, n], with n values per item, one per label in the order of labels "
+        "(segmentation: [batch, n, H, W], n values per pixel)."),
     'labels': Doc([str], "The class names in output order (regression: the names of the predicted targets). At least one, "
                   "unless the task is regression."),
     'artifacts': Doc([{
@@ -580,7 +586,8 @@ SCHEMA_DESCRIPTION = (
     "would compute different numbers. Versions: schema_version (and preprocessing.spec.version) grow only for changes an "
     "older reader cannot ignore; a reader must refuse a version newer than it knows, and ask its user to upgrade. "
     "Rules beyond this schema: a classification bundle has at least one label; the output has one value per label; "
-    "an image bundle has one uint8 NCHW input, a tabular one the inputs x_cat and x_cont, a text one the inputs tokens and lengths; every file has the size and "
+    "an image bundle has one uint8 NCHW input, a tabular one the inputs x_cat and x_cont, a text one the inputs tokens and lengths, "
+    "a collab one x_cat; every file has the size and "
     "sha256 recorded here.")
 
 def json_schema()->dict:

@@ -13,7 +13,7 @@ from .core import XDeployError, atomic_directory
 
 # %% auto #0
 __all__ = ['SHAPES', 'PENGUIN_CATS', 'PENGUIN_CONTS', 'data_home', 'draw_shape_image', 'make_image_folder', 'make_digits_folder',
-           'load_penguins', 'make_penguins_csv']
+           'make_segmentation_folder', 'load_penguins', 'make_penguins_csv']
 
 # %% ../nbs/01_data.ipynb #cd132858
 def data_home()->Path:
@@ -136,6 +136,32 @@ def make_digits_folder(path=None, # Destination; default: a folder under `data_h
                 (tmp/split/str(digit)).mkdir(parents=True)
                 for i in part:
                     Image.fromarray(imgs[i], 'L').resize((size, size), Image.BILINEAR).save(tmp/split/str(digit)/f'{i:04d}.png')
+    return _sample_folder(path, params, write, overwrite)
+
+# %% ../nbs/01_data.ipynb #sg000d02
+def make_segmentation_folder(path=None, # Destination; default: a folder under `data_home()`
+                             shapes=('circle', 'square'), # Shape names from `SHAPES`: classes 1, 2, ... (0 is the background)
+                             n:int=24, # Images
+                             size=(40, 48), # Pixels: an int, or `(height, width)`
+                             seed:int=42, # Same seed, same bytes
+                             overwrite:bool=False # Regenerate a sample dataset made with other parameters
+                            )->Path:
+    "Write images in `images/` and their masks (class codes) in `labels/`, and the codes in `codes.txt`; return its path."
+    shapes,(h,w) = list(shapes),_image_hw(size)
+    if set(shapes) - set(SHAPES): raise XDeployError(f"Unknown shapes {sorted(set(shapes) - set(SHAPES))}.", f"Use names from {list(SHAPES)}.")
+    params = dict(kind='segmentation', shapes=shapes, n=n, size=[h, w], seed=seed)
+    def write(tmp):
+        (tmp/'images').mkdir(); (tmp/'labels').mkdir()
+        (tmp/'codes.txt').write_text('\n'.join(['background', *shapes]) + '\n')
+        for i in range(n):
+            rng = np.random.default_rng((seed, i))
+            img,mask = Image.new('RGB', (w, h), tuple(int(c) for c in rng.integers(0, 110, 3))),Image.new('L', (w, h), 0)
+            for code,shape in enumerate(shapes, 1):
+                r = int(rng.integers(max(3, min(h, w)//8), max(4, min(h, w)//4)))
+                cx,cy,fill = int(rng.integers(r, w-r)),int(rng.integers(r, h-r)),tuple(int(c) for c in rng.integers(150, 256, 3))
+                SHAPES[shape](ImageDraw.Draw(img), cx, cy, r, fill); SHAPES[shape](ImageDraw.Draw(mask), cx, cy, r, code)
+            arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 10, (h, w, 3))
+            Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(tmp/'images'/f'{i:03d}.png'); mask.save(tmp/'labels'/f'{i:03d}.png')
     return _sample_folder(path, params, write, overwrite)
 
 # %% ../nbs/01_data.ipynb #4d1bb94e

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_export.ipynb #3f50ca66
 from __future__ import annotations
-import contextlib, datetime, inspect, linecache, platform, re, time, traceback
+import contextlib, copy, datetime, inspect, linecache, platform, re, time, traceback, types
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
@@ -22,7 +22,7 @@ from .pregraph import export_pregraph
 
 # %% auto #0
 __all__ = ['BATCH_TORCH_OPS', 'task_of', 'activation_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph',
-           'export_artifact', 'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle',
+           'CollabGraph', 'export_artifact', 'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle',
            'export_bundle']
 
 # %% ../nbs/05_export.ipynb #tk0ex001
@@ -39,30 +39,34 @@ def _n_labels(t:Task, learn, n_out:int=None)->int|None:
 # %% ../nbs/05_export.ipynb #tk0ex002
 def task_of(learn:Learner, # A fastai Learner
             task:str=None, # Override: a name of `TASKS`, e.g. 'single_label', 'multi_label' or 'regression'
-            n_out:int=None # The model's output width, if known: the task must fit it
+            n_out:int=None, # The model's output width, if known: the task must fit it
+            rank:int=None # The model's output rank, if known: 2 for [batch, n], 4 for [batch, n, H, W] (`Task.rank`)
            )->str:
-    "The task of `learn`, from its loss function and output width (or `task` if given)."
+    "The task of `learn`, from its loss function, output width and rank (or `task` if given); a task whose labels the Learner lacks does not fit."
     if task is not None: return TASKS[task] and task
     name = _loss_name(learn)
-    cands = [n for n,t in TASKS.items() if name in t.losses]
-    if not cands: raise XDeployError(f"Cannot tell the task from the loss function {name}.", f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle.")
+    cands = [n for n,t in TASKS.items() if name in t.losses and rank in (None, t.rank)]
+    if not cands: raise XDeployError(f"Cannot tell the task from the loss function {name}{'' if rank is None else f' and outputs of rank {rank}'}.",
+                                     f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle.")
     for n in cands:
         t = TASKS[n]
+        if n_out is None and t.labels is not None and _n_labels(t, learn) is None: continue  # e.g. no vocab: not a classifier
         if n_out is None or t.fits is None or t.fits(n_out, _n_labels(t, learn, n_out)): return n
     raise XDeployError(f"The loss {name} means {' or '.join(cands)}, but the model has {n_out} outputs for {_n_labels(TASKS[cands[0]], learn, n_out)} labels.",
                        f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle, or check the model's last layer.")
 
 # %% ../nbs/05_export.ipynb #tk0ex003
 def activation_of(learn:Learner, # A fastai Learner
-                  n_out:int=2 # The model's output width
+                  n_out:int=2, # The model's output width
+                  rank:int=2 # The model's output rank: 2 for [batch, n], 4 for [batch, n, H, W] (softmax over dimension 1 then)
                  )->str:
     "The name of the activation fastai applies to `learn`'s outputs in `get_preds`: `getattr(learn.loss_func, 'activation', noop)`."
     act = getattr(learn.loss_func, 'activation', None)
     if act is None: return 'none'  # fastai's `noop`
-    x = torch.randn(5, max(int(n_out or 2), 2), generator=torch.Generator().manual_seed(0))*3
+    x = torch.randn(5, max(int(n_out or 2), 2), *[3]*(rank - 2), generator=torch.Generator().manual_seed(0))*3
     try:
         with torch.no_grad(): y = act(x.clone())
-        for name,f in (('none', lambda x: x), ('softmax', lambda x: x.softmax(-1)), ('sigmoid', torch.sigmoid)):
+        for name,f in (('none', lambda x: x), ('softmax', lambda x: x.softmax(1)), ('sigmoid', torch.sigmoid)):
             if isinstance(y, torch.Tensor) and y.shape == x.shape and torch.allclose(y.float(), f(x), atol=1e-6): return name
     except Exception: pass
     raise XDeployError(f"The loss {_loss_name(learn)} applies an activation ({getattr(act, '__qualname__', act)}) that is not softmax, "
@@ -89,26 +93,28 @@ def _output_shape(learn)->tuple|None:
         return tuple(out.shape) if isinstance(out, torch.Tensor) else ('not one tensor',)
     except Exception: return None
 
-def _output_width(learn)->int|None:
-    "The width of the model's output, or None where the Learner has no data; refused unless it is one row of values per item."
+def _output_width(learn)->tuple:
+    "`(n, map)`: the model's values per item (or per pixel) and the shape of its map ([H, W]; () for a row per item); `(None, None)` where the Learner has no data."
     shape = _output_shape(learn)
-    if shape is None: return None
-    if len(shape) != 2 or not isinstance(shape[-1], int): raise XDeployError(
-        f"The model returns outputs of shape {list(shape)} for a batch, not one row of values per item ([batch, n]), which is "
-        "what a bundle returns (classification, multi-label, regression).",
-        "Export a model whose output is [batch, n]; segmentation, text and other per-pixel or per-token outputs are not supported yet.")
-    return int(shape[-1])
+    if shape is None: return None,None
+    if len(shape) == 1 and isinstance(shape[0], int): return 1,()  # one value per item, flattened (fastai's collab models): a [batch, 1] output
+    if len(shape) not in {t.rank for t in TASKS.values()} or not all(isinstance(d, int) for d in shape): raise XDeployError(
+        f"The model returns outputs of shape {list(shape)} for a batch, not one row of values per item ([batch, n]) nor a map of them "
+        "([batch, n, H, W]), which is what a bundle returns (classification, multi-label, regression; segmentation).",
+        "Export a model whose output is [batch, n] or [batch, n, H, W]; text and other per-token outputs are not supported yet.")
+    return int(shape[1]),tuple(int(d) for d in shape[2:])
 
 def spec_from_learner(learn:Learner, # A trained fastai Learner
                       task:str=None # Override the task read from the loss function
                      )->dict:
     "The deployment spec of `learn`: task, inputs, preprocessing, outputs and labels, as pure data."
     kind = kind_of(learn.dls)
-    n_out = _output_width(learn)
-    io,task = KINDS[kind].spec(learn),task_of(learn, task, n_out)
+    n_out,hw = _output_width(learn)
+    io,task = KINDS[kind].spec(learn),task_of(learn, task, n_out, None if hw is None else 2 + len(hw))
     t = TASKS[task]
     labels = t.labels(learn, n_out)
-    out = dict(name='output', dtype='float32', shape=['batch', len(labels)], activation=activation_of(learn, len(labels)),
+    if hw is None: hw = io['inputs'][0]['shape'][2:t.rank]  # no data to run the model on: a map of a task of rank 4 is at the input's size
+    out = dict(name='output', dtype='float32', shape=['batch', len(labels), *hw], activation=activation_of(learn, len(labels), t.rank),
                **(t.output(learn) if t.output else {}))
     return dict(task=task, inputs=io['inputs'], preprocessing=dict(kind=kind, steps=io['steps'], spec=io['spec']), outputs=[out], labels=labels)
 
@@ -190,7 +196,7 @@ assert set(BATCH_TORCH_OPS) == set(BATCH_OPS)
 
 # %% ../nbs/05_export.ipynb #5b11e83e
 def _activate(x, act:str):
-    if act == 'softmax': return x.softmax(-1)
+    if act == 'softmax': return x.softmax(1)  # over the labels: [batch, n], or [batch, n, H, W] (segmentation)
     if act == 'sigmoid': return x.sigmoid()
     return x
 
@@ -218,8 +224,29 @@ class TabularGraph(nn.Module):
         if self.has_norm: x_cont = (x_cont - self.mean) / self.std
         return _activate(self.model(x_cat, x_cont), self.activation)
 
+# %% ../nbs/05_export.ipynb #sg000e02
+def _unet_block_forward(self, up_in):
+    "fastai's `UnetBlock.forward` without its size test: the nearest resize to the skip connection's size is exact where they agree."
+    s = self.hook.stored
+    up_out = F.interpolate(self.shuf(up_in), s.shape[-2:], mode='nearest')
+    return self.conv2(self.conv1(self.relu(torch.cat([up_out, self.bn(s)], dim=1))))
+
+def _resize_to_orig_forward(self, x): return F.interpolate(x, x.orig.shape[-2:], mode=self.mode)
+
+def _size_free(model:nn.Module)->nn.Module:
+    "`model`, or a copy of it whose U-Net blocks resize without testing sizes (traceable), if it has any."
+    from fastai.vision.models.unet import UnetBlock, ResizeToOrig
+    fwd = {UnetBlock: _unet_block_forward, ResizeToOrig: _resize_to_orig_forward}
+    if not any(type(m) in fwd for m in model.modules()): return model
+    for m in model.modules():
+        if type(m) is UnetBlock: m.hook.stored = None  # the last batch's features, not a leaf tensor: deepcopy refuses it
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if type(m) in fwd: m.forward = types.MethodType(fwd[type(m)], m)
+    return model
+
 # %% ../nbs/05_export.ipynb #gr0ex002
-KINDS['image'].graph = lambda learn, spec, act: ImageGraph(learn.model, spec['preprocessing']['spec']['batch_tfms'], act, tuple(spec['inputs'][0]['shape'][2:]))
+KINDS['image'].graph = lambda learn, spec, act: ImageGraph(_size_free(learn.model), spec['preprocessing']['spec']['batch_tfms'], act, tuple(spec['inputs'][0]['shape'][2:]))
 KINDS['tabular'].graph = lambda learn, spec, act: TabularGraph(learn.model, spec['preprocessing']['spec']['normalize'], act)
 
 def deploy_graph(learn:Learner, # The Learner whose model to wrap
@@ -227,6 +254,22 @@ def deploy_graph(learn:Learner, # The Learner whose model to wrap
                 )->nn.Module:
     "The module to export: the Learner's model inside the graph's preprocessing and activation (the kind's `graph`)."
     return KINDS[spec['preprocessing']['kind']].graph(learn, spec, spec['outputs'][0]['activation'])
+
+# %% ../nbs/05_export.ipynb #cf000e02
+def _collab_io(learn)->dict:
+    "The collab kind's `spec`: the codes of the user and the item in (`x_cat`); categorify outside the graph."
+    pre = tabular_spec(learn)
+    return dict(inputs=[dict(name='x_cat', dtype='int64', shape=['batch', len(pre['x_cat'])])],
+                steps=[dict(op='categorify', in_graph=False)], spec=pre)
+
+class CollabGraph(nn.Module):
+    "A fastai collab model (`EmbeddingDotBias`, `EmbeddingNN`) for deployment: (user, item) codes in, a [batch, 1] rating out."
+    def __init__(self, model:nn.Module, activation:str): super().__init__(); self.model,self.activation = model,activation
+    def forward(self, x_cat):
+        y = self.model(x_cat)
+        return _activate(y.unsqueeze(1) if y.ndim == 1 else y, self.activation)
+
+KINDS['collab'].spec,KINDS['collab'].graph = _collab_io,lambda learn, spec, act: CollabGraph(learn.model, act)
 
 # %% ../nbs/05_export.ipynb #sk0ex011
 def _remove(path):

@@ -237,6 +237,7 @@ def _item_steps(t)->list:
         "RatioResize is not deterministic at validation: it calls Resize without split_idx, so its crop offset is random.",
         "Use Resize(size, method=...) instead, which center crops or pads at validation.")
     if type(t) is ToTensor: return [dict(op='to_tensor')]
+    if type(t).__name__ == 'AddMaskCodes': return []  # segmentation: it only gives the target mask its codes
     raise _unreproducible(t, 'item')
 
 def _stats(t)->list:

@@ -191,7 +191,8 @@ def _check_bundle(m:dict # A validated manifest
         f"manifest.json: the preprocessing spec has version {spec['version']!r}; this xdeploy_nb reads up to {SPEC_VERSION}.",
         "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`).")
     KINDS[pre['kind']].check(m)
-    if len(outs) != 1 or len(outs[0]['shape']) != 2: raise bad("a bundle has one output, of shape [batch, n]")
+    if len(outs) != 1 or len(outs[0]['shape']) != TASKS[m['task']].rank:  # [batch, n]; [batch, n, H, W] for a map per item (segmentation)
+        raise bad(f"a bundle has one output, of shape {'[batch, n]' if TASKS[m['task']].rank == 2 else '[batch, n, H, W]'}")
     n,labels = outs[0]['shape'][1],m['labels']
     if (labels or m['task'] != 'regression') and isinstance(n, int) and n != len(labels):
         raise bad(f"the output has {n} values per item but there are {len(labels)} labels")
@@ -539,6 +540,10 @@ TASKS['regression'] = Task('none', _decode_regression, _agree_regression, 'rmse'
     losses=('MSELossFlat', 'L1LossFlat', 'MSELoss', 'L1Loss'), fits=lambda n, n_labels: n == n_labels,
     labels=_target_names)
 
+# %% ../nbs/04_runtime.ipynb #sg000r02
+from .segmentation import TASKS  # registers 'segmentation' (`xdeploy_nb.segmentation`; torch-free at import)
+from .collab import KINDS  # registers 'collab' (`xdeploy_nb.collab`; torch-free at import)
+
 # %% ../nbs/04_runtime.ipynb #rt000039
 class Predictor:
     "Predictions from an exported bundle, with onnxruntime, numpy and Pillow alone."
@@ -596,7 +601,7 @@ class Predictor:
               )->list:
         "One plain, JSON-friendly dict per row of `outputs`, by the bundle's task."
         labels = self.manifest['labels']
-        if labels and (outputs.ndim != 2 or outputs.shape[1] != len(labels)): raise XDeployError(
+        if labels and (outputs.ndim != self._task.rank or outputs.shape[1] != len(labels)): raise XDeployError(
             f"The model returns outputs of shape {outputs.shape}, but manifest.json has {len(labels)} labels, one per value.",
             "Re-export the bundle: its model file and manifest.json do not belong together.")
         return self._task.decode(outputs, self.manifest['labels'], self.manifest['outputs'][0])

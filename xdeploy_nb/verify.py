@@ -22,7 +22,7 @@ def _is_image_dls(dls)->bool:
     try: _input_spec(dls.valid.dataset); return True
     except (PreprocessError, AttributeError, TypeError): return False
 
-def _is_tabular_dls(dls)->bool: return hasattr(getattr(dls, 'train_ds', None), 'procs')
+def _is_tabular_dls(dls)->bool: return hasattr(getattr(dls, 'train_ds', None), 'procs') and not _is_collab(dls)  # collab: a kind of its own
 
 KINDS['image'].detect,KINDS['tabular'].detect = _is_image_dls,_is_tabular_dls
 
@@ -44,18 +44,10 @@ def _has_tokenizer(dls)->bool:
 def _is_collab(dls)->bool: return type(getattr(dls, 'train_ds', None)).__name__ == 'TabularCollab'
 
 UNSUPPORTED = dict(  # Learners recognised and refused: name -> (detect(dls), problem, fix)
-    segmentation=(_has_mask_target,
-        "Segmentation Learners (a mask target: SegmentationDataLoaders, unet_learner) are not supported by xdeploy_nb yet: "
-        "their model returns a score per class and pixel, and a bundle returns one row of values per item.",
-        "Export the model with torch.onnx yourself, or follow xdeploy_nb issue 12 (segmentation bundles)."),
     language_model=(lambda dls: _has_tokenizer(dls) and type(getattr(dls, 'valid', None)).__name__ == 'LMDataLoader',
         "Language-model Learners (TextBlock(is_lm=True), TextDataLoaders(is_lm=True), language_model_learner) are not supported "
         "by xdeploy_nb: their model predicts the next token at every position of a text, and a bundle returns one row of values per item.",
-        "Export the text classifier you fine-tune from it (text_classifier_learner), which xdeploy_nb supports."),
-    collab=(_is_collab,
-        "Collaborative-filtering Learners (CollabDataLoaders, collab_learner) are not supported by xdeploy_nb yet: their model "
-        "takes (user, item) codes as one input, not the x_cat and x_cont inputs of a tabular bundle.",
-        "Export the model with torch.onnx yourself, or follow xdeploy_nb issue 12 (collaborative-filtering bundles)."))
+        "Export the text classifier you fine-tune from it (text_classifier_learner), which xdeploy_nb supports."))
 
 # %% ../nbs/06_verify.ipynb #kd0ve002
 def kind_of(dls # A fastai `DataLoaders`
@@ -111,7 +103,10 @@ def reference_items(learn, # The Learner
     return KINDS[kind_of(learn.dls)].reference_items(learn, n)
 
 # %% ../nbs/06_verify.ipynb #51c740f1
-def _image_targets(learn, n:int)->np.ndarray: return np.stack([np.asarray(learn.dls.valid_ds.tls[-1][i]) for i in range(min(n, len(learn.dls.valid_ds)))])
+def _image_targets(learn, n:int)->np.ndarray:
+    "The validation targets from the target pipeline; a mask (segmentation) through the item transforms too, at the model's size."
+    ds,after = learn.dls.valid_ds,(learn.dls.valid.after_item if _has_mask_target(learn.dls) else None)
+    return np.stack([np.asarray(after(ds[i])[-1] if after else ds.tls[-1][i]) for i in range(min(n, len(ds)))])
 KINDS['image'].reference_targets = _image_targets
 KINDS['tabular'].reference_targets = lambda learn, n: learn.dls.valid_ds.ys.iloc[:n].to_numpy()
 
@@ -140,8 +135,12 @@ def learner_outputs(learn, # The Learner
     with warnings.catch_warnings():  # fastai's FillMissing: pandas' chained-assignment FutureWarning (see xdeploy_nb.train)
         warnings.filterwarnings('ignore', message='A value is trying to be set on a copy', category=FutureWarning)
         dl = learn.dls.test_dl(items, bs=KINDS[kind_of(learn.dls)].test_bs)
-    with learn.no_bar(): preds = learn.get_preds(dl=dl)[0]
-    return preds.float().numpy().reshape(len(items), -1)
+    with learn.no_bar(): preds = learn.get_preds(dl=dl)[0].float().numpy()
+    return preds if preds.ndim > 2 else preds.reshape(len(items), -1)  # a row per item (a flat vector: a column); maps stay maps (segmentation)
+
+# %% ../nbs/06_verify.ipynb #cf000v02
+KINDS['collab'].detect,KINDS['collab'].reference_items,KINDS['collab'].test_items = _is_collab,_tabular_rows,_rows_frame
+KINDS['collab'].reference_targets = KINDS['tabular'].reference_targets
 
 # %% ../nbs/06_verify.ipynb #9cf6a92c
 def artifact_outputs(bundle:Path, # The bundle directory

@@ -19,13 +19,16 @@ from .core import FORMATS, VARIANTS
 from .export import export_bundle
 from .bench import bench
 from .verify import reference_items
+from .preprocess import load_image
+from .segmentation import mask_overlay, mask_to_original
 from .train import (ARCHS, SAMPLE_SETS, StopAfterBatch, TrainingProgress, archs_for, class_counts, dls_from_source,
                               interpret, interrupts_stop_fits, is_tabular, learner_for, read_csv_table, stop_on_interrupt)
 
 # %% auto #0
 __all__ = ['png', 'table_html', 'error_html', 'counts_html', 'batch_figure', 'rows_html', 'loss_figure', 'progress_text',
            'lr_figure', 'fit_summary', 'confusion_figure', 'top_losses_html', 'prediction_figure', 'prediction_html',
-           'bundle_html', 'bench_html', 'Panel', 'TrainWidget', 'ExportWidget', 'RunWidget', 'Studio']
+           'mask_image', 'image_png', 'bundle_html', 'bench_html', 'Panel', 'TrainWidget', 'ExportWidget', 'RunWidget',
+           'Studio']
 
 # %% ../nbs/09_widgets.ipynb #4b12d6cd
 def png(fig:Figure # A matplotlib figure, e.g. from `loss_figure`
@@ -178,7 +181,25 @@ def prediction_html(pred:dict, # What `Predictor.predict` returns
                    )->str:
     "The predicted label and its probability (or the value, or the labels of a multi-label model), and `where`."
     if 'probs' in pred and 'label' in pred: return f"<b>{html.escape(str(pred['label']))}</b> ({max(pred['probs']):.0%})<br>latency {where}"
+    if 'mask' in pred: return f"<b>{html.escape(', '.join(f'{k} {v:.0%}' for k,v in pred['classes'].items()))}</b> of the pixels<br>latency {where}"
     return f"<b>{html.escape(str(pred.get('value', pred.get('labels'))))}</b><br>latency {where}"
+
+# %% ../nbs/09_widgets.ipynb #sg000w02
+def mask_image(item, # The image that was predicted (a file path, bytes, a PIL image or an HWC uint8 array)
+               pred:dict, # What `Predictor.predict` returns for it, from a segmentation bundle
+               spec:dict, # The bundle's image spec: `manifest['preprocessing']['spec']`
+               width:int=256 # Width of the result in pixels (scaled by nearest neighbour)
+              )->Image.Image:
+    "`item` with its predicted mask as a coloured overlay (`mask_overlay`), at the image's own size, scaled to `width`."
+    img = load_image(item, 'RGB')
+    ov = mask_overlay(img, mask_to_original(pred['mask'], img.shape[:2], spec))
+    return ov.resize((width, max(1, round(ov.height*width/ov.width))), Image.NEAREST)
+
+def image_png(img:Image.Image # A PIL image
+             )->bytes:
+    "The PNG bytes of `img`, for an image widget."
+    buf = io.BytesIO(); img.save(buf, format='PNG')
+    return buf.getvalue()
 
 # %% ../nbs/09_widgets.ipynb #de1f494e
 def bundle_html(bundle # A `Bundle`, from `export_bundle`
@@ -526,6 +547,8 @@ def _wire(self:RunWidget):
     for w in (self.device, self.variant): w.observe(lambda c: setattr(self, 'predictor', None), 'value')
 
 # %% ../nbs/09_widgets.ipynb #6172839b
+_ROW_KINDS = ('tabular', 'collab')  # Input kinds whose items are table rows: the widget takes a row (JSON) for them
+
 def _first_row(learn)->dict:
     "The first validation row of a tabular Learner as a person would enter it: its input columns, raw values (`reference_items`), floats rounded."
     row = reference_items(learn, n=1)[0]
@@ -541,7 +564,7 @@ def _bundle_changed(self:RunWidget):
     try: self.manifest = m = read_manifest(Path(self.path.value).expanduser())
     except Exception as e: return self.show_error(e) if self.path.value else None
     self.variant.options = list(dict.fromkeys(a.get('variant', 'fp32') for a in m['artifacts'] if not FORMATS[a['format']].runs_code)) or ['fp32']
-    tabular = m['preprocessing']['kind'] == 'tabular'
+    tabular = m['preprocessing']['kind'] in _ROW_KINDS
     with self.item.hold_trait_notifications():
         self.item.options = [] if self.learn is None or tabular else [(Path(p).name, str(p)) for p in self.learn.dls.valid_ds.items[:50]]
         self.item.value = None
@@ -576,7 +599,7 @@ def predict(self:RunWidget, item=None # An image (path, bytes, ...) or a row (di
            ):
     "Predict `item` (default: the chosen validation item, or the row); show the bar chart and the latency."
     try:
-        if item is None: item = json.loads(self.row.value) if self.manifest and self.manifest['preprocessing']['kind'] == 'tabular' else self.item.value
+        if item is None: item = json.loads(self.row.value) if self.manifest and self.manifest['preprocessing']['kind'] in _ROW_KINDS else self.item.value
         if item is None: raise XDeployError("There is nothing to predict.", "Upload an image or pick a validation item.")
         p,start = self._predictor(),time.perf_counter()
         pred = p.predict(item)
@@ -584,7 +607,8 @@ def predict(self:RunWidget, item=None # An image (path, bytes, ...) or a row (di
     except json.JSONDecodeError as e: return self.show_error(XDeployError(f"The row is not valid JSON ({e}).", 'Write it as {"column": value, ...}.'))
     except Exception as e: return self.show_error(e)
     self.error,self.message.value,self.prediction = None,'',pred
-    self.chart.value = png(prediction_figure(pred, self.manifest['labels'])) if 'probs' in pred and 'label' in pred else b''
+    self.chart.value = (png(prediction_figure(pred, self.manifest['labels'])) if 'probs' in pred and 'label' in pred else
+                        image_png(mask_image(item, pred, self.manifest['preprocessing']['spec'])) if 'mask' in pred else b'')
     self.result.value = prediction_html(pred, f"{self.latency_ms:.1f} ms on {p.device} ({p.artifact['format']}, {self.variant.value})")
     return pred
 
