@@ -28,7 +28,8 @@ def reqs(key):
 
 requirements = reqs('requirements') + reqs('pip_requirements')
 train_requirements = reqs('train_requirements')
-dev_requirements = train_requirements + reqs('dev_requirements')
+serve_requirements = reqs('serve_requirements')
+dev_requirements = train_requirements + serve_requirements + reqs('dev_requirements')
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
@@ -45,7 +46,7 @@ setuptools.setup(
     include_package_data = True,
     package_data = {cfg['lib_path']: ['manifest.schema.json']},  # the manifest's JSON Schema (tools/schema.py writes it)
     install_requires = requirements,
-    extras_require = {'train': train_requirements, 'dev': dev_requirements},
+    extras_require = {'train': train_requirements, 'serve': serve_requirements, 'dev': dev_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
