@@ -14,7 +14,7 @@ from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENG
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
-from xdeploy_nb.scale import predict_dataset, serve
+from xdeploy_nb.scale import predict_dataset, serve, start_ray
 from xdeploy_nb.cli import main
 from conftest import ROOT
 
@@ -36,8 +36,8 @@ def limit(request):
 
 @pytest.fixture(scope='module')
 def cluster():
-    with time_limit(90, 'ray.init'):
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level='warning')
+    with time_limit(150, 'ray.init'):  # `ray.init(num_cpus=2, include_dashboard=False, ...)`, tried again if its raylet is slow to register
+        start_ray(num_cpus=2)
     yield ray
     with time_limit(60, 'ray.shutdown'):
         from ray import serve as rs

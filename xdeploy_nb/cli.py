@@ -147,7 +147,7 @@ def _predict_ray(bundle:str, items:list, json:bool, device:str, variant:str, bat
     if out:
         import pyarrow.dataset as pads
         t = pads.dataset(str(res), format='csv' if res.suffix.lower() == '.csv' else 'parquet').to_table(columns=['error'])
-        bad = t.num_rows - t['error'].null_count
+        bad = sum(1 for e in t['error'].to_pylist() if e)
         return print(f"wrote {t.num_rows} predictions to {res}" + (f" ({bad} items could not be predicted: see the error column)" if bad else ''))
     rows = sorted(res.take_all(), key=lambda r: r['item'])
     preds = [{k: v.tolist() if hasattr(v, 'tolist') else v for k,v in r.items() if k not in ('item', 'error')} for r in rows]

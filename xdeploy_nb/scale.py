@@ -84,7 +84,7 @@ def _table_dataset(m:dict, source, read_cpus:float=0.5):
     try: js = [json.dumps(r, default=_native) for r in rows]
     except TypeError as e: raise XDeployError(f"The table holds a value that is not a number, a string or missing: {e}.",
                                               "Pass rows of numbers, strings and None.") from None
-    return _ray().data.from_items([dict(item=i, row=r) for i,r in enumerate(js)])
+    return _ray().data.from_items([dict(item=i, row=r) for i,r in enumerate(js)], override_num_blocks=max(1, min(len(js)//256, 64)))
 
 def _table_body(body:bytes, content_type:str)->tuple:
     "An HTTP body that is a JSON object (one row) or a list of them."
@@ -131,6 +131,15 @@ class BatchPredictor:
         rows = [dict(item=n, error=e, **d) for n,d,e in zip(batch['item'].tolist(), preds, errors)]
         return pa.Table.from_pylist(rows, schema=self.schema)
 
+# %% ../nbs/13_scale.ipynb #sc000019b
+def _quiet_data(progress:bool=False):
+    "Ray Data's progress logs and bars on (`progress`) or off, in this process (the driver, which reports them)."
+    import logging
+    from ray.data import DataContext
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = ctx.print_on_execution_start = progress
+    logging.getLogger('ray.data').setLevel(logging.INFO if progress else logging.WARNING)
+
 # %% ../nbs/13_scale.ipynb #sc000020
 def _write(ds, out:Path, overwrite:bool)->Path:
     "Write the predictions `ds` to the folder `out`: Parquet files, or CSV files (list columns as JSON) if it ends in .csv."
@@ -158,10 +167,12 @@ def predict_dataset(bundle, # The bundle directory
                     threads:int=1, # Intra-op threads of each actor's model
                     device:str='cpu', # Where each actor runs the model: a name from `list_devices()`, or 'auto'
                     read_cpus:float=0.5, # CPUs each read task asks for
-                    overwrite:bool=False # Replace an existing `out`
+                    overwrite:bool=False, # Replace an existing `out`
+                    progress:bool=False # Let Ray Data log its progress (every few seconds, on stderr)
                    ):
     "The predictions of `bundle` for `source`, with Ray Data: a lazy Dataset (`item`, the prediction's fields, `error`), or written to `out`."
-    start_ray()
+    ray = start_ray()
+    _quiet_data(progress)
     p = Predictor(bundle, device=device, threads=threads)  # refuse a bundle here, before any Ray work
     kind = RAY_KINDS[p.manifest['preprocessing']['kind']]
     for k,v,ok in [('batch_size', batch_size, isinstance(batch_size, int) and batch_size >= 1),
@@ -170,7 +181,7 @@ def predict_dataset(bundle, # The bundle directory
     ds = kind.dataset(p.manifest, source, read_cpus).map_batches(
         BatchPredictor, fn_constructor_kwargs=dict(bundle=str(p.path.absolute()), device=device, threads=threads,
                                                    schema=prediction_schema(p), batch_size=batch_size),
-        batch_size=batch_size, batch_format='numpy', concurrency=actors, num_cpus=num_cpus)
+        batch_size=batch_size, batch_format='numpy', compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus)
     return ds if out is None else _write(ds, out, overwrite)
 
 # %% ../nbs/13_scale.ipynb #sc000032
@@ -284,8 +295,9 @@ def serve(bundle, # The bundle directory
     if not isinstance(replicas, int) or replicas < 1 or not isinstance(max_batch_size, int) or max_batch_size < 1:
         raise XDeployError(f"replicas={replicas!r} and max_batch_size={max_batch_size!r} must be positive ints.", "Pass ints >= 1.")
     from ray import serve as rs
-    if started and not _port_free(port): raise XDeployError(f"127.0.0.1:{port} is in use.", "Pass another --port, or stop what listens there.")
+    if not _port_free(port): raise XDeployError(f"127.0.0.1:{port} is in use.", "Pass another port, or stop what listens there (one `serve` at a time: `stop()` the last).")
     start_ray()
+    import logging; logging.getLogger('ray.serve').setLevel(logging.WARNING)  # its start-up notes; `Served.url` says where it is
     rs.start(http_options=dict(host='127.0.0.1', port=port))
     app = rs.deployment(BundleServer, name=name, num_replicas=replicas, ray_actor_options=dict(num_cpus=num_cpus),
                         max_ongoing_requests=max(2*max_batch_size, 16), graceful_shutdown_timeout_s=10)
