@@ -1,9 +1,8 @@
 """Ray (`xdeploy_nb.scale`): batch prediction with Ray Data and an HTTP service with Ray Serve, on a local Ray cluster of
 2 CPUs started once for the module (and shut down after it). Every prediction is compared with the `Predictor` in this
 process; bad input gets a 4xx. Every test runs under a time limit (SIGALRM), so a Ray deadlock fails instead of hanging;
-all traffic goes to 127.0.0.1. `test_cli_serve_sigterm` starts `xdeploy serve` in a process of its own (its own Ray)
-and stops it with SIGTERM."""
-import json, os, queue, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.request
+all traffic goes to 127.0.0.1. (`xdeploy serve` in a process of its own: tests/test_scale_cli.py.)"""
+import json, signal, socket, time, urllib.error, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,10 +15,8 @@ from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.scale import predict_dataset, serve, start_ray
 from xdeploy_nb.cli import main
-from conftest import ROOT
 
-LIMITS = dict(test_predict_dataset_images=90, test_predict_dataset_table=60, test_cli_predict_ray=60, test_serve=90,
-              test_cli_serve_sigterm=120)
+LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_cli_predict_ray=90, test_serve=150)  # seconds, a loaded 2-CPU machine's
 
 @contextmanager
 def time_limit(seconds:float, what:str):
@@ -135,35 +132,3 @@ def test_serve(cluster, data):
         assert status == 400 and "has no column" in body['error'], body
         assert call(s.url + '/predict', b'{nonsense', content_type='application/json')[0] == 400
     finally: s.stop()
-
-def test_cli_serve_sigterm(data):
-    "`xdeploy serve` in a process of its own answers, then stops on SIGTERM with exit status 0 and frees its port."
-    port = free_port()
-    env = {**os.environ, 'PYTHONPATH': f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, '-c', 'from xdeploy_nb.cli import main; main()', 'serve', str(data['image']), '--port', str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
-    lines = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True)
-    reader.start()
-    try:
-        deadline,seen = time.monotonic() + 100,[]
-        while not (seen and seen[-1].startswith('serving ')):  # printed once SIGTERM stops it gracefully
-            assert proc.poll() is None and time.monotonic() < deadline, ''.join(seen)[-3000:]
-            try: seen.append(lines.get(timeout=1))
-            except queue.Empty: pass
-        assert f'at http://127.0.0.1:{port}' in seen[-1]
-        f = sorted((data['root']/'shapes'/'valid').rglob('*.png'))[0]
-        assert call(f'http://127.0.0.1:{port}/predict', f.read_bytes()) == (200, Predictor(data['image']).predict(f))
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60); reader.join(10)
-        out = ''.join(seen) + ''.join(lines.queue)
-        assert proc.returncode == 0 and out.rstrip().endswith('stopped'), out[-3000:]
-        for _ in range(40):  # Serve's proxy, a process of Ray's, lets the port go as Ray shuts down
-            with socket.socket() as s:
-                if s.connect_ex(('127.0.0.1', port)) != 0: break
-            time.sleep(0.5)
-        else: pytest.fail(f"127.0.0.1:{port} still answers 20 s after `xdeploy serve` exited")
-    finally:
-        try: os.killpg(proc.pid, signal.SIGKILL)  # whatever of its session is left
-        except ProcessLookupError: pass
-        proc.wait(10)
