@@ -37,12 +37,15 @@ def bench_items(bundle, n:int=64)->list:
 def free_port()->int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
+RAY_OPTIONS = dict(replicas=2, threads=1, max_batch_size=16, batch_wait_ms=2.0)  # --ray-replicas, --ray-threads: 2x1 was the best of 1x2 and 2x1 here
+
 @contextlib.contextmanager
-def ray_target(bundle, replicas:int=1, max_batch_size:int=16, batch_wait_ms:float=2.0):
-    "Ray Serve (`xdeploy_nb.scale.serve`) on a local Ray cluster: one replica with a whole CPU and a model on 2 threads."
+def ray_target(bundle):
+    "Ray Serve (`xdeploy_nb.scale.serve`) on a local Ray cluster: `RAY_OPTIONS` replicas sharing 2 CPUs, each a model on `threads` threads."
     from xdeploy_nb.scale import serve
-    items,port = bench_items(bundle),free_port()
-    s = serve(bundle, port=port, replicas=replicas, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms, num_cpus=1, threads=2)
+    items,port,o = bench_items(bundle),free_port(),RAY_OPTIONS
+    s = serve(bundle, port=port, replicas=o['replicas'], max_batch_size=o['max_batch_size'], batch_wait_ms=o['batch_wait_ms'],
+              num_cpus=1/o['replicas'], threads=o['threads'])
     conns = threading.local()
     def send(i:int)->dict:
         if not hasattr(conns, 'c'): conns.c = http.client.HTTPConnection('127.0.0.1', port, timeout=60)
@@ -112,7 +115,9 @@ def main():
     ap.add_argument('--concurrency', nargs='+', type=int, default=[1, 4, 16])
     ap.add_argument('--requests', type=int, default=400, help='most requests per concurrency level')
     ap.add_argument('--seconds', type=float, default=15, help='most seconds per concurrency level')
+    ap.add_argument('--ray-replicas', type=int, default=2); ap.add_argument('--ray-threads', type=int, default=1)
     a = ap.parse_args()
+    RAY_OPTIONS.update(replicas=a.ray_replicas, threads=a.ray_threads)
     bundle = Path(a.bundle) if a.bundle else default_bundle(a.arch, a.size)
     items = bench_items(bundle)
     base,want = in_process(bundle, items)
