@@ -12,7 +12,7 @@ temporary folder. Each request is one image file's bytes (PNG); every answer is 
 A target is an entry of `TARGETS`: a context manager `target(bundle)` that starts a server for the bundle on 127.0.0.1,
 yields `send(i)` (sends item `i % len(items)` of `bench_items(bundle)` and returns the prediction dict), and stops the
 server on exit. `send` is called from several threads at once. `ray_target` is Ray Serve (`xdeploy_nb.scale.serve`);
-a Triton target (`benchmarks/triton_target.py`, `triton_target(bundle)`) is registered the same way where it exists.
+the Triton target (`benchmarks/triton_target.py`, `triton_target(bundle)`) is registered where it and its packages exist.
 
 Every loop is bounded: at most `--requests` requests and `--seconds` seconds per concurrency level."""
 import argparse, contextlib, http.client, io, json, socket, sys, tempfile, threading, time
@@ -60,10 +60,13 @@ def ray_target(bundle):
 
 TARGETS = dict(ray=ray_target)
 try:
-    from triton_target import triton_target  # benchmarks/triton_target.py, where it exists
-    TARGETS['triton'] = triton_target
+    import importlib.util
+    from triton_target import triton_target  # benchmarks/triton_target.py (Triton's python backend over gRPC), where it exists
+    if missing := [m for m in ('tritonclient', 'xdeploy_nb.triton') if importlib.util.find_spec(m) is None]:
+        print(f"(no triton target: it needs {', '.join(missing)}; install the triton extra, `pip install \"xdeploy_nb[triton]\"`)", file=sys.stderr)
+    else: TARGETS['triton'] = triton_target
 except ImportError as e:
-    if getattr(e, 'name', None) != 'triton_target': print(f"(the triton target is not available: {e})", file=sys.stderr)
+    if getattr(e, 'name', None) != 'triton_target': print(f"(no triton target: {e})", file=sys.stderr)
 
 def in_process(bundle, items:list, batch_size:int=64, seconds:float=5.0)->tuple:
     "`(items per second, predictions)` of the in-process Predictor, `predict_batch` over the items (decoding included)."
