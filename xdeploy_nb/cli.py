@@ -11,7 +11,7 @@ from .core import XDeployError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'web',
-           'train', 'triton', 'main']
+           'train', 'serve_command', 'triton', 'main']
 
 # %% ../nbs/10_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -114,21 +114,48 @@ def predict(bundle:str, # The bundle directory
             device:str='auto', # Where to run: a name from `xdeploy devices`, or auto
             variant:str='fp32', # Which variant of the ONNX model to run, e.g. int8-static (see the bundle's manifest)
             batch_size:int=64, # Items per run of the model
-            preprocess:str='pillow' # Images: pillow (fastai's exact item steps), graph (the bundle's preprocess.onnx) or auto
+            preprocess:str='pillow', # Images: pillow (fastai's exact item steps), graph (the bundle's preprocess.onnx) or auto
+            engine:str='local', # local (this process) or ray (Ray Data: an actor pool; `pip install "xdeploy_nb[serve]"`)
+            out:str=None # With --engine ray: write the predictions to this folder (Parquet; CSV files if it ends in .csv)
            ):
     "Print the predictions of a bundle for image files, the rows of a CSV file, or texts (.txt files, a CSV file's text column)."
-    import json as _json
     from xdeploy_nb.runtime import KINDS, Predictor, items_from_paths
+    if engine not in ('local', 'ray'): raise XDeployError(f"--engine {engine} is not an engine.", "Use --engine local or --engine ray.")
+    if engine == 'ray': return _predict_ray(bundle, items, json, device, variant, batch_size, out)
+    if out: raise XDeployError("--out writes the predictions of --engine ray.", "Add --engine ray, or leave out --out to print them.")
     p = Predictor(bundle, device=device, variant=variant, preprocess=preprocess)
     xs = items_from_paths(p.manifest, items)
     preds = p.predict_batch(xs, batch_size=batch_size)
     names = KINDS[p.manifest['preprocessing']['kind']].names(xs)
+    _print_predictions(names, preds, json)
+
+def _print_predictions(names:list, preds:list, json:bool=False):
+    "Print a line per prediction, or JSON."
+    import json as _json
     if json: return print(_json.dumps([dict(item=n, **d) for n,d in zip(names, preds)], indent=1))
     for n,d in zip(names, preds):
         if 'label' in d: print(f"{n}: {d['label']} ({d['probs'][d['index']]:.1%})")
         elif 'labels' in d: print(f"{n}: {', '.join(d['labels']) or '(none)'}")
         elif 'mask' in d: print(f"{n}: {len(d['mask'])}x{len(d['mask'][0])} mask: {', '.join(f'{k} {v:.0%}' for k,v in d['classes'].items())}")
         else: print(f"{n}: {d['value']}")
+
+# %% ../nbs/10_cli.ipynb #clray002
+def _predict_ray(bundle:str, items:list, json:bool, device:str, variant:str, batch_size:int, out:str=None):
+    "`xdeploy predict --engine ray`: `predict_dataset`, written to `out` or printed in the order of the items."
+    from xdeploy_nb.scale import predict_dataset
+    if variant != 'fp32': raise XDeployError("--engine ray runs the fp32 model.", "Leave out --variant, or use --engine local.")
+    source = items if len(items) > 1 or Path(items[0]).suffix.lower() != '.csv' else items[0]
+    res = predict_dataset(bundle, source, out=out, batch_size=batch_size, device='cpu' if device == 'auto' else device, overwrite=False)
+    if out:
+        import pyarrow.dataset as pads
+        t = pads.dataset(str(res), format='csv' if res.suffix.lower() == '.csv' else 'parquet').to_table(columns=['error'])
+        bad = sum(1 for e in t['error'].to_pylist() if e)
+        return print(f"wrote {t.num_rows} predictions to {res}" + (f" ({bad} items could not be predicted: see the error column)" if bad else ''))
+    rows = sorted(res.take_all(), key=lambda r: r['item'])
+    preds = [{k: v.tolist() if hasattr(v, 'tolist') else v for k,v in r.items() if k not in ('item', 'error')} for r in rows]
+    for r in rows:
+        if r['error']: raise XDeployError(f"{r['item']}: {r['error'].partition(chr(10))[0]}", r['error'].partition('Fix: ')[2] or None)
+    _print_predictions([r['item'] if isinstance(r['item'], str) else f"row {r['item']}" for r in rows], preds, json)
 
 # %% ../nbs/10_cli.ipynb #cl0cl020
 def devices(json:bool=False # Print the records as JSON
@@ -219,6 +246,22 @@ def _train_summary(r:dict):
 
 # %% ../nbs/10_cli.ipynb #cl0cl022
 COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, web=web, train=train)
+
+# %% ../nbs/10_cli.ipynb #clsrv002
+def serve_command(bundle:str, # The bundle directory
+                  port:int=8000, # HTTP port, on 127.0.0.1
+                  replicas:int=1, # Replicas, each with one Predictor
+                  max_batch_size:int=8, # Most single-item requests run as one batch
+                  batch_wait_ms:float=5.0, # Longest wait for more requests to fill a batch
+                  threads:int=1 # Intra-op threads of each replica's model
+                 ):
+    "Serve a bundle over HTTP on 127.0.0.1 with Ray Serve until interrupted (`pip install \"xdeploy_nb[serve]\"`)."
+    from xdeploy_nb.scale import serve
+    s = serve(bundle, port=port, replicas=replicas, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms, threads=threads)
+    s.wait(ready=lambda: print(f"serving {bundle} at {s.url}: POST /predict, GET /metadata, GET /health. Ctrl-C or SIGTERM stops it.", flush=True))
+    print("stopped", flush=True)
+
+COMMANDS['serve'] = serve_command
 
 # %% ../nbs/10_cli.ipynb #tr0cli02
 def triton(bundle:str, # The bundle directory

@@ -1,0 +1,134 @@
+"""Ray (`xdeploy_nb.scale`): batch prediction with Ray Data and an HTTP service with Ray Serve, on a local Ray cluster of
+2 CPUs started once for the module (and shut down after it). Every prediction is compared with the `Predictor` in this
+process; bad input gets a 4xx. Every test runs under a time limit (SIGALRM), so a Ray deadlock fails instead of hanging;
+all traffic goes to 127.0.0.1. (`xdeploy serve` in a process of its own: tests/test_scale_cli.py.)"""
+import json, signal, socket, time, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+import numpy as np, pytest
+
+import pandas as pd, ray  # the serve extra, which dev includes
+from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENGUIN_CONTS
+from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
+from xdeploy_nb.export import export_bundle
+from xdeploy_nb.runtime import Predictor
+from xdeploy_nb.scale import predict_dataset, serve, start_ray
+from xdeploy_nb.cli import main
+
+LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_cli_predict_ray=90, test_serve=150)  # seconds, a loaded 2-CPU machine's
+
+@contextmanager
+def time_limit(seconds:float, what:str):
+    "Raise TimeoutError in the main thread after `seconds` (SIGALRM): a Ray call that never returns fails the test."
+    def expired(signum, frame): raise TimeoutError(f"{what} ran over its limit of {seconds} s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try: yield
+    finally: signal.setitimer(signal.ITIMER_REAL, 0); signal.signal(signal.SIGALRM, old)
+
+@pytest.fixture(autouse=True)
+def limit(request):
+    with time_limit(LIMITS.get(request.node.originalname, 60), request.node.name): yield
+
+@pytest.fixture(scope='module')
+def cluster():
+    with time_limit(150, 'ray.init'):  # `ray.init(num_cpus=2, include_dashboard=False, ...)`, tried again if its raylet is slow to register
+        start_ray(num_cpus=2)
+    yield ray
+    with time_limit(60, 'ray.shutdown'):
+        from ray import serve as rs
+        rs.shutdown(); ray.shutdown()
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    "A tiny image bundle, 300 generated images (as files), and a tabular bundle of the penguins."
+    root = tmp_path_factory.mktemp('scale')
+    learn = trained_learner(image_dls(make_image_folder(root/'shapes', classes=3, n_train=8, n_valid=4, size=24), size=16, bs=8), epochs=2)
+    export_bundle(learn, root/'image', formats=('onnx',))
+    images = sorted(str(f) for f in make_image_folder(root/'many', classes=3, n_train=0, n_valid=100, size=24).rglob('*.png'))
+    penguins = load_penguins()
+    export_bundle(trained_learner(tabular_dls(penguins, 'species', PENGUIN_CATS, PENGUIN_CONTS), epochs=2), root/'tabular', formats=('onnx',))
+    return dict(root=root, image=root/'image', images=images, tabular=root/'tabular', penguins=penguins)
+
+def _preds(df:pd.DataFrame)->list:
+    "The prediction dicts of a predictions table, in its row order, as `Predictor` returns them."
+    return [{k: v.tolist() if hasattr(v, 'tolist') else v for k,v in r.items() if k not in ('item', 'error')} for r in df.to_dict('records')]
+
+def test_predict_dataset_images(cluster, data, tmp_path):
+    "300 images through an actor pool equal the Predictor's predictions exactly; a broken file gets its error, in Parquet too."
+    t0 = time.perf_counter()
+    got = predict_dataset(data['image'], data['images'], batch_size=32).to_pandas().sort_values('item')
+    assert got['item'].tolist() == data['images'] and got['error'].isna().all()
+    assert _preds(got) == Predictor(data['image']).predict_batch(data['images'])
+    bad = tmp_path/'broken.png'; bad.write_bytes(b'not a png')
+    out = predict_dataset(data['image'], [*data['images'][:5], bad], out=tmp_path/'preds.parquet', actors=1)
+    written = pd.read_parquet(out).set_index('item')
+    assert 'Pillow cannot identify this as an image' in written.loc[str(bad), 'error'] and pd.isna(written.loc[str(bad), 'label'])
+    assert written.loc[data['images'][:5], 'error'].isna().all()
+    print(f"300 images in {time.perf_counter() - t0:.1f} s")
+
+def test_predict_dataset_table(cluster, data, tmp_path):
+    "The penguins, from a DataFrame and from a CSV file (written as CSV), equal the Predictor's predictions."
+    penguins = data['penguins']
+    want = Predictor(data['tabular']).predict_batch(penguins)
+    got = predict_dataset(data['tabular'], penguins, actors=1).to_pandas().sort_values('item')
+    assert got['item'].tolist() == list(range(len(penguins))) and _preds(got) == want
+    penguins.to_csv(tmp_path/'penguins.csv', index=False)
+    out = predict_dataset(data['tabular'], tmp_path/'penguins.csv', out=tmp_path/'preds.csv', actors=1)
+    csv = pd.concat(pd.read_csv(f) for f in out.glob('*.csv')).sort_values('item')
+    assert csv['label'].tolist() == [d['label'] for d in want]
+    assert np.abs(np.array([json.loads(p) for p in csv['probs']]) - np.array([d['probs'] for d in want])).max() <= 1e-12
+
+def test_cli_predict_ray(cluster, data, tmp_path, capsys):
+    "`xdeploy predict --engine ray` prints what the local engine prints, and writes Parquet with --out."
+    files = data['images'][:12]
+    main(['predict', str(data['image']), *files, '--json']); local = json.loads(capsys.readouterr().out)
+    main(['predict', str(data['image']), *files, '--json', '--engine', 'ray']); remote = json.loads(capsys.readouterr().out)
+    assert remote == local
+    main(['predict', str(data['image']), *files, '--engine', 'ray', '--out', str(tmp_path/'p.parquet')])
+    assert f"wrote 12 predictions to {tmp_path/'p.parquet'}" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match='already exists'):
+        main(['predict', str(data['image']), *files, '--engine', 'ray', '--out', str(tmp_path/'p.parquet')])
+
+def free_port()->int:
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def call(url:str, data:bytes=None, method:str=None, content_type:str='application/octet-stream')->tuple:
+    "`(status, JSON body)` of one request."
+    req = urllib.request.Request(url, data=data, method=method, headers={'Content-Type': content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r: return r.status,json.loads(r.read())
+    except urllib.error.HTTPError as e: return e.code,json.loads(e.read())
+
+def test_serve(cluster, data):
+    """Served on 127.0.0.1: the validation items (sent by 8 concurrent clients, so batched) and table rows are answered
+    as the Predictor answers them; metadata and health; bad input is a 4xx with a message, and the service goes on."""
+    valid = sorted(str(f) for f in (data['root']/'shapes'/'valid').rglob('*.png'))
+    want = Predictor(data['image']).predict_batch(valid)
+    s = serve(data['image'], port=free_port(), max_batch_size=4, batch_wait_ms=20, max_body_mb=1)
+    try:
+        assert s.url.startswith('http://127.0.0.1:')
+        with ThreadPoolExecutor(8) as ex: got = list(ex.map(lambda f: call(s.url + '/predict', Path(f).read_bytes(), content_type='image/png'), valid*2))
+        assert got == [(200, d) for d in want*2]
+        status,meta = call(s.url + '/metadata')
+        assert status == 200 and meta['labels'] == Predictor(data['image']).manifest['labels'] and meta['max_batch_size'] == 4
+        assert call(s.url + '/health') == (200, dict(status='ok', device='cpu'))
+        for args,code,msg in [((b'not an image',), 400, 'Pillow cannot identify'), ((b'{"a": 1}', None, 'application/json'), 415, 'not application/json'),
+                              ((b'', 'POST'), 400, 'no body'), ((None, 'GET'), 405, 'answers POST'), ((b'x'*(2*2**20),), 413, 'over')]:
+            status,body = call(s.url + '/predict', *args)
+            assert status == code and msg in body['error'] and body['fix'], (args[:1], status, body)
+        assert call(s.url + '/nowhere')[0] == 404
+        assert call(s.url + '/predict', Path(valid[0]).read_bytes()) == (200, want[0])
+    finally: s.stop()
+    rows = data['penguins'].iloc[:20]
+    want = json.loads(json.dumps(Predictor(data['tabular']).predict_batch(rows), allow_nan=False))
+    s = serve(data['tabular'], port=free_port())
+    try:
+        records = json.loads(rows.to_json(orient='records'))
+        assert [call(s.url + '/predict', json.dumps(r).encode(), content_type='application/json') for r in records[:5]] == [(200, d) for d in want[:5]]
+        assert call(s.url + '/predict', json.dumps(records).encode(), content_type='application/json') == (200, want)
+        status,body = call(s.url + '/predict', json.dumps({'island': 'Dream'}).encode(), content_type='application/json')
+        assert status == 400 and "has no column" in body['error'], body
+        assert call(s.url + '/predict', b'{nonsense', content_type='application/json')[0] == 400
+    finally: s.stop()
