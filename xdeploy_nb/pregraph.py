@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 import onnxruntime as ort
-from fastcore.basics import patch
 from .core import _FILE, _SHA256, _SIZE, Closed, Doc, OneOf, XDeployError, file_sha256, read_checked
 from .preprocess import ITEM_STEP_SCHEMAS, PreprocessError
 
@@ -164,6 +163,18 @@ def photo_like(h:int, w:int, # Size in pixels
     img += rng.integers(-20, 21, img.shape, dtype=np.int16)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).convert(mode)
 
+# %% ../nbs/02a_pregraph.ipynb #pg000026
+def _check_decoded(arr, c:int)->np.ndarray:
+    "`arr` if it is an `uint8[height, width, c]` image of at least one pixel, else the error that says why not."
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8: raise PreprocessError(
+        f"The preprocessing graph takes a uint8 array, not {arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__}.",
+        "Pass the decoded image as an HxWxC uint8 array.")
+    if arr.ndim != 3 or arr.shape[2] != c: raise PreprocessError(
+        f"The preprocessing graph takes an HxWx{c} ({'RGB' if c == 3 else 'L'}) image, not an array of shape {arr.shape}.",
+        "Convert it first: `img.convert('RGB')` (alpha is dropped) or `img.convert('L')`.")
+    if 0 in arr.shape: raise PreprocessError(f"The image is empty ({arr.shape[0]}x{arr.shape[1]}).", "Pass an image of at least 1x1 pixels.")
+    return np.ascontiguousarray(arr)
+
 # %% ../nbs/02a_pregraph.ipynb #pg000025
 class Pregraph:
     "A bundle's preprocessing graph, checked and opened with onnxruntime: `pg(arr)` is the model input `uint8[1, C, h, w]` of one decoded HWC image."
@@ -184,23 +195,10 @@ class Pregraph:
             f"{entry['file']} has the inputs {ins} and outputs {outs}, not the ones manifest.json describes.", "Re-export the bundle.")
         self.graph,self.file = g,entry['file']
 
-# %% ../nbs/02a_pregraph.ipynb #pg000026
-def _check_decoded(arr, c:int)->np.ndarray:
-    "`arr` if it is an `uint8[height, width, c]` image of at least one pixel, else the error that says why not."
-    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8: raise PreprocessError(
-        f"The preprocessing graph takes a uint8 array, not {arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__}.",
-        "Pass the decoded image as an HxWxC uint8 array.")
-    if arr.ndim != 3 or arr.shape[2] != c: raise PreprocessError(
-        f"The preprocessing graph takes an HxWx{c} ({'RGB' if c == 3 else 'L'}) image, not an array of shape {arr.shape}.",
-        "Convert it first: `img.convert('RGB')` (alpha is dropped) or `img.convert('L')`.")
-    if 0 in arr.shape: raise PreprocessError(f"The image is empty ({arr.shape[0]}x{arr.shape[1]}).", "Pass an image of at least 1x1 pixels.")
-    return np.ascontiguousarray(arr)
-
-@patch
-def __call__(self:Pregraph, arr:np.ndarray # A decoded image, `uint8[height, width, C]`
-            )->np.ndarray:
-    "The model input of one decoded image: `uint8[1, C, h, w]`."
-    return self.sess.run(None, {self.graph['input']['name']: _check_decoded(arr, self.graph['input']['shape'][2])})[0]
+    def __call__(self, arr:np.ndarray # A decoded image, `uint8[height, width, C]`
+                )->np.ndarray:
+        "The model input of one decoded image: `uint8[1, C, h, w]`."
+        return self.sess.run(None, {self.graph['input']['name']: _check_decoded(arr, self.graph['input']['shape'][2])})[0]
 
 # %% ../nbs/02a_pregraph.ipynb #pg000029
 PREPROCESS_CHOICES = ('pillow', 'graph', 'auto')
