@@ -103,7 +103,11 @@ def _resize_step(g:_G, x:str, hw:tuple, size, method:str='crop', pad_mode:str='r
         m = g('Min' if method == 'crop' else 'Max', rw, rh)
         ch,cw = _trunc(g, g('Mul', m, g.c(h, f64))),_trunc(g, g('Mul', m, g.c(w, f64)))
         half = lambda n, c: _trunc(g, g('Mul', _double(g, g('Sub', n, c)), g.c(0.5, f64)))
-        x = _crop_pad(g, x, hw, (ch, cw), (half(hw[0], ch), half(hw[1], cw)), pad_mode)
+        tl = (half(hw[0], ch), half(hw[1], cw))
+        if method == 'crop':  # the region is inside the image: a Slice, much faster than a Gather of each column
+            one = lambda *v: g('Concat', *(g('Unsqueeze', t, g.c([0], np.int64)) for t in v), axis=0)
+            x = g('Slice', x, one(*tl), one(g('Add', tl[0], ch), g('Add', tl[1], cw)), g.c([2, 3], np.int64))
+        else: x = _crop_pad(g, x, hw, (ch, cw), tl, pad_mode)
     return _resize(g, x, (ch, cw) if method != 'squish' else hw, (h, w), resample),(g.c(h, np.int64), g.c(w, np.int64))
 
 def _crop_pad_step(g:_G, x:str, hw:tuple, size, pad_mode:str='zeros')->tuple:
@@ -275,7 +279,8 @@ def measure_agreement(learn, # The Learner
     from xdeploy_nb.verify import learner_outputs
     with tempfile.TemporaryDirectory() as tmp:
         extra = _photo_files(tmp, m['preprocessing']['spec']['input']['mode'], sizes)
-        xs,p = list(items) + extra,Predictor(bundle, device='cpu')
+        fmt = next(a['format'] for a in m['artifacts'] if a.get('variant', 'fp32') == 'fp32')  # the model the export has just written: any format
+        xs,p = list(items) + extra,Predictor(bundle, device='cpu', format=fmt, trust_code=True)
         pillow = p.prepare(xs)[m['inputs'][0]['name']]
         graph = graph_batch(Pregraph(bundle, m), xs, m['preprocessing']['spec'])
         ref = learner_outputs(learn, xs)
