@@ -86,6 +86,9 @@ def test_predictor_graph_matches_pillow(bundle, learn, tmp_path):
     assert np.abs(pg - ref).max() < 0.05
     m = gr.manifest
     assert Predictor(bundle, device='cpu', preprocess='auto').preprocess == ('graph' if m['preprocessing']['graph']['agreement']['identical'] else 'pillow')
+    from xdeploy_nb.ort import reduced_build_config
+    config = reduced_build_config(bundle)  # a minimal ORT build for the model and the graph
+    assert '# - model.ort' in config and '# - preprocess.ort' in config and 'Resize' in config and '/tmp' not in config
     ort_graph = Pregraph(bundle, m, file='preprocess.ort')
     a = np.asarray(photo_like(333, 1000))
     np.testing.assert_array_equal(ort_graph(a), Pregraph(bundle, m)(a))
@@ -118,11 +121,11 @@ def test_unavailable_step(bundle, tmp_path):
 
 def test_runtime_without_onnx_or_torch(bundle, learn):
     files = [str(f) for f in learn.dls.valid_ds.items[:3]]
-    code = import_blocker('onnx', 'torch', 'fastai') + f"""
+    code = import_blocker('onnx', 'torch', 'fastai', 'fastcore', 'pandas') + f"""
 from xdeploy_nb.runtime import Predictor
 p = Predictor({str(bundle)!r}, preprocess='graph')
 print([d['label'] for d in p.predict_batch({files!r})])
-import sys; assert 'onnx' not in sys.modules and 'torch' not in sys.modules
+import sys; assert not set(['onnx', 'torch', 'fastcore']) & set(sys.modules)
 """
     r = run(sys.executable, '-c', code)
     assert r.stdout.strip().startswith('[')

@@ -150,7 +150,7 @@ def test_unknown_fields_policy(manifests, validator):
     "Metadata is open (a reader ignores what it does not know); a step's parameters and the spec are closed."
     m = copy.deepcopy(manifests['single'])
     m['notes'] = 'trained on Tuesday'; m['artifacts'][0]['device_hints'] = ['cuda']; m['provenance']['host'] = 'ci'
-    m['preprocessing']['graph'] = 'preprocess.onnx'
+    m['preprocessing']['delegate'] = 'nnapi'
     assert validate_manifest(m) is m and validator.is_valid(m)
     m['preprocessing']['spec']['input']['colorspace'] = 'srgb'
     with pytest.raises(ManifestError, match="unknown field 'colorspace'"): validate_manifest(m)

@@ -77,19 +77,22 @@ FORMATS['ort'] = Format('model.ort', runner=_ort_runner, export=export_ort)
 
 # %% ../nbs/05b_ort.ipynb #ort00010
 def reduced_build_config(bundle:Path, # A bundle directory with an 'ort' artifact
-                         type_reduction:bool=False # Also reduce the types each operator is built for
+                         type_reduction:bool=False, # Also reduce the types each operator is built for
+                         preprocess:bool=True # Also the operators of the preprocessing graph's `.ort` (`xdeploy_nb.pregraph`), where the bundle has one
                         )->str:
-    "The operator config of the bundle's `.ort` model (checked against the manifest) for a minimal ORT build (`--include_ops_by_config`)."
+    "The operator config of the bundle's `.ort` model (and preprocessing graph), checked against the manifest, for a minimal ORT build (`--include_ops_by_config`)."
     from onnxruntime.tools.ort_format_model import create_config_from_models
     bundle = Path(bundle)
     m = read_manifest(bundle)
     a = next((a for a in m['artifacts'] if a['format'] == 'ort'), None)
     if a is None: raise XDeployError(f"The bundle {bundle} has no ort artifact.", "Re-export it with 'ort' among its formats.")
+    g = (m['preprocessing'].get('graph') or {}).get('ort') if preprocess else None
     with tempfile.TemporaryDirectory() as tmp:
-        f,config = Path(tmp)/a['file'],Path(tmp)/'required_operators.config'
-        f.write_bytes(read_checked(bundle, a))
-        create_config_from_models([f], config, type_reduction)
-        return _config_text(config.read_text(), a['file'])
+        files,config = [Path(tmp)/e['file'] for e in (a, g) if e],Path(tmp)/'required_operators.config'
+        for f,e in zip(files, (a, g)): f.write_bytes(read_checked(bundle, e))
+        create_config_from_models(files, config, type_reduction)
+        text = config.read_text()
+    return _config_text(text, a['file']) if len(files) == 1 else text.replace(f"{tmp}/", '')
 
 # %% ../nbs/05b_ort.ipynb #ort00012
 def _partitions(info)->dict:

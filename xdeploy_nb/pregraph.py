@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 import onnxruntime as ort
-from fastcore.basics import patch
 from .core import _FILE, _SHA256, _SIZE, Closed, Doc, OneOf, XDeployError, file_sha256, read_checked
 from .preprocess import ITEM_STEP_SCHEMAS, PreprocessError
 
@@ -104,7 +103,11 @@ def _resize_step(g:_G, x:str, hw:tuple, size, method:str='crop', pad_mode:str='r
         m = g('Min' if method == 'crop' else 'Max', rw, rh)
         ch,cw = _trunc(g, g('Mul', m, g.c(h, f64))),_trunc(g, g('Mul', m, g.c(w, f64)))
         half = lambda n, c: _trunc(g, g('Mul', _double(g, g('Sub', n, c)), g.c(0.5, f64)))
-        x = _crop_pad(g, x, hw, (ch, cw), (half(hw[0], ch), half(hw[1], cw)), pad_mode)
+        tl = (half(hw[0], ch), half(hw[1], cw))
+        if method == 'crop':  # the region is inside the image: a Slice, much faster than a Gather of each column
+            one = lambda *v: g('Concat', *(g('Unsqueeze', t, g.c([0], np.int64)) for t in v), axis=0)
+            x = g('Slice', x, one(*tl), one(g('Add', tl[0], ch), g('Add', tl[1], cw)), g.c([2, 3], np.int64))
+        else: x = _crop_pad(g, x, hw, (ch, cw), tl, pad_mode)
     return _resize(g, x, (ch, cw) if method != 'squish' else hw, (h, w), resample),(g.c(h, np.int64), g.c(w, np.int64))
 
 def _crop_pad_step(g:_G, x:str, hw:tuple, size, pad_mode:str='zeros')->tuple:
@@ -184,6 +187,11 @@ class Pregraph:
             f"{entry['file']} has the inputs {ins} and outputs {outs}, not the ones manifest.json describes.", "Re-export the bundle.")
         self.graph,self.file = g,entry['file']
 
+    def __call__(self, arr:np.ndarray # A decoded image, `uint8[height, width, C]`
+                )->np.ndarray:
+        "The model input of one decoded image: `uint8[1, C, h, w]`."
+        return self.sess.run(None, {self.graph['input']['name']: _check_decoded(arr, self.graph['input']['shape'][2])})[0]
+
 # %% ../nbs/02a_pregraph.ipynb #pg000026
 def _check_decoded(arr, c:int)->np.ndarray:
     "`arr` if it is an `uint8[height, width, c]` image of at least one pixel, else the error that says why not."
@@ -195,12 +203,6 @@ def _check_decoded(arr, c:int)->np.ndarray:
         "Convert it first: `img.convert('RGB')` (alpha is dropped) or `img.convert('L')`.")
     if 0 in arr.shape: raise PreprocessError(f"The image is empty ({arr.shape[0]}x{arr.shape[1]}).", "Pass an image of at least 1x1 pixels.")
     return np.ascontiguousarray(arr)
-
-@patch
-def __call__(self:Pregraph, arr:np.ndarray # A decoded image, `uint8[height, width, C]`
-            )->np.ndarray:
-    "The model input of one decoded image: `uint8[1, C, h, w]`."
-    return self.sess.run(None, {self.graph['input']['name']: _check_decoded(arr, self.graph['input']['shape'][2])})[0]
 
 # %% ../nbs/02a_pregraph.ipynb #pg000029
 PREPROCESS_CHOICES = ('pillow', 'graph', 'auto')
@@ -277,7 +279,8 @@ def measure_agreement(learn, # The Learner
     from xdeploy_nb.verify import learner_outputs
     with tempfile.TemporaryDirectory() as tmp:
         extra = _photo_files(tmp, m['preprocessing']['spec']['input']['mode'], sizes)
-        xs,p = list(items) + extra,Predictor(bundle, device='cpu')
+        fmt = next(a['format'] for a in m['artifacts'] if a.get('variant', 'fp32') == 'fp32')  # the model the export has just written: any format
+        xs,p = list(items) + extra,Predictor(bundle, device='cpu', format=fmt, trust_code=True)
         pillow = p.prepare(xs)[m['inputs'][0]['name']]
         graph = graph_batch(Pregraph(bundle, m), xs, m['preprocessing']['spec'])
         ref = learner_outputs(learn, xs)

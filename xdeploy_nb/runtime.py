@@ -611,7 +611,16 @@ class Predictor:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise XDeployError(f"batch_size={batch_size!r} is not a positive number of items.", "Pass an int >= 1.")
         items = self._kind.as_list(items)
-        for i in range(0, len(items), batch_size): yield self._prepare(items[i:i+batch_size], first=i)
+        starts = range(0, len(items), batch_size)
+        if self._pool is None:
+            for i in starts: yield self._prepare(items[i:i+batch_size], first=i)
+            return
+        with ThreadPoolExecutor(1) as ahead:  # the graph path prepares the next batch while the model runs this one
+            nxt = [ahead.submit(self._prepare, items[i:i+batch_size], i) for i in starts[:1]]
+            for k,i in enumerate(starts):
+                x = nxt.pop().result()
+                if k + 1 < len(starts): nxt.append(ahead.submit(self._prepare, items[starts[k+1]:starts[k+1]+batch_size], starts[k+1]))
+                yield x
 
     def _prepare(self, items, first:int=0)->dict:
         "The model's inputs for `items`: by `prepare_inputs` (the Pillow path), or by the preprocessing graph."
