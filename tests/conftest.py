@@ -23,6 +23,11 @@ class Block:
 sys.meta_path.insert(0, Block())
 '''
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', "slow(seconds): a test module that starts servers, clusters or processes (Chromium, Triton, Ray, "
+                            "torchrun); `seconds` is about how long it took in the README's test command. The test command runs them all; "
+                            "`pytest -m 'not slow'` leaves them out while you work.")
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     "Keep each phase's report on the test item (`item.rep_call`), for fixtures that act on failures."

@@ -7,6 +7,8 @@ from xdeploy_nb.core import XDeployError
 from xdeploy_nb.distributed import default_recipe, launch, state_digest
 from xdeploy_nb.verify import verify_bundle
 
+pytestmark = pytest.mark.slow(seconds=120)  # about how long this module takes in the README's test command
+
 def xdeploy()->str: return shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
 
 @pytest.fixture(scope='module')

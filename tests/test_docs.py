@@ -12,6 +12,8 @@ from urllib.parse import urljoin, urlsplit, unquote
 import pytest
 from conftest import ROOT, run
 
+pytestmark = pytest.mark.slow(seconds=40)  # about how long this module takes in the README's test command
+
 CHROMIUM = Path('/usr/bin/chromium')
 # The machine has no network: without the background-networking flags Chromium floods refused connections.
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

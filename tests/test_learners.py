@@ -373,6 +373,11 @@ def test_text_classifier(text_learner, text_bundle, tmp_path):
     for bad,msg in ((3, 'predict takes one text, a str'), ('so xxpad here', "holds the token 'xxpad'")):
         with pytest.raises(XDeployError, match=msg): p.predict(bad)
     with pytest.raises(XDeployError, match='got one text'): p.predict_batch('one text')
+    from xdeploy_nb.widgets import RunWidget  # the Run widget takes a text, filled in with the first validation text
+    w = RunWidget(); w.set_bundle(b, learn)
+    assert w.inputs.children[0] is w.text and w.text.value == texts[0]
+    w.predict()
+    assert w.error is None and w.prediction['label'] == p.predict(texts[0])['label'] and w.chart.value
     with pytest.raises(XDeployError, match="torch.export format cannot hold this model .* specialises an LSTM's sequence length"):
         export_bundle(learn, tmp_path/'pt2', formats=('onnx', 'torch.export'))
     assert not (tmp_path/'pt2').exists()

@@ -9,6 +9,8 @@ from xdeploy_nb.runtime import Predictor
 from conftest import ROOT
 from test_scale import call, free_port, time_limit
 
+pytestmark = pytest.mark.slow(seconds=35)  # about how long this module takes in the README's test command
+
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp('scale_cli')

@@ -17,6 +17,8 @@ from xdeploy_nb.triton import check_config, triton_repository, tritonserver
 from xdeploy_nb.verify import reference_items
 from conftest import run
 
+pytestmark = pytest.mark.slow(seconds=45)  # about how long this module takes in the README's test command
+
 @pytest.fixture(scope='module')
 def bundles(tmp_path_factory):
     "`{name: (bundle, validation items as the python model takes them, as the Predictor takes them)}`."

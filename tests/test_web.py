@@ -19,6 +19,8 @@ from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.web import JS_DIR, site_server, write_site
 
+pytestmark = pytest.mark.slow(seconds=90)  # about how long this module takes in the README's test command
+
 CHROMIUM = Path('/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']

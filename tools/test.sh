@@ -24,4 +24,4 @@ python tools/check_sync.py
 echo "== nbdev_test"
 python tools/test_notebooks.py
 echo "== pytest tests/"
-python -m pytest tests/ -q -p no:cacheprovider
+python -m pytest tests/ -q -p no:cacheprovider --durations=30

@@ -83,7 +83,7 @@ def demo(epochs:int=15, # Training epochs
 def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load only files you trust)
            out:str, # The bundle directory to write
            items:list=None, # Items to verify on: image files or folders of them, or one CSV file of rows
-           formats:list=None, # Some of onnx, torchscript, torch.export (default: onnx torchscript)
+           formats:list=None, # Some of onnx, ort, executorch, torchscript, torch.export (default: onnx torchscript)
            variants:list=None, # Variants of the ONNX model to add: some of fp16, int8-dynamic, int8-static, optimized
            opset:int=18, # ONNX opset
            n_items:int=64, # Verify on at most this many items
@@ -172,7 +172,7 @@ def bench(bundle:str, # The bundle directory
           json:str=None, # Write the report (rows and meta) as JSON to this file
           plot:str=None, # Write the plot as PNG to this file
           devices:list=None, # Device names (default: all this machine has)
-          formats:list=None, # Some of onnx, torchscript, torch.export (default: all the bundle has that run no code when loaded)
+          formats:list=None, # Some of onnx, ort, executorch, torchscript, torch.export (default: all the bundle has that run no code when loaded)
           variants:list=None, # Some of the bundle's variants, e.g. fp32 int8-static (default: all)
           batch_sizes:list=None, # Batch sizes (default: 1 8 64)
           min_time:float=0.5, # Seconds of timed runs per row, at least
@@ -217,7 +217,7 @@ def train(source:str='shapes', # Data: a folder with train/<class>/ and valid/<c
           bs:int=16, # Batch size of each process
           target:str=None, # The target column of a CSV file
           recipe:str=None, # Your own 'package.module:function' that returns an untrained Learner (called with no arguments), instead of the options above
-          formats:list=None, # Some of onnx, torchscript, torch.export (default: onnx)
+          formats:list=None, # Some of onnx, ort, executorch, torchscript, torch.export (default: onnx)
           weights:str=None, # Also save the trained state dict to this file
           overwrite:bool=False, # Replace an existing bundle at OUT
           timeout:float=3600, # Seconds before every process is stopped

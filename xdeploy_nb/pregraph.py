@@ -255,7 +255,8 @@ def output_agreement(ref:np.ndarray, # The Learner's activated outputs
                     )->dict:
     "The share of items with the Learner's decision (ties apart), and the largest and mean absolute output difference."
     from xdeploy_nb.core import TASKS
-    same,tie = TASKS[m['task']].agree(ref, out, m['outputs'][0])
+    from xdeploy_nb.runtime import RTOL, TOLERANCE  # the runtime imports this module: its defaults are read when called
+    same,tie = TASKS[m['task']].agree(ref, out, m['outputs'][0], TOLERANCE, RTOL)
     d = np.abs(out.astype(np.float64) - ref)
     return dict(top1=float((same | tie).mean()), max_prob_diff=float(d.max()), mean_prob_diff=float(d.mean()))
 

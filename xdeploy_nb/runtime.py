@@ -550,7 +550,7 @@ class Predictor:
     def __init__(self,
                  path, # Bundle folder, with manifest.json
                  device:str='auto', # Where to run: a name from `xdeploy_nb.accel.list_devices()`, or 'auto' for the fastest verified one
-                 format:str='auto', # Which artifact to run: 'onnx' ('auto' picks it), or 'torchscript' / 'torch.export' (torch, `trust_code`)
+                 format:str='auto', # Which artifact to run: 'onnx' ('auto' picks it), 'ort', 'executorch' (its extra), or 'torchscript' / 'torch.export' (torch, `trust_code`)
                  variant:str='fp32', # Which variant of it: 'fp32', or one the bundle has ('fp16', 'int8-static', ...)
                  threads:int=None, # Intra-op threads; None: one per CPU this process may use
                  max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call

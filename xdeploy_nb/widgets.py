@@ -526,6 +526,7 @@ class RunWidget(Panel):
         self.upload = W.FileUpload(accept='image/*', multiple=False, description='Upload image')
         self.item = W.Dropdown(options=[], description='Validation item', style=_ST, layout=W.Layout(width='30em'))
         self.row = W.Textarea(placeholder='{"column": value, ...}', description='Row (JSON)', style=_ST, layout=W.Layout(width='40em', height='6em'))
+        self.text = W.Textarea(placeholder='A text to classify', description='Text', style=_ST, layout=W.Layout(width='40em', height='6em'))
         self.predict_button,self.bench_button = W.Button(description='Predict', button_style='primary', icon='play'),W.Button(description='Benchmark', icon='tachometer')
         self.chart,self.result,self.bench_table,self.bench_plot,self.inputs = _img(),W.HTML(),W.HTML(),_img(),W.VBox()
         self.predictor,self.prediction,self.latency_ms,self.bench_report,self.manifest = None,None,None,None,None
@@ -547,7 +548,9 @@ def _wire(self:RunWidget):
     for w in (self.device, self.variant): w.observe(lambda c: setattr(self, 'predictor', None), 'value')
 
 # %% ../nbs/09_widgets.ipynb #6172839b
-_ROW_KINDS = ('tabular', 'collab')  # Input kinds whose items are table rows: the widget takes a row (JSON) for them
+_ENTRIES = dict(tabular='row', collab='row', text='text')  # Input kinds whose items are typed in: a row (JSON) or a text; any other: an image
+
+def _entry(m:dict)->str: return _ENTRIES.get(m['preprocessing']['kind'], 'image') if m else 'image'
 
 def _first_row(learn)->dict:
     "The first validation row of a tabular Learner as a person would enter it: its input columns, raw values (`reference_items`), floats rounded."
@@ -564,14 +567,15 @@ def _bundle_changed(self:RunWidget):
     try: self.manifest = m = read_manifest(Path(self.path.value).expanduser())
     except Exception as e: return self.show_error(e) if self.path.value else None
     self.variant.options = list(dict.fromkeys(a.get('variant', 'fp32') for a in m['artifacts'] if not FORMATS[a['format']].runs_code)) or ['fp32']
-    tabular = m['preprocessing']['kind'] in _ROW_KINDS
+    entry = _entry(m)
     with self.item.hold_trait_notifications():
-        self.item.options = [] if self.learn is None or tabular else [(Path(p).name, str(p)) for p in self.learn.dls.valid_ds.items[:50]]
+        self.item.options = [] if self.learn is None or entry != 'image' else [(Path(p).name, str(p)) for p in self.learn.dls.valid_ds.items[:50]]
         self.item.value = None
-    if tabular:
-        if self.learn is not None: self.row.value = json.dumps(_first_row(self.learn))
-        self.inputs.children = [self.row, self.predict_button]
-    else: self.inputs.children = [W.HBox([self.upload, self.item])]
+    if entry == 'image': self.inputs.children = [W.HBox([self.upload, self.item])]
+    else:
+        box = self.row if entry == 'row' else self.text
+        if self.learn is not None: box.value = json.dumps(_first_row(self.learn)) if entry == 'row' else reference_items(self.learn, n=1)[0]
+        self.inputs.children = [box, self.predict_button]
 
 # %% ../nbs/09_widgets.ipynb #839a4b5d
 @patch
@@ -595,11 +599,11 @@ def _predictor(self:RunWidget)->Predictor:
 
 # %% ../nbs/09_widgets.ipynb #c6d7e8fa
 @patch
-def predict(self:RunWidget, item=None # An image (path, bytes, ...) or a row (dict); None: the chosen item or row
+def predict(self:RunWidget, item=None # An image (path, bytes, ...), a row (dict) or a text; None: the chosen item, the row or the text
            ):
-    "Predict `item` (default: the chosen validation item, or the row); show the bar chart and the latency."
+    "Predict `item` (default: the chosen validation item, the row or the text); show the bar chart and the latency."
     try:
-        if item is None: item = json.loads(self.row.value) if self.manifest and self.manifest['preprocessing']['kind'] in _ROW_KINDS else self.item.value
+        if item is None: item = dict(row=lambda: json.loads(self.row.value), text=lambda: self.text.value, image=lambda: self.item.value)[_entry(self.manifest)]()
         if item is None: raise XDeployError("There is nothing to predict.", "Upload an image or pick a validation item.")
         p,start = self._predictor(),time.perf_counter()
         pred = p.predict(item)
