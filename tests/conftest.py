@@ -25,7 +25,7 @@ sys.meta_path.insert(0, Block())
 
 def pytest_configure(config):
     config.addinivalue_line('markers', "slow(seconds): a test module that starts servers, clusters or processes (Chromium, Triton, Ray, "
-                            "torchrun); `seconds` is about how long it took in the README's test command. The test command runs them all; "
+                            "torchrun); `seconds` is about how long the module takes on an idle 2-core machine. The test command runs them all; "
                             "`pytest -m 'not slow'` leaves them out while you work.")
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,7 +16,7 @@ from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.scale import predict_dataset, serve, start_ray
 from xdeploy_nb.cli import main
 
-pytestmark = pytest.mark.slow(seconds=100)  # about how long this module takes in the README's test command
+pytestmark = pytest.mark.slow(seconds=50)  # about how long this module takes (measured on an idle 2-core machine)
 
 LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_cli_predict_ray=90, test_serve=150)  # seconds, a loaded 2-CPU machine's
 
