@@ -14,6 +14,13 @@ def run(*args, cwd=ROOT, env=None, timeout=600, check=True):
     if check and r.returncode: pytest.fail(f"{' '.join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r
 
+def tiny_image_learner(root:Path):
+    "A 3-class shapes classifier at 16 px, trained for 2 epochs under `root`: small and quick, for the format tests."
+    from xdeploy_nb.data import make_image_folder
+    from xdeploy_nb.train import image_dls, trained_learner
+    return trained_learner(image_dls(make_image_folder(root/'shapes', classes=3, n_train=8, n_valid=4, size=24), size=16, bs=8),
+                           epochs=2, cache=False)
+
 def import_blocker(*names)->str:
     "Python source to run first in a subprocess: after it, importing any of the top-level packages `names` fails."
     return f'''import sys

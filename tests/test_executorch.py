@@ -5,20 +5,15 @@ executorch (or torch) cannot be imported the runtime still works and the format 
 import json, shutil, sys
 import numpy as np, pytest
 from xdeploy_nb.core import FORMATS, XDeployError, read_manifest
-from xdeploy_nb.data import make_image_folder
-from xdeploy_nb.train import image_dls, trained_learner
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.bench import bench, _bench_grid
-from conftest import run, import_blocker
+from conftest import run, import_blocker, tiny_image_learner
 
 pytestmark = pytest.mark.slow(seconds=15)  # about how long this module takes (measured on an idle 2-core machine)
 
 @pytest.fixture(scope='module')
-def learn(tmp_path_factory):
-    root = tmp_path_factory.mktemp('et')
-    return trained_learner(image_dls(make_image_folder(root/'shapes', classes=3, n_train=8, n_valid=4, size=24), size=16, bs=8),
-                           epochs=2, cache=False)
+def learn(tmp_path_factory): return tiny_image_learner(tmp_path_factory.mktemp('et'))
 
 @pytest.fixture(scope='module')
 def bundle(learn, tmp_path_factory):
