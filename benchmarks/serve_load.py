@@ -11,7 +11,7 @@ temporary folder. Each request is one image file's bytes (PNG); every answer is 
 
 A target is an entry of `TARGETS`: a context manager `target(bundle)` that starts a server for the bundle on 127.0.0.1,
 yields `send(i)` (sends item `i % len(items)` of `bench_items(bundle)` and returns the prediction dict), and stops the
-server on exit. `send` is called from several threads at once. `ray_target` is Ray Serve (`xdeploy_nb.scale.serve`);
+server on exit. `send` is called from several threads at once. `ray_target` is Ray Serve (`xdeploy_nb.hosts.ray.serve`);
 the Triton target (`benchmarks/triton_target.py`, `triton_target(bundle)`) is registered where it and its packages exist.
 
 Every loop is bounded: at most `--requests` requests and `--seconds` seconds per concurrency level."""
@@ -41,8 +41,8 @@ RAY_OPTIONS = dict(replicas=2, threads=1, max_batch_size=16, batch_wait_ms=2.0) 
 
 @contextlib.contextmanager
 def ray_target(bundle):
-    "Ray Serve (`xdeploy_nb.scale.serve`) on a local Ray cluster: `RAY_OPTIONS` replicas sharing 2 CPUs, each a model on `threads` threads."
-    from xdeploy_nb.scale import serve
+    "Ray Serve (`xdeploy_nb.hosts.ray.serve`) on a local Ray cluster: `RAY_OPTIONS` replicas sharing 2 CPUs, each a model on `threads` threads."
+    from xdeploy_nb.hosts.ray import serve
     items,port,o = bench_items(bundle),free_port(),RAY_OPTIONS
     s = serve(bundle, port=port, replicas=o['replicas'], max_batch_size=o['max_batch_size'], batch_wait_ms=o['batch_wait_ms'],
               num_cpus=1/o['replicas'], threads=o['threads'])
@@ -62,7 +62,7 @@ TARGETS = dict(ray=ray_target)
 try:
     import importlib.util
     from triton_target import triton_target  # benchmarks/triton_target.py (Triton's python backend over gRPC), where it exists
-    if missing := [m for m in ('tritonclient', 'xdeploy_nb.triton') if importlib.util.find_spec(m) is None]:
+    if missing := [m for m in ('tritonclient', 'xdeploy_nb.hosts.triton') if importlib.util.find_spec(m) is None]:
         print(f"(no triton target: it needs {', '.join(missing)}; install the triton extra, `pip install \"xdeploy_nb[triton]\"`)", file=sys.stderr)
     else: TARGETS['triton'] = triton_target
 except ImportError as e:

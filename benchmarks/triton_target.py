@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 def _raw_items(bundle:Path, items:list)->list:
-    "`items` as the python model's `item` elements: an image's file bytes, or a JSON row (`xdeploy_nb.triton.ITEM_ENCODINGS`)."
+    "`items` as the python model's `item` elements: an image's file bytes, or a JSON row (`xdeploy_nb.hosts.triton.ITEM_ENCODINGS`)."
     from xdeploy_nb.core import read_manifest
-    from xdeploy_nb.triton import ITEM_ENCODINGS
+    from xdeploy_nb.hosts.triton import ITEM_ENCODINGS
     enc = ITEM_ENCODINGS[read_manifest(bundle)['preprocessing']['kind']]
     if enc == 'json': return [json.dumps(r).encode() for r in items]
     return [o if isinstance(o, bytes) else Path(o).read_bytes() for o in items]
@@ -27,7 +27,7 @@ def triton_target(bundle, # The bundle directory
                  ):
     "Yield a thread-safe `send(i)` that asks a local Triton server for item `i`'s prediction."
     import tritonclient.grpc as grpcclient
-    from xdeploy_nb.triton import triton_repository, tritonserver
+    from xdeploy_nb.hosts.triton import triton_repository, tritonserver
     if items is None:
         from serve_load import bench_items  # benchmarks/serve_load.py, which imports this module
         items = bench_items(bundle)

@@ -46,7 +46,7 @@ def main():
     from xdeploy_nb.train import image_dls, image_learner
     from xdeploy_nb.export import export_bundle
     from xdeploy_nb.runtime import Predictor, _cpus
-    from xdeploy_nb.web import JS_DIR, write_site
+    from xdeploy_nb.hosts.web import JS_DIR, write_site
     from playwright.sync_api import sync_playwright
     tmp = Path(tempfile.mkdtemp())
     data = make_image_folder(tmp/'shapes', classes=3, n_train=8, n_valid=2, size=args.size)

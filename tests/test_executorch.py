@@ -1,4 +1,4 @@
-"""The ExecuTorch format (`xdeploy_nb.executorch_format`): a tiny trained image Learner exported with 'onnx' and 'executorch'
+"""The ExecuTorch format (`xdeploy_nb.formats.executorch`): a tiny trained image Learner exported with 'onnx' and 'executorch'
 is verified (the `.pte` within 1e-4 of the Learner), `Predictor(format='executorch')` agrees with the ONNX model (also past
 the program's planned batch), a changed `.pte` is refused by its hash, `bench` times it on the CPU only, and where
 executorch (or torch) cannot be imported the runtime still works and the format is refused naming the extra to install."""

@@ -13,7 +13,7 @@ from xdeploy_nb.core import FORMATS, XDeployError
 from xdeploy_nb.data import load_penguins, make_image_folder, make_segmentation_folder
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
-from xdeploy_nb.segmentation import mask_to_original, segment
+from xdeploy_nb.tasks.segmentation import mask_to_original, segment
 from xdeploy_nb.train import tiny_cnn
 
 @pytest.fixture(scope='module')
@@ -318,7 +318,7 @@ TRICKY = ['Really GOOD!!! ' * 6 + 'but the ENDING was dreadful', "I don't think 
 
 def test_text_tokenisation_equals_fastai(text_learner):
     from xdeploy_nb.export import spec_from_learner
-    from xdeploy_nb.text import numericalize, tokenize
+    from xdeploy_nb.kinds.text import numericalize, tokenize
     from xdeploy_nb.verify import reference_items
     learn,df = text_learner
     spec = spec_from_learner(learn)['preprocessing']['spec']
@@ -341,7 +341,7 @@ def test_text_base_tokenizer_and_refusals(tmp_path):
     "fastai's BaseTokenizer (split on spaces) is reproduced too; a backwards text model and a bidirectional AWD-LSTM are refused."
     from fastai.text.all import AWD_LSTM, BaseTokenizer, TextDataLoaders, awd_lstm_clas_config, text_classifier_learner
     from xdeploy_nb.export import spec_from_learner
-    from xdeploy_nb.text import numericalize, tokenize
+    from xdeploy_nb.kinds.text import numericalize, tokenize
     df,cfg = sentiment_frame(60),dict(awd_lstm_clas_config, emb_sz=8, n_hid=8, n_layers=1)
     make = lambda **kw: TextDataLoaders.from_df(df, text_col='review', label_col='label', valid_pct=0.3, seed=0, bs=16, seq_len=8, **kw)
     learn = text_classifier_learner(make(tok_tfm=BaseTokenizer()), AWD_LSTM, pretrained=False, config=cfg)

@@ -1,4 +1,4 @@
-"""The ORT mobile format (`xdeploy_nb.ort`): a tiny trained image Learner exported with 'onnx' and 'ort' is verified, its
+"""The ORT mobile format (`xdeploy_nb.formats.ort`): a tiny trained image Learner exported with 'onnx' and 'ort' is verified, its
 `.ort` model gives the `.onnx` model's outputs within 1e-5, `Predictor(format='ort')` predicts what the ONNX one does, and the
 benchmark runs it. The runtime registers the format without torch."""
 import json, sys
@@ -8,7 +8,7 @@ from xdeploy_nb.export import export_bundle
 from xdeploy_nb.verify import verify_bundle
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.bench import bench
-from xdeploy_nb.ort import reduced_build_config, mobile_usability, fix_batch
+from xdeploy_nb.formats.ort import reduced_build_config, mobile_usability, fix_batch
 from conftest import run, import_blocker, tiny_image_learner
 
 @pytest.fixture(scope='module')

@@ -86,7 +86,7 @@ def test_predictor_graph_matches_pillow(bundle, learn, tmp_path):
     assert np.abs(pg - ref).max() < 0.05
     m = gr.manifest
     assert Predictor(bundle, device='cpu', preprocess='auto').preprocess == ('graph' if m['preprocessing']['graph']['agreement']['identical'] else 'pillow')
-    from xdeploy_nb.ort import reduced_build_config
+    from xdeploy_nb.formats.ort import reduced_build_config
     config = reduced_build_config(bundle)  # a minimal ORT build for the model and the graph
     assert '# - model.ort' in config and '# - preprocess.ort' in config and 'Resize' in config and '/tmp' not in config
     ort_graph = Pregraph(bundle, m, file='preprocess.ort')

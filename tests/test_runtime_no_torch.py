@@ -173,9 +173,9 @@ def import_graph(root:str='xdeploy_nb.runtime')->tuple:
 def test_import_graph():
     "runtime.py and the xdeploy_nb modules it imports import only the standard library, numpy, Pillow and onnxruntime."
     modules,external = import_graph()
-    assert modules == {'xdeploy_nb', 'xdeploy_nb.runtime', 'xdeploy_nb.core', 'xdeploy_nb.preprocess', 'xdeploy_nb.accel', 'xdeploy_nb.variants', 'xdeploy_nb.ort',
-                       'xdeploy_nb.executorch_format', 'xdeploy_nb.pregraph', 'xdeploy_nb.segmentation', 'xdeploy_nb.collab',
-                       'xdeploy_nb.text'}  # the text kind: its tokenisation imports spaCy only when a spaCy bundle tokenizes
+    assert modules == {'xdeploy_nb', 'xdeploy_nb.runtime', 'xdeploy_nb.core', 'xdeploy_nb.preprocess', 'xdeploy_nb.accel', 'xdeploy_nb.variants', 'xdeploy_nb.formats.ort',
+                       'xdeploy_nb.formats.executorch', 'xdeploy_nb.pregraph', 'xdeploy_nb.tasks.segmentation', 'xdeploy_nb.kinds.collab',
+                       'xdeploy_nb.kinds.text'}  # the text kind: its tokenisation imports spaCy only when a spaCy bundle tokenizes
     tops = {m.partition('.')[0] for m in external}
     assert not tops & FORBIDDEN, sorted(tops & FORBIDDEN)
     assert tops - set(sys.stdlib_module_names) <= ALLOWED_THIRD_PARTY, sorted(tops - set(sys.stdlib_module_names))

@@ -1,4 +1,4 @@
-"""Ray (`xdeploy_nb.scale`): batch prediction with Ray Data and an HTTP service with Ray Serve, on a local Ray cluster of
+"""Ray (`xdeploy_nb.hosts.ray`): batch prediction with Ray Data and an HTTP service with Ray Serve, on a local Ray cluster of
 2 CPUs started once for the module (and shut down after it). Every prediction is compared with the `Predictor` in this
 process; bad input gets a 4xx. Every test runs under a time limit (SIGALRM), so a Ray deadlock fails instead of hanging;
 all traffic goes to 127.0.0.1. (`xdeploy serve` in a process of its own: tests/test_scale_cli.py.)"""
@@ -13,7 +13,7 @@ from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENG
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
-from xdeploy_nb.scale import predict_dataset, serve, start_ray
+from xdeploy_nb.hosts.ray import predict_dataset, serve, start_ray
 from xdeploy_nb.cli import main
 
 pytestmark = pytest.mark.slow(seconds=50)  # about how long this module takes (measured on an idle 2-core machine)

@@ -1,4 +1,4 @@
-"""Triton model repositories (`xdeploy_nb.triton`), run by a real `tritonserver` (2.51, from the nvidia-pytriton wheel that
+"""Triton model repositories (`xdeploy_nb.hosts.triton`), run by a real `tritonserver` (2.51, from the nvidia-pytriton wheel that
 tools/env.sh installs apart from the venv) on 127.0.0.1 ports. The python-backend models of a small image bundle and of a
 tabular bundle answer the bundles' validation items over HTTP and gRPC exactly as the `Predictor` does in this process.
 That server has no onnxruntime backend, so the onnxruntime_onnx models are checked, not served: their config.pbtxt against
@@ -13,7 +13,7 @@ from xdeploy_nb.data import PENGUIN_CATS, PENGUIN_CONTS, load_penguins, make_ima
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
-from xdeploy_nb.triton import check_config, triton_repository, tritonserver
+from xdeploy_nb.hosts.triton import check_config, triton_repository, tritonserver
 from xdeploy_nb.verify import reference_items
 from conftest import run
 

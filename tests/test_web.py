@@ -17,7 +17,7 @@ from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENG
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
-from xdeploy_nb.web import JS_DIR, site_server, write_site
+from xdeploy_nb.hosts.web import JS_DIR, site_server, write_site
 
 pytestmark = pytest.mark.slow(seconds=25)  # about how long this module takes (measured on an idle 2-core machine)
 
@@ -251,7 +251,7 @@ def test_webgpu_not_chosen_for_int8_unless_its_sample_check_passes(playwright, s
 
 def test_ort_web_through_npm_pack(tmp_path):
     "Without a local package (a `pip install xdeploy_nb`), onnxruntime-web comes through `npm pack` at the pinned version, its sha512 checked."
-    from xdeploy_nb.web import ORT_FILES, _dist_version, _npm_ort_web
+    from xdeploy_nb.hosts.web import ORT_FILES, _dist_version, _npm_ort_web
     d = _npm_ort_web(tmp_path)
     assert _dist_version(d) == '1.30.0' and sorted(p.name for p in d.iterdir()) == sorted(ORT_FILES)
     assert (d/'ort.all.min.mjs').read_bytes() == (ORT_WEB/'dist'/'ort.all.min.mjs').read_bytes()

@@ -30,7 +30,7 @@ if [ "$1" = dev ]; then
   # The Triton server of tests/test_triton.py and benchmarks/triton_load.py: nvidia-pytriton's wheel bundles tritonserver
   # 2.51 with its python backend. It requires numpy<2, which cannot share the venv with numpy>=2, and only its binaries
   # are used: the wheel goes in with --no-deps under $venv/opt/pytriton, and numpy<2 under $venv/opt/triton-stub, a
-  # folder that only the python backend's stub puts on its sys.path (xdeploy_nb.triton.tritonserver_env).
+  # folder that only the python backend's stub puts on its sys.path (xdeploy_nb.hosts.triton.tritonserver_env).
   if [ ! -x "$venv/opt/pytriton/pytriton/tritonserver/bin/tritonserver" ] || [ ! -d "$venv/opt/triton-stub/numpy" ]; then
     echo "== installing tritonserver (nvidia-pytriton 0.7.0, without its Python dependencies) and numpy<2 for its stub into $venv/opt"
     { python -m pip install --disable-pip-version-check --no-deps --upgrade --target "$venv/opt/pytriton" nvidia-pytriton==0.7.0 \

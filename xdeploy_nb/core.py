@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #3bca72a7
 from __future__ import annotations
-import contextlib, ctypes, hashlib, importlib, io, json, math, os, re, shutil, sys, tempfile, uuid, warnings
+import contextlib, ctypes, hashlib, io, json, math, os, re, shutil, sys, tempfile, uuid, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,7 +472,6 @@ def _check_schema(obj, schema, where:str):
 def validate_manifest(m:dict # A parsed manifest
                      )->dict:
     "Check `m` against `MANIFEST_SCHEMA` (with the preprocessing schema of its kind) and the rules a schema cannot say; return it unchanged."
-    importlib.import_module('xdeploy_nb.runtime')  # registers the built-in kinds, tasks, formats and variants a manifest names
     if not isinstance(m, dict) or m.get('schema') != SCHEMA_NAME:
         raise ManifestError("This manifest.json is not an xdeploy_nb bundle manifest.", "Point to a folder written by `export_bundle`.")
     if isinstance(m.get('schema_version'), int) and m['schema_version'] > SCHEMA_VERSION:
@@ -602,5 +601,4 @@ def schema_json()->str:
 
 def schema_file()->Path:
     "Where the installed package keeps `manifest.schema.json` (written by `tools/schema.py` from `schema_json()`)."
-    import xdeploy_nb
-    return Path(xdeploy_nb.__file__).parent/'manifest.schema.json'
+    return Path(__file__).parent/'manifest.schema.json'
