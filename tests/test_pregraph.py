@@ -7,7 +7,8 @@ import numpy as np, onnxruntime as ort, pytest
 from PIL import Image
 from xdeploy_nb.core import XDeployError, read_manifest
 from xdeploy_nb.preprocess import apply_item_step
-from xdeploy_nb.pregraph import GRAPH_INPUT, Pregraph, build_pregraph, export_pregraph, photo_like
+from xdeploy_nb.pregraph import GRAPH_INPUT, Pregraph, build_pregraph, photo_like
+from xdeploy_nb.pregraph_export import export_pregraph
 from conftest import run, import_blocker
 
 SIZES = ((300, 400), (100, 33), (33, 100), (9, 17), (1, 1), (65, 63))

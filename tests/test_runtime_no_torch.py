@@ -148,9 +148,11 @@ def _imports(tree:ast.AST, module:str, is_package:bool, everywhere:bool)->set:
             if node.level:
                 base = '.'.join(pkg.split('.')[:len(pkg.split('.'))-node.level+1])
                 mod = f"{base}.{node.module}" if node.module else base
-                found.add(mod)
-                if not node.module: found |= {f"{base}.{a.name}" for a in node.names}
-            else: found.add(node.module)
+            else: mod = node.module
+            found.add(mod)
+            # `from .formats import ort` imports the module xdeploy_nb.formats.ort
+            found |= {f"{mod}.{a.name}" for a in node.names if mod.partition('.')[0] == 'xdeploy_nb'
+                      and ROOT.joinpath(*mod.split('.'), a.name).with_suffix('.py').exists()}
         for child in ast.iter_child_nodes(node):
             if everywhere or not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)): todo.append(child)
     return found
@@ -173,8 +175,11 @@ def import_graph(root:str='xdeploy_nb.runtime')->tuple:
 def test_import_graph():
     "runtime.py and the xdeploy_nb modules it imports import only the standard library, numpy, Pillow and onnxruntime."
     modules,external = import_graph()
-    assert modules == {'xdeploy_nb', 'xdeploy_nb.runtime', 'xdeploy_nb.core', 'xdeploy_nb.preprocess', 'xdeploy_nb.accel', 'xdeploy_nb.variants', 'xdeploy_nb.formats.ort',
-                       'xdeploy_nb.formats.executorch', 'xdeploy_nb.pregraph', 'xdeploy_nb.tasks.segmentation', 'xdeploy_nb.kinds.collab',
+    # the package imports xdeploy_nb.builtins, which imports every built-in kind, task and format module
+    assert modules == {'xdeploy_nb', 'xdeploy_nb.builtins', 'xdeploy_nb.runtime', 'xdeploy_nb.core', 'xdeploy_nb.preprocess',
+                       'xdeploy_nb.accel', 'xdeploy_nb.variants', 'xdeploy_nb.pregraph',
+                       'xdeploy_nb.formats', 'xdeploy_nb.formats.ort', 'xdeploy_nb.formats.executorch',
+                       'xdeploy_nb.tasks', 'xdeploy_nb.tasks.segmentation', 'xdeploy_nb.kinds', 'xdeploy_nb.kinds.collab',
                        'xdeploy_nb.kinds.text'}  # the text kind: its tokenisation imports spaCy only when a spaCy bundle tokenizes
     tops = {m.partition('.')[0] for m in external}
     assert not tops & FORBIDDEN, sorted(tops & FORBIDDEN)

@@ -9,13 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+import numpy as np
 
 # %% auto #0
 __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'ACTIVATIONS', 'DTYPES',
-           'MANIFEST_SCHEMA', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'XDeployError', 'file_sha256', 'recover_directory',
-           'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task',
-           'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError', 'validate_manifest', 'read_manifest',
-           'write_manifest', 'read_checked', 'check_artifacts', 'json_schema', 'schema_json', 'schema_file']
+           'MANIFEST_SCHEMA', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'TOLERANCE', 'RTOL', 'XDeployError', 'file_sha256',
+           'recover_directory', 'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner',
+           'Variant', 'Task', 'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError',
+           'validate_manifest', 'read_manifest', 'write_manifest', 'read_checked', 'check_artifacts', 'json_schema',
+           'schema_json', 'schema_file', 'within_tolerance']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -602,3 +604,16 @@ def schema_json()->str:
 def schema_file()->Path:
     "Where the installed package keeps `manifest.schema.json` (written by `tools/schema.py` from `schema_json()`)."
     return Path(__file__).parent/'manifest.schema.json'
+
+# %% ../nbs/00_core.ipynb #co0tol01
+TOLERANCE,RTOL = 1e-4,1e-5  # float32 defaults of `within_tolerance`, as `torch.testing.assert_close` has them (atol 1e-5, rtol 1.3e-6) but looser
+
+def within_tolerance(ref:np.ndarray, # The reference outputs (the Learner's, or the eager model's)
+                     out:np.ndarray, # Outputs to compare with them, same shape
+                     atol:float=TOLERANCE, # Absolute tolerance
+                     rtol:float=RTOL # Relative tolerance, to the size of `ref`
+                    )->np.ndarray:
+    "Elementwise `|out - ref| <= atol + rtol*|ref|`: the one rule by which outputs are compared, wherever they are."
+    ref = np.asarray(ref, np.float64)
+    return np.abs(np.asarray(out, np.float64) - ref) <= atol + rtol*np.abs(ref)
+

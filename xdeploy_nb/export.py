@@ -4,7 +4,7 @@
 
 # %% ../nbs/42_export.ipynb #3f50ca66
 from __future__ import annotations
-import contextlib, copy, datetime, inspect, linecache, platform, re, time, traceback, types
+import copy, datetime, platform, types
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
@@ -12,18 +12,19 @@ from torch import nn
 from fastcore.basics import patch, patch_to
 import xdeploy_nb
 from .core import (FORMATS, KINDS, SCHEMA_NAME, SCHEMA_VERSION, TASKS, VARIANTS, Task, XDeployError, atomic_directory,
-                             check_artifacts, file_sha256, quiet, write_manifest)
+                             check_artifacts, file_sha256, write_manifest)
 from .preprocess import image_spec, tabular_spec, BATCH_OPS
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
+from .artifact import ExportError, _eval_mode, export_artifact, export_onnx, export_pt2, export_torchscript
 from .variants import check_variants, count_flops, make_variant, variant_file
-from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs, within_tolerance
+from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs
 from .verify import VerifyReport, format_metric, kind_of, learner_outputs, reference_items, verify_bundle
-from .pregraph import export_pregraph
+from .pregraph_export import export_pregraph
+_all_ = ['ExportError', 'export_artifact']  # `xdeploy_nb.export.ExportError` and `.export_artifact` as before (`xdeploy_nb.artifact`)
 
 # %% auto #0
 __all__ = ['BATCH_TORCH_OPS', 'task_of', 'activation_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph',
-           'CollabGraph', 'export_artifact', 'ExportError', 'export_onnx', 'export_torchscript', 'export_pt2', 'Bundle',
-           'export_bundle']
+           'CollabGraph', 'Bundle', 'export_bundle', 'ExportError', 'export_artifact']
 
 # %% ../nbs/42_export.ipynb #tk0ex001
 def _loss_name(learn)->str:
@@ -72,16 +73,6 @@ def activation_of(learn:Learner, # A fastai Learner
     raise XDeployError(f"The loss {_loss_name(learn)} applies an activation ({getattr(act, '__qualname__', act)}) that is not softmax, "
                        "sigmoid or none, so the bundle cannot reproduce what fastai's get_preds returns.",
                        "Use a loss whose activation is one of these (CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, or a plain PyTorch loss).")
-
-# %% ../nbs/42_export.ipynb #ev0ex001
-@contextlib.contextmanager
-def _eval_mode(module):
-    "Put `module` in eval mode for the block (fastai leaves it training), then restore each submodule's flag."
-    flags = {m: m.training for m in module.modules()}
-    module.eval()
-    try: yield module
-    finally:
-        for m,f in flags.items(): m.training = f
 
 # %% ../nbs/42_export.ipynb #7cbf2b24
 def _output_shape(learn)->tuple|None:
@@ -144,7 +135,7 @@ def _tabular_io(learn)->dict:
     return dict(inputs=inputs, steps=steps + ([dict(op='normalize', in_graph=True)] if pre['normalize'] else []), spec=pre)
 
 KINDS['image'].spec,KINDS['tabular'].spec = _image_io,_tabular_io
-KINDS['image'].export_extra = export_pregraph  # writes preprocess.onnx and its manifest entry (`xdeploy_nb.pregraph`)
+KINDS['image'].export_extra = export_pregraph  # writes preprocess.onnx and its manifest entry (`xdeploy_nb.pregraph_export`)
 
 # %% ../nbs/42_export.ipynb #4d2bf87c
 def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
@@ -271,291 +262,6 @@ class CollabGraph(nn.Module):
 
 KINDS['collab'].spec,KINDS['collab'].graph = _collab_io,lambda learn, spec, act: CollabGraph(learn.model, act)
 
-# %% ../nbs/42_export.ipynb #sk0ex011
-def _remove(path):
-    "Delete an artifact and its external-data file, if any."
-    for p in (Path(path), Path(f'{path}.data')): p.unlink(missing_ok=True)
-
-@contextlib.contextmanager
-def _no_bad_artifact(path):
-    "Delete the artifact at `path` if the block fails: nothing half-written or unchecked is left."
-    try: yield
-    except BaseException: _remove(path); raise
-
-# %% ../nbs/42_export.ipynb #sk0ex012
-def export_artifact(module:nn.Module, # The graph to export
-                    example_inputs, # A real batch: a tensor or a tuple of tensors
-                    path:Path, # The file to write
-                    save, # `save(module, inputs, path, ws)` writes the file (`ws`: the warnings caught so far)
-                    load, # `load(path)` -> `run(inputs)` -> a list of numpy arrays
-                    info:dict, # What the artifact record starts with (format, exporter, ...); filled and returned
-                    dynamic_batch:bool=True, # Is the batch dimension symbolic? If not, check at the example's batch size only
-                    check=(1, 3, 8), # Batch sizes for the check against the eager module
-                    atol:float=TOLERANCE, # Absolute tolerance of that check: `|out - ref| <= atol + rtol*|ref|` (`within_tolerance`)
-                    rtol:float=RTOL # Relative tolerance of that check
-                   )->dict:
-    "Export `module` with `save`, reload it with `load` and check it against the eager module; no file is left if anything fails."
-    path,inputs = Path(path),_example(example_inputs)
-    if check and not dynamic_batch: check = (inputs[0].shape[0],)
-    with _eval_mode(module), _no_bad_artifact(path):
-        t0 = time.perf_counter()
-        with quiet(info) as ws:
-            save(module, inputs, path, ws)
-            if tw := _tracer_warnings(ws): raise _tracer_error(module, tw)
-            if check: _check_batches(module, load(path), inputs, check, atol, info, rtol)
-        info['seconds'] = round(time.perf_counter() - t0, 3)
-    return info
-
-# %% ../nbs/42_export.ipynb #54bc59c5
-class ExportError(XDeployError):
-    "An export, or the check of an exported artifact against the eager graph, failed."
-
-def _plain(inputs)->tuple:
-    "`inputs` as a tuple of plain tensors (fastai's tensor subclasses confuse the exporters)."
-    if isinstance(inputs, torch.Tensor): inputs = (inputs,)
-    return tuple(t.as_subclass(torch.Tensor) if type(t) is not torch.Tensor else t for t in inputs)
-
-# %% ../nbs/42_export.ipynb #sk0ex001
-def _resample(inputs, bs:int, seed:int=0)->tuple:
-    "Rows of `inputs` drawn with replacement to make a batch of `bs` (the same rows of every input)."
-    inputs = _plain(inputs)
-    idx = torch.randint(0, inputs[0].shape[0], (bs,), generator=torch.Generator().manual_seed(seed))
-    return tuple(t[idx] for t in inputs)
-
-def _example(inputs)->tuple:
-    "A batch of at least 2 (a batch of 1 makes `torch.export` specialise the batch size to 1)."
-    inputs = _plain(inputs); return _resample(inputs, 2) if inputs[0].shape[0] == 1 else inputs
-
-# %% ../nbs/42_export.ipynb #sk0ex003
-def _arrays(x)->list:
-    "The tensors in `x` (a tensor, or nested tuples of them) as a flat list of numpy arrays."
-    if isinstance(x, torch.Tensor): return [x.detach().as_subclass(torch.Tensor).numpy()]
-    return [a for o in x for a in _arrays(o)]
-
-def _max_abs_diff(a:list, b:list)->float:
-    "The largest difference between two lists of arrays; infinite if their shapes differ."
-    if len(a) != len(b) or any(x.shape != y.shape for x,y in zip(a, b)): return float('inf')
-    return max(float(np.abs(x.astype(np.float64) - y).max()) if x.size else 0. for x,y in zip(a, b))
-
-# %% ../nbs/42_export.ipynb #sk0ex005
-def _within(a:list, b:list, atol:float, rtol:float)->bool:
-    "Are the arrays `b` within `within_tolerance` of the arrays `a` (same shapes)?"
-    return len(a) == len(b) and all(x.shape == y.shape and bool(within_tolerance(x, y, atol, rtol).all()) for x,y in zip(a, b))
-
-def _check_batches(module, run, inputs, batches, atol, info, rtol=RTOL):
-    "Run the artifact (`run`, returning a list of arrays) and the eager `module` at each batch size; raise unless `within_tolerance`."
-    diffs,bad = {},{}
-    for bs in batches:
-        xb = _resample(inputs, bs, seed=bs)
-        with torch.no_grad(): ref = _arrays(module(*xb))
-        out = run(xb)
-        diffs[bs] = _max_abs_diff(ref, out)
-        if not _within(ref, out, atol, rtol): bad[bs] = diffs[bs]
-    info['eager_max_abs_diff'] = {str(k): v for k,v in diffs.items()}
-    if bad:
-        raise ExportError(f"The exported {info['format']} artifact disagrees with the eager model at batch sizes {bad} "
-                          f"(allowed |diff| <= {atol:g} + {rtol:g}*|value|).",
-                          "Report this as a bug of the exporter; meanwhile use another format.")
-
-# %% ../nbs/42_export.ipynb #sk0ex006
-def _input_names(module, n:int)->list:
-    "The names of the first `n` parameters of `module.forward`, for the graph's inputs."
-    ps = [p for p in inspect.signature(module.forward).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return [p.name for p in ps[:n]] if len(ps) >= n else [f'input{i}' for i in range(n)]
-
-def _short(e:BaseException, n:int=600)->str:
-    "One readable line for `e`: its type and first meaningful lines, without ANSI codes."
-    msg = re.sub(r'\x1b\[[0-9;]*m', '', str(e))
-    m = re.search(r'## Exception summary\s*\n\s*(.*?)(?:\n\n|$)', msg, re.S)  # torch.onnx wraps the real error
-    msg = ' '.join((m.group(1) if m else msg).split())
-    return f"{type(e).__name__}: {msg[:n]}{'...' if len(msg) > n else ''}"
-
-# %% ../nbs/42_export.ipynb #9697f03a
-def _where(module:nn.Module, filename:str, lineno:int):
-    "Dotted name and class of the deepest submodule whose `forward` holds `filename:lineno`."
-    best = None
-    for name,m in module.named_modules():
-        try:
-            fwd = inspect.unwrap(type(m).forward)
-            lines,start = inspect.getsourcelines(fwd)
-            if Path(inspect.getsourcefile(fwd)).resolve() != Path(filename).resolve(): continue
-        except (TypeError, OSError): continue
-        if start <= lineno < start + len(lines) and (best is None or len(lines) <= best[2]): best = (name, type(m).__name__, len(lines))
-    return (best[0] or '<root>', best[1]) if best else None
-
-def _code_location(module, filename, lineno, name=None, cls=None)->str:
-    code = linecache.getline(filename, lineno).strip()
-    loc = (name, cls) if name else _where(module, filename, lineno)
-    where = f"submodule `{loc[0]}` ({loc[1]})" if loc else "code called by the model"
-    return f"{where} at {filename}:{lineno}: `{code}`"
-
-_BENIGN_TRACER = r'torch\.tensor results are registered as constants'
-
-def _tracer_warnings(ws)->list:
-    return [w for w in ws if issubclass(w.category, torch.jit.TracerWarning) and not re.search(_BENIGN_TRACER, str(w.message))]
-
-_DATA_FLOW_FIX = "Make it branchless (torch.where) or use torch.cond; meanwhile the 'torch.export' or 'onnx' format may still work."
-
-def _tracer_error(module, tws)->ExportError:
-    w = tws[0]
-    first = re.split(r'(?<=[.!])\s', str(w.message))[0]
-    return ExportError(f"{type(module).__name__}: tracing froze a value computed from tensor data in {_code_location(module, w.filename, w.lineno)}: "
-                       f"{first} The traced graph would only be right for inputs like the example.", _DATA_FLOW_FIX)
-
-def _user_frame(module, e):
-    names,found = {id(m): n for n,m in module.named_modules()},None
-    for fr,lineno in traceback.walk_tb(e.__traceback__):
-        co = fr.f_code
-        obj = fr.f_locals.get(co.co_varnames[0]) if co.co_argcount else None
-        if co.co_name == 'forward' and id(obj) in names: found = (co.co_filename, lineno, names[id(obj)] or '<root>', type(obj).__name__)
-    if found: return found
-    m = re.search(r'File "([^"]+)", line (\d+), in forward', str(e))  # torch.export quotes the user's line
-    return (m.group(1), int(m.group(2)), None, None) if m else None
-
-def _capture_error(module, e)->ExportError:
-    "Why torch.export could not capture `module`, naming the submodule and line, with a fix."
-    msg,loc = str(e),_user_frame(module, e)
-    where = f" in {_code_location(module, *loc)}" if loc else ''
-    if re.search(r'data-dependent|GuardOnDataDependent|Data-dependent branching', msg):
-        return ExportError(f"{type(module).__name__} cannot be captured{where}: data-dependent Python control flow "
-                           "(an if/while/bool()/.item() on tensor values).",
-                           "Make it branchless (torch.where) or use torch.cond. Tracing ('torchscript') would silently keep one branch.")
-    if re.search(r'Constraints violated|specialized', msg):
-        dim = (re.search(r'Constraints violated \((\w+)\)', msg) or [None, 'batch'])[1]  # the dim torch names, e.g. a text's length
-        return ExportError(f"{type(module).__name__} cannot keep a dynamic {dim} size{where}: the code fixes or constrains it.",
-                           "Avoid branching on x.shape[0] and reshapes with a fixed batch, or export with dynamic_batch=False.")
-    return ExportError(f"{type(module).__name__} cannot be captured by torch.export{where}: {_short(e)}",
-                       "Try formats=('torchscript',), whose tracing accepts more Python code.")
-
-def _dynamic_axes(module, names:list, dynamic_batch:bool)->dict:
-    "Input name -> {axis: dim name} of its symbolic dims: the module's own `dynamic_axes` (e.g. a text's length too), else dim 0 'batch'."
-    axes = getattr(module, 'dynamic_axes', None) or {n: {0: 'batch'} for n in names}
-    return {n: {a: d for a,d in axes.get(n, {}).items() if dynamic_batch or d != 'batch'} for n in names}
-
-def _capture(module, inputs, dynamic_batch:bool):
-    "`torch.export.export` (non-strict) with the dynamic dims of `_dynamic_axes`: one batch dimension shared by all inputs, by default."
-    axes = _dynamic_axes(module, _input_names(module, len(inputs)), dynamic_batch)
-    dims = {d: torch.export.Dim(d, min=1) for ax in axes.values() for d in ax.values()}
-    shapes = tuple({a: dims[d] for a,d in ax.items()} for ax in axes.values()) if dims else None
-    try: return torch.export.export(module, inputs, dynamic_shapes=shapes, strict=False)
-    except Exception as e: raise _capture_error(module, e) from e
-
-# %% ../nbs/42_export.ipynb #b5a67d21
-def _rename_batch_dim(path, names, new:str='batch'):
-    "Rename the symbolic dim 0 of the graph inputs (torch.export calls it e.g. 's17') to `new` in the whole file."
-    import onnx
-    proto = onnx.load(str(path))
-    g = proto.graph
-    old = {i.type.tensor_type.shape.dim[0].dim_param for i in g.input if i.name in names and i.type.tensor_type.shape.dim} - {''}
-    if not old: return
-    for v in [*g.input, *g.output, *g.value_info]:
-        for d in v.type.tensor_type.shape.dim:
-            if d.dim_param in old: d.dim_param = new
-    onnx.save(proto, str(path))
-
-def _onnx_dynamo(module, inputs, path, input_names, output_names, opset, dynamic_batch):
-    ep = _capture(module, inputs, dynamic_batch)
-    torch.onnx.export(ep, inputs, str(path), dynamo=True, verbose=False, external_data=False, optimize=True,
-                      input_names=input_names, output_names=output_names, opset_version=opset)
-    if dynamic_batch: _rename_batch_dim(path, input_names)
-
-def _onnx_legacy(module, inputs, path, input_names, output_names, opset, dynamic_batch):
-    axes = {n: ax for n,ax in {**_dynamic_axes(module, input_names, dynamic_batch), **{n: {0: 'batch'} for n in output_names if dynamic_batch}}.items() if ax}
-    with torch.no_grad():
-        torch.onnx.export(module, inputs, str(path), dynamo=False, input_names=input_names, output_names=output_names,
-                          opset_version=opset, dynamic_axes=axes, do_constant_folding=True)
-
-def _ort_runner(path, names):
-    "Run an ONNX file with onnxruntime on the CPU: `run(inputs)` -> a list of arrays."
-    import onnxruntime as ort
-    opts = ort.SessionOptions(); opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
-    return lambda xb: sess.run(None, {n: t.numpy() for n,t in zip(names, xb)})
-
-# %% ../nbs/42_export.ipynb #636e1a73
-def export_onnx(module:nn.Module, # The graph to export (e.g. from `deploy_graph`)
-                example_inputs, # A tensor or tuple of tensors: a real batch
-                path:Path, # The .onnx file to write
-                dynamic_batch:bool=True, # Keep the batch dimension symbolic
-                opset:int=18, # ONNX opset
-                check=(1, 3, 8), # Batch sizes at which to check the artifact against the eager module
-                atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
-                rtol:float=RTOL, # Relative tolerance of that check
-                output_names=('output',), # Names of the graph outputs
-                fallback:bool=True # Fall back to the legacy exporter if the torch.export-based one fails
-               )->dict:
-    "Export `module` to one ONNX file (torch.export-based, else legacy); check it with onnxruntime; return its info."
-    input_names,output_names = _input_names(module, len(_plain(example_inputs))),list(output_names)
-    info = dict(format='onnx', opset=opset, exporter='torch.export', fallback_reason=None)
-    attempts = [('torch.export', _onnx_dynamo)] + ([('legacy', _onnx_legacy)] if fallback else [])
-    if why := getattr(module, 'legacy_onnx', None): attempts,info['fallback_reason'] = [('legacy', _onnx_legacy)],why  # a graph torch.export cannot take
-    for i,(name,save) in enumerate(attempts):
-        info['exporter'] = name
-        try:
-            export_artifact(module, example_inputs, path, lambda m, x, p, ws: save(m, x, p, input_names, output_names, opset, dynamic_batch),
-                            lambda p: _ort_runner(p, input_names), info, dynamic_batch, check, atol, rtol)
-            break
-        except Exception as e:
-            reason = e.problem if isinstance(e, XDeployError) else _short(e)
-            if i == len(attempts) - 1:
-                why = f"{info['fallback_reason']}; then the legacy exporter: {reason}" if i else reason
-                raise ExportError(f"ONNX export of {type(module).__name__} failed: {why}",
-                                  getattr(e, 'fix', None) or "Try formats=('torchscript',) or ('torch.export',).") from e
-            info['fallback_reason'] = reason
-    import onnx
-    proto = onnx.load(str(path), load_external_data=False)
-    return dict(info, opset=max(o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx')), ir_version=proto.ir_version)
-
-# %% ../nbs/42_export.ipynb #8783544c
-def _ts_save(module, inputs, path, ws):
-    "Trace `module` with `torch.jit.trace`, checked at another batch size, and save it."
-    with torch.no_grad():
-        try: traced = torch.jit.trace(module, inputs, check_trace=True, check_inputs=[_resample(inputs, 3, seed=1)])
-        except torch.jit.TracingCheckError as e:
-            if tw := _tracer_warnings(ws): raise _tracer_error(module, tw) from e
-            raise ExportError(f"{type(module).__name__}: the traced graph differs between batch sizes: {_short(e)}", _DATA_FLOW_FIX) from e
-        except XDeployError: raise
-        except Exception as e: raise _capture_error(module, e) from e
-        if tw := _tracer_warnings(ws): raise _tracer_error(module, tw)
-    traced.save(str(path))
-
-def _ts_load(path):
-    loaded = torch.jit.load(str(path))
-    return lambda xb: _arrays(loaded(*xb))
-
-def export_torchscript(module:nn.Module, # The graph to export
-                       example_inputs, # A real batch
-                       path:Path, # The file to write
-                       dynamic_batch:bool=True, # Check at several batch sizes (a traced graph takes any batch size)
-                       opset:int=None, # Not used: TorchScript has no opset
-                       check=(1, 3, 8), # Batch sizes for the check against the eager module
-                       atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
-                       rtol:float=RTOL # Relative tolerance of that check
-                      )->dict:
-    "Trace `module` with `torch.jit.trace` (checked at two batch sizes), save, reload and check it."
-    return export_artifact(module, example_inputs, path, _ts_save, _ts_load, dict(format='torchscript', exporter='torch.jit.trace'),
-                           dynamic_batch, check, atol, rtol)
-
-# %% ../nbs/42_export.ipynb #sk0ex020
-def _pt2_save(module, inputs, path, ws, dynamic_batch=True): torch.export.save(_capture(module, inputs, dynamic_batch), str(path))
-
-def _pt2_load(path):
-    loaded = torch.export.load(str(path)).module()
-    return lambda xb: _arrays(loaded(*xb))
-
-def export_pt2(module:nn.Module, # The graph to export
-               example_inputs, # A real batch
-               path:Path, # The .pt2 file to write
-               dynamic_batch:bool=True, # Keep the batch dimension symbolic
-               opset:int=None, # Not used: an ExportedProgram has no opset
-               check=(1, 3, 8), # Batch sizes for the check against the eager module
-               atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
-               rtol:float=RTOL # Relative tolerance of that check
-              )->dict:
-    "Capture `module` with `torch.export`, save a `.pt2` ExportedProgram, reload and check it."
-    return export_artifact(module, example_inputs, path, lambda m, x, p, ws: _pt2_save(m, x, p, ws, dynamic_batch), _pt2_load,
-                           dict(format='torch.export', exporter='torch.export'), dynamic_batch, check, atol, rtol)
-
 # %% ../nbs/42_export.ipynb #sk0ex021
 FORMATS['onnx'].export = export_onnx
 FORMATS['torchscript'].export = export_torchscript
@@ -672,7 +378,7 @@ def _activation_note(m:dict)->str:
             f"return them so, and so does this bundle.")
 
 def _graph_note(m:dict)->str:
-    "A paragraph for the summary on an image bundle's preprocessing graph (`xdeploy_nb.pregraph`), else ''."
+    "A paragraph for the summary on an image bundle's preprocessing graph (`xdeploy_nb.pregraph_export`), else ''."
     pre = m['preprocessing']
     if 'graph' not in pre: return ''
     if not (g := pre['graph']): return f"\n\nNo preprocessing graph: {pre.get('graph_unavailable', '')}"

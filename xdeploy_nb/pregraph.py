@@ -4,20 +4,19 @@
 
 # %% ../nbs/11_pregraph.ipynb #pg000004
 from __future__ import annotations
-import contextlib, io, shutil, tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
 from PIL import Image
 import onnxruntime as ort
-from .core import _FILE, _SHA256, _SIZE, Closed, Doc, OneOf, XDeployError, file_sha256, read_checked
-from .preprocess import ITEM_STEP_SCHEMAS, PreprocessError
+from .core import _FILE, _SHA256, _SIZE, Closed, Doc, OneOf, XDeployError, read_checked
+from .core import RTOL, TASKS, TOLERANCE
+from .preprocess import ITEM_STEP_SCHEMAS, PreprocessError, _item_error, _load
 
 # %% auto #0
 __all__ = ['GRAPH_FILE', 'GRAPH_ORT_FILE', 'GRAPH_INPUT', 'GRAPH_OPSET', 'GRAPH_RESAMPLES', 'GRAPH_STEPS', 'PHOTO_SIZES',
            'PREPROCESS_CHOICES', 'PREGRAPH_SCHEMA', 'GraphUnavailable', 'build_pregraph', 'photo_like', 'Pregraph',
-           'choose_preprocess', 'graph_batch', 'pixel_agreement', 'output_agreement', 'measure_agreement',
-           'graph_entry', 'export_pregraph']
+           'choose_preprocess', 'graph_batch', 'pixel_agreement', 'output_agreement']
 
 # %% ../nbs/11_pregraph.ipynb #pg000006
 GRAPH_FILE,GRAPH_ORT_FILE,GRAPH_INPUT = 'preprocess.onnx','preprocess.ort','decoded'  # The graph's file names in the bundle; its input's name
@@ -222,7 +221,6 @@ def choose_preprocess(m:dict, # A bundle's manifest
 # %% ../nbs/11_pregraph.ipynb #pg000032
 def _decoded(item, spec:dict, max_pixels:int=None)->np.ndarray:
     "`item` decoded and converted to the spec's mode as `prepare_image` opens it, before any item step (the runtime's checks first)."
-    from xdeploy_nb.runtime import _load  # the runtime imports this module: imported when called
     return _load(item, dict(spec, item_tfms=[]), max_pixels)
 
 def graph_batch(pg:Pregraph, # The bundle's preprocessing graph
@@ -233,7 +231,6 @@ def graph_batch(pg:Pregraph, # The bundle's preprocessing graph
                 pool:ThreadPoolExecutor=None # Threads that decode and run the graph; None: this thread
                )->np.ndarray:
     "The NCHW uint8 batch of `items`: each decoded by Pillow, then run through the preprocessing graph, in `pool`'s threads."
-    from xdeploy_nb.runtime import _item_error
     def one(ix):
         i,item = ix
         try: return pg(_decoded(item, spec, max_pixels))
@@ -254,80 +251,9 @@ def output_agreement(ref:np.ndarray, # The Learner's activated outputs
                      m:dict # The manifest (its task decides what "the same decision" is)
                     )->dict:
     "The share of items with the Learner's decision (ties apart), and the largest and mean absolute output difference."
-    from xdeploy_nb.core import TASKS
-    from xdeploy_nb.runtime import RTOL, TOLERANCE  # the runtime imports this module: its defaults are read when called
     same,tie = TASKS[m['task']].agree(ref, out, m['outputs'][0], TOLERANCE, RTOL)
     d = np.abs(out.astype(np.float64) - ref)
     return dict(top1=float((same | tie).mean()), max_prob_diff=float(d.max()), mean_prob_diff=float(d.mean()))
-
-# %% ../nbs/11_pregraph.ipynb #pg000036
-def _photo_files(folder:Path, mode:str, sizes=PHOTO_SIZES)->list:
-    "Photo-like JPEG files (quality 90, as cameras write them) of `sizes` `(height, width)`, written into `folder`."
-    files = []
-    for i,(h,w) in enumerate(sizes):
-        f = Path(folder)/f"photo_{w}x{h}.jpg"
-        photo_like(h, w, mode, seed=i).save(f, quality=90); files.append(f)
-    return files
-
-def measure_agreement(learn, # The Learner
-                      bundle:Path, # The bundle directory, with its model
-                      m:dict, # Its manifest, with `preprocessing.graph`
-                      items:list, # Raw image files (the validation items)
-                      sizes=PHOTO_SIZES # Also photo-like JPEGs of these sizes `(height, width)`
-                     )->dict:
-    "The graph path against the Pillow path (pixels) and against the Learner (`learner_outputs` on the raw files), on `items` and photo-like files."
-    from xdeploy_nb.runtime import Predictor
-    from xdeploy_nb.verify import learner_outputs
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = _photo_files(tmp, m['preprocessing']['spec']['input']['mode'], sizes)
-        fmt = next(a['format'] for a in m['artifacts'] if a.get('variant', 'fp32') == 'fp32')  # the model the export has just written: any format
-        xs,p = list(items) + extra,Predictor(bundle, device='cpu', format=fmt, trust_code=True)
-        pillow = p.prepare(xs)[m['inputs'][0]['name']]
-        graph = graph_batch(Pregraph(bundle, m), xs, m['preprocessing']['spec'])
-        ref = learner_outputs(learn, xs)
-    res = dict(images=f"{len(items)} validation files" + (f" + photo-like JPEGs of {', '.join(f'{w}x{h}' for h,w in sizes)}" if sizes else ''),
-               n_images=len(xs), **pixel_agreement(pillow, graph), **output_agreement(ref, p.run({m['inputs'][0]['name']: graph}), m))
-    return dict(res, identical=res['max_pixel_diff'] == 0, meets_targets=res['pixels_within_1'] >= 0.999 and res['top1'] >= 0.995)
-
-# %% ../nbs/11_pregraph.ipynb #pg000038
-def _graph_ort(d:Path, f:Path)->dict:
-    "`preprocess.ort` converted from the graph `f` with onnxruntime's tool, checked to give the same pixels; its manifest entry."
-    from xdeploy_nb.formats.ort import _convert
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp)/f.name; shutil.copyfile(f, src)
-        with contextlib.redirect_stdout(io.StringIO()): ort_file = _convert(src, Path(tmp)/'ort')[0]  # the tool prints its progress
-        shutil.copyfile(ort_file, d/GRAPH_ORT_FILE)
-    so = ort.SessionOptions(); so.log_severity_level = 3
-    a,b = (ort.InferenceSession(str(p), so, providers=['CPUExecutionProvider']) for p in (f, d/GRAPH_ORT_FILE))
-    x = np.asarray(photo_like(37, 51, 'RGB' if a.get_inputs()[0].shape[2] == 3 else 'L')).reshape(37, 51, -1)
-    if not np.array_equal(a.run(None, {GRAPH_INPUT: x})[0], b.run(None, {GRAPH_INPUT: x})[0]):
-        raise XDeployError(f"{GRAPH_ORT_FILE} does not give the pixels of {f.name}.", "Report this: onnxruntime's converter changed the graph.")
-    return dict(file=GRAPH_ORT_FILE, sha256=file_sha256(d/GRAPH_ORT_FILE), size=(d/GRAPH_ORT_FILE).stat().st_size)
-
-# %% ../nbs/11_pregraph.ipynb #pg000039
-def graph_entry(m:dict, f:Path)->dict:
-    "The manifest's `preprocessing.graph` for the graph file `f` of the bundle whose manifest is `m` (without `agreement`)."
-    pre,inp = m['preprocessing'],m['inputs'][0]
-    return dict(file=f.name, sha256=file_sha256(f), size=f.stat().st_size,
-                input=dict(name=GRAPH_INPUT, dtype='uint8', shape=['height', 'width', inp['shape'][1]], layout='HWC', mode=pre['spec']['input']['mode']),
-                output=dict(name=inp['name'], dtype='uint8', shape=[1, *inp['shape'][1:]], layout='NCHW'),
-                opset=GRAPH_OPSET, steps=[dict(s) for s in pre['spec']['item_tfms']])
-
-def export_pregraph(learn, # The Learner
-                    d:Path, # The bundle directory being written
-                    m:dict, # Its manifest so far (artifacts written)
-                    formats:list, # The formats exported: with 'ort', the graph is converted too
-                    items:list # Raw validation files to measure the agreement on
-                   )->dict:
-    "Write `preprocess.onnx` (and `.ort`) into `d` and measure it: the fields `graph` (or `graph: null` and `graph_unavailable`) of `preprocessing`."
-    try: model = build_pregraph(m['preprocessing']['spec'], m['inputs'][0])
-    except GraphUnavailable as e: return dict(graph=None, graph_unavailable=e.problem)
-    f = Path(d)/GRAPH_FILE
-    f.write_bytes(model.SerializeToString())
-    g = graph_entry(m, f)
-    if 'ort' in formats: g['ort'] = _graph_ort(Path(d), f)
-    g['agreement'] = measure_agreement(learn, d, dict(m, preprocessing=dict(m['preprocessing'], graph=g)), items, PHOTO_SIZES)
-    return dict(graph=g)
 
 # %% ../nbs/11_pregraph.ipynb #pg000041
 _ENTRY = {'file': _FILE, 'sha256': _SHA256, 'size': _SIZE}

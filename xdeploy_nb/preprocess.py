@@ -4,9 +4,9 @@
 
 # %% ../nbs/02_preprocess.ipynb #e674867c
 from __future__ import annotations
-import inspect, io, math
+import inspect, io, math, os
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from .core import XDeployError
 
 # %% auto #0
@@ -528,3 +528,67 @@ TABULAR_PREPROCESSING_SCHEMA = {  # `preprocessing` of a tabular bundle: `KINDS[
     'steps': Doc([OneOf('op', {op: Doc(Closed({'in_graph?': _IN_GRAPH}), doc) for op,doc in (
                     ('fill_missing', "See spec.fill_missing."), ('categorify', "See spec.categories."), ('normalize', "See spec.normalize."))})],
                  "A summary of the spec: fill_missing and categorify (host), normalize (graph).")}
+
+# %% ../nbs/02_preprocess.ipynb #rt000020
+_IMAGE_ITEMS = (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray)
+
+def _describe(item)->str:
+    "A short description of `item`, for messages."
+    if isinstance(item, (bytes, bytearray)): return f"{len(item)} bytes"
+    if isinstance(item, Image.Image): return f"a {item.mode} PIL image of {item.width}x{item.height}"
+    if isinstance(item, np.ndarray): return f"a {item.dtype} array of shape {item.shape}"
+    if not isinstance(item, (str, os.PathLike)): return f"a {type(item).__name__}"
+    s = repr(str(item))
+    return s if len(s) <= 80 else f"{s[:38]}...{s[-38:]}"
+
+def _load(item, # A file path, bytes, a PIL image or an HWC uint8 array
+          spec:dict, # The image spec of the bundle
+          max_pixels:int=None # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
+         )->np.ndarray:
+    "`prepare_image(item, spec)`, after refusing what is not an image, and images over `max_pixels` before they are decoded."
+    if not isinstance(item, _IMAGE_ITEMS):
+        raise XDeployError("this is not an image.", "Pass a file path, the file's bytes, a PIL image or an HxWxC uint8 array.")
+    if isinstance(item, np.ndarray):
+        if item.dtype != np.uint8: raise XDeployError(
+            f"image arrays are uint8 (0-255), not {item.dtype}.", "Convert it, e.g. `(arr*255).round().astype(np.uint8)` for floats in [0, 1].")
+        if item.ndim not in (2, 3) or 0 in item.shape: raise XDeployError(
+            f"an array of shape {item.shape} is not an image.", "Pass an HxW, HxWx3 or HxWx4 uint8 array.")
+        if item.ndim == 3 and item.shape[0] in (1, 3, 4) and item.shape[-1] not in (1, 3, 4):
+            raise XDeployError("this array looks channels-first (CxHxW).", "Pass it as HxWxC: `arr.transpose(1, 2, 0)`.")
+    return prepare_image(item, spec, max_pixels)  # which checks the size from the file's header, before decoding
+
+# %% ../nbs/02_preprocess.ipynb #rt000021
+def _item_error(e:Exception, # What preparing the item raised
+                i:int, # The item's index
+                item # The item
+               )->XDeployError:
+    "`e`, raised while preparing item `i`, as an `XDeployError` that names the item and says what to do."
+    where = f"Item {i} ({_describe(item)})"
+    if isinstance(e, XDeployError): return type(e)(f"{where}: {e.problem}", e.fix)
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)): return XDeployError(
+        f"{where}: Pillow refuses to decode it: {e}",
+        "Downscale the image first or, if you trust its source, raise PIL.Image.MAX_IMAGE_PIXELS.")
+    if isinstance(e, FileNotFoundError): return XDeployError(f"{where}: there is no such file.", "Check the path.")
+    if isinstance(e, UnidentifiedImageError): return XDeployError(
+        f"{where}: Pillow cannot identify this as an image.", "Pass an image file Pillow reads (PNG, JPEG, ...), or its bytes.")
+    if isinstance(e, OSError): return XDeployError(
+        f"{where}: the image could not be read ({e}).", "Check that the file is readable and complete: copy or download it again.")
+    return XDeployError(f"{where}: the image could not be prepared ({type(e).__name__}: {e}).",
+                        "Pass a file path, the file's bytes, a PIL image or an HxWxC uint8 array.")
+
+def _fit(arr:np.ndarray, # A prepared HWC image
+         shape:list, # The model's input shape, [batch, C, H, W]
+         where:str # Which item, for messages
+        )->np.ndarray:
+    "`arr` as CHW, if its channels and size fit an input of `shape`."
+    (h,w,c),(C,H,W) = arr.shape,shape[1:]
+    if isinstance(C, int) and c != C:
+        fix = {1: "Pass a grayscale image: the file, `img.convert('L')`, or an HxW array.",
+               3: "Pass an RGB image: the file, `img.convert('RGB')`, or an HxWx3 array (without alpha: `arr[..., :3]`)."}
+        raise XDeployError(f"{where} has {c} channel(s) after preprocessing; the model takes {C}.",
+                           fix.get(C, f"Pass images with {C} channels."))
+    if (isinstance(H, int) and h != H) or (isinstance(W, int) and w != W):
+        raise XDeployError(f"{where} is {h}x{w} after preprocessing; the model takes {H}x{W}.",
+                           f"The bundle's preprocessing does not resize to {H}x{W}: resize the image first, or re-export "
+                           "the Learner with a Resize item transform.")
+    return arr.transpose(2, 0, 1)

@@ -7,19 +7,20 @@ from __future__ import annotations
 import io, os
 from pathlib import Path
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 import onnxruntime as ort
 from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, Task, XDeployError,
                              read_checked, read_manifest)
+from .core import RTOL, TOLERANCE, within_tolerance  # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
 from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner
-from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
+from .preprocess import SPEC_VERSION, prepare_rows, table_rows
+from .preprocess import _describe, _fit, _item_error, _load  # how image items are loaded
 from .variants import VARIANTS  # the registry, as `xdeploy_nb.variants` fills it (its makers import onnx only when called)
 from concurrent.futures import ThreadPoolExecutor
 from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocessing graph (onnxruntime only at import)
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'TOLERANCE', 'RTOL', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths',
-           'within_tolerance', 'Predictor']
+__all__ = ['IMAGE_EXTENSIONS', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths', 'Predictor']
 
 # %% ../nbs/40_runtime.ipynb #rt000007
 def load_sample(bundle:Path, # The bundle directory
@@ -209,70 +210,6 @@ def _check_session(sess:ort.InferenceSession, # The session of the bundle's mode
     if have.get(out['name']) != _ORT_TYPES[out['dtype']]:
         raise XDeployError(f"{file} has the outputs {have}, but manifest.json says {out['name']!r} ({_ORT_TYPES[out['dtype']]}).", fix)
 
-# %% ../nbs/40_runtime.ipynb #rt000020
-_IMAGE_ITEMS = (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray)
-
-def _describe(item)->str:
-    "A short description of `item`, for messages."
-    if isinstance(item, (bytes, bytearray)): return f"{len(item)} bytes"
-    if isinstance(item, Image.Image): return f"a {item.mode} PIL image of {item.width}x{item.height}"
-    if isinstance(item, np.ndarray): return f"a {item.dtype} array of shape {item.shape}"
-    if not isinstance(item, (str, os.PathLike)): return f"a {type(item).__name__}"
-    s = repr(str(item))
-    return s if len(s) <= 80 else f"{s[:38]}...{s[-38:]}"
-
-def _load(item, # A file path, bytes, a PIL image or an HWC uint8 array
-          spec:dict, # The image spec of the bundle
-          max_pixels:int=None # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
-         )->np.ndarray:
-    "`prepare_image(item, spec)`, after refusing what is not an image, and images over `max_pixels` before they are decoded."
-    if not isinstance(item, _IMAGE_ITEMS):
-        raise XDeployError("this is not an image.", "Pass a file path, the file's bytes, a PIL image or an HxWxC uint8 array.")
-    if isinstance(item, np.ndarray):
-        if item.dtype != np.uint8: raise XDeployError(
-            f"image arrays are uint8 (0-255), not {item.dtype}.", "Convert it, e.g. `(arr*255).round().astype(np.uint8)` for floats in [0, 1].")
-        if item.ndim not in (2, 3) or 0 in item.shape: raise XDeployError(
-            f"an array of shape {item.shape} is not an image.", "Pass an HxW, HxWx3 or HxWx4 uint8 array.")
-        if item.ndim == 3 and item.shape[0] in (1, 3, 4) and item.shape[-1] not in (1, 3, 4):
-            raise XDeployError("this array looks channels-first (CxHxW).", "Pass it as HxWxC: `arr.transpose(1, 2, 0)`.")
-    return prepare_image(item, spec, max_pixels)  # which checks the size from the file's header, before decoding
-
-# %% ../nbs/40_runtime.ipynb #rt000021
-def _item_error(e:Exception, # What preparing the item raised
-                i:int, # The item's index
-                item # The item
-               )->XDeployError:
-    "`e`, raised while preparing item `i`, as an `XDeployError` that names the item and says what to do."
-    where = f"Item {i} ({_describe(item)})"
-    if isinstance(e, XDeployError): return type(e)(f"{where}: {e.problem}", e.fix)
-    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)): return XDeployError(
-        f"{where}: Pillow refuses to decode it: {e}",
-        "Downscale the image first or, if you trust its source, raise PIL.Image.MAX_IMAGE_PIXELS.")
-    if isinstance(e, FileNotFoundError): return XDeployError(f"{where}: there is no such file.", "Check the path.")
-    if isinstance(e, UnidentifiedImageError): return XDeployError(
-        f"{where}: Pillow cannot identify this as an image.", "Pass an image file Pillow reads (PNG, JPEG, ...), or its bytes.")
-    if isinstance(e, OSError): return XDeployError(
-        f"{where}: the image could not be read ({e}).", "Check that the file is readable and complete: copy or download it again.")
-    return XDeployError(f"{where}: the image could not be prepared ({type(e).__name__}: {e}).",
-                        "Pass a file path, the file's bytes, a PIL image or an HxWxC uint8 array.")
-
-def _fit(arr:np.ndarray, # A prepared HWC image
-         shape:list, # The model's input shape, [batch, C, H, W]
-         where:str # Which item, for messages
-        )->np.ndarray:
-    "`arr` as CHW, if its channels and size fit an input of `shape`."
-    (h,w,c),(C,H,W) = arr.shape,shape[1:]
-    if isinstance(C, int) and c != C:
-        fix = {1: "Pass a grayscale image: the file, `img.convert('L')`, or an HxW array.",
-               3: "Pass an RGB image: the file, `img.convert('RGB')`, or an HxWx3 array (without alpha: `arr[..., :3]`)."}
-        raise XDeployError(f"{where} has {c} channel(s) after preprocessing; the model takes {C}.",
-                           fix.get(C, f"Pass images with {C} channels."))
-    if (isinstance(H, int) and h != H) or (isinstance(W, int) and w != W):
-        raise XDeployError(f"{where} is {h}x{w} after preprocessing; the model takes {H}x{W}.",
-                           f"The bundle's preprocessing does not resize to {H}x{W}: resize the image first, or re-export "
-                           "the Learner with a Resize item transform.")
-    return arr.transpose(2, 0, 1)
-
 # %% ../nbs/40_runtime.ipynb #rt000023
 def _image_batch(items:list, # Image items
                  spec:dict, # The image spec of the bundle
@@ -450,17 +387,6 @@ def _fixed_batches(inputs, # Input name -> array, as `run` takes them
     return [{k: pad(v[i:i+b]) for k,v in inputs.items()} for i in range(0, n, b)]
 
 # %% ../nbs/40_runtime.ipynb #rt000036
-TOLERANCE,RTOL = 1e-4,1e-5  # float32 defaults of `within_tolerance`, as `torch.testing.assert_close` has them (atol 1e-5, rtol 1.3e-6) but looser
-
-def within_tolerance(ref:np.ndarray, # The reference outputs (the Learner's, or the eager model's)
-                     out:np.ndarray, # Outputs to compare with them, same shape
-                     atol:float=TOLERANCE, # Absolute tolerance
-                     rtol:float=RTOL # Relative tolerance, to the size of `ref`
-                    )->np.ndarray:
-    "Elementwise `|out - ref| <= atol + rtol*|ref|`: the one rule by which outputs are compared, wherever they are."
-    ref = np.asarray(ref, np.float64)
-    return np.abs(np.asarray(out, np.float64) - ref) <= atol + rtol*np.abs(ref)
-
 def _decode_single(outputs, labels, output)->list:
     "`{'label', 'index', 'probs'}` per row: the label with the highest output (`probs`: the outputs, raw scores where the activation is 'none')."
     return [dict(label=labels[int(r.argmax())], index=int(r.argmax()), probs=r.tolist()) for r in outputs]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, logging, threading
 from pathlib import Path
 import numpy as np
-from ..core import FORMATS, Format, Runner, XDeployError
+from ..core import RTOL, TOLERANCE, FORMATS, Format, Runner, XDeployError
 
 # %% auto #0
 __all__ = ['EXTRA', 'et_runtime', 'export_executorch']
@@ -73,14 +73,14 @@ def _pte_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', thread
 def _lower(module, inputs:tuple, dynamic_batch:bool=True, max_batch:int=64):
     "`(program_bytes, delegation)`: `module` captured by torch.export (batch up to `max_batch`) and lowered with XNNPACK."
     import torch
-    from xdeploy_nb.export import _capture_error
+    from xdeploy_nb.artifact import capture_error  # torch: train side
     with _quiet_import():
         from executorch.exir import to_edge_transform_and_lower
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.devtools.backend_debug import get_delegation_info
     batch,inputs = torch.export.Dim('batch', min=1, max=max_batch),tuple(t.contiguous() for t in inputs)  # the program keeps the example's dim order
     try: ep = torch.export.export(module, inputs, dynamic_shapes=tuple({0: batch} for _ in inputs) if dynamic_batch else None, strict=False)
-    except Exception as e: raise _capture_error(module, e) from e
+    except Exception as e: raise capture_error(module, e) from e
     edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
     d = get_delegation_info(edge.exported_program().graph_module)
     kept = sorted(op for op,b in d.delegation_by_operator.items() if b.non_delegated)
@@ -107,15 +107,14 @@ def export_executorch(module, # The graph to export (e.g. from `deploy_graph`)
                       max_batch:int=64 # The largest batch the program takes in one call (its memory is planned for it)
                      )->dict:
     "Capture `module` with torch.export, lower it with XNNPACK to an ExecuTorch `.pte`, and check the file against the eager module."
-    from xdeploy_nb.export import _plain, export_artifact
-    from xdeploy_nb.runtime import RTOL, TOLERANCE
+    from xdeploy_nb.artifact import export_artifact, plain_tensors  # torch: train side
     atol,rtol = TOLERANCE if atol is None else atol,RTOL if rtol is None else rtol
     if dynamic_batch and max_batch < 2: raise XDeployError(f"max_batch={max_batch!r}: a dynamic batch needs a bound of 2 or more.",
                                                           "Pass max_batch >= 2, or dynamic_batch=False with an example of the batch size to fix.")
     if dynamic_batch and check and max(check) > max_batch: check = tuple(b for b in check if b <= max_batch)
     info = dict(format='executorch', exporter=f"executorch {_version()} (torch.export, to_edge_transform_and_lower, XnnpackPartitioner)", max_batch=max_batch)
     def save(m, inputs, p, ws):
-        data,info['delegation'] = _lower(m, tuple(t[:max_batch] for t in _plain(inputs)) if dynamic_batch else _plain(inputs), dynamic_batch, max_batch)
+        data,info['delegation'] = _lower(m, tuple(t[:max_batch] for t in plain_tensors(inputs)) if dynamic_batch else plain_tensors(inputs), dynamic_batch, max_batch)
         Path(p).write_bytes(data)
     return export_artifact(module, example_inputs, path, save, _pte_load, info, dynamic_batch, check, atol, rtol)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil, tempfile, time
 from pathlib import Path
 import onnxruntime
-from ..core import FORMATS, Format, Runner, XDeployError, read_checked, read_manifest
+from ..core import RTOL, TOLERANCE, FORMATS, Format, Runner, XDeployError, read_checked, read_manifest
 
 # %% auto #0
 __all__ = ['export_ort', 'reduced_build_config', 'mobile_usability', 'fix_batch']
@@ -15,8 +15,7 @@ __all__ = ['export_ort', 'reduced_build_config', 'mobile_usability', 'fix_batch'
 # %% ../../nbs/33_formats.ort.ipynb #ort00006
 def _ort_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
     "Open the .ort artifact `a` from its checked bytes `data`: ORT-format bytes load as ONNX bytes do, so the ONNX runner (its device policy and checks) runs it."
-    from xdeploy_nb.runtime import _onnx_runner  # the runtime imports this module, so its runner is imported when a session is opened
-    return _onnx_runner(path, m, a, data, device, threads)
+    return FORMATS['onnx'].runner(path, m, a, data, device, threads)  # registered before this format
 
 # %% ../../nbs/33_formats.ort.ipynb #ort00007
 def _convert(src:Path, # An ONNX file
@@ -49,10 +48,9 @@ def export_ort(module, # The graph to export (e.g. from `deploy_graph`)
                rtol:float=None # Relative tolerance of that check; None: `xdeploy_nb.runtime.RTOL`
               )->dict:
     "Convert `module`'s ONNX graph (the bundle's `model.onnx` beside `path`, else exported with `export_onnx`) to ORT format, and check the `.ort` file against the eager module."
-    from xdeploy_nb.export import _input_names, _plain, export_artifact, export_onnx
-    from xdeploy_nb.runtime import RTOL, TOLERANCE
+    from xdeploy_nb.artifact import export_artifact, export_onnx, forward_input_names, plain_tensors  # torch: train side
     atol,rtol = TOLERANCE if atol is None else atol,RTOL if rtol is None else rtol
-    names = _input_names(module, len(_plain(example_inputs)))
+    names = forward_input_names(module, len(plain_tensors(example_inputs)))
     info = dict(format='ort', exporter='onnxruntime.tools.convert_onnx_models_to_ort')
     def save(m, inputs, p, ws):
         with tempfile.TemporaryDirectory() as tmp:
