@@ -11,7 +11,7 @@ __all__ = ['OLD_PATHS', 'PLUGIN_GROUP', 'PLUGINS', 'OldPaths', 'load_plugins', '
            'collab', 'segmentation']
 
 # %% ../nbs/39_builtins.ipynb #d5e4225b
-from . import variants  # fp32, fp16, int8-dynamic, int8-static
+from . import variants  # fp32, fp16, int8-dynamic, int8-static, optimized
 from . import runtime  # the image and tabular kinds; the onnx, torchscript and torch.export formats; three tasks
 from .formats import ort, executorch  # the ORT mobile format, then ExecuTorch's .pte (torch-free at import)
 from .kinds import text, collab  # after the image and tabular kinds, in this order
