@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 
 def _raw_items(bundle:Path, items:list)->list:
-    "`items` as the python model's `item` elements: an image's file bytes, or a JSON row (`xdeploy_nb.hosts.triton.ITEM_ENCODINGS`)."
-    from xdeploy_nb.core import read_manifest
-    from xdeploy_nb.hosts.triton import ITEM_ENCODINGS
-    enc = ITEM_ENCODINGS[read_manifest(bundle)['preprocessing']['kind']]
+    "`items` as the python model's `item` elements: an image's file bytes, or a JSON row (the kind's `item_encoding`)."
+    from xdeploy_nb.core import KINDS, read_manifest
+    enc = KINDS[read_manifest(bundle)['preprocessing']['kind']].item_encoding
     if enc == 'json': return [json.dumps(r).encode() for r in items]
     return [o if isinstance(o, bytes) else Path(o).read_bytes() for o in items]
 

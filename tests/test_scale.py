@@ -18,7 +18,8 @@ from xdeploy_nb.cli import main
 
 pytestmark = pytest.mark.slow(seconds=50)  # about how long this module takes (measured on an idle 2-core machine)
 
-LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_cli_predict_ray=90, test_serve=150)  # seconds, a loaded 2-CPU machine's
+LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_cli_predict_ray=90, test_serve=150,
+              test_text_and_collab_on_ray=150)  # seconds, a loaded 2-CPU machine's
 
 @contextmanager
 def time_limit(seconds:float, what:str):
@@ -81,6 +82,40 @@ def test_predict_dataset_table(cluster, data, tmp_path):
     csv = pd.concat(pd.read_csv(f) for f in out.glob('*.csv')).sort_values('item')
     assert csv['label'].tolist() == [d['label'] for d in want]
     assert np.abs(np.array([json.loads(p) for p in csv['probs']]) - np.array([d['probs'] for d in want])).max() <= 1e-12
+
+def _text_and_collab(root:Path)->tuple:
+    "A tiny text classifier (fastai's BaseTokenizer, a one-layer AWD_LSTM) and a collab model, exported; texts and rows for them."
+    from fastai.collab import CollabDataLoaders, collab_learner
+    from fastai.text.all import AWD_LSTM, BaseTokenizer, TextDataLoaders, awd_lstm_clas_config, text_classifier_learner
+    rng = np.random.default_rng(0)
+    texts = [' '.join(rng.choice(['good', 'bad', 'film', 'the', 'plot', 'great', 'awful'], rng.integers(2, 9))) for _ in range(60)]
+    df = pd.DataFrame(dict(review=texts, label=['pos' if 'good' in t or 'great' in t else 'neg' for t in texts]))
+    dls = TextDataLoaders.from_df(df, text_col='review', label_col='label', valid_pct=0.3, seed=0, bs=16, seq_len=8, tok_tfm=BaseTokenizer())
+    learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False, config=dict(awd_lstm_clas_config, emb_sz=8, n_hid=8, n_layers=1))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    export_bundle(learn, root/'text', formats=('onnx',))
+    ratings = pd.DataFrame(dict(user=rng.integers(0, 20, 300), item=[f'm{i}' for i in rng.integers(0, 12, 300)], rating=rng.uniform(1, 5, 300)))
+    learn = collab_learner(CollabDataLoaders.from_df(ratings, bs=64, seed=0), n_factors=4, y_range=(0.5, 5.5))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    export_bundle(learn, root/'collab', formats=('onnx',))
+    rows = [dict(user=0, item='m1'), dict(user=3, item='m2'), dict(user=999, item='unseen'), dict(user=None, item='m3')]
+    return root/'text',texts[:24] + ['', 'UNSEEN words'],root/'collab',rows
+
+def test_text_and_collab_on_ray(cluster, tmp_path):
+    """Text and collab bundles go through Ray as their kinds' `item_encoding` says (text: strings; collab: JSON rows, as
+    tabular): predict_dataset equals the Predictor; a text request body is parsed as the service parses it."""
+    from xdeploy_nb.hosts.ray import ray_kind
+    text,texts,collab,rows = _text_and_collab(tmp_path)
+    got = predict_dataset(text, texts, actors=1).to_pandas().sort_values('item')
+    assert got['error'].isna().all() and _preds(got) == Predictor(text).predict_batch(texts)
+    (tmp_path/'a.txt').write_text(texts[0])
+    assert _preds(predict_dataset(text, tmp_path/'a.txt', actors=1).to_pandas()) == Predictor(text).predict_batch(texts[:1])
+    kind = ray_kind(Predictor(text).manifest)
+    assert kind.from_body('a good film'.encode(), 'text/plain') == (['a good film'], False)
+    assert kind.from_body(b'["a", "b"]', 'application/json') == (['a', 'b'], True)
+    got = predict_dataset(collab, rows, actors=1).to_pandas().sort_values('item')
+    want = Predictor(collab).predict_batch(rows)
+    assert got['error'].isna().all() and np.abs(got['value'].to_numpy() - [d['value'] for d in want]).max() <= 1e-6
 
 def test_cli_predict_ray(cluster, data, tmp_path, capsys):
     "`xdeploy predict --engine ray` prints what the local engine prints, and writes Parquet with --out."

@@ -29,9 +29,9 @@ def test_stale_readme_fails(root, tmp_path):
 def test_saved_widget_state_fails(root, tmp_path):
     import json
     repo = _copy(root, tmp_path)
-    f = repo/'nbs'/'09_widgets.ipynb'
+    f = repo/'nbs'/'60_widgets.ipynb'
     nb = json.loads(f.read_text())
     nb['metadata']['widgets'] = {'application/vnd.jupyter.widget-state+json': {'state': {}, 'version_major': 2, 'version_minor': 0}}
     f.write_text(json.dumps(nb))
     r = run(sys.executable, repo/'tools'/'check_sync.py', cwd=tmp_path, check=False)
-    assert r.returncode == 1 and 'nbs/09_widgets.ipynb keep saved widget state' in r.stderr and 'store_widget_state=False' in r.stderr
+    assert r.returncode == 1 and 'nbs/60_widgets.ipynb keep saved widget state' in r.stderr and 'store_widget_state=False' in r.stderr

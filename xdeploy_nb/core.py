@@ -251,6 +251,7 @@ class Kind:
     from_paths:Callable=None # `from_paths(paths, manifest)` -> items, for the CLI
     names:Callable=None # `names(items)` -> a display name per item, for the CLI
     spec_schema:dict=None # The schema of `preprocessing` for this kind (its `spec` and `steps`), in the notation of `MANIFEST_SCHEMA`
+    item_encoding:str=None # How a host receives one item: 'bytes' (a file's bytes), 'json' (a JSON object: a row) or 'text' (a string)
     export_extra:Callable=None # `export_extra(learn, bundle_dir, manifest, formats, items)` -> fields added to `preprocessing`, after writing their files into the bundle (train side)
 
 # %% ../nbs/00_core.ipynb #reg00010
@@ -360,6 +361,9 @@ MANIFEST_SCHEMA = {
         'variant?': Doc(VARIANTS, "Which variant of the model this is: 'fp32' is the exported graph itself; the others are made "
                         "from the fp32 ONNX model ('fp16': half precision; 'int8-dynamic', 'int8-static': quantized; "
                         "'optimized': ONNX Runtime's graph optimizations applied offline). Missing means 'fp32'."),
+        'sample_tolerance?': Doc(_num, "How far a device other than the CPU may be from this artifact's own CPU outputs on the "
+                                 "bundle's sample (absolute difference): its variant's tolerance, written at export so that every "
+                                 "host reads it here. Missing (bundles written before it): 0.001, or the variant's.", minimum=0),
         'verification?': Doc({
             'passed': Doc(bool, "Whether the artifact reproduced the Learner's predictions within the criterion."),
             'n?': Doc(int, "Validation items compared.", minimum=0),

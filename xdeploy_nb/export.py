@@ -313,7 +313,7 @@ def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch, atol:flo
     rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32', exporter=info['exporter'])
     rec.update({k: info[k] for k in ('opset', 'fallback_reason') if k in info})
     if info.get('warnings'): rec['warnings'] = info['warnings']
-    return dict(rec, variant='fp32', seconds=info['seconds'], eager_max_abs_diff=info['eager_max_abs_diff'])
+    return dict(rec, variant='fp32', sample_tolerance=VARIANTS['fp32'].sample_tolerance, seconds=info['seconds'], eager_max_abs_diff=info['eager_max_abs_diff'])
 
 # %% ../nbs/42_export.ipynb #bd0ex005
 def _variant_artifact(variant:str, d:Path, calibration:list)->dict:
@@ -321,7 +321,8 @@ def _variant_artifact(variant:str, d:Path, calibration:list)->dict:
     f = d/variant_file(variant)
     info = make_variant(d/FORMATS['onnx'].file, f, variant, calibration)
     rec = dict(format='onnx', file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision=info['precision'],
-               exporter=f"xdeploy_nb.variants ({variant})", variant=variant)
+               exporter=f"xdeploy_nb.variants ({variant})", variant=variant,
+               sample_tolerance=VARIANTS[variant].sample_tolerance)
     if info.get('warnings'): rec['warnings'] = info['warnings']
     return dict(rec, seconds=info['seconds'])
 

@@ -41,8 +41,8 @@ def _sample_diff(run, # `run(inputs)` -> the model's outputs
     return float(np.abs(run(inputs).astype(np.float64) - expected).max())
 
 def _sample_tolerance(artifact:dict)->float:
-    "How far an accelerator may be from the CPU on the bundle's sample, for this artifact's variant (`Variant.sample_tolerance`)."
-    return VARIANTS[artifact.get('variant', 'fp32')].sample_tolerance
+    "How far an accelerator may be from the CPU on the bundle's sample: the artifact's `sample_tolerance` (else its variant's)."
+    return artifact.get('sample_tolerance', VARIANTS[artifact.get('variant', 'fp32')].sample_tolerance)
 
 def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` returns them
                   name:str, # Its file name, for messages
@@ -282,10 +282,10 @@ def _one_row(item)->dict:
 from .preprocess import IMAGE_PREPROCESSING_SCHEMA, TABULAR_PREPROCESSING_SCHEMA
 from .pregraph import PREGRAPH_SCHEMA
 
-KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item,
+KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item, item_encoding='bytes',
                       spec_schema={**IMAGE_PREPROCESSING_SCHEMA, **PREGRAPH_SCHEMA})  # with the preprocessing graph (`xdeploy_nb.pregraph`)
 KINDS['tabular'] = Kind(check=_check_tabular_inputs, prepare=lambda m, rows, max_pixels=None, first=0: _table_batch(rows, m['preprocessing']['spec'], first),
-                        as_list=_table_items, one=_one_row, spec_schema=TABULAR_PREPROCESSING_SCHEMA)
+                        as_list=_table_items, one=_one_row, item_encoding='json', spec_schema=TABULAR_PREPROCESSING_SCHEMA)
 
 # %% ../nbs/40_runtime.ipynb #kd000006
 IMAGE_EXTENSIONS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}

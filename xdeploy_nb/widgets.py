@@ -15,7 +15,7 @@ from PIL import Image
 from .core import XDeployError, read_manifest
 from .accel import list_devices
 from .runtime import Predictor
-from .core import FORMATS, VARIANTS
+from .core import FORMATS, KINDS, VARIANTS
 from .export import export_bundle
 from .bench import bench
 from .verify import reference_items
@@ -548,9 +548,11 @@ def _wire(self:RunWidget):
     for w in (self.device, self.variant): w.observe(lambda c: setattr(self, 'predictor', None), 'value')
 
 # %% ../nbs/60_widgets.ipynb #6172839b
-_ENTRIES = dict(tabular='row', collab='row', text='text')  # Input kinds whose items are typed in: a row (JSON) or a text; any other: an image
+_ENTRIES = dict(json='row', text='text')  # item encodings typed in: a row (JSON) or a text; any other (a file's bytes): an image
 
-def _entry(m:dict)->str: return _ENTRIES.get(m['preprocessing']['kind'], 'image') if m else 'image'
+def _entry(m:dict)->str:
+    "How the Run tab takes an item of the bundle `m`: 'row', 'text' or 'image' (its kind's `item_encoding`)."
+    return _ENTRIES.get(KINDS[m['preprocessing']['kind']].item_encoding, 'image') if m else 'image'
 
 def _first_row(learn)->dict:
     "The first validation row of a tabular Learner as a person would enter it: its input columns, raw values (`reference_items`), floats rounded."

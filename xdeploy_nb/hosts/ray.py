@@ -13,8 +13,8 @@ from ..core import Registry, XDeployError, atomic_directory
 from ..runtime import KINDS, Predictor, items_from_paths, load_sample
 
 # %% auto #0
-__all__ = ['RAY_KINDS', 'start_ray', 'RayKind', 'RequestError', 'prediction_schema', 'BatchPredictor', 'predict_dataset',
-           'BundleServer', 'handle_request', 'Served', 'serve']
+__all__ = ['RAY_ITEMS', 'start_ray', 'RayKind', 'ray_kind', 'RequestError', 'prediction_schema', 'BatchPredictor',
+           'predict_dataset', 'BundleServer', 'handle_request', 'Served', 'serve']
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000006
 def _ray():
@@ -41,13 +41,23 @@ def start_ray(num_cpus:float=None, # CPUs of a new local cluster; None: Ray coun
 # %% ../../nbs/52_hosts.ray.ipynb #sc000010
 @dataclass
 class RayKind:
-    "How an input kind goes through Ray: its items as a Dataset and back, and from an HTTP request's body."
+    "How items of one encoding (`Kind.item_encoding`) go through Ray: as a Dataset and back, and from an HTTP request's body."
     dataset:Callable # `dataset(manifest, source, read_cpus)` -> a Ray Dataset with an `item` column (a name per item)
     items:Callable # `items(batch)` -> the items of a numpy batch of that Dataset, as `Predictor.predict_batch` takes them
     item_type:Callable # `item_type()` -> the pyarrow type of the `item` column
     from_body:Callable # `from_body(body, content_type)` -> `(items, many)`: one item, or a list of them
 
-RAY_KINDS = Registry('input kind')
+RAY_ITEMS = Registry('item encoding')  # `Kind.item_encoding` -> its RayKind: the kind entry says which, not a table here
+
+def ray_kind(m:dict # A bundle's manifest
+            )->RayKind:
+    "How the items of the bundle `m` go through Ray: the `RayKind` of its input kind's `item_encoding`."
+    kind = m['preprocessing']['kind']
+    enc = KINDS[kind].item_encoding
+    if enc not in RAY_ITEMS: raise XDeployError(
+        f"Ray cannot take items of a {kind!r} bundle: its kind's item_encoding is {enc!r}, not one of {list(RAY_ITEMS)}.",
+        f"Set `KINDS[{kind!r}].item_encoding` to one of them, or register a RayKind for {enc!r} in `RAY_ITEMS`.")
+    return RAY_ITEMS[enc]
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000011
 class RequestError(XDeployError):
@@ -69,7 +79,7 @@ def _image_body(body:bytes, content_type:str)->tuple:
     if not body: raise RequestError(400, "The request has no body.", "POST the image file's bytes.")
     return [body],False
 
-RAY_KINDS['image'] = RayKind(_image_dataset, lambda b: list(b['bytes']), lambda: __import__('pyarrow').string(), _image_body)
+RAY_ITEMS['bytes'] = RayKind(_image_dataset, lambda b: list(b['bytes']), lambda: __import__('pyarrow').string(), _image_body)
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000013
 def _native(o):
@@ -79,8 +89,8 @@ def _native(o):
     raise TypeError(f"a {type(o).__name__} is not a table value")
 
 def _table_dataset(m:dict, source, read_cpus:float=0.5):
-    "Table rows (a CSV file, a DataFrame, or dicts) as a Dataset of JSON rows, named by their index."
-    rows = items_from_paths(m, [source]) if isinstance(source, (str, os.PathLike)) else KINDS['tabular'].as_list(source)
+    "Table rows (a CSV file, a DataFrame, or dicts; a tabular or collab bundle's) as a Dataset of JSON rows, named by their index."
+    rows = items_from_paths(m, [source]) if isinstance(source, (str, os.PathLike)) else KINDS[m['preprocessing']['kind']].as_list(source)
     try: js = [json.dumps(r, default=_native) for r in rows]
     except TypeError as e: raise XDeployError(f"The table holds a value that is not a number, a string or missing: {e}.",
                                               "Pass rows of numbers, strings and None.") from None
@@ -96,7 +106,27 @@ def _table_body(body:bytes, content_type:str)->tuple:
     raise RequestError(400, "The request body is neither a JSON object (one row) nor a non-empty list of them.",
                        'POST {"column": value, ...} or [{...}, {...}].')
 
-RAY_KINDS['tabular'] = RayKind(_table_dataset, lambda b: [json.loads(r) for r in b['row']], lambda: __import__('pyarrow').int64(), _table_body)
+RAY_ITEMS['json'] = RayKind(_table_dataset, lambda b: [json.loads(r) for r in b['row']], lambda: __import__('pyarrow').int64(), _table_body)
+
+# %% ../../nbs/52_hosts.ray.ipynb #sc0text1
+def _text_dataset(m:dict, source, read_cpus:float=0.5):
+    "Texts: a .txt or .csv file or a folder of them (a path), or a list of strings, as a Dataset named by their index."
+    if isinstance(source, (str, os.PathLike)): texts = items_from_paths(m, [source])
+    else: texts = KINDS[m['preprocessing']['kind']].as_list(list(source))
+    return _ray().data.from_items([dict(item=i, text=t) for i,t in enumerate(texts)], override_num_blocks=max(1, min(len(texts)//256, 64)))
+
+def _text_body(body:bytes, content_type:str)->tuple:
+    "An HTTP body that is a text (`text/plain`), or JSON: a string, or a non-empty list of them."
+    if not content_type.startswith('application/json'):
+        try: return [body.decode('utf-8')],False
+        except UnicodeDecodeError: raise RequestError(400, "The request body is not UTF-8 text.", "POST the text as UTF-8.") from None
+    try: texts = json.loads(body)
+    except ValueError: raise RequestError(400, "The request body is not JSON.", 'POST "a text" or ["a text", "another"].') from None
+    if isinstance(texts, str): return [texts],False
+    if isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts): return texts,True
+    raise RequestError(400, "The request body is neither a JSON string nor a non-empty list of strings.", 'POST "a text" or ["a", "b"].')
+
+RAY_ITEMS['text'] = RayKind(_text_dataset, lambda b: [str(t) for t in b['text']], lambda: __import__('pyarrow').int64(), _text_body)
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000016
 def prediction_schema(p:Predictor, # The Predictor of the bundle
@@ -106,14 +136,14 @@ def prediction_schema(p:Predictor, # The Predictor of the bundle
     import pyarrow as pa
     out = p.run(load_sample(p.path, p.manifest, p.artifact)[0])[:1]
     fields = [(k, pa.array([v]).type) for k,v in p.decode(np.full_like(out, 1e3))[0].items()]
-    return pa.schema([('item', item_type or RAY_KINDS[p.manifest['preprocessing']['kind']].item_type()), *fields, ('error', pa.string())])
+    return pa.schema([('item', item_type or ray_kind(p.manifest).item_type()), *fields, ('error', pa.string())])
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000017
 class BatchPredictor:
     "Ray Data's actor: one `Predictor`; `__call__` turns a batch into a table of predictions, an item that fails into its error."
     def __init__(self, bundle:str, device:str, threads:int, schema, batch_size:int):
         self.p = Predictor(bundle, device=device, threads=threads)
-        self.kind,self.schema,self.batch_size = RAY_KINDS[self.p.manifest['preprocessing']['kind']],schema,batch_size
+        self.kind,self.schema,self.batch_size = ray_kind(self.p.manifest),schema,batch_size
 
     def predict(self, items:list)->tuple:
         "`(predictions, errors)` for `items`: the batch at once, or item by item if some item fails."
@@ -159,7 +189,7 @@ def _lists_as_json(df):
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000021
 def predict_dataset(bundle, # The bundle directory
-                    source, # Images: a folder, a file or a list of files. Tables: a CSV file, a DataFrame, or a list of dicts
+                    source, # Images: a folder, a file or a list of files. Tables: a CSV file, a DataFrame, or dicts. Texts: .txt/.csv files, or strings
                     out=None, # Write the predictions to this folder (Parquet; CSV if it ends in .csv); None: return the Dataset
                     batch_size:int=64, # Items per `predict_batch` call in an actor
                     actors:int=2, # Actors in the pool, each with one Predictor
@@ -174,7 +204,7 @@ def predict_dataset(bundle, # The bundle directory
     ray = start_ray()
     _quiet_data(progress)
     p = Predictor(bundle, device=device, threads=threads)  # refuse a bundle here, before any Ray work
-    kind = RAY_KINDS[p.manifest['preprocessing']['kind']]
+    kind = ray_kind(p.manifest)
     for k,v,ok in [('batch_size', batch_size, isinstance(batch_size, int) and batch_size >= 1),
                    ('actors', actors, isinstance(actors, int) and actors >= 1), ('num_cpus', num_cpus, num_cpus > 0)]:
         if not ok: raise XDeployError(f"{k}={v!r} is not a positive number.", f"Pass a positive {k}.")
@@ -204,7 +234,7 @@ class BundleServer:
     def __init__(self, bundle:str, device:str='cpu', threads:int=1, max_batch_size:int=8, batch_wait_ms:float=5.0, max_body_mb:float=20):
         from ray import serve
         self.p = Predictor(bundle, device=device, threads=threads)
-        self.kind,self.limit = RAY_KINDS[self.p.manifest['preprocessing']['kind']],int(max_body_mb*2**20)
+        self.kind,self.limit = ray_kind(self.p.manifest),int(max_body_mb*2**20)
         self._batched = serve.batch(self._predict_items, max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_ms/1e3)
         m,a = self.p.manifest,self.p.artifact
         self.metadata = dict(task=m['task'], labels=m['labels'], kind=m['preprocessing']['kind'], inputs=m['inputs'], outputs=m['outputs'],

@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 import onnxruntime as ort
-from ..core import XDeployError, atomic_directory, read_checked, read_manifest
+from ..core import KINDS, XDeployError, atomic_directory, read_checked, read_manifest
 from ..runtime import _artifact, _check_bundle
 
 # %% auto #0
@@ -22,7 +22,7 @@ TRITON_DTYPES = dict(uint8='TYPE_UINT8', int8='TYPE_INT8', int32='TYPE_INT32', i
                      float16='TYPE_FP16', float32='TYPE_FP32', float64='TYPE_FP64')  # manifest dtype -> Triton DataType
 ORT_DTYPES = {'tensor(uint8)': 'uint8', 'tensor(int8)': 'int8', 'tensor(int32)': 'int32', 'tensor(int64)': 'int64',
               'tensor(bool)': 'bool', 'tensor(float16)': 'float16', 'tensor(float)': 'float32', 'tensor(double)': 'float64'}
-ITEM_ENCODINGS = dict(image='bytes', tabular='json')  # input kind -> what the python model's `item` holds: a file's bytes, or a JSON row
+ITEM_ENCODINGS = ('bytes', 'json')  # the kinds' `item_encoding`s the python model decodes: a file's bytes, or a JSON row
 
 # %% ../../nbs/51_hosts.triton.ipynb #tr000008
 class Sym(str):
@@ -95,9 +95,10 @@ def python_config(m:dict, # The bundle's manifest
     "The `config.pbtxt` of the python-backend model that serves the bundle with `Predictor`, as a dict for `pbtxt`."
     _check_sizes(max_batch_size, instances)
     kind = m['preprocessing']['kind']
-    if kind not in ITEM_ENCODINGS: raise XDeployError(f"The python model cannot take items of a {kind!r} bundle yet.",
-                                                      "Add its encoding to `xdeploy_nb.hosts.triton.ITEM_ENCODINGS` (one of: bytes, json).")
-    params = dict(input_encoding=ITEM_ENCODINGS[kind], device=device, threads=None if threads is None else str(threads))
+    if (enc := KINDS[kind].item_encoding) not in ITEM_ENCODINGS: raise XDeployError(
+        f"The python model cannot take items of a {kind!r} bundle yet (its items are {enc or 'not encoded for hosts'}).",
+        f"Serve it with `xdeploy serve` (Ray), or teach the python model (`PYTHON_MODEL`) the encoding {enc!r}.")
+    params = dict(input_encoding=enc, device=device, threads=None if threads is None else str(threads))
     return dict(name=name, backend='python', max_batch_size=max_batch_size,
                 input=[dict(name='item', data_type=Sym('TYPE_STRING'), dims=[1])],
                 output=[dict(name='prediction', data_type=Sym('TYPE_STRING'), dims=[1]),

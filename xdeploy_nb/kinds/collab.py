@@ -38,4 +38,5 @@ def _prepare_collab(m:dict, rows, max_pixels:int=None, first:int=0)->dict:
 
 KINDS['collab'] = Kind(check=_check_collab_inputs, prepare=_prepare_collab, as_list=lambda rows: _tabular().as_list(rows),
                        one=lambda row: _tabular().one(row), from_paths=lambda paths, m: _tabular().from_paths(paths, m),
-                       names=lambda rows: _tabular().names(rows), spec_schema=COLLAB_PREPROCESSING_SCHEMA)
+                       names=lambda rows: _tabular().names(rows), item_encoding='json',
+                       spec_schema=COLLAB_PREPROCESSING_SCHEMA)

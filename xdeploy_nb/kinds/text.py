@@ -213,5 +213,5 @@ def _text_files(paths:list, m:dict)->list:
 
 # %% ../../nbs/22_kinds.text.ipynb #tx000021
 KINDS['text'] = Kind(check=_check_text_inputs, prepare=lambda m, items, max_pixels=None, first=0: prepare_texts(_texts(items), m['preprocessing']['spec'], first),
-                     as_list=_texts, one=_one_text, from_paths=_text_files, names=lambda texts: [_describe(t) for t in texts],
+                     as_list=_texts, one=_one_text, from_paths=_text_files, names=lambda texts: [_describe(t) for t in texts], item_encoding='text',
                      spec_schema=TEXT_PREPROCESSING_SCHEMA)
