@@ -7,8 +7,8 @@ from __future__ import annotations
 import importlib, importlib.abc, importlib.metadata, importlib.util, sys, types, warnings
 
 # %% auto #0
-__all__ = ['OLD_PATHS', 'PLUGIN_GROUP', 'PLUGINS', 'OldPaths', 'load_plugins', 'variants', 'runtime', 'ort', 'executorch', 'text',
-           'collab', 'segmentation']
+__all__ = ['OLD_PATHS', 'PLUGIN_GROUP', 'PLUGINS', 'load_plugins', 'variants', 'runtime', 'ort', 'executorch', 'text', 'collab',
+           'segmentation']
 
 # %% ../nbs/39_builtins.ipynb #d5e4225b
 from . import variants  # fp32, fp16, int8-dynamic, int8-static, optimized
@@ -26,7 +26,7 @@ OLD_PATHS = {'xdeploy_nb.ort': 'xdeploy_nb.formats.ort', 'xdeploy_nb.executorch_
              'xdeploy_nb.scale': 'xdeploy_nb.hosts.ray'}
 
 # %% ../nbs/39_builtins.ipynb #f1e15ca4
-class OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     "Imports each old path of `OLD_PATHS` as the module that holds its code now (the same module object)."
     def find_spec(self, name, path=None, target=None):
         return importlib.util.spec_from_loader(name, self) if name in OLD_PATHS else None
@@ -37,7 +37,7 @@ class OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return module
     def exec_module(self, module): module.__spec__ = self.specs[module.__name__]
 
-if not any(isinstance(f, OldPaths) for f in sys.meta_path): sys.meta_path.insert(0, OldPaths())  # before the path finders
+if not any(isinstance(f, _OldPaths) for f in sys.meta_path): sys.meta_path.insert(0, _OldPaths())  # before the path finders
 
 # %% ../nbs/39_builtins.ipynb #9df62126
 PLUGIN_GROUP = 'xdeploy_nb.plugins'
