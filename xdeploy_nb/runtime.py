@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 import onnxruntime as ort
-from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, Task, XDeployError,
+from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, XDeployError,
                              read_checked, read_manifest)
 from .core import RTOL, TOLERANCE, within_tolerance  # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
+_all_ = ['RTOL', 'TOLERANCE', 'within_tolerance']
 from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner
 from .preprocess import SPEC_VERSION, prepare_rows, table_rows
 from .preprocess import _describe, _fit, _item_error, _load  # how image items are loaded
@@ -20,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocessing graph (onnxruntime only at import)
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths', 'Predictor']
+__all__ = ['IMAGE_EXTENSIONS', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths', 'Predictor', 'RTOL',
+           'TOLERANCE', 'within_tolerance']
 
 # %% ../nbs/40_runtime.ipynb #rt000007
 def load_sample(bundle:Path, # The bundle directory
@@ -385,81 +387,6 @@ def _fixed_batches(inputs, # Input name -> array, as `run` takes them
     if n in (0, b): return None
     pad = lambda v: np.concatenate([v, np.repeat(v[-1:], b - len(v), 0)]) if len(v) < b else v
     return [{k: pad(v[i:i+b]) for k,v in inputs.items()} for i in range(0, n, b)]
-
-# %% ../nbs/40_runtime.ipynb #rt000036
-def _decode_single(outputs, labels, output)->list:
-    "`{'label', 'index', 'probs'}` per row: the label with the highest output (`probs`: the outputs, raw scores where the activation is 'none')."
-    return [dict(label=labels[int(r.argmax())], index=int(r.argmax()), probs=r.tolist()) for r in outputs]
-
-def _agree_single(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
-    "Same top-1 label; a tie where the Learner's top two are closer than `atol`."
-    top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.concatenate([ref*0, ref], 1)
-    return ref.argmax(1) == out.argmax(1),(top2[:, 1] - top2[:, 0]) < atol
-
-def _accuracy(outputs, targets, output)->float: return float((outputs.argmax(1) == targets.reshape(-1)).mean())
-
-# %% ../nbs/40_runtime.ipynb #tk000001
-def _vocab(learn, n_out:int=None)->list:
-    "The class names of a classifier's DataLoaders (the last vocab, for a DataBlock with several)."
-    vocab = learn.dls.vocab
-    if len(vocab) and (isinstance(vocab[0], (list, tuple)) or type(vocab[0]).__name__ in ('L', 'CategoryMap')): vocab = vocab[-1]  # e.g. a text's tokens, then the classes
-    return [str(o) for o in vocab]
-
-TASKS['single_label'] = Task('softmax', _decode_single, _agree_single, 'accuracy', _accuracy,
-    losses=('CrossEntropyLossFlat', 'LabelSmoothingCrossEntropyFlat', 'LabelSmoothingCrossEntropy', 'FocalLossFlat', 'CrossEntropyLoss'),
-    fits=lambda n, n_labels: n == n_labels and n > 1, labels=_vocab)
-
-# %% ../nbs/40_runtime.ipynb #tk000004
-def _multi_cut(output:dict)->float:
-    "The value an output is compared with: the threshold, or its logit where the outputs are raw scores (activation 'none')."
-    thr = output.get('threshold', 0.5)
-    if output.get('activation', 'sigmoid') != 'none': return thr
-    return -np.inf if thr <= 0 else np.inf if thr >= 1 else float(np.log(thr/(1 - thr)))  # sigmoid(x) >= thr  <=>  x >= logit(thr)
-
-def _decode_multi(outputs, labels, output)->list:
-    "`{'labels', 'probs'}` per row: the labels at or above the threshold (`probs`: the outputs, raw scores where the activation is 'none')."
-    cut = _multi_cut(output)
-    return [dict(labels=[l for l,p in zip(labels, r.tolist()) if p >= cut], probs=r.tolist()) for r in outputs]
-
-def _agree_multi(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
-    "The same labels at the threshold; a tie where an output is within `atol` of it."
-    cut = _multi_cut(output)
-    return ((ref >= cut) == (out >= cut)).all(1),(np.abs(ref - cut) < atol).any(1)
-
-def _accuracy_multi(outputs, targets, output)->float:
-    "fastai's `accuracy_multi` (which applies a sigmoid to raw scores too): the share of (item, label) decisions that are right."
-    return float(((outputs >= _multi_cut(output)) == (targets.reshape(outputs.shape) > 0.5)).mean())
-
-TASKS['multi_label'] = Task('sigmoid', _decode_multi, _agree_multi, 'accuracy_multi', _accuracy_multi,
-    losses=('BCEWithLogitsLossFlat', 'BCEWithLogitsLoss'), fits=lambda n, n_labels: n == n_labels, labels=_vocab,
-    output=lambda learn: dict(threshold=float(getattr(learn.loss_func, 'thresh', 0.5))))
-
-# %% ../nbs/40_runtime.ipynb #tk000007
-def _decode_regression(outputs, labels, output)->list:
-    "`{'value'}` per row: a float for one target, else a list."
-    return [dict(value=r.tolist()[0] if len(r) == 1 else r.tolist()) for r in outputs]
-
-def _agree_regression(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
-    "Every value `within_tolerance`; no ties."
-    return within_tolerance(ref, out, atol, rtol).all(1),np.zeros(len(ref), bool)
-
-def _target_names(learn, n_out:int=None)->list:
-    "The names of a regression Learner's targets: `y_names`, else the target getter's columns, else `value`/`value_<i>` for `n_out` outputs."
-    names = getattr(learn.dls, 'y_names', None)
-    if not names:
-        try: tfms = learn.dls.valid_ds.tls[-1].tfms.fs
-        except (AttributeError, IndexError): tfms = []
-        cols = next((t.cols for t in tfms if getattr(t, 'cols', None) is not None), None)  # a `ColReader`'s columns (an `L`)
-        names = None if cols is None else [cols] if isinstance(cols, (str, int)) else list(cols)
-    if names: return [str(o) for o in names]
-    return ['value'] if n_out in (None, 1) else [f'value_{i}' for i in range(n_out)]
-
-def _rmse(outputs, targets, output)->float:
-    return float(np.sqrt(((outputs.astype(np.float64) - targets.reshape(outputs.shape))**2).mean()))
-
-TASKS['regression'] = Task('none', _decode_regression, _agree_regression, 'rmse', _rmse, lower_is_better=True,
-    losses=('MSELossFlat', 'L1LossFlat', 'MSELoss', 'L1Loss'), fits=lambda n, n_labels: n == n_labels,
-    labels=_target_names)
 
 # %% ../nbs/40_runtime.ipynb #rt000039
 class Predictor:
