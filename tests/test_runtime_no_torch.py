@@ -178,10 +178,11 @@ def test_import_graph():
     # the package imports xdeploy_nb.builtins, which imports every built-in kind, task and format module
     assert modules == {'xdeploy_nb', 'xdeploy_nb.builtins', 'xdeploy_nb.runtime', 'xdeploy_nb.core', 'xdeploy_nb.preprocess',
                        'xdeploy_nb.accel', 'xdeploy_nb.variants', 'xdeploy_nb.pregraph',
-                       'xdeploy_nb.formats', 'xdeploy_nb.formats.ort', 'xdeploy_nb.formats.executorch',
+                       'xdeploy_nb.formats', 'xdeploy_nb.formats.onnx', 'xdeploy_nb.formats.torchscript', 'xdeploy_nb.formats.pt2',
+                       'xdeploy_nb.formats.ort', 'xdeploy_nb.formats.executorch',
                        'xdeploy_nb.tasks', 'xdeploy_nb.tasks.single_label', 'xdeploy_nb.tasks.multi_label', 'xdeploy_nb.tasks.regression',
-                       'xdeploy_nb.tasks.segmentation', 'xdeploy_nb.kinds', 'xdeploy_nb.kinds.collab',
-                       'xdeploy_nb.kinds.text'}  # the text kind: its tokenisation imports spaCy only when a spaCy bundle tokenizes
+                       'xdeploy_nb.tasks.segmentation', 'xdeploy_nb.kinds', 'xdeploy_nb.kinds.image', 'xdeploy_nb.kinds.tabular',
+                       'xdeploy_nb.kinds.collab', 'xdeploy_nb.kinds.text'}  # the text kind: its tokenisation imports spaCy only when a spaCy bundle tokenizes
     tops = {m.partition('.')[0] for m in external}
     assert not tops & FORBIDDEN, sorted(tops & FORBIDDEN)
     assert tops - set(sys.stdlib_module_names) <= ALLOWED_THIRD_PARTY, sorted(tops - set(sys.stdlib_module_names))

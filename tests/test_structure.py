@@ -15,8 +15,8 @@ LAYERS = {
     'core': 0,                                                    # errors, hashing, atomic writes, the schema, the registries
     'accel': 1, 'preprocess': 1, 'artifact': 1,                   # devices and sessions; preprocessing; what exporters share
     'variants': 2, 'pregraph': 2, 'kinds': 2, 'tasks': 2, 'formats': 2,  # the entries (each registers itself)
+    'builtins': 2,                                                # the one list of built-in entries; plug-ins
     'runtime': 3,                                                 # Predictor: reads the registries
-    'builtins': 4,                                                # the one list of built-in entries; plug-ins
     'verify': 4, 'pregraph_export': 4, 'export': 4, 'bench': 4, 'train': 4, 'data': 4, 'distributed': 4,  # train side
     'hosts': 5,                                                   # web, triton, ray: read bundles
     'widgets': 6, 'cli': 6,                                       # views

@@ -6,13 +6,15 @@
 from __future__ import annotations
 import importlib, importlib.metadata, importlib.util, io, os, re, sys, threading
 from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
 import onnxruntime as ort
-from .core import XDeployError
+from .core import VARIANTS, ManifestError, XDeployError, read_checked
 
 # %% auto #0
 __all__ = ['EP_NAMES', 'NOT_DEVICES', 'CLASSIC_TYPES', 'DEVICE_ID_EPS', 'INSTALL_HINTS', 'TYPE_ORDER', 'AUTO_ORDER',
            'ep_short_name', 'plugin_packages', 'register_plugin_eps', 'DeviceList', 'list_devices', 'SessionPlan',
-           'providers_for', 'auto_candidates', 'torch_runner']
+           'providers_for', 'auto_candidates', 'torch_runner', 'load_sample', 'choose_session']
 
 # %% ../nbs/01_accel.ipynb #ac000007
 EP_NAMES = {  # execution provider -> the short name its devices are named by
@@ -350,3 +352,116 @@ def torch_runner(model, # A TorchScript (.ts) or torch.export (.pt2) file, or it
     def run(feeds):
         with torch.inference_mode(): return net(*[torch.from_numpy(feeds[k]).to(dev) for k in input_names]).float().cpu().numpy()
     return run,device,f"{why}; {fmt} with torch {torch.__version__}",torch.get_num_threads()
+
+# %% ../nbs/01_accel.ipynb #rt000007
+def load_sample(bundle:Path, # The bundle directory
+                m:dict, # Its manifest
+                artifact:dict=None # For a variant: expect its own CPU outputs, which the bundle keeps too
+               )->tuple:
+    "`(inputs, expected)`: the prepared inputs the bundle keeps in `sample.npz`, and the Learner's outputs for them (or the variant's)."
+    if 'sample' not in m: raise XDeployError(f"The bundle {bundle} keeps no sample inputs to check a device with.",
+                                             "Re-export it with this version of xdeploy_nb.")
+    with np.load(io.BytesIO(read_checked(bundle, m['sample'])), allow_pickle=False) as z:
+        key = f"expected.{artifact['file']}" if artifact and f"expected.{artifact['file']}" in z.files else 'expected'
+        return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z[key]
+
+def _sample_diff(run, # `run(inputs)` -> the model's outputs
+                 bundle:Path, m:dict, artifact:dict=None)->float:
+    "The largest difference between the outputs of `run` and the Learner's (a variant's: its own), on the bundle's sample."
+    inputs,expected = load_sample(bundle, m, artifact)
+    return float(np.abs(run(inputs).astype(np.float64) - expected).max())
+
+def _sample_tolerance(artifact:dict)->float:
+    "How far an accelerator may be from the CPU on the bundle's sample: the artifact's `sample_tolerance` (else its variant's)."
+    return artifact.get('sample_tolerance', VARIANTS[artifact.get('variant', 'fp32')].sample_tolerance)
+
+def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` returns them
+                  name:str, # Its file name, for messages
+                  plan:SessionPlan, # Where to open it, from `providers_for`
+                  threads:int=None # Intra-op threads
+                 )->ort.InferenceSession:
+    "An onnxruntime session of `model` on the device of `plan`, checked to really run there."
+    options = _session_options(threads)
+    try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
+    except Exception as e:
+        if 'external' in str(e).lower(): raise XDeployError(
+            f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
+            "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
+        raise XDeployError(f"onnxruntime {ort.__version__} cannot load {name} on {plan.device}: {e}",
+            "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
+    plan.check(sess)
+    return sess
+
+def choose_session(bundle:Path, # The bundle directory
+                   m:dict, # Its manifest
+                   artifact:dict, # The ONNX artifact to open, an entry of `m['artifacts']`
+                   device:str='auto', # A device name from `list_devices()`, or 'auto'
+                   threads:int=None, # Intra-op threads
+                   data:bytes=None # The artifact's bytes, if read already (`read_checked`)
+                  )->tuple:
+    "`(session, plan)`: the artifact opened on `device`; for 'auto', on the first candidate that opens it, runs it there and matches the sample."
+    model,file = data or read_checked(bundle, artifact),artifact['file']
+    if device != 'auto':
+        plan = providers_for(device)
+        return _open_session(model, file, plan, threads),plan
+    devices,passed = list_devices(torch=False),[]
+    for name in auto_candidates(devices):
+        try:
+            plan = providers_for(name, devices)
+            sess = _open_session(model, file, plan, threads)
+            run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
+            if name != 'cpu' and (d := _sample_diff(run, bundle, m, artifact)) > _sample_tolerance(artifact):
+                raise XDeployError(f"its outputs differ from the {'Learner' if artifact.get('variant', 'fp32') == 'fp32' else 'CPU'}'s by {d:.2g} on the bundle's sample")
+        except Exception as e:
+            passed.append(f"{name} ({getattr(e, 'problem', e)})"); continue
+        plan.why = (f"device='auto': {name}, " + ("the fastest device here that opened the model and matched the Learner on the bundle's sample"
+                    if name != 'cpu' else "as no accelerator here opened the model and matched the Learner" if passed else "the only device here")
+                    + (f"; passed over: {'; '.join(passed)}" if passed else ''))
+        return sess,plan
+    raise XDeployError(f"No device could open {file}: {'; '.join(passed)}.", "Re-export the bundle, or check the onnxruntime install.")
+
+# %% ../nbs/01_accel.ipynb #rt000010
+def _cpus()->int:
+    "How many CPUs this process may run on (its CPU affinity where the OS says, else all of them)."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+def _session_options(threads:int=None # Intra-op threads; None: `_cpus()`
+                    )->ort.SessionOptions:
+    "onnxruntime session options: `threads` intra-op threads, sequential execution, errors-only logging."
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise XDeployError(f"threads={threads!r} is not a positive number of threads.", "Pass an int >= 1, or None for one per CPU.")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or _cpus()
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3  # 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
+    return so
+
+def _run_options()->ort.RunOptions:
+    "Options for one run: its errors are raised, not also logged."
+    ro = ort.RunOptions()
+    ro.log_severity_level = 4
+    return ro
+
+# %% ../nbs/01_accel.ipynb #ac0chk01
+_ORT_TYPES = {'uint8': 'tensor(uint8)', 'int64': 'tensor(int64)', 'float32': 'tensor(float)', 'float16': 'tensor(float16)'}
+
+def _shape(shape:list)->str: return f"[{', '.join(map(str, shape))}]"
+
+def _manifest_error(problem:str)->ManifestError:
+    "The error for a manifest this version cannot serve."
+    return ManifestError(f"manifest.json: {problem}.", "Re-export the bundle with this version of xdeploy_nb.")
+
+def _check_session(sess:ort.InferenceSession, # The session of the bundle's model
+                   m:dict, # Its manifest
+                   file:str # The model file, for messages
+                  ):
+    "Refuse a model whose inputs or output are not the ones the manifest describes."
+    fix = "Re-export the bundle: its model file and manifest.json do not belong together."
+    have,want = {i.name: i.type for i in sess.get_inputs()},{i['name']: _ORT_TYPES[i['dtype']] for i in m['inputs']}
+    if have != want: raise XDeployError(f"{file} takes the inputs {have}, but manifest.json says {want}.", fix)
+    out = m['outputs'][0]
+    have = {o.name: o.type for o in sess.get_outputs()}
+    if have.get(out['name']) != _ORT_TYPES[out['dtype']]:
+        raise XDeployError(f"{file} has the outputs {have}, but manifest.json says {out['name']!r} ({_ORT_TYPES[out['dtype']]}).", fix)

@@ -7,17 +7,17 @@ from __future__ import annotations
 import importlib, importlib.abc, importlib.metadata, importlib.util, sys, types, warnings
 
 # %% auto #0
-__all__ = ['OLD_PATHS', 'PLUGIN_GROUP', 'PLUGINS', 'load_plugins', 'variants', 'single_label', 'multi_label', 'regression',
-           'runtime', 'ort', 'executorch', 'text', 'collab', 'segmentation']
+__all__ = ['OLD_PATHS', 'PLUGIN_GROUP', 'PLUGINS', 'load_plugins', 'variants', 'onnx', 'torchscript', 'pt2', 'ort', 'executorch',
+           'image', 'tabular', 'text', 'collab', 'single_label', 'multi_label', 'regression', 'segmentation']
 
 # %% ../nbs/39_builtins.ipynb #d5e4225b
 from . import variants  # fp32, fp16, int8-dynamic, int8-static, optimized
-from .tasks import single_label, multi_label, regression  # what the outputs mean
-from . import runtime  # the image and tabular kinds; the onnx, torchscript and torch.export formats
+from .formats import onnx, torchscript, pt2  # in this order: FORMATS lists them as registered
 from .formats import ort, executorch  # the ORT mobile format, then ExecuTorch's .pte (torch-free at import)
-from .kinds import text, collab  # after the image and tabular kinds, in this order
-from .tasks import segmentation  # after single_label, multi_label and regression
-_all_ = ['variants', 'single_label', 'multi_label', 'regression', 'runtime', 'ort', 'executorch', 'text', 'collab', 'segmentation']
+from .kinds import image, tabular, text, collab
+from .tasks import single_label, multi_label, regression, segmentation
+_all_ = ['variants', 'onnx', 'torchscript', 'pt2', 'ort', 'executorch', 'image', 'tabular', 'text', 'collab',
+         'single_label', 'multi_label', 'regression', 'segmentation']
 
 # %% ../nbs/39_builtins.ipynb #856f32a3
 OLD_PATHS = {'xdeploy_nb.ort': 'xdeploy_nb.formats.ort', 'xdeploy_nb.executorch_format': 'xdeploy_nb.formats.executorch',

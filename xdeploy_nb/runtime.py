@@ -4,135 +4,19 @@
 
 # %% ../nbs/40_runtime.ipynb #rt000004
 from __future__ import annotations
-import io, os
 from pathlib import Path
 import numpy as np
-from PIL import Image
 import onnxruntime as ort
-from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, XDeployError,
-                             read_checked, read_manifest)
+from .core import FORMATS, KINDS, TASKS, ManifestError, XDeployError, read_checked, read_manifest
 from .core import RTOL, TOLERANCE, within_tolerance  # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
-_all_ = ['RTOL', 'TOLERANCE', 'within_tolerance']
-from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner
-from .preprocess import SPEC_VERSION, prepare_rows, table_rows
-from .preprocess import _describe, _fit, _item_error, _load  # how image items are loaded
-from .variants import VARIANTS  # the registry, as `xdeploy_nb.variants` fills it (its makers import onnx only when called)
+from .accel import _cpus, _manifest_error, _sample_diff, _session_options, _shape, load_sample  # sessions of a model
+_all_ = ['RTOL', 'TOLERANCE', 'within_tolerance', 'load_sample']  # `xdeploy_nb.runtime.load_sample` as before
+from .preprocess import SPEC_VERSION, _describe
 from concurrent.futures import ThreadPoolExecutor
 from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocessing graph (onnxruntime only at import)
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'load_sample', 'choose_session', 'prepare_inputs', 'items_from_paths', 'Predictor', 'RTOL',
-           'TOLERANCE', 'within_tolerance']
-
-# %% ../nbs/40_runtime.ipynb #rt000007
-def load_sample(bundle:Path, # The bundle directory
-                m:dict, # Its manifest
-                artifact:dict=None # For a variant: expect its own CPU outputs, which the bundle keeps too
-               )->tuple:
-    "`(inputs, expected)`: the prepared inputs the bundle keeps in `sample.npz`, and the Learner's outputs for them (or the variant's)."
-    if 'sample' not in m: raise XDeployError(f"The bundle {bundle} keeps no sample inputs to check a device with.",
-                                             "Re-export it with this version of xdeploy_nb.")
-    with np.load(io.BytesIO(read_checked(bundle, m['sample'])), allow_pickle=False) as z:
-        key = f"expected.{artifact['file']}" if artifact and f"expected.{artifact['file']}" in z.files else 'expected'
-        return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z[key]
-
-def _sample_diff(run, # `run(inputs)` -> the model's outputs
-                 bundle:Path, m:dict, artifact:dict=None)->float:
-    "The largest difference between the outputs of `run` and the Learner's (a variant's: its own), on the bundle's sample."
-    inputs,expected = load_sample(bundle, m, artifact)
-    return float(np.abs(run(inputs).astype(np.float64) - expected).max())
-
-def _sample_tolerance(artifact:dict)->float:
-    "How far an accelerator may be from the CPU on the bundle's sample: the artifact's `sample_tolerance` (else its variant's)."
-    return artifact.get('sample_tolerance', VARIANTS[artifact.get('variant', 'fp32')].sample_tolerance)
-
-def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` returns them
-                  name:str, # Its file name, for messages
-                  plan:SessionPlan, # Where to open it, from `providers_for`
-                  threads:int=None # Intra-op threads
-                 )->ort.InferenceSession:
-    "An onnxruntime session of `model` on the device of `plan`, checked to really run there."
-    options = _session_options(threads)
-    try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
-    except Exception as e:
-        if 'external' in str(e).lower(): raise XDeployError(
-            f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
-            "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
-        raise XDeployError(f"onnxruntime {ort.__version__} cannot load {name} on {plan.device}: {e}",
-            "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
-    plan.check(sess)
-    return sess
-
-def choose_session(bundle:Path, # The bundle directory
-                   m:dict, # Its manifest
-                   artifact:dict, # The ONNX artifact to open, an entry of `m['artifacts']`
-                   device:str='auto', # A device name from `list_devices()`, or 'auto'
-                   threads:int=None, # Intra-op threads
-                   data:bytes=None # The artifact's bytes, if read already (`read_checked`)
-                  )->tuple:
-    "`(session, plan)`: the artifact opened on `device`; for 'auto', on the first candidate that opens it, runs it there and matches the sample."
-    model,file = data or read_checked(bundle, artifact),artifact['file']
-    if device != 'auto':
-        plan = providers_for(device)
-        return _open_session(model, file, plan, threads),plan
-    devices,passed = list_devices(torch=False),[]
-    for name in auto_candidates(devices):
-        try:
-            plan = providers_for(name, devices)
-            sess = _open_session(model, file, plan, threads)
-            run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
-            if name != 'cpu' and (d := _sample_diff(run, bundle, m, artifact)) > _sample_tolerance(artifact):
-                raise XDeployError(f"its outputs differ from the {'Learner' if artifact.get('variant', 'fp32') == 'fp32' else 'CPU'}'s by {d:.2g} on the bundle's sample")
-        except Exception as e:
-            passed.append(f"{name} ({getattr(e, 'problem', e)})"); continue
-        plan.why = (f"device='auto': {name}, " + ("the fastest device here that opened the model and matched the Learner on the bundle's sample"
-                    if name != 'cpu' else "as no accelerator here opened the model and matched the Learner" if passed else "the only device here")
-                    + (f"; passed over: {'; '.join(passed)}" if passed else ''))
-        return sess,plan
-    raise XDeployError(f"No device could open {file}: {'; '.join(passed)}.", "Re-export the bundle, or check the onnxruntime install.")
-
-# %% ../nbs/40_runtime.ipynb #rt000010
-def _cpus()->int:
-    "How many CPUs this process may run on (its CPU affinity where the OS says, else all of them)."
-    try: return len(os.sched_getaffinity(0))
-    except AttributeError: return os.cpu_count() or 1
-
-def _session_options(threads:int=None # Intra-op threads; None: `_cpus()`
-                    )->ort.SessionOptions:
-    "onnxruntime session options: `threads` intra-op threads, sequential execution, errors-only logging."
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise XDeployError(f"threads={threads!r} is not a positive number of threads.", "Pass an int >= 1, or None for one per CPU.")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or _cpus()
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3  # 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
-    return so
-
-def _run_options()->ort.RunOptions:
-    "Options for one run: its errors are raised, not also logged."
-    ro = ort.RunOptions()
-    ro.log_severity_level = 4
-    return ro
-
-# %% ../nbs/40_runtime.ipynb #fm000002
-def _onnx_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
-    "Open the ONNX artifact `a` (its checked bytes: `data`) with onnxruntime on `device`, checked against the manifest."
-    sess,plan = choose_session(path, m, a, device, threads, data)
-    _check_session(sess, m, a['file'])
-    out = m['outputs'][0]['name']
-    return Runner(lambda feeds: sess.run([out], feeds, _run_options())[0], plan.device, plan.why,
-                  sess.get_providers(), sess.get_session_options().intra_op_num_threads)
-
-def _torch_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
-    "Load a TorchScript or torch.export artifact from its checked bytes with torch (imported here only)."
-    run,dev,why,n = torch_runner(data, a['format'], [i['name'] for i in m['inputs']], device, threads)
-    return Runner(run, dev, why, ['torch'], n)
-
-# %% ../nbs/40_runtime.ipynb #fm000003
-FORMATS['onnx'] = Format('model.onnx', runner=_onnx_runner)
-FORMATS['torchscript'] = Format('model.ts', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
-FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=_torch_runner, device_kind='torch')
+__all__ = ['prepare_inputs', 'items_from_paths', 'Predictor', 'RTOL', 'TOLERANCE', 'within_tolerance', 'load_sample']
 
 # %% ../nbs/40_runtime.ipynb #rt000013
 def _artifact(m:dict, # A validated manifest
@@ -152,35 +36,6 @@ def _artifact(m:dict, # A validated manifest
                        f"Use variant= one of {have}, or re-export with variants=({variant!r},).")
 
 # %% ../nbs/40_runtime.ipynb #rt000016
-_ORT_TYPES = {'uint8': 'tensor(uint8)', 'int64': 'tensor(int64)', 'float32': 'tensor(float)', 'float16': 'tensor(float16)'}
-
-def _shape(shape:list)->str: return f"[{', '.join(map(str, shape))}]"
-
-def _manifest_error(problem:str)->ManifestError:
-    "The error for a manifest this version cannot serve."
-    return ManifestError(f"manifest.json: {problem}.", "Re-export the bundle with this version of xdeploy_nb.")
-
-def _check_image_inputs(m:dict):
-    "Refuse an image manifest whose inputs are not one uint8 NCHW image batch."
-    ins = m['inputs']
-    if len(ins) != 1 or ins[0]['dtype'] != 'uint8' or len(ins[0]['shape']) != 4 or ins[0].get('layout', 'NCHW') != 'NCHW':
-        raise _manifest_error("an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW; this one has "
-                              + '; '.join(f"{i['name']} {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
-
-def _check_tabular_inputs(m:dict):
-    "Refuse a tabular manifest whose inputs are not `x_cat` and `x_cont`, or whose spec does not fit them."
-    if sorted((i['name'], i['dtype'], len(i['shape'])) for i in m['inputs']) != [('x_cat', 'int64', 2), ('x_cont', 'float32', 2)]:
-        raise _manifest_error(f"a tabular bundle has the inputs x_cat (int64 [batch, n_cat]) and x_cont (float32 [batch, n_cont]), "
-                              f"not {', '.join(i['name'] for i in m['inputs'])}")
-    spec,width = m['preprocessing']['spec'],{i['name']: i['shape'][1] for i in m['inputs']}
-    for k in ('x_cat', 'x_cont'):
-        if isinstance(width[k], int) and width[k] != len(spec[k]): raise _manifest_error(f"{k} has {width[k]} columns, but the spec names {len(spec[k])}")
-    for c in spec['x_cat']:
-        if (spec['categories'].get(c) or [None])[0] != '#na#': raise _manifest_error(
-            f"the category column {c!r} has no vocabulary starting with '#na#' (code 0: missing or unseen)")
-    if bad := [f['column'] for f in spec['fill_missing'] if f['column'] not in spec['x_cont'] or (f['flag'] and f['flag'] not in spec['x_cat'])]:
-        raise _manifest_error(f"fill_missing names {bad[0]!r}, which is not a continuous column (or its flag not a category column)")
-
 def _check_bundle(m:dict # A validated manifest
                  )->dict:
     "Check what a Predictor relies on and the manifest schema cannot say; return the preprocessing spec."
@@ -199,62 +54,7 @@ def _check_bundle(m:dict # A validated manifest
         raise bad(f"the output has {n} values per item but there are {len(labels)} labels")
     return spec
 
-def _check_session(sess:ort.InferenceSession, # The session of the bundle's model
-                   m:dict, # Its manifest
-                   file:str # The model file, for messages
-                  ):
-    "Refuse a model whose inputs or output are not the ones the manifest describes."
-    fix = "Re-export the bundle: its model file and manifest.json do not belong together."
-    have,want = {i.name: i.type for i in sess.get_inputs()},{i['name']: _ORT_TYPES[i['dtype']] for i in m['inputs']}
-    if have != want: raise XDeployError(f"{file} takes the inputs {have}, but manifest.json says {want}.", fix)
-    out = m['outputs'][0]
-    have = {o.name: o.type for o in sess.get_outputs()}
-    if have.get(out['name']) != _ORT_TYPES[out['dtype']]:
-        raise XDeployError(f"{file} has the outputs {have}, but manifest.json says {out['name']!r} ({_ORT_TYPES[out['dtype']]}).", fix)
-
-# %% ../nbs/40_runtime.ipynb #rt000023
-def _image_batch(items:list, # Image items
-                 spec:dict, # The image spec of the bundle
-                 shape:list, # The model's input shape, [batch, C, H, W]
-                 max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
-                 first:int=0 # Index of `items[0]` in the caller's list, for messages
-                )->np.ndarray:
-    "The NCHW uint8 batch of `items` for an input of `shape`."
-    arrs = []
-    for i,item in enumerate(items, first):
-        try: arr = _load(item, spec, max_pixels)
-        except Exception as e: raise _item_error(e, i, item) from None
-        arrs.append(_fit(arr, shape, f"Item {i} ({_describe(item)})"))
-    if not arrs: return np.zeros([0, *(d if isinstance(d, int) else 0 for d in shape[1:])], np.uint8)
-    if len({a.shape for a in arrs}) > 1: raise XDeployError(
-        f"Items {first}-{first+len(arrs)-1} have different sizes after preprocessing ({sorted({a.shape[1:] for a in arrs})}).",
-        "The bundle's preprocessing does not resize to one size: resize the images to one size first.")
-    return np.stack(arrs)
-
-def _image_items(items)->list:
-    "`items` as a list of image items; a lone image is refused, so that a path is not taken for a list of characters."
-    if isinstance(items, (str, os.PathLike, bytes, bytearray, Image.Image)) or (isinstance(items, np.ndarray) and items.ndim < 4):
-        raise XDeployError(f"Expected a list of images, got one image ({_describe(items)}).", "Pass a list, `[item]`, or use `predict(item)`.")
-    try: return list(items)
-    except TypeError: raise XDeployError(f"Expected a list of images, not {_describe(items)}.", "Pass a list of images.") from None
-
 # %% ../nbs/40_runtime.ipynb #rt000082
-def _table_batch(rows, # A dict per row (column -> value), a list of them, or a pandas DataFrame
-                 spec:dict, # The tabular spec of the bundle
-                 first:int=0 # Index of `rows[0]` in the caller's list, for messages
-                )->dict:
-    "`prepare_rows(rows, spec)`, with every failure as an `XDeployError`."
-    try: return prepare_rows(rows, spec, first)
-    except XDeployError: raise
-    except Exception as e: raise XDeployError(
-        f"The rows could not be prepared ({type(e).__name__}: {e}).",
-        "Pass a dict per row (column -> a number, a string or None), a list of them, or a pandas DataFrame.") from None
-
-def _prepare_images(m:dict, items, max_pixels:int=None, first:int=0)->dict:
-    "The image kind's `prepare`: `{input name: NCHW uint8 batch}`."
-    inp = m['inputs'][0]
-    return {inp['name']: _image_batch(_image_items(items), m['preprocessing']['spec'], inp['shape'], max_pixels, first)}
-
 def prepare_inputs(manifest:dict, # A bundle's manifest (or the spec `spec_from_learner` returns)
                    items, # Images: a list of file paths, bytes, PIL images or HWC uint8 arrays. Tables: a dict per row, or a DataFrame
                    max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
@@ -263,89 +63,7 @@ def prepare_inputs(manifest:dict, # A bundle's manifest (or the spec `spec_from_
     "The model's input arrays for `items`, by input name, as `manifest` describes them: the one way items are prepared."
     return KINDS[manifest['preprocessing']['kind']].prepare(manifest, items, max_pixels, first)
 
-# %% ../nbs/40_runtime.ipynb #kd000002
-def _table_items(rows)->list:
-    "Table rows as a list of dicts, from a dict, a list of dicts or a DataFrame."
-    try: return table_rows(rows)
-    except XDeployError: raise
-    except Exception as e: raise XDeployError(f"These are not table rows ({_describe(rows)}: {e}).",
-                                              "Pass a dict per row (column -> value), a list of them, or a pandas DataFrame.") from None
-
-def _one_row(item)->dict:
-    "One table row for `predict`: a dict, a pandas Series, or a DataFrame of one row."
-    if hasattr(item, 'to_dict') and not isinstance(item, dict):
-        rows = item.to_dict('records') if hasattr(item, 'columns') else [item.to_dict()]
-        if len(rows) == 1: item = rows[0]
-    if not isinstance(item, dict): raise XDeployError(
-        f"predict takes one row, a dict (column -> value), not {_describe(item)}.", "Use predict_batch for several rows.")
-    return item
-
-# %% ../nbs/40_runtime.ipynb #kd000003
-from .preprocess import IMAGE_PREPROCESSING_SCHEMA, TABULAR_PREPROCESSING_SCHEMA
-from .pregraph import PREGRAPH_SCHEMA
-
-KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item, item_encoding='bytes',
-                      spec_schema={**IMAGE_PREPROCESSING_SCHEMA, **PREGRAPH_SCHEMA})  # with the preprocessing graph (`xdeploy_nb.pregraph`)
-KINDS['tabular'] = Kind(check=_check_tabular_inputs, prepare=lambda m, rows, max_pixels=None, first=0: _table_batch(rows, m['preprocessing']['spec'], first),
-                        as_list=_table_items, one=_one_row, item_encoding='json', spec_schema=TABULAR_PREPROCESSING_SCHEMA)
-
-# %% ../nbs/40_runtime.ipynb #kd000006
-IMAGE_EXTENSIONS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
-
-def _image_files(paths:list, m:dict=None)->list:
-    "The image files named by `paths` (as strings), folders expanded (recursively, sorted)."
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir(): files += sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_EXTENSIONS)
-        elif p.exists(): files.append(p)
-        else: raise XDeployError(f"{p} does not exist.", "Check the path.")
-    if not files: raise XDeployError(f"There are no image files in {', '.join(map(str, paths))}.",
-                                     f"Pass image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) or folders that hold them.")
-    return [str(f) for f in files]
-
-# %% ../nbs/40_runtime.ipynb #kd000007
-def _csv_number(v:str):
-    "`v` as an int or a float if it reads as one (as pandas reads a CSV column of numbers), else as it is."
-    try: return int(v) if v.strip().lstrip('+-').isdigit() else float(v)
-    except ValueError: return v
-
-def _csv_value(v:str, # A CSV cell, as text
-               col:str, # Its column
-               spec:dict # The tabular spec of the bundle (`preprocessing.spec`)
-              ):
-    "A CSV cell as the value the Learner's column holds: empty is missing; continuous columns are floats; a category is of its vocabulary's type."
-    if v == '': return None
-    if col in spec['x_cont']:
-        try: return float(v)
-        except ValueError: return v  # `prepare_rows` names the column that holds no number
-    vocab = spec['categories'].get(col)
-    if vocab is None: return _csv_number(v)  # a column the model does not read (a target, an id): as pandas would read it
-    types = {type(o) for o in vocab[1:]}
-    if types == {bool}: return {'true': True, 'false': False}.get(v.strip().lower(), v)
-    if types and types <= {int, float}: return _csv_number(v)
-    return v
-
-def _csv_rows(paths:list, m:dict)->list:
-    "The rows of one CSV file, typed as the tabular bundle `m`'s columns are (`_csv_value`; standard library only: no pandas)."
-    import csv
-    if len(paths) != 1 or Path(paths[0]).suffix.lower() != '.csv':
-        raise XDeployError("A tabular model takes its rows from one CSV file.", "Pass the path of a CSV file with a header row.")
-    f = Path(paths[0])
-    if not f.is_file(): raise XDeployError(f"{f} is not a file.", "Pass the path of a CSV file with a header row.")
-    try:
-        with open(f, newline='', encoding='utf-8') as fh:
-            rows = [{k: _csv_value(v, k, m['preprocessing']['spec']) for k,v in row.items()} for row in csv.DictReader(fh)]
-    except UnicodeDecodeError: raise XDeployError(f"{f} is not UTF-8 text.", "Save the CSV file as UTF-8.") from None
-    except csv.Error as e: raise XDeployError(f"{f} is not a CSV file this can read ({e}).",
-                                              "Pass a CSV file with a header row and fields under 128 KiB.") from None
-    if not rows: raise XDeployError(f"{f} has no rows.", "Pass a CSV file with a header row and one line per row.")
-    if any(None in r for r in rows): raise XDeployError(f"{f} has rows with more fields than its header.", "Check the CSV file's quoting and separators.")
-    return rows
-
 # %% ../nbs/40_runtime.ipynb #kd000008
-KINDS['image'].from_paths,KINDS['image'].names = _image_files,list
-KINDS['tabular'].from_paths,KINDS['tabular'].names = _csv_rows,lambda rows: [f'row {i}' for i in range(len(rows))]
-
 def items_from_paths(manifest:dict, # A bundle's manifest, or a spec from `spec_from_learner`
                      paths:list # Files or folders, as the kind reads them (images; one CSV file of rows)
                     )->list:
@@ -470,7 +188,7 @@ class Predictor:
         "The model's inputs for `items`: by `prepare_inputs` (the Pillow path), or by the preprocessing graph."
         if self._pregraph is None: return prepare_inputs(self.manifest, items, self._max_pixels, first=first)
         m = self.manifest
-        return {m['inputs'][0]['name']: graph_batch(self._pregraph, _image_items(items), m['preprocessing']['spec'], self._max_pixels, first, self._pool)}
+        return {m['inputs'][0]['name']: graph_batch(self._pregraph, KINDS[m['preprocessing']['kind']].as_list(items), m['preprocessing']['spec'], self._max_pixels, first, self._pool)}
 
     def predict_batch(self,
                       items, # As `prepare` takes them
