@@ -57,5 +57,7 @@ setuptools.setup(
     entry_points = {
         'console_scripts': cfg.get('console_scripts','').split(),
         'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d']
+        # Plug-ins of xdeploy_nb declare their own entry points in the group 'xdeploy_nb.plugins' (a module that registers
+        # kinds, tasks, formats or variants when imported); `import xdeploy_nb` loads them (xdeploy_nb.builtins, CONTRIBUTING.md).
     },
     **setup_cfg)

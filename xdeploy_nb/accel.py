@@ -365,16 +365,19 @@ def load_sample(bundle:Path, # The bundle directory
         key = f"expected.{artifact['file']}" if artifact and f"expected.{artifact['file']}" in z.files else 'expected'
         return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z[key]
 
+# %% ../nbs/01_accel.ipynb #rt000007-1
 def _sample_diff(run, # `run(inputs)` -> the model's outputs
                  bundle:Path, m:dict, artifact:dict=None)->float:
     "The largest difference between the outputs of `run` and the Learner's (a variant's: its own), on the bundle's sample."
     inputs,expected = load_sample(bundle, m, artifact)
     return float(np.abs(run(inputs).astype(np.float64) - expected).max())
 
+# %% ../nbs/01_accel.ipynb #rt000007-2
 def _sample_tolerance(artifact:dict)->float:
     "How far an accelerator may be from the CPU on the bundle's sample: the artifact's `sample_tolerance` (else its variant's)."
     return artifact.get('sample_tolerance', VARIANTS[artifact.get('variant', 'fp32')].sample_tolerance)
 
+# %% ../nbs/01_accel.ipynb #rt000007-3
 def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` returns them
                   name:str, # Its file name, for messages
                   plan:SessionPlan, # Where to open it, from `providers_for`
@@ -392,6 +395,7 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
     plan.check(sess)
     return sess
 
+# %% ../nbs/01_accel.ipynb #rt000007-4
 def choose_session(bundle:Path, # The bundle directory
                    m:dict, # Its manifest
                    artifact:dict, # The ONNX artifact to open, an entry of `m['artifacts']`

@@ -137,6 +137,7 @@ def _where(module:nn.Module, filename:str, lineno:int):
         if start <= lineno < start + len(lines) and (best is None or len(lines) <= best[2]): best = (name, type(m).__name__, len(lines))
     return (best[0] or '<root>', best[1]) if best else None
 
+# %% ../nbs/03_artifact.ipynb #9697f03a-1
 def _code_location(module, filename, lineno, name=None, cls=None)->str:
     code = linecache.getline(filename, lineno).strip()
     loc = (name, cls) if name else _where(module, filename, lineno)
@@ -145,17 +146,20 @@ def _code_location(module, filename, lineno, name=None, cls=None)->str:
 
 _BENIGN_TRACER = r'torch\.tensor results are registered as constants'
 
+# %% ../nbs/03_artifact.ipynb #9697f03a-2
 def _tracer_warnings(ws)->list:
     return [w for w in ws if issubclass(w.category, torch.jit.TracerWarning) and not re.search(_BENIGN_TRACER, str(w.message))]
 
 _DATA_FLOW_FIX = "Make it branchless (torch.where) or use torch.cond; meanwhile the 'torch.export' or 'onnx' format may still work."
 
+# %% ../nbs/03_artifact.ipynb #9697f03a-3
 def _tracer_error(module, tws)->ExportError:
     w = tws[0]
     first = re.split(r'(?<=[.!])\s', str(w.message))[0]
     return ExportError(f"{type(module).__name__}: tracing froze a value computed from tensor data in {_code_location(module, w.filename, w.lineno)}: "
                        f"{first} The traced graph would only be right for inputs like the example.", _DATA_FLOW_FIX)
 
+# %% ../nbs/03_artifact.ipynb #9697f03a-4
 def _user_frame(module, e):
     names,found = {id(m): n for n,m in module.named_modules()},None
     for fr,lineno in traceback.walk_tb(e.__traceback__):
@@ -166,6 +170,7 @@ def _user_frame(module, e):
     m = re.search(r'File "([^"]+)", line (\d+), in forward', str(e))  # torch.export quotes the user's line
     return (m.group(1), int(m.group(2)), None, None) if m else None
 
+# %% ../nbs/03_artifact.ipynb #9697f03a-5
 def capture_error(module, e)->ExportError:
     "Why torch.export could not capture `module`, naming the submodule and line, with a fix."
     msg,loc = str(e),_user_frame(module, e)
@@ -181,11 +186,13 @@ def capture_error(module, e)->ExportError:
     return ExportError(f"{type(module).__name__} cannot be captured by torch.export{where}: {_short(e)}",
                        "Try formats=('torchscript',), whose tracing accepts more Python code.")
 
+# %% ../nbs/03_artifact.ipynb #9697f03a-6
 def _dynamic_axes(module, names:list, dynamic_batch:bool)->dict:
     "Input name -> {axis: dim name} of its symbolic dims: the module's own `dynamic_axes` (e.g. a text's length too), else dim 0 'batch'."
     axes = getattr(module, 'dynamic_axes', None) or {n: {0: 'batch'} for n in names}
     return {n: {a: d for a,d in axes.get(n, {}).items() if dynamic_batch or d != 'batch'} for n in names}
 
+# %% ../nbs/03_artifact.ipynb #9697f03a-7
 def _capture(module, inputs, dynamic_batch:bool):
     "`torch.export.export` (non-strict) with the dynamic dims of `_dynamic_axes`: one batch dimension shared by all inputs, by default."
     axes = _dynamic_axes(module, forward_input_names(module, len(inputs)), dynamic_batch)
@@ -207,18 +214,21 @@ def _rename_batch_dim(path, names, new:str='batch'):
             if d.dim_param in old: d.dim_param = new
     onnx.save(proto, str(path))
 
+# %% ../nbs/03_artifact.ipynb #b5a67d21-1
 def _onnx_dynamo(module, inputs, path, input_names, output_names, opset, dynamic_batch):
     ep = _capture(module, inputs, dynamic_batch)
     torch.onnx.export(ep, inputs, str(path), dynamo=True, verbose=False, external_data=False, optimize=True,
                       input_names=input_names, output_names=output_names, opset_version=opset)
     if dynamic_batch: _rename_batch_dim(path, input_names)
 
+# %% ../nbs/03_artifact.ipynb #b5a67d21-2
 def _onnx_legacy(module, inputs, path, input_names, output_names, opset, dynamic_batch):
     axes = {n: ax for n,ax in {**_dynamic_axes(module, input_names, dynamic_batch), **{n: {0: 'batch'} for n in output_names if dynamic_batch}}.items() if ax}
     with torch.no_grad():
         torch.onnx.export(module, inputs, str(path), dynamo=False, input_names=input_names, output_names=output_names,
                           opset_version=opset, dynamic_axes=axes, do_constant_folding=True)
 
+# %% ../nbs/03_artifact.ipynb #b5a67d21-3
 def _ort_runner(path, names):
     "Run an ONNX file with onnxruntime on the CPU: `run(inputs)` -> a list of arrays."
     import onnxruntime as ort

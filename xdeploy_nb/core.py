@@ -142,13 +142,17 @@ KNOWN_WARNINGS = [  # (category, message regex, why it is harmless here)
 ]
 
 def _known(w)->bool: return any(issubclass(w.category, c) and re.search(rx, str(w.message)) for c,rx,_ in KNOWN_WARNINGS)
+
+# %% ../nbs/00_core.ipynb #b678446c-1
 def _fmt_warning(w)->str: return f"{w.category.__name__}: {str(w.message).strip()} ({Path(w.filename).name}:{w.lineno})"
 
+# %% ../nbs/00_core.ipynb #b678446c-2
 def _flush_c():
     "Flush C stdio buffers (C++ iostreams are synced with them)."
     try: ctypes.CDLL(None).fflush(None)
     except Exception: pass
 
+# %% ../nbs/00_core.ipynb #b678446c-3
 @contextlib.contextmanager
 def _fd_capture(buf:list):
     "Send what C/C++ code writes to file descriptors 1 and 2 into a temporary file; append its text to `buf`."
@@ -163,6 +167,7 @@ def _fd_capture(buf:list):
             for fd in saved: os.close(fd)
             tmp.seek(0); buf.append(tmp.read().decode(errors='replace'))
 
+# %% ../nbs/00_core.ipynb #b678446c-4
 @contextlib.contextmanager
 def quiet(info:dict # Collects 'warnings', 'stdout', 'stderr', 'native_output' and the 'suppressed' count
          ):
@@ -273,14 +278,17 @@ class Doc:
                                            min_length=min_length, max_length=max_length).items() if v is not None}
     def __repr__(self): return f"Doc({self.schema!r}, {self.doc[:40]!r}...)"
 
+# %% ../nbs/00_core.ipynb #sch00001-1
 class Closed(dict):
     "An object schema whose fields are all there is: an unknown field is an error."
 
+# %% ../nbs/00_core.ipynb #sch00001-2
 class MapOf:
     "An object whose keys the writer chooses (column names, package names), each value following `schema`."
     def __init__(self, schema): self.schema = schema
     def __repr__(self): return f"MapOf({self.schema!r})"
 
+# %% ../nbs/00_core.ipynb #sch00001-3
 class OneOf:
     "Objects told apart by the value of their field `tag`: `cases` maps each value to the schema of the other fields."
     def __init__(self, tag:str, # The field that names the case, e.g. 'op'
@@ -294,6 +302,7 @@ class OneOf:
         return [(n, getattr(e, self.attr, None) or self.default) for n,e in self.cases.items()]
     def __repr__(self): return f"OneOf({self.tag!r}, {[n for n,_ in self.items()]})"
 
+# %% ../nbs/00_core.ipynb #sch00001-4
 class Version:
     "A layout version: an int from 1 to `current`; a larger one is a newer layout, refused with an upgrade message."
     def __init__(self, current:int, what:str): self.current,self.what = current,what
@@ -407,6 +416,7 @@ class ManifestError(XDeployError):
 
 _UPGRADE = "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`)."
 
+# %% ../nbs/00_core.ipynb #3f8ee982-1
 def _limits_fail(obj, limits:dict)->str:
     "The first limit of a `Doc` that `obj` breaks, in words; None if it keeps them all."
     p,n = limits.get('pattern'),len(obj) if isinstance(obj, list) else None
@@ -420,6 +430,7 @@ def _limits_fail(obj, limits:dict)->str:
     if isinstance(obj, str) and not limits.get('min_length', 0) <= len(obj) <= limits.get('max_length', len(obj)):
         return f"a string of {limits.get('min_length', 0)} to {limits.get('max_length', 'any number of')} characters"
 
+# %% ../nbs/00_core.ipynb #3f8ee982-2
 def _name(schema)->str:
     "A schema in a few words, for messages."
     if isinstance(schema, type): return schema.__name__
@@ -428,6 +439,7 @@ def _name(schema)->str:
     if isinstance(schema, tuple): return ' or '.join(map(_name, schema))
     return 'an object' if isinstance(schema, (dict, MapOf, OneOf)) else type(schema).__name__
 
+# %% ../nbs/00_core.ipynb #3f8ee982-3
 def _check_schema(obj, schema, where:str):
     "Raise `ManifestError` naming the first place where `obj` does not follow `schema`."
     def bad(what): raise ManifestError(f"manifest.json: {where or 'the top level'} {what}.",
@@ -540,7 +552,9 @@ def check_artifacts(bundle:Path, # Bundle directory
 
 # %% ../nbs/00_core.ipynb #sch00021
 SCHEMA_ID = 'https://xdeploy-nb.github.io/xdeploy_nb/manifest.schema.json'
+
 _JSON_TYPES = {str: 'string', int: 'integer', float: 'number', bool: 'boolean', dict: 'object', list: 'array', type(None): 'null'}
+
 _JSON_LIMITS = dict(minimum='minimum', maximum='maximum', exclusive_minimum='exclusiveMinimum', min_items='minItems', max_items='maxItems',
                     min_length='minLength', max_length='maxLength')
 
@@ -549,6 +563,7 @@ def _json_types(types)->dict:
     if 'number' in names and 'integer' in names: names.remove('integer')  # a JSON number includes the integers
     return {'type': names[0] if len(names) == 1 else names}
 
+# %% ../nbs/00_core.ipynb #sch00021-1
 def _json(schema)->dict:
     "One schema of the notation as JSON Schema."
     if isinstance(schema, Doc):
@@ -595,16 +610,19 @@ SCHEMA_DESCRIPTION = (
     "a collab one x_cat; every file has the size and "
     "sha256 recorded here.")
 
+# %% ../nbs/00_core.ipynb #sch00021-2
 def json_schema()->dict:
     "`MANIFEST_SCHEMA` as a JSON Schema (draft 2020-12), with the names registered now in `KINDS`, `TASKS`, `FORMATS` and `VARIANTS`."
     return {'$schema': 'https://json-schema.org/draft/2020-12/schema', '$id': SCHEMA_ID,
             'title': f"xdeploy_nb bundle manifest (schema_version {SCHEMA_VERSION})", 'description': SCHEMA_DESCRIPTION,
             **_json(MANIFEST_SCHEMA)}
 
+# %% ../nbs/00_core.ipynb #sch00021-3
 def schema_json()->str:
     "`json_schema()` as the text of `manifest.schema.json`."
     return json.dumps(json_schema(), indent=1, ensure_ascii=False) + '\n'
 
+# %% ../nbs/00_core.ipynb #sch00021-4
 def schema_file()->Path:
     "Where the installed package keeps `manifest.schema.json` (written by `tools/schema.py` from `schema_json()`)."
     return Path(__file__).parent/'manifest.schema.json'

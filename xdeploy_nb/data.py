@@ -25,13 +25,16 @@ _STAMP = '.xdeploy_sample.json'
 
 def _params_key(params:dict)->str: return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
 
+# %% ../nbs/44_data.ipynb #b2a07724-1
 def _building(path:Path)->FileLock:
     "An exclusive lock beside `path`, held while it is built, so that two processes asking at once build it once (any OS)."
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(path.parent/f".{path.name}.lock")
 
+# %% ../nbs/44_data.ipynb #b2a07724-2
 def _is_sample(path:Path, params:dict)->bool: return (path/_STAMP).exists() and json.loads((path/_STAMP).read_text()) == params
 
+# %% ../nbs/44_data.ipynb #b2a07724-3
 def _sample_folder(path, params:dict, write, overwrite:bool)->Path:
     "Return `path` holding the sample described by `params`, calling `write(tmp_dir)` only if needed."
     if path is None: path = data_home()/f"{params['kind']}-{_params_key(params)}"
@@ -50,12 +53,22 @@ def _sample_folder(path, params:dict, write, overwrite:bool)->Path:
 
 # %% ../nbs/44_data.ipynb #054a0050
 def _circle(d, cx, cy, r, fill): d.ellipse([cx-r, cy-r, cx+r, cy+r], fill=fill)
+
+# %% ../nbs/44_data.ipynb #054a0050-1
 def _square(d, cx, cy, r, fill): d.rectangle([cx-r, cy-r, cx+r, cy+r], fill=fill)
+
+# %% ../nbs/44_data.ipynb #054a0050-2
 def _triangle(d, cx, cy, r, fill): d.polygon([(cx, cy-r), (cx-r, cy+r), (cx+r, cy+r)], fill=fill)
+
+# %% ../nbs/44_data.ipynb #054a0050-3
 def _diamond(d, cx, cy, r, fill): d.polygon([(cx, cy-r), (cx+r, cy), (cx, cy+r), (cx-r, cy)], fill=fill)
+
+# %% ../nbs/44_data.ipynb #054a0050-4
 def _cross(d, cx, cy, r, fill):
     w = max(1, r//3)
     d.rectangle([cx-r, cy-w, cx+r, cy+w], fill=fill); d.rectangle([cx-w, cy-r, cx+w, cy+r], fill=fill)
+
+# %% ../nbs/44_data.ipynb #054a0050-5
 def _ring(d, cx, cy, r, fill): d.ellipse([cx-r, cy-r, cx+r, cy+r], outline=fill, width=max(2, r//3))
 
 SHAPES = dict(circle=_circle, square=_square, triangle=_triangle, diamond=_diamond, cross=_cross, ring=_ring)

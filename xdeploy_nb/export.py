@@ -140,10 +140,12 @@ KINDS['image'].export_extra = export_pregraph  # writes preprocess.onnx and its 
 # %% ../nbs/42_export.ipynb #4d2bf87c
 def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
 
+# %% ../nbs/42_export.ipynb #4d2bf87c-1
 def _normalize_batch(x, mean, std, in_hw=None):
     stat = lambda v: torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - stat(mean)) / stat(std)
 
+# %% ../nbs/42_export.ipynb #4d2bf87c-2
 def _crop_ratio_box(h:int, w:int, ratio, valid_scale)->tuple:
     "`(top, left, height, width)` of `RandomResizedCropGPU`'s validation crop of an h x w batch."
     if   w/h < ratio[0]: ch,cw = int(w/ratio[0]), w
@@ -152,14 +154,17 @@ def _crop_ratio_box(h:int, w:int, ratio, valid_scale)->tuple:
     ch,cw = int(ch*valid_scale), int(cw*valid_scale)
     return (h-ch)//2, (w-cw)//2, ch, cw
 
+# %% ../nbs/42_export.ipynb #4d2bf87c-3
 def _center_crop_ratio(x, ratio, valid_scale, in_hw=None):
     t,l,ch,cw = _crop_ratio_box(*(in_hw or x.shape[-2:]), ratio, valid_scale)
     return x[..., t:t+ch, l:l+cw]
 
+# %% ../nbs/42_export.ipynb #4d2bf87c-4
 def _identity_grid(h:int, w:int, align_corners:bool):
     "fastai's identity `affine_grid` for one h x w image: a constant of the graph."
     return F.affine_grid(torch.eye(3)[:2][None], [1, 1, h, w], align_corners=align_corners)
 
+# %% ../nbs/42_export.ipynb #4d2bf87c-5
 def _grid_resample(x, size, mode, pad_mode, align_corners, in_hw=None, grid=None):
     H,W = in_hw or x.shape[-2:]
     h,w = (H, W) if size is None else size
@@ -171,6 +176,7 @@ def _grid_resample(x, size, mode, pad_mode, align_corners, in_hw=None, grid=None
         if d > 1 and d > z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
     return F.grid_sample(x, coords, mode=mode, padding_mode=pad_mode, align_corners=align_corners)
 
+# %% ../nbs/42_export.ipynb #4d2bf87c-6
 def _with_sizes(steps:list, hw:tuple)->list:
     "Each batch step with `in_hw`, the height and width it gets: fixed in the graph, where only the batch size varies."
     res = []
@@ -183,6 +189,7 @@ def _with_sizes(steps:list, hw:tuple)->list:
     return res
 
 BATCH_TORCH_OPS = dict(int_to_float=_int_to_float, normalize=_normalize_batch, center_crop_ratio=_center_crop_ratio, grid_resample=_grid_resample)
+
 assert set(BATCH_TORCH_OPS) == set(BATCH_OPS)
 
 # %% ../nbs/42_export.ipynb #5b11e83e

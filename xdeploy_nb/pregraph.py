@@ -87,11 +87,13 @@ def _double(g:_G, s:str)->str:
     from onnx import TensorProto
     return g('Cast', s, to=TensorProto.DOUBLE)
 
+# %% ../nbs/11_pregraph.ipynb #pg000013-1
 def _trunc(g:_G, s:str)->str:
     "A float64 scalar as int64, rounded toward zero as Python's `int()` (ONNX Cast truncates)."
     from onnx import TensorProto
     return g('Cast', s, to=TensorProto.INT64)
 
+# %% ../nbs/11_pregraph.ipynb #pg000013-2
 def _resize_step(g:_G, x:str, hw:tuple, size, method:str='crop', pad_mode:str='reflection', resample:str='BILINEAR')->tuple:
     "fastai's `Resize` at validation (`preprocess.resize_image`): the centred region of `_resize_region`, then the resize."
     h,w = size
@@ -109,6 +111,7 @@ def _resize_step(g:_G, x:str, hw:tuple, size, method:str='crop', pad_mode:str='r
         else: x = _crop_pad(g, x, hw, (ch, cw), tl, pad_mode)
     return _resize(g, x, (ch, cw) if method != 'squish' else hw, (h, w), resample),(g.c(h, np.int64), g.c(w, np.int64))
 
+# %% ../nbs/11_pregraph.ipynb #pg000013-3
 def _crop_pad_step(g:_G, x:str, hw:tuple, size, pad_mode:str='zeros')->tuple:
     "fastai's `CropPad` (`preprocess.center_crop_pad`): top-left at `floor((n - size)/2)`."
     h,w = size

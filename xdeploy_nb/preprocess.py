@@ -29,10 +29,12 @@ def _hwc(img:Image.Image)->np.ndarray:
     arr = np.asarray(img)
     return arr[..., None] if arr.ndim == 2 else arr
 
+# %% ../nbs/02_preprocess.ipynb #29c51c27-1
 def _pil(arr:np.ndarray)->Image.Image:
     "An HWC uint8 array as a PIL image: 'L', 'LA', 'RGB' or 'RGBA' by its number of channels."
     return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
 
+# %% ../nbs/02_preprocess.ipynb #29c51c27-2
 def _fromarray(arr:np.ndarray)->Image.Image:
     "`Image.fromarray`, with an error that says what to pass instead."
     try: return Image.fromarray(arr)
@@ -40,6 +42,7 @@ def _fromarray(arr:np.ndarray)->Image.Image:
         f"An array of shape {arr.shape} and dtype {arr.dtype} is not an image ({e}); fastai cannot open it either.",
         "Pass an HxW, HxWx3 or HxWx4 uint8 array, or the image file.") from None
 
+# %% ../nbs/02_preprocess.ipynb #29c51c27-3
 def _passthrough(img:Image.Image)->Image.Image:
     "`img` if fastai's pass-through of it can be reproduced, else `PreprocessError`."
     if img.mode not in _ARRAY_MODES: raise PreprocessError(
@@ -49,6 +52,7 @@ def _passthrough(img:Image.Image)->Image.Image:
         "the image first, e.g. `img.convert('RGB')`.")
     return img
 
+# %% ../nbs/02_preprocess.ipynb #29c51c27-4
 def _check_pixels(h:int, w:int, max_pixels:int=None):
     "Refuse an h x w image over `max_pixels` (None: `PIL.Image.MAX_IMAGE_PIXELS`), before it is decoded."
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
@@ -57,6 +61,7 @@ def _check_pixels(h:int, w:int, max_pixels:int=None):
         "Downscale the image first or, if you trust its source, raise the limit: Predictor(..., max_pixels=...) "
         "(above PIL.Image.MAX_IMAGE_PIXELS, raise that too: Pillow checks files against it).")
 
+# %% ../nbs/02_preprocess.ipynb #29c51c27-5
 def load_image(item, # A file path (str or Path), the file's bytes, a PIL image, or an HxW or HxWxC uint8 array
                mode:str='RGB', # Mode that files and bytes are converted to: 'RGB' for `PILImage`, 'L' for `PILImageBW`
                max_pixels:int=None # Refuse larger images, files before decoding them; None: `PIL.Image.MAX_IMAGE_PIXELS`
@@ -169,6 +174,7 @@ def _tname(t)->str:
     "Short name of a transform (fastai appends its attributes to `name`)."
     return t.name.split(' --')[0].strip()
 
+# %% ../nbs/02_preprocess.ipynb #f6a73629-1
 def _runs_at_valid(t)->bool:
     "Does transform `t` run on the validation set? (`AffineCoordTfm` overwrites its `split_idx` on every call.)"
     from fastai.vision.augment import AffineCoordTfm
@@ -178,6 +184,7 @@ def _runs_at_valid(t)->bool:
 _KNOWN = ("fastai's Resize, RandomResizedCrop, CropPad, RandomCrop, IntToFloatTensor, Normalize, "
           "the affine transforms of aug_transforms and RandomResizedCropGPU")
 
+# %% ../nbs/02_preprocess.ipynb #f6a73629-2
 def _unreproducible(t, where:str)->PreprocessError:
     "The error for a transform that runs at validation and cannot be reproduced."
     return PreprocessError(f"The {where} transform {_tname(t)!r} ({type(t).__module__}.{type(t).__qualname__}) runs at "
@@ -185,12 +192,14 @@ def _unreproducible(t, where:str)->PreprocessError:
                            f"Make it training-only (`split_idx=0`, as fastai's random augmentations are) or remove it; "
                            f"at validation xdeploy_nb reproduces {_KNOWN}.")
 
+# %% ../nbs/02_preprocess.ipynb #f6a73629-3
 def _is_pil_create(f)->bool:
     "Is `f` fastai's `PILBase.create`, bound to a class? (By name: `load_learner` gives a copy of the function.)"
     func = getattr(f, '__func__', None)
     return (isinstance(getattr(f, '__self__', None), type) and getattr(func, '__module__', None) == 'fastai.vision.core'
             and getattr(func, '__qualname__', None) == 'PILBase.create')
 
+# %% ../nbs/02_preprocess.ipynb #f6a73629-4
 def _open_cls(pipe):
     "The class whose `create` opens the image in the type pipeline `pipe`, and the transforms before and after it."
     fs = list(pipe.fs)
@@ -199,6 +208,7 @@ def _open_cls(pipe):
             if _is_pil_create(getattr(m, 'implementation', None)): return m.implementation.__self__, fs[:i], fs[i+1:]
     return None, None, None
 
+# %% ../nbs/02_preprocess.ipynb #f6a73629-5
 def _input_spec(ds)->dict:
     "The `input` section of a spec: the class that opens the image, and the mode it converts files to."
     from fastai.data.core import Pipeline
@@ -220,6 +230,7 @@ def _resample_name(r)->str:
     "Name of a Pillow filter given as an enum or an int, e.g. 'BILINEAR'."
     return Image.Resampling(int(r)).name
 
+# %% ../nbs/02_preprocess.ipynb #d1207f7a-1
 def _item_steps(t)->list:
     "Spec steps for the `after_item` transform `t`, which runs at validation."
     from fastai.vision.augment import Resize, RandomResizedCrop, CropPad, RandomCrop, RatioResize
@@ -240,6 +251,7 @@ def _item_steps(t)->list:
     if type(t).__name__ == 'AddMaskCodes': return []  # segmentation: it only gives the target mask its codes
     raise _unreproducible(t, 'item')
 
+# %% ../nbs/02_preprocess.ipynb #d1207f7a-2
 def _stats(t)->list:
     "`Normalize` statistics, a float32 tensor of one value or of shape (1,C,1,1), as a list of floats."
     import torch
@@ -248,11 +260,13 @@ def _stats(t)->list:
                               "Use Normalize.from_stats(mean, std) with one value per channel, or Normalize() to compute them.")
     return [float(v) for v in t.detach().cpu().reshape(-1)]
 
+# %% ../nbs/02_preprocess.ipynb #d1207f7a-3
 def _affine_classes()->tuple:
     "fastai's `AffineCoordTfm` classes: identity matrix and no warp at validation, but still a `grid_sample`."
     from fastai.vision import augment as A
     return (A.AffineCoordTfm, A.Flip, A.DeterministicFlip, A.Dihedral, A.DeterministicDihedral, A.Rotate, A.Zoom, A.Warp)
 
+# %% ../nbs/02_preprocess.ipynb #d1207f7a-4
 def _batch_steps(t)->list:
     "Spec steps for the `after_batch` transform `t`, which runs at validation."
     from fastai.vision.augment import RandomResizedCropGPU
@@ -267,10 +281,12 @@ def _batch_steps(t)->list:
                 dict(op='grid_resample', size=list(_size_hw(t.size)), mode=str(t.mode), pad_mode='reflection', align_corners=True)]
     raise _unreproducible(t, 'batch')
 
+# %% ../nbs/02_preprocess.ipynb #d1207f7a-5
 def _before_batch_steps(t)->list:
     "No `before_batch` transform can be reproduced."
     raise _unreproducible(t, 'before_batch')
 
+# %% ../nbs/02_preprocess.ipynb #d1207f7a-6
 def _steps(pipe, reader, skipped:list)->list:
     "Spec steps of `pipe` in the order fastai runs them; training-only transforms are named in `skipped`."
     res = []
@@ -342,6 +358,7 @@ def _is_missing(v)->bool:
     "Is `v` a missing value, as pandas and fastai's `FillMissing` see it: None, NaN (any float type), `pd.NA` or `pd.NaT`?"
     return v is None or type(v).__name__ in ('NAType', 'NaTType') or (isinstance(v, (float, np.floating)) and math.isnan(v))
 
+# %% ../nbs/02_preprocess.ipynb #tab00005-1
 def table_rows(rows)->list:
     "Rows as a list of dicts, from a dict, a list of dicts, or a DataFrame (duck-typed: no pandas import)."
     if isinstance(rows, dict): return [rows]
@@ -352,6 +369,7 @@ def table_rows(rows)->list:
                               "Pass {'island': 'Biscoe', 'bill_length_mm': 40.1, ...} per row.")
     return rows
 
+# %% ../nbs/02_preprocess.ipynb #tab00005-2
 def _code(vocab:list, index:dict, v, col:str='', i:int=0)->int:
     "fastai's category code of `v`: its place in `vocab`, or 0 (`#na#`) if missing or unseen."
     if _is_missing(v): return 0
@@ -360,6 +378,7 @@ def _code(vocab:list, index:dict, v, col:str='', i:int=0)->int:
         f"Row {i}: column {col!r} is {v!r}, which is not a category value.", f"Pass a string or a number (or None if unknown) for {col!r}.")
     return index.get((type(v) is bool, v), 0)
 
+# %% ../nbs/02_preprocess.ipynb #tab00005-3
 def _number(v, col:str, i:int)->float:
     "`v` as a float32-sized number; NaN if missing. Text, infinities and values float32 cannot hold are refused, naming the column."
     if _is_missing(v): return math.nan

@@ -26,16 +26,19 @@ def _fp16(src:Path, dst:Path, calibration=None):
     from onnxruntime.transformers.float16 import convert_float_to_float16
     onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
 
+# %% ../nbs/10_variants.ipynb #2c1c15b3-1
 def _prepared(src:Path, tmp:Path)->str:
     "`src` after onnxruntime's quantization pre-processing, in `tmp`."
     from onnxruntime.quantization.shape_inference import quant_pre_process
     quant_pre_process(str(src), str(tmp/'pre.onnx'), skip_symbolic_shape=True)
     return str(tmp/'pre.onnx')
 
+# %% ../nbs/10_variants.ipynb #2c1c15b3-2
 def _int8_dynamic(src:Path, dst:Path, calibration=None):
     from onnxruntime.quantization import quantize_dynamic, QuantType
     with tempfile.TemporaryDirectory() as t: quantize_dynamic(_prepared(src, Path(t)), str(dst), weight_type=QuantType.QInt8)
 
+# %% ../nbs/10_variants.ipynb #2c1c15b3-3
 def _calibration_reader(feeds:list):
     from onnxruntime.quantization import CalibrationDataReader
     class Feeds(CalibrationDataReader):
@@ -44,6 +47,7 @@ def _calibration_reader(feeds:list):
         def get_next(self): return next(self.it, None)
     return Feeds()
 
+# %% ../nbs/10_variants.ipynb #2c1c15b3-4
 def _int8_static(src:Path, dst:Path, calibration=None):
     from onnxruntime.quantization import quantize_static, QuantType, QuantFormat
     if not calibration: raise XDeployError("The int8-static variant needs calibration inputs.",
@@ -52,6 +56,7 @@ def _int8_static(src:Path, dst:Path, calibration=None):
         quantize_static(_prepared(src, Path(t)), str(dst), _calibration_reader(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
+# %% ../nbs/10_variants.ipynb #2c1c15b3-5
 def _optimized(src:Path, dst:Path, calibration=None):
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # ENABLE_ALL would tie it to this CPU's layout

@@ -31,16 +31,19 @@ def _target_tls(dls)->list:
     "The target TfmdLists of `dls`' validation set (none for tabular DataLoaders)."
     return list(getattr(getattr(dls, 'valid_ds', None), 'tls', None) or [])[getattr(dls, 'n_inp', 1) or 1:]
 
+# %% ../nbs/41_verify.ipynb #kd0ve005-1
 def _has_mask_target(dls)->bool:
     "Is a target of `dls` opened by `PILMask.create` (a segmentation mask)?"
     from fastai.vision.core import PILMask
     return any((c := _open_cls(tl.tfms)[0]) is not None and issubclass(c, PILMask) for tl in _target_tls(dls))
 
+# %% ../nbs/41_verify.ipynb #kd0ve005-2
 def _has_tokenizer(dls)->bool:
     "Does an input of `dls` go through fastai's `Tokenizer` or `Numericalize` (text)?"
     tls = list(getattr(getattr(dls, 'valid_ds', None), 'tls', None) or [])
     return any(type(t).__name__ in ('Tokenizer', 'Numericalize') for tl in tls for t in getattr(tl.tfms, 'fs', []))
 
+# %% ../nbs/41_verify.ipynb #kd0ve005-3
 def _is_collab(dls)->bool: return type(getattr(dls, 'train_ds', None)).__name__ == 'TabularCollab'
 
 UNSUPPORTED = dict(  # Learners recognised and refused: name -> (detect(dls), problem, fix)

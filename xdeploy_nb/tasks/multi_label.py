@@ -18,16 +18,19 @@ def _multi_cut(output:dict)->float:
     if output.get('activation', 'sigmoid') != 'none': return thr
     return -np.inf if thr <= 0 else np.inf if thr >= 1 else float(np.log(thr/(1 - thr)))  # sigmoid(x) >= thr  <=>  x >= logit(thr)
 
+# %% ../../nbs/26_tasks.multi_label.ipynb #tk000004-1
 def _decode_multi(outputs, labels, output)->list:
     "`{'labels', 'probs'}` per row: the labels at or above the threshold (`probs`: the outputs, raw scores where the activation is 'none')."
     cut = _multi_cut(output)
     return [dict(labels=[l for l,p in zip(labels, r.tolist()) if p >= cut], probs=r.tolist()) for r in outputs]
 
+# %% ../../nbs/26_tasks.multi_label.ipynb #tk000004-2
 def _agree_multi(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
     "The same labels at the threshold; a tie where an output is within `atol` of it."
     cut = _multi_cut(output)
     return ((ref >= cut) == (out >= cut)).all(1),(np.abs(ref - cut) < atol).any(1)
 
+# %% ../../nbs/26_tasks.multi_label.ipynb #tk000004-3
 def _accuracy_multi(outputs, targets, output)->float:
     "fastai's `accuracy_multi` (which applies a sigmoid to raw scores too): the share of (item, label) decisions that are right."
     return float(((outputs >= _multi_cut(output)) == (targets.reshape(outputs.shape) > 0.5)).mean())

@@ -15,10 +15,12 @@ def _decode_regression(outputs, labels, output)->list:
     "`{'value'}` per row: a float for one target, else a list."
     return [dict(value=r.tolist()[0] if len(r) == 1 else r.tolist()) for r in outputs]
 
+# %% ../../nbs/27_tasks.regression.ipynb #tk000007-1
 def _agree_regression(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
     "Every value `within_tolerance`; no ties."
     return within_tolerance(ref, out, atol, rtol).all(1),np.zeros(len(ref), bool)
 
+# %% ../../nbs/27_tasks.regression.ipynb #tk000007-2
 def _target_names(learn, n_out:int=None)->list:
     "The names of a regression Learner's targets: `y_names`, else the target getter's columns, else `value`/`value_<i>` for `n_out` outputs."
     names = getattr(learn.dls, 'y_names', None)
@@ -30,6 +32,7 @@ def _target_names(learn, n_out:int=None)->list:
     if names: return [str(o) for o in names]
     return ['value'] if n_out in (None, 1) else [f'value_{i}' for i in range(n_out)]
 
+# %% ../../nbs/27_tasks.regression.ipynb #tk000007-3
 def _rmse(outputs, targets, output)->float:
     return float(np.sqrt(((outputs.astype(np.float64) - targets.reshape(outputs.shape))**2).mean()))
 

@@ -43,15 +43,18 @@ def pixel_agreement(ref:np.ndarray, # Reference outputs (the Learner's), [n, C, 
     same = (r.argmax(1) == o.argmax(1)) | ((top2[:, 1] - top2[:, 0]) < atol)
     return same.reshape(len(r), -1).mean(1)
 
+# %% ../../nbs/28_tasks.segmentation.ipynb #sg000009-1
 def _agree_segmentation(ref, out, output, atol=1e-4, rtol=0.)->tuple:
     "An item agrees when `PIXEL_AGREEMENT` of its pixels have the same class (ties apart); never a tie as a whole."
     return pixel_agreement(ref, out, output, atol) >= PIXEL_AGREEMENT,np.zeros(len(ref), bool)
 
+# %% ../../nbs/28_tasks.segmentation.ipynb #sg000009-2
 def _pixel_accuracy(outputs, targets, output)->float:
     "The share of pixels whose predicted class is the true one (targets: the true masks at the model's size)."
     m = _maps(outputs, output).argmax(1)
     return float((m == targets.reshape(m.shape)).mean())
 
+# %% ../../nbs/28_tasks.segmentation.ipynb #sg000009-3
 def mean_iou(masks:np.ndarray, # Predicted class masks, [n, H, W]
              targets:np.ndarray, # True class masks, the same shape
              n_classes:int # Number of classes
