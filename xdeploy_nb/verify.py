@@ -5,6 +5,7 @@
 # %% ../nbs/41_verify.ipynb #bb3c4272
 from __future__ import annotations
 import math, warnings
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
@@ -14,7 +15,8 @@ from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs, within_toleranc
 
 # %% auto #0
 __all__ = ['UNSUPPORTED', 'kind_of', 'reference_items', 'reference_targets', 'learner_outputs', 'artifact_outputs', 'compare',
-           'score', 'accuracy_record', 'within_budget', 'format_metric', 'VerifyReport', 'verify_bundle']
+           'score', 'accuracy_record', 'within_budget', 'format_metric', 'VerifyReport', 'References', 'references',
+           'verify_bundle']
 
 # %% ../nbs/41_verify.ipynb #kd0ve001
 def _is_image_dls(dls)->bool:
@@ -273,6 +275,28 @@ def _verify_row(a:dict, out, problem, ref, fp32, targets, m:dict, tolerance:floa
     if var.by_accuracy and 'problem' not in res: res['passed'] = bool(acc) and within_budget(acc, max_accuracy_drop)
     return dict(row, **res, accuracy=acc)
 
+# %% ../nbs/41_verify.ipynb #vrref002
+@dataclass
+class References:
+    "The items an export is checked on, resolved once: raw `items`, prepared `inputs`, the Learner's `outputs`, `targets`."
+    items:list; inputs:dict; outputs:np.ndarray; targets:np.ndarray=None
+
+    def first(self, n:int # How many
+             )->References:
+        "The first `n` of each field."
+        return References(self.items[:n], {k: v[:n] for k,v in self.inputs.items()}, self.outputs[:n],
+                          None if self.targets is None else self.targets[:n])
+
+# %% ../nbs/41_verify.ipynb #vrref003
+def references(learn, # The Learner
+               spec:dict, # Its spec (`spec_from_learner`) or a bundle's manifest: how the items are prepared
+               items=None, # Items to use instead of the validation set
+               n:int=64 # At most this many
+              )->References:
+    "The reference items of `learn` (`reference_items`), prepared for `spec`, with the Learner's outputs and targets."
+    xs = reference_items(learn, items, n)
+    return References(xs, prepare_inputs(spec, xs), learner_outputs(learn, xs), reference_targets(learn, items, n))
+
 # %% ../nbs/41_verify.ipynb #vr0ve020
 def verify_bundle(path:Path, # A bundle directory
                   learn, # The Learner it was exported from
@@ -281,13 +305,14 @@ def verify_bundle(path:Path, # A bundle directory
                   tolerance:float=TOLERANCE, # Absolute tolerance of the activated outputs (fp32): `|out - ref| <= tolerance + rtol*|ref|`
                   max_accuracy_drop:float=0.01, # Variants judged by accuracy (int8): largest drop below the fp32 model's
                   trust_code:bool=False, # Also run artifacts whose loading can run code (TorchScript, torch.export); else they fail
-                  rtol:float=RTOL # Relative tolerance of the activated outputs (fp32)
+                  rtol:float=RTOL, # Relative tolerance of the activated outputs (fp32)
+                  refs:References=None # The reference items already resolved (`references`); None: resolved here from `items`
                  )->VerifyReport:
     "Compare every artifact of the bundle at `path` with `learn` on real items; return the report."
     m = read_manifest(path)
     check_artifacts(path, m)
-    xs = reference_items(learn, items, n_items)
-    ref,targets,feeds = learner_outputs(learn, xs),reference_targets(learn, items, n_items),prepare_inputs(m, xs)
+    refs = refs or references(learn, m, items, n_items)
+    ref,targets,feeds = refs.outputs,refs.targets,refs.inputs
     outs = [_outputs(path, m, a, feeds, trust_code) for a in m['artifacts']]
     fp32 = next((o for a,(o,_) in zip(m['artifacts'], outs) if a.get('variant', 'fp32') == 'fp32' and o is not None), ref)
     return VerifyReport([_verify_row(a, o, p, ref, fp32, targets, m, tolerance, max_accuracy_drop, rtol) for a,(o,p) in zip(m['artifacts'], outs)], tolerance)
