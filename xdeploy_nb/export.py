@@ -17,8 +17,8 @@ from .preprocess import image_spec, tabular_spec, BATCH_OPS
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .artifact import ExportError, _eval_mode, export_artifact, export_onnx, export_pt2, export_torchscript
 from .variants import check_variants, count_flops, make_variant, variant_file
-from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs
-from .verify import References, VerifyReport, format_metric, kind_of, reference_items, references, verify_bundle
+from .runtime import RTOL, TOLERANCE, Predictor
+from .verify import References, VerifyReport, format_metric, kind_of, references, verify_bundle
 from .pregraph_export import export_pregraph
 _all_ = ['ExportError', 'export_artifact']  # `xdeploy_nb.export.ExportError` and `.export_artifact` as before (`xdeploy_nb.artifact`)
 
@@ -306,10 +306,14 @@ def _versions()->dict:
     return v
 
 # %% ../nbs/42_export.ipynb #5077631e
-def _example_inputs(learn, spec, items, refs:References=None)->tuple:
-    "A real batch for the exporters: the first validation items, prepared as the runtime prepares them (from `refs` if given)."
-    feeds = refs.first(8).inputs if refs is not None and len(refs.items) >= 8 else prepare_inputs(spec, reference_items(learn, items, n=8))
+def _example_batch(spec, refs:References)->tuple:
+    "A real batch for the exporters: the first 8 reference items, prepared as the runtime prepares them."
+    feeds = refs.first(8).inputs
     return tuple(torch.from_numpy(feeds[i['name']]) for i in spec['inputs'])
+
+def _example_inputs(learn, spec, items)->tuple:
+    "`_example_batch` of the first validation items (or of `items`)."
+    return _example_batch(spec, references(learn, spec, items, 8))
 
 def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch, atol:float=TOLERANCE, rtol:float=RTOL)->dict:
     "Export `graph` in format `fmt` into `d` with the format's exporter, checked against the eager graph within `atol` + `rtol`; return its manifest entry."
@@ -339,9 +343,9 @@ def _flops(d:Path)->int|None:
     except Exception: return None
 
 # %% ../nbs/42_export.ipynb #4f8b988c
-def _write_sample(d:Path, learn, spec:dict, items, variants:list=(), n:int=4, refs:References=None)->dict:
+def _write_sample(d:Path, refs:References, variants:list=(), n:int=4)->dict:
     "Save `n` prepared inputs, the Learner's outputs and each of `variants`' CPU outputs for them as `sample.npz` in `d`; return its manifest entry."
-    s = refs.first(n) if refs is not None else references(learn, spec, items, n)
+    s = refs.first(n)
     x,f = s.inputs,d/'sample.npz'
     own = {f"expected.{a['file']}": Predictor(d, device='cpu', variant=a['variant']).run(x) for a in variants}
     np.savez(f, expected=s.outputs, **own, **{f'input.{k}': v for k,v in x.items()})
@@ -416,9 +420,9 @@ def _reject(d:Path, m:dict, report)->list:
     return [dict(variant=a['variant'], reason=str(VerifyReport([r for r in report.rows if r['file'] == a['file']], report.tolerance)).strip())
             for a in failed]
 
-def _calibration(learn, spec, items, n:int, refs:References=None)->list:
-    "Feeds of 8 prepared validation items at a time, to calibrate int8-static on (`refs`' inputs if given)."
-    x = refs.first(n).inputs if refs is not None else prepare_inputs(spec, reference_items(learn, items, n))
+def _calibration(refs:References, n:int)->list:
+    "Feeds of 8 prepared reference items at a time (the first `n`), to calibrate int8-static on."
+    x = refs.first(n).inputs
     return [{k: v[i:i+8] for k,v in x.items()} for i in range(0, len(next(iter(x.values()))), 8)]
 
 # %% ../nbs/42_export.ipynb #bd0ex011
@@ -443,24 +447,23 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
         f"The variants {', '.join(variants)} are made from the ONNX model, and formats={tuple(formats)} has none.", "Add 'onnx' to formats.")
     _check_learner(learn, items)
     spec = spec_from_learner(learn, task)
-    refs = references(learn, spec, items, n_items)  # the validation items, resolved once: each step below takes its part
-    graph,example = deploy_graph(learn, spec),_example_inputs(learn, spec, items, refs)
+    refs = references(learn, spec, items, max(n_items, 8))  # the validation items, resolved once: each step takes its part
+    graph,example = deploy_graph(learn, spec),_example_batch(spec, refs)
     if not dynamic_batch:  # the artifacts take exactly the example's batch size: say so, and the runtime runs in batches of it
         for io in spec['inputs'] + spec['outputs']: io['shape'][0] = int(example[0].shape[0])
     with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/'manifest.json').is_file(), what='bundle') as d:
         artifacts = [_export_artifact(f, graph, example, d, opset, dynamic_batch, tolerance, rtol) for f in formats]
-        calibration = _calibration(learn, spec, items, n_items, refs) if any(VARIANTS[v].needs_calibration for v in variants) else None
+        calibration = _calibration(refs, n_items) if any(VARIANTS[v].needs_calibration for v in variants) else None
         artifacts += [_variant_artifact(v, d, calibration) for v in variants]
         provenance = dict(created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), versions=_versions())
         m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, flops=_flops(d), provenance=provenance)
         write_manifest(d, m)
-        report = verify_bundle(d, learn, items=items, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop,
-                               trust_code=True, rtol=rtol, refs=refs)  # the artifacts it has just written itself
+        report = verify_bundle(d, learn, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop,
+                               trust_code=True, rtol=rtol, refs=refs.first(n_items))  # the artifacts it has just written itself
         for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))  # none: it did not run
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
-        if (extra := KINDS[m['preprocessing']['kind']].export_extra): m['preprocessing'].update(extra(learn, d, m, formats, refs.items))
-        m['sample'] = _write_sample(d, learn, spec, items, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'],
-                                    refs=refs)
+        if (extra := KINDS[m['preprocessing']['kind']].export_extra): m['preprocessing'].update(extra(learn, d, m, formats, refs.items[:n_items]))
+        m['sample'] = _write_sample(d, refs, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)
         check_artifacts(d, m)
         fp32 = VerifyReport([r for r in report.rows if r['variant'] == 'fp32'], report.tolerance)
