@@ -72,7 +72,7 @@ def bench_cell(path:Path, # A bundle directory
 # %% ../nbs/43_bench.ipynb #7c0d2e11
 def _plugin_modules()->list:
     "The modules outside xdeploy_nb that registered kinds, tasks, formats or variants: a cell's process imports them too."
-    from xdeploy_nb.runtime import FORMATS, KINDS, TASKS, VARIANTS
+    from xdeploy_nb.core import FORMATS, KINDS, TASKS, VARIANTS
     fs = [f for r in (KINDS, TASKS, FORMATS, VARIANTS) for e in r.values() for f in vars(e).values() if callable(f)]
     return sorted({f.__module__ for f in fs if getattr(f, '__module__', None) and f.__module__.partition('.')[0] not in ('xdeploy_nb', 'builtins', '__main__')})
 
