@@ -7,5 +7,7 @@ __version__ = "0.0.1"
 __all__ = ['PLUGINS']
 
 # %% ../nbs/38_package.ipynb #b0b044b8
-from .builtins import PLUGINS  # the built-in kinds, tasks, formats and variants, the old import paths, the plug-ins
-_all_ = ['PLUGINS']
+import xdeploy_nb.builtins  # the built-in kinds, tasks, formats and variants, the old import paths, the plug-ins
+
+# %% ../nbs/38_package.ipynb #789a27d0
+PLUGINS = xdeploy_nb.builtins.PLUGINS  # the names of the plug-ins loaded when the package was imported

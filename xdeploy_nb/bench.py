@@ -43,7 +43,7 @@ def sample_batch(path:Path, # A bundle directory
                  batch_size:int # Items in the batch
                 )->dict:
     "The bundle's sample inputs, repeated to `batch_size` items."
-    from xdeploy_nb.runtime import load_sample
+    from xdeploy_nb.accel import load_sample
     inputs,_ = load_sample(path, m)
     return {k: np.ascontiguousarray(np.resize(v, (batch_size, *v.shape[1:]))) for k,v in inputs.items()}
 

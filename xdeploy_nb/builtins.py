@@ -7,8 +7,7 @@ from __future__ import annotations
 import importlib, importlib.abc, importlib.metadata, importlib.util, sys, types, warnings
 
 # %% auto #0
-__all__ = ['OLD_PATHS', 'PLUGIN_GROUP', 'PLUGINS', 'load_plugins', 'variants', 'onnx', 'torchscript', 'pt2', 'ort', 'executorch',
-           'image', 'tabular', 'text', 'collab', 'single_label', 'multi_label', 'regression', 'segmentation']
+__all__ = ['ENTRY_MODULES', 'OLD_PATHS', 'PLUGIN_GROUP', 'PLUGINS', 'load_plugins']
 
 # %% ../nbs/39_builtins.ipynb #d5e4225b
 from . import variants  # fp32, fp16, int8-dynamic, int8-static, optimized
@@ -16,8 +15,10 @@ from .formats import onnx, torchscript, pt2  # in this order: FORMATS lists them
 from .formats import ort, executorch  # the ORT mobile format, then ExecuTorch's .pte (torch-free at import)
 from .kinds import image, tabular, text, collab
 from .tasks import single_label, multi_label, regression, segmentation
-_all_ = ['variants', 'onnx', 'torchscript', 'pt2', 'ort', 'executorch', 'image', 'tabular', 'text', 'collab',
-         'single_label', 'multi_label', 'regression', 'segmentation']
+
+# %% ../nbs/39_builtins.ipynb #64ab9127
+ENTRY_MODULES = (variants, onnx, torchscript, pt2, ort, executorch, image, tabular, text, collab,
+                 single_label, multi_label, regression, segmentation)  # the built-in entry modules, in registry order
 
 # %% ../nbs/39_builtins.ipynb #856f32a3
 OLD_PATHS = {'xdeploy_nb.ort': 'xdeploy_nb.formats.ort', 'xdeploy_nb.executorch_format': 'xdeploy_nb.formats.executorch',

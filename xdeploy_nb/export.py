@@ -17,14 +17,17 @@ from .preprocess import image_spec, tabular_spec, BATCH_OPS
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .artifact import ExportError, _eval_mode, export_artifact, export_onnx, export_pt2, export_torchscript
 from .variants import check_variants, count_flops, make_variant, variant_file
-from .runtime import RTOL, TOLERANCE, Predictor
+from .core import RTOL, TOLERANCE
+from .runtime import Predictor
 from .verify import References, VerifyReport, format_metric, kind_of, references, verify_bundle
 from .pregraph_export import export_pregraph
-_all_ = ['ExportError', 'export_artifact']  # `xdeploy_nb.export.ExportError` and `.export_artifact` as before (`xdeploy_nb.artifact`)
 
 # %% auto #0
 __all__ = ['BATCH_TORCH_OPS', 'task_of', 'activation_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph',
-           'CollabGraph', 'Bundle', 'export_bundle', 'ExportError', 'export_artifact']
+           'CollabGraph', 'Bundle', 'export_bundle']
+
+# %% ../nbs/42_export.ipynb #ex0kept1
+_KEPT = (ExportError, export_artifact)  # names callers import from here, defined in `xdeploy_nb.artifact` now
 
 # %% ../nbs/42_export.ipynb #tk0ex001
 def _loss_name(learn)->str:

@@ -10,13 +10,15 @@ import onnxruntime as ort
 from .core import FORMATS, KINDS, TASKS, VARIANTS, ManifestError, XDeployError, read_checked, read_manifest
 from .core import RTOL, TOLERANCE, within_tolerance  # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
 from .accel import _cpus, _manifest_error, _sample_diff, _session_options, _shape, load_sample  # sessions of a model
-_all_ = ['RTOL', 'TOLERANCE', 'within_tolerance', 'load_sample', 'VARIANTS']  # `xdeploy_nb.runtime.load_sample` as before
 from .preprocess import SPEC_VERSION, _describe
 from concurrent.futures import ThreadPoolExecutor
 from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocessing graph (onnxruntime only at import)
 
 # %% auto #0
-__all__ = ['prepare_inputs', 'items_from_paths', 'Predictor', 'RTOL', 'TOLERANCE', 'within_tolerance', 'load_sample', 'VARIANTS']
+__all__ = ['prepare_inputs', 'items_from_paths', 'Predictor']
+
+# %% ../nbs/40_runtime.ipynb #rt0kept1
+_KEPT = (RTOL, TOLERANCE, VARIANTS, within_tolerance, load_sample)  # names callers import from here, defined in `core`, `accel`
 
 # %% ../nbs/40_runtime.ipynb #rt000013
 def _artifact(m:dict, # A validated manifest

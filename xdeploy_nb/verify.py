@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
-from .core import KINDS, TASKS, VARIANTS, XDeployError, check_artifacts, read_manifest
+from .core import KINDS, RTOL, TASKS, TOLERANCE, VARIANTS, XDeployError, check_artifacts, read_manifest, within_tolerance
 from .preprocess import PreprocessError, _input_spec, _open_cls
-from .runtime import RTOL, TOLERANCE, Predictor, prepare_inputs, within_tolerance
+from .runtime import Predictor, prepare_inputs
 
 # %% auto #0
 __all__ = ['UNSUPPORTED', 'kind_of', 'reference_items', 'reference_targets', 'learner_outputs', 'artifact_outputs', 'compare',

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 from ..core import Registry, XDeployError, atomic_directory
-from ..runtime import KINDS, Predictor, items_from_paths, load_sample
+from ..accel import load_sample
+from ..runtime import KINDS, Predictor, items_from_paths
 
 # %% auto #0
 __all__ = ['RAY_ITEMS', 'start_ray', 'RayKind', 'ray_kind', 'RequestError', 'prediction_schema', 'BatchPredictor',
