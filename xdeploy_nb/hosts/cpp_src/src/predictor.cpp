@@ -774,6 +774,11 @@ std::vector<Json> Predictor::read_csv(const std::string& path) const {
   std::vector<std::string> rec;
   std::string field;
   bool quoted = false, in_field = false, after_quote = false;
+  constexpr std::size_t kFieldLimit = 131072;  // Python's csv.field_size_limit()
+  auto too_large = [&] {
+    throw Error(detail::normal_path(path) + " is not a CSV file this can read (field larger than field limit (131072)).",
+                "Pass a CSV file with a header row and fields under 128 KiB.");
+  };
   auto end_field = [&] { rec.push_back(field); field.clear(); in_field = false; after_quote = false; };
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
@@ -782,8 +787,7 @@ std::vector<Json> Predictor::read_csv(const std::string& path) const {
         if (i + 1 < text.size() && text[i + 1] == '"') { field += '"'; ++i; }
         else { quoted = false; after_quote = true; }
       } else field += c;
-      if (field.size() > 131072) throw Error(detail::normal_path(path) + " is not a CSV file this can read (field larger than field limit (131072)).",
-                                             "Pass a CSV file with a header row and fields under 128 KiB.");
+      if (field.size() > kFieldLimit) too_large();
       continue;
     }
     if (c == '"' && !in_field && field.empty()) { quoted = true; in_field = true; continue; }
@@ -797,6 +801,7 @@ std::vector<Json> Predictor::read_csv(const std::string& path) const {
     }
     field += c;
     in_field = true;
+    if (field.size() > kFieldLimit) too_large();
   }
   if (quoted) throw Error(detail::normal_path(path) + " is not a CSV file this can read (unexpected end of data).",
                           "Pass a CSV file with a header row and fields under 128 KiB.");
