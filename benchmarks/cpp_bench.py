@@ -1,0 +1,56 @@
+"""The C++ host against the Python Predictor, side by side in one run, on one bundle (a tiny image classifier, exported here):
+per-image latency (both preprocess with preprocess.onnx: `Predictor(preprocess='graph')`, batch 1, warm), process start to
+first answer (a fresh process each: `xdeploy predict` vs `xdeploy-predict`), and the size of what an app ships (OUT/dist).
+Targets: latency C++ / Python <= 1.0; start to first answer C++ / Python <= 0.5.
+Run: python benchmarks/cpp_bench.py [--runs N]"""
+import argparse, shutil, subprocess, sys, tempfile, time, warnings
+from pathlib import Path
+from xdeploy_nb.data import make_image_folder
+from xdeploy_nb.export import export_bundle
+from xdeploy_nb.hosts.cpp import cpp_project
+from xdeploy_nb.pregraph import photo_like
+from xdeploy_nb.runtime import Predictor
+from xdeploy_nb.train import image_dls, trained_learner
+
+def _timed(cmd:list, env=None)->float:
+    t0 = time.perf_counter(); r = subprocess.run(cmd, capture_output=True, text=True, env=env); dt = time.perf_counter() - t0
+    if r.returncode: sys.exit(f"{cmd[0]} failed: {r.stderr}{r.stdout}")
+    return dt
+
+def main(runs:int=5):
+    tmp = Path(tempfile.mkdtemp())
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn = trained_learner(image_dls(make_image_folder(classes=3, n_train=8, n_valid=4, size=64), size=64, bs=8), epochs=2)
+        export_bundle(learn, tmp/'bundle', formats=('onnx',))
+    files = []
+    for i,(h,w) in enumerate([(480, 640), (333, 517), (720, 1280), (64, 64)]):
+        photo_like(h, w, seed=i).save(tmp/f'photo{i}.jpg', quality=90); files.append(tmp/f'photo{i}.jpg')
+    app = cpp_project(tmp/'bundle', tmp/'app', build=True)
+    exe,bundle = app/'dist'/'bin'/'xdeploy-predict',app/'dist'/'bundle'
+    # per image, warm: the Python Predictor in this process; the C++ host's time per image over many files in one process
+    p = Predictor(bundle, device='cpu', preprocess='graph')
+    items = files*25
+    for f in files: p.predict(f)
+    py = min(_per_image(lambda: [p.predict(f) for f in items], len(items)) for _ in range(runs))
+    cpp_one = min(_timed([str(exe), str(bundle), str(files[0])], env={}) for _ in range(runs))
+    cpp_all = min(_timed([str(exe), str(bundle), *map(str, items), '--batch-size', '1'], env={}) for _ in range(runs))
+    cpp = (cpp_all - cpp_one)/(len(items) - 1)
+    # process start to first answer
+    py_start = min(_timed([shutil.which('xdeploy'), 'predict', str(bundle), str(files[0]), '--preprocess', 'graph']) for _ in range(runs))
+    cpp_start = cpp_one
+    size = sum(f.stat().st_size for f in (app/'dist').rglob('*') if f.is_file())
+    lib = (app/'dist'/'lib'/'libonnxruntime.so.1').stat().st_size
+    print(f"bundle: tiny CNN at 64x64, photo-like JPEGs {', '.join(f'{w}x{h}' for h,w in [(480, 640), (333, 517), (720, 1280), (64, 64)])}; best of {runs}")
+    print(f"per image (decode + preprocess.onnx + model, batch 1): Python {py*1e3:.2f} ms, C++ {cpp*1e3:.2f} ms: C++ / Python = {cpp/py:.2f} (target <= 1.0)")
+    print(f"process start to first answer: Python {py_start*1e3:.0f} ms, C++ {cpp_start*1e3:.0f} ms: C++ / Python = {cpp_start/py_start:.3f} (target <= 0.5)")
+    print(f"what an app ships (OUT/dist): {size/1e6:.1f} MB, of which ONNX Runtime {lib/1e6:.1f} MB, the bundle "
+          f"{sum(f.stat().st_size for f in bundle.iterdir())/1e6:.2f} MB, xdeploy-predict {exe.stat().st_size/1e6:.2f} MB")
+    return dict(latency_ratio=cpp/py, start_ratio=cpp_start/py_start, dist_bytes=size)
+
+def _per_image(f, n:int)->float:
+    t0 = time.perf_counter(); f(); return (time.perf_counter() - t0)/n
+
+if __name__ == '__main__':
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0]); a.add_argument('--runs', type=int, default=5)
+    main(a.parse_args().runs)
