@@ -3,7 +3,7 @@ per-image latency (both preprocess with preprocess.onnx: `Predictor(preprocess='
 first answer (a fresh process each: `xdeploy predict` vs `xdeploy-predict`), and the size of what an app ships (OUT/dist).
 Targets: latency C++ / Python <= 1.0; start to first answer C++ / Python <= 0.5.
 Run: python benchmarks/cpp_bench.py [--runs N]"""
-import argparse, shutil, subprocess, sys, tempfile, time, warnings
+import argparse, resource, shutil, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 from xdeploy_nb.data import make_image_folder
 from xdeploy_nb.export import export_bundle
@@ -12,10 +12,17 @@ from xdeploy_nb.pregraph import photo_like
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.train import image_dls, trained_learner
 
-def _timed(cmd:list, env=None)->float:
-    t0 = time.perf_counter(); r = subprocess.run(cmd, capture_output=True, text=True, env=env); dt = time.perf_counter() - t0
+def _cpu(children:bool=False)->float:
+    "CPU seconds (user + system) of this process, or of its finished children."
+    r = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+def _timed(cmd:list, env=None)->tuple:
+    "`(wall seconds, CPU seconds)` of running `cmd` to its end."
+    t0,c0 = time.perf_counter(),_cpu(True); r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    dt,dc = time.perf_counter() - t0,_cpu(True) - c0
     if r.returncode: sys.exit(f"{cmd[0]} failed: {r.stderr}{r.stdout}")
-    return dt
+    return dt,dc
 
 def main(runs:int=5):
     tmp = Path(tempfile.mkdtemp())
@@ -28,28 +35,30 @@ def main(runs:int=5):
         photo_like(h, w, seed=i).save(tmp/f'photo{i}.jpg', quality=90); files.append(tmp/f'photo{i}.jpg')
     app = cpp_project(tmp/'bundle', tmp/'app', build=True)
     exe,bundle = app/'dist'/'bin'/'xdeploy-predict',app/'dist'/'bundle'
-    # per image, warm: the Python Predictor in this process; the C++ host's time per image over many files in one process
+    # per image, warm, interleaved round by round (best of `runs`): the Python Predictor in this process, and the C++ host's
+    # time per image over many files in one process (a run of N files less a run of one, over N - 1); wall and CPU time
     p = Predictor(bundle, device='cpu', preprocess='graph')
-    items = files*25
+    items,rows = files*25,[]
     for f in files: p.predict(f)
-    py = min(_per_image(lambda: [p.predict(f) for f in items], len(items)) for _ in range(runs))
-    cpp_one = min(_timed([str(exe), str(bundle), str(files[0])], env={}) for _ in range(runs))
-    cpp_all = min(_timed([str(exe), str(bundle), *map(str, items), '--batch-size', '1'], env={}) for _ in range(runs))
-    cpp = (cpp_all - cpp_one)/(len(items) - 1)
-    # process start to first answer
-    py_start = min(_timed([shutil.which('xdeploy'), 'predict', str(bundle), str(files[0]), '--preprocess', 'graph']) for _ in range(runs))
-    cpp_start = cpp_one
+    one,many = [str(exe), str(bundle), str(files[0])],[str(exe), str(bundle), *map(str, items), '--batch-size', '1']
+    for _ in range(runs):
+        t0,c0 = time.perf_counter(),_cpu(); [p.predict(f) for f in items]; py = ((time.perf_counter() - t0)/len(items), (_cpu() - c0)/len(items))
+        (w1,c1),(wn,cn) = _timed(one, env={}),_timed(many, env={})
+        rows.append((py, ((wn - w1)/(len(items) - 1), (cn - c1)/(len(items) - 1)), w1))
+    py,cpp = (min(r[0][0] for r in rows), min(r[0][1] for r in rows)),(min(r[1][0] for r in rows), min(r[1][1] for r in rows))
+    # process start to first answer: a fresh process each, `xdeploy predict` against `xdeploy-predict`, interleaved
+    starts = [(_timed([shutil.which('xdeploy'), 'predict', str(bundle), str(files[0]), '--preprocess', 'graph'])[0], _timed(one, env={})[0])
+              for _ in range(runs)]
+    py_start,cpp_start = min(s[0] for s in starts),min(s[1] for s in starts)
     size = sum(f.stat().st_size for f in (app/'dist').rglob('*') if f.is_file())
     lib = (app/'dist'/'lib'/'libonnxruntime.so.1').stat().st_size
     print(f"bundle: tiny CNN at 64x64, photo-like JPEGs {', '.join(f'{w}x{h}' for h,w in [(480, 640), (333, 517), (720, 1280), (64, 64)])}; best of {runs}")
-    print(f"per image (decode + preprocess.onnx + model, batch 1): Python {py*1e3:.2f} ms, C++ {cpp*1e3:.2f} ms: C++ / Python = {cpp/py:.2f} (target <= 1.0)")
+    print(f"per image (decode + preprocess.onnx + model, batch 1): Python {py[0]*1e3:.2f} ms, C++ {cpp[0]*1e3:.2f} ms: "
+          f"C++ / Python = {cpp[0]/py[0]:.2f} (target <= 1.0); CPU time {py[1]*1e3:.2f} ms vs {cpp[1]*1e3:.2f} ms: {cpp[1]/py[1]:.2f}")
     print(f"process start to first answer: Python {py_start*1e3:.0f} ms, C++ {cpp_start*1e3:.0f} ms: C++ / Python = {cpp_start/py_start:.3f} (target <= 0.5)")
     print(f"what an app ships (OUT/dist): {size/1e6:.1f} MB, of which ONNX Runtime {lib/1e6:.1f} MB, the bundle "
           f"{sum(f.stat().st_size for f in bundle.iterdir())/1e6:.2f} MB, xdeploy-predict {exe.stat().st_size/1e6:.2f} MB")
-    return dict(latency_ratio=cpp/py, start_ratio=cpp_start/py_start, dist_bytes=size)
-
-def _per_image(f, n:int)->float:
-    t0 = time.perf_counter(); f(); return (time.perf_counter() - t0)/n
+    return dict(latency_ratio=cpp[0]/py[0], cpu_ratio=cpp[1]/py[1], start_ratio=cpp_start/py_start, dist_bytes=size)
 
 if __name__ == '__main__':
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0]); a.add_argument('--runs', type=int, default=5)
