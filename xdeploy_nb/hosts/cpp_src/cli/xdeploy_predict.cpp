@@ -1,5 +1,6 @@
 // xdeploy-predict BUNDLE ITEMS... [--json]: what `xdeploy predict BUNDLE ITEMS... --json` prints, from C++.
 // Errors: one message (problem, then "Fix: ..."; with --json one JSON line on stdout) and exit status 1.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,9 +14,10 @@ namespace {
 
 const char* kUsage =
     "usage: xdeploy-predict BUNDLE ITEMS... [--json] [--batch-size N] [--variant NAME] [--threads N]\n"
-    "                       [--max-pixels N] [--expect-digest SHA256] [--describe]\n"
+    "                       [--max-pixels N] [--expect-digest SHA256] [--describe] [--time]\n"
     "Print the predictions of an xdeploy_nb bundle for image files (PNG, JPEG) or folders of them, or the rows of one\n"
-    "CSV file, as `xdeploy predict BUNDLE ITEMS... --json` prints them.\n";
+    "CSV file, as `xdeploy predict BUNDLE ITEMS... --json` prints them. --time: also print, on stderr, the time to open the\n"
+    "bundle and the median time per item (images predicted one at a time: read, decode, preprocess.onnx, model.onnx).\n";
 
 int fail(bool json, const std::string& problem, const std::string& fix) {
   if (json) {
@@ -59,7 +61,7 @@ void print_line(const std::string& name, const xdeploy::Json& d) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> pos;
-  bool json = false, describe = false;
+  bool json = false, describe = false, timing = false;
   xdeploy::Options opt;
   int batch = 64;
   for (int i = 1; i < argc; ++i) if (std::string(argv[i]) == "--json") json = true;
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
       if (a == "--json") continue;
       if (a == "-h" || a == "--help") { std::cout << kUsage; return 0; }
       if (a == "--describe") describe = true;
+      else if (a == "--time") timing = true;
       else if (a == "--batch-size") batch = static_cast<int>(std::min<long long>(integer("--batch-size"), 1 << 20));
       else if (a == "--threads") opt.threads = static_cast<int>(std::min<long long>(integer("--threads"), 1024));
       else if (a == "--max-pixels") opt.max_pixels = static_cast<std::uint64_t>(integer("--max-pixels"));
@@ -100,7 +103,18 @@ int main(int argc, char** argv) {
     }
     std::vector<std::string> items(pos.begin() + 1, pos.end()), names;
     std::vector<xdeploy::Json> preds;
-    if (p.kind() == "image") {
+    double open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (p.kind() == "image" && timing) {  // one at a time, each timed
+      names = xdeploy::image_files(items);
+      std::vector<double> ms;
+      for (const auto& f : names) {
+        auto t1 = std::chrono::steady_clock::now();
+        preds.push_back(p.predict_files({f}, 1).at(0));
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count());
+      }
+      std::sort(ms.begin(), ms.end());
+      std::cerr << "open_ms " << open_ms << " per_item_ms " << ms[ms.size() / 2] << " items " << ms.size() << std::endl;
+    } else if (p.kind() == "image") {
       names = xdeploy::image_files(items);
       preds = p.predict_files(names, batch);
     } else {
