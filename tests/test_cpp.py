@@ -257,3 +257,13 @@ def test_qt_app_shows_the_label(dist, bundles, images, tmp_path):
     shot = np.asarray(Image.open(tmp_path/'shot.png').convert('RGB'))
     assert shot.shape[0] >= 256 and len(np.unique(shot.reshape(-1, 3), axis=0)) > 50, "the screenshot is blank"
     print(f"\nQt app shows {first!r}; screenshot {shot.shape[1]}x{shot.shape[0]}")
+
+def test_expected_bundle_digest(dist, bundles, images):
+    "--expect-digest: the sha256 of manifest.json's bytes (hex, or 'sha256:hex'); any other bundle is refused."
+    import hashlib
+    b = bundles['rgb-squish']
+    digest = hashlib.sha256((b/'manifest.json').read_bytes()).hexdigest()
+    for d in (digest, f'sha256:{digest}', digest.upper()): assert cpp(dist, b, images[0], '--expect-digest', d).returncode == 0
+    r = cpp(dist, b, images[0], '--expect-digest', 'sha256:' + '0'*64)
+    assert r.returncode == 1 and digest in r.stderr and r.stderr.count('\n') == 2, r.stderr
+    assert json.loads(cpp(dist, b, '--describe').stdout)['manifest'] == f'sha256:{digest}'

@@ -14,10 +14,10 @@ __all__ = ['CPP_SRC', 'APT_PACKAGES', 'sdk_lock', 'ort_headers', 'ort_library', 
            'cpp_project']
 
 # %% ../../nbs/53_hosts.cpp.ipynb #b9b8f936
-CPP_SRC = Path(xdeploy_nb.__file__).parent/'hosts'/'cpp_src'  # the C++ sources, CMakeLists.txt and sdk.lock (package data)
+CPP_SRC = Path(xdeploy_nb.__file__).parent/'hosts'/'cpp_src'  # the C++ sources, CMakeLists.txt, sdk.lock (package data)
 
 def sdk_lock()->dict:
-    "What `sdk.lock` pins: the npm package whose headers the C++ host compiles against, its version and sha512 integrity."
+    "What `sdk.lock` pins: the npm package whose headers the C++ host compiles against, its version and sha512."
     return json.loads((CPP_SRC/'sdk.lock').read_text())
 
 # %% ../../nbs/53_hosts.cpp.ipynb #fca63cd4
@@ -33,26 +33,30 @@ def _integrity(f:Path)->str:
 # %% ../../nbs/53_hosts.cpp.ipynb #f0328932
 def ort_headers(cache:Path=None # Where to keep them; default under `$XDEPLOY_DATA`, else ~/.cache/xdeploy_nb
                )->Path:
-    "ONNX Runtime's C/C++ headers: `npm pack` of the package `sdk.lock` pins, checked by its sha512, headers unpacked once."
+    "ONNX Runtime's C/C++ headers: `npm pack` of the package `sdk.lock` pins, checked by its sha512, unpacked once."
     lock = sdk_lock()
     dest = Path(cache or _cache())/'cpp-sdk'/f"{lock['package']}-{lock['version']}"
     if (dest/'include'/'onnxruntime_cxx_api.h').is_file(): return dest/'include'
     npm = shutil.which('npm')
-    if not npm: raise XDeployError("ONNX Runtime's C++ headers come from the npm registry, and npm is not installed to fetch them.",
-                                   "Install Node.js and npm (Debian: apt-get install npm).")
+    if not npm: raise XDeployError(
+        "ONNX Runtime's C++ headers come from the npm registry, and npm is not installed to fetch them.",
+        "Install Node.js and npm (Debian: apt-get install npm).")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         r = subprocess.run([npm, 'pack', f"{lock['package']}@{lock['version']}", '--pack-destination', tmp, '--silent'],
                            capture_output=True, text=True, timeout=900)
         tgz = next(Path(tmp).glob('*.tgz'), None)
-        if r.returncode or tgz is None: raise XDeployError(f"npm could not fetch {lock['package']}@{lock['version']}: {(r.stderr or r.stdout).strip()[-300:]}",
-                                                           "Check the connection to the npm registry.")
+        if r.returncode or tgz is None: raise XDeployError(
+            f"npm could not fetch {lock['package']}@{lock['version']}: {(r.stderr or r.stdout).strip()[-300:]}",
+            "Check the connection to the npm registry.")
         if (got := _integrity(tgz)) != lock['integrity']: raise XDeployError(
-            f"npm's {lock['package']}@{lock['version']} has the integrity {got[:24]}..., not the one sdk.lock pins.", "Check the npm registry you use.")
+            f"npm's {lock['package']}@{lock['version']} has the integrity {got[:24]}..., not the one sdk.lock pins.",
+            "Check the npm registry you use.")
         out = Path(tmp)/'sdk'
         with tarfile.open(tgz) as t:
-            members = [m for m in t.getmembers() if m.isfile() and (m.name == lock['license'] or
-                       (m.name.startswith(lock['headers']) and m.name.endswith('.h') and '/' not in m.name[len(lock['headers']):]))]
+            pre = lock['headers']
+            header = lambda n: n.startswith(pre) and n.endswith('.h') and '/' not in n[len(pre):]
+            members = [m for m in t.getmembers() if m.isfile() and (m.name == lock['license'] or header(m.name))]
             for m in members:
                 f = out/('include' if m.name != lock['license'] else '')/Path(m.name).name
                 f.parent.mkdir(parents=True, exist_ok=True); f.write_bytes(t.extractfile(m).read())
@@ -67,9 +71,10 @@ def ort_library()->Path:
     import onnxruntime
     capi = Path(onnxruntime.__file__).parent/'capi'
     libs = sorted(capi.glob('libonnxruntime.so.*'))
-    if not libs: raise XDeployError(f"The onnxruntime wheel at {capi} has no libonnxruntime.so.<version> (on Windows and macOS it is "
-                                    "onnxruntime.dll / libonnxruntime.dylib, which this builder does not handle).",
-                                    "Build the project on Linux, or point CMake at ONNX Runtime's release archive: -DONNXRUNTIME_ROOT=<folder>.")
+    if not libs: raise XDeployError(
+        f"The onnxruntime wheel at {capi} has no libonnxruntime.so.<version> (on Windows and macOS it is "
+        "onnxruntime.dll / libonnxruntime.dylib, which this builder does not handle).",
+        "Build the project on Linux, or point CMake at ONNX Runtime's release archive: -DONNXRUNTIME_ROOT=<folder>.")
     return libs[-1]
 
 # %% ../../nbs/53_hosts.cpp.ipynb #e1609151
@@ -77,9 +82,10 @@ def _check_servable(bundle:Path)->dict:
     "The manifest of `bundle`, if the C++ host can serve it; else the error that says why not."
     m = read_manifest(bundle)
     kind = m['preprocessing']['kind']
-    if kind == 'text': raise XDeployError("This is a text bundle, which the C++ host does not serve: a text model's input is fastai's "
-                                          "tokenisation, which xdeploy_nb implements in Python only.",
-                                          "Serve text bundles with the Python Predictor (`xdeploy predict`, `xdeploy serve`).")
+    if kind == 'text': raise XDeployError(
+        "This is a text bundle, which the C++ host does not serve: a text model's input is fastai's tokenisation, "
+        "which xdeploy_nb implements in Python only.",
+        "Serve text bundles with the Python Predictor (`xdeploy predict`, `xdeploy serve`).")
     if kind == 'image' and not m['preprocessing'].get('graph'): raise XDeployError(
         f"The bundle has no preprocessing graph (preprocess.onnx), which the C++ host runs to resize images: "
         f"{m['preprocessing'].get('graph_unavailable', 'it was exported before xdeploy_nb wrote one')}.",
@@ -94,7 +100,7 @@ def write_project(bundle, # The bundle folder to ship, or None for the library a
                   overwrite:bool=False, # Replace an existing project at `out`
                   cache:Path=None # Where the SDK is kept (`ort_headers`)
                  )->Path:
-    "Write a ready CMake project to `out`: the C++ library, `xdeploy-predict`, the Qt example, ONNX Runtime's SDK and the bundle."
+    "Write a CMake project to `out`: the C++ library, `xdeploy-predict`, the Qt app, ONNX Runtime's SDK, the bundle."
     if bundle is not None: _check_servable(bundle)
     headers,lib = ort_headers(cache),ort_library()
     with atomic_directory(out, overwrite, is_ours=lambda d: (d/_STAMP).is_file(), what='C++ project') as tmp:
@@ -113,8 +119,9 @@ APT_PACKAGES = ('cmake', 'g++', 'nlohmann-json3-dev', 'libssl-dev', 'libpng-dev'
 def _run_build(cmd:list, what:str, log:Path):
     "Run one CMake step, its output appended to `log`; an error quotes the end of it."
     with open(log, 'a') as f: r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=1800)
-    if r.returncode: raise XDeployError(f"{what} failed: ...{log.read_text()[-1500:]}",
-                                        f"Install what the C++ host needs (Debian: apt-get install {' '.join(APT_PACKAGES)}); the whole log: {log}")
+    if r.returncode: raise XDeployError(
+        f"{what} failed: ...{log.read_text()[-1500:]}",
+        f"Install what the C++ host needs (Debian: apt-get install {' '.join(APT_PACKAGES)}); the whole log: {log}")
 
 # %% ../../nbs/53_hosts.cpp.ipynb #c5a65e28
 def build_project(project, # A folder written by `write_project`
@@ -124,21 +131,22 @@ def build_project(project, # A folder written by `write_project`
                   qt:bool=True, # Also build the Qt 6 example app, where Qt 6 is found
                   jobs:int=None # Parallel compile jobs; default: one per CPU
                  )->Path:
-    "Configure, build and install the project with CMake into `dist`: bin/ (xdeploy-predict, xdeploy-qt), lib/ (ONNX Runtime), bundle/."
+    "Configure, build and install the project with CMake into `dist`: bin/ (programs), lib/ (ONNX Runtime), bundle/."
     if not shutil.which('cmake') or not shutil.which('c++'): raise XDeployError(
         "Building the C++ host needs CMake and a C++17 compiler.", f"Debian: apt-get install {' '.join(APT_PACKAGES)}.")
     project = Path(project).absolute(); dist = Path(dist or project/'dist').absolute()
     with tempfile.TemporaryDirectory() as tmp:
         b,log = Path(build_dir or Path(tmp)/'build'),Path(tmp)/'build.log'
-        _run_build(['cmake', '-S', str(project), '-B', str(b), '-DCMAKE_BUILD_TYPE=Release', f'-DXDEPLOY_SANITIZE={"ON" if sanitize else "OFF"}',
-                    f'-DXDEPLOY_QT={"ON" if qt else "OFF"}'], 'Configuring the C++ host (cmake)', log)
-        _run_build(['cmake', '--build', str(b), '--parallel', str(jobs or os.cpu_count() or 1)], 'Building the C++ host', log)
+        on = lambda flag: 'ON' if flag else 'OFF'
+        _run_build(['cmake', '-S', str(project), '-B', str(b), '-DCMAKE_BUILD_TYPE=Release',
+                    f'-DXDEPLOY_SANITIZE={on(sanitize)}', f'-DXDEPLOY_QT={on(qt)}'], 'Configuring it (cmake)', log)
+        _run_build(['cmake', '--build', str(b), '--parallel', str(jobs or os.cpu_count() or 1)], 'Building it', log)
         _run_build(['cmake', '--install', str(b), '--prefix', str(dist)], 'Installing the C++ host', log)
     return dist
 
 # %% ../../nbs/53_hosts.cpp.ipynb #9acff7c5
 def _sources_key(sanitize:bool)->str:
-    "A digest of everything a build depends on: the C++ sources, the ONNX Runtime library's name, the headers' pin, the flags."
+    "A digest of what a build depends on: the C++ sources, the ONNX Runtime library's name, the headers' pin, flags."
     h = hashlib.sha256(f"{ort_library().name}|{sdk_lock()['integrity']}|sanitize={sanitize}".encode())
     for f in sorted(p for p in CPP_SRC.rglob('*') if p.is_file() and '__pycache__' not in p.parts):
         h.update(str(f.relative_to(CPP_SRC)).encode()); h.update(f.read_bytes())
@@ -147,7 +155,7 @@ def _sources_key(sanitize:bool)->str:
 def host_build(sanitize:bool=False, # With AddressSanitizer and UndefinedBehaviorSanitizer
                cache:Path=None # Where builds are kept; default under `$XDEPLOY_DATA`, else ~/.cache/xdeploy_nb
               )->Path:
-    "The `dist` folder of the C++ host built from the package's sources (no bundle), once per content of what it is built from."
+    "The `dist` folder of the C++ host built from the package's sources (no bundle), once per content of its inputs."
     root = Path(cache or _cache())/'cpp-build'; root.mkdir(parents=True, exist_ok=True)
     dest = root/f"{'asan-' if sanitize else ''}{_sources_key(sanitize)}"
     with open(root/'.lock', 'w') as lock:
@@ -165,7 +173,7 @@ def cpp_project(bundle, # The bundle folder
                 build:bool=False, # Also build it into out/dist
                 overwrite:bool=False # Replace an existing project at `out`
                )->Path:
-    "`write_project`, and with `build` the programs (`host_build`) and the bundle into out/dist, as one atomic write of `out`."
+    "`write_project`, and with `build` the programs (`host_build`) and the bundle in out/dist: one atomic write."
     if not build: return write_project(bundle, out, overwrite)
     _check_servable(bundle)
     built = host_build()
