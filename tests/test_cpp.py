@@ -267,3 +267,32 @@ def test_expected_bundle_digest(dist, bundles, images):
     r = cpp(dist, b, images[0], '--expect-digest', 'sha256:' + '0'*64)
     assert r.returncode == 1 and digest in r.stderr and r.stderr.count('\n') == 2, r.stderr
     assert json.loads(cpp(dist, b, '--describe').stdout)['manifest'] == f'sha256:{digest}'
+
+def _decoded(dist:Path, f:Path, mode:str)->np.ndarray:
+    r = subprocess.run([str(dist/'bin'/'xdeploy-predict'), '--decode', str(f), '--mode', mode], capture_output=True, timeout=60, env={})
+    assert r.returncode == 0, r.stderr
+    import io
+    return np.asarray(Image.open(io.BytesIO(r.stdout)))
+
+def test_decoded_pixels_equal_pillows(dist, images):
+    "PNG (every mode) and JPEG (baseline, progressive, gray, CMYK) files: libpng and libjpeg-turbo give Pillow's pixels exactly."
+    counts = dict(png=0, jpeg=0)
+    for f in images:
+        for mode in ('RGB', 'L'):
+            want = np.asarray(Image.open(f).convert(mode))
+            got = _decoded(dist, f, mode)
+            assert got.shape == want.shape and np.array_equal(got, want), (f.name, mode, int(np.abs(got.astype(int) - want).max()))
+            counts['png' if f.suffix == '.png' else 'jpeg'] += 1
+    print(f"\ndecoded pixels equal to Pillow's: {counts['png']} PNG and {counts['jpeg']} JPEG decodes (RGB and L), max difference 0")
+
+def test_qt_app_passes_pixels(dist, bundles, images, tmp_path):
+    "--pixels: Qt decodes the image and the app passes its pixels (rows copied from padded RGB888 scanlines): the same answer."
+    qt = dist/'bin'/'xdeploy-qt'
+    if not qt.is_file(): pytest.fail("xdeploy-qt was not built: install Qt 6 (Debian: qt6-base-dev), as tools/test.sh does")
+    env = dict(QT_QPA_PLATFORM='offscreen', HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path))
+    for name in ('rgb-crop', 'gray'):
+        for img in (images[0], images[4]):  # PNG files of odd widths (51, 517 pixels: padded RGB888 rows)
+            want = json.loads(cpp(dist, bundles[name], img, '--json').stdout)[0]
+            r = subprocess.run([str(qt), str(bundles[name]), str(img), '--pixels', '--screenshot', str(tmp_path/'s.png')],
+                               capture_output=True, text=True, timeout=60, env=env)
+            assert r.returncode == 0 and r.stdout.splitlines()[0] == f"{want['label']}  {want['probs'][want['index']]*100:.1f}%", (name, img, r.stdout, r.stderr)

@@ -15,9 +15,12 @@ namespace {
 const char* kUsage =
     "usage: xdeploy-predict BUNDLE ITEMS... [--json] [--batch-size N] [--variant NAME] [--threads N]\n"
     "                       [--max-pixels N] [--expect-digest SHA256] [--describe] [--time]\n"
+    "       xdeploy-predict --decode IMAGE [--mode RGB|L] > pixels.ppm\n"
     "Print the predictions of an xdeploy_nb bundle for image files (PNG, JPEG) or folders of them, or the rows of one\n"
     "CSV file, as `xdeploy predict BUNDLE ITEMS... --json` prints them. --time: also print, on stderr, the time to open the\n"
-    "bundle and the median time per item (images predicted one at a time: read, decode, preprocess.onnx, model.onnx).\n";
+    "bundle and the median time per item (images predicted one at a time: read, decode, preprocess.onnx, model.onnx).\n"
+    "--decode: write a PNG or JPEG file's pixels, decoded and converted as the host does (as Pillow does), as PPM (RGB) or\n"
+    "PGM (L) on stdout.\n";
 
 int fail(bool json, const std::string& problem, const std::string& fix) {
   if (json) {
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> pos;
   bool json = false, describe = false, timing = false;
   xdeploy::Options opt;
+  std::string decode, mode = "RGB";
   int batch = 64;
   for (int i = 1; i < argc; ++i) if (std::string(argv[i]) == "--json") json = true;
   try {
@@ -83,6 +87,8 @@ int main(int argc, char** argv) {
       if (a == "-h" || a == "--help") { std::cout << kUsage; return 0; }
       if (a == "--describe") describe = true;
       else if (a == "--time") timing = true;
+      else if (a == "--decode") decode = value("--decode");
+      else if (a == "--mode") mode = value("--mode");
       else if (a == "--batch-size") batch = static_cast<int>(std::min<long long>(integer("--batch-size"), 1 << 20));
       else if (a == "--threads") opt.threads = static_cast<int>(std::min<long long>(integer("--threads"), 1024));
       else if (a == "--max-pixels") opt.max_pixels = static_cast<std::uint64_t>(integer("--max-pixels"));
@@ -90,6 +96,16 @@ int main(int argc, char** argv) {
       else if (a == "--expect-digest") opt.expected_digest = value("--expect-digest");
       else if (a.size() > 1 && a[0] == '-' && a != "-") throw xdeploy::Error("unknown option " + a + ".", "See xdeploy-predict --help.");
       else pos.push_back(a);
+    }
+    if (!decode.empty()) {  // the decoded pixels, as binary PPM / PGM
+      if (mode != "RGB" && mode != "L") throw xdeploy::Error("--mode " + mode + " is not RGB or L.", "Pass --mode RGB or --mode L.");
+      xdeploy::Image img;
+      try { img = xdeploy::read_image_file(decode, mode, opt.max_pixels); }
+      catch (const xdeploy::Error& e) { throw xdeploy::Error(decode + ": " + e.problem(), e.fix()); }
+      std::cout << (img.channels == 3 ? "P6\n" : "P5\n") << img.width << " " << img.height << "\n255\n";
+      std::cout.write(reinterpret_cast<const char*>(img.pixels.data()), static_cast<std::streamsize>(img.pixels.size()));
+      std::cout.flush();
+      return 0;
     }
     if (pos.size() < (describe ? 1u : 2u)) throw xdeploy::Error("a bundle and at least one item are needed.", "Run: xdeploy-predict BUNDLE ITEMS... [--json]");
     auto t0 = std::chrono::steady_clock::now();

@@ -1,11 +1,12 @@
 // xdeploy-qt: a Qt 6 example app over the xdeploy C++ library. Open or drop an image: it shows the top labels
 // with their probabilities, the latency and the device.
-//   xdeploy-qt BUNDLE [IMAGE] [--screenshot OUT.png]
-// With --screenshot (e.g. under QT_QPA_PLATFORM=offscreen) it loads IMAGE, grabs its window to OUT.png, prints what
+//   xdeploy-qt BUNDLE [IMAGE] [--screenshot OUT.png] [--pixels]
+// --pixels: IMAGE is decoded by Qt and its pixels passed to the library (xdeploy::Image). With --screenshot (e.g. under QT_QPA_PLATFORM=offscreen) it loads IMAGE, grabs its window to OUT.png, prints what
 // it shows and exits.
 #include <QApplication>
 #include <QDragEnterEvent>
 #include <QDropEvent>
+#include <QImage>
 #include <QFileDialog>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -54,13 +55,14 @@ class Window : public QWidget {
     resize(640, 320);
   }
 
-  // Predict `file` and show it; returns the text shown.
-  QString load(const QString& file) {
+  // Predict `file` and show it; returns the text shown. `pixels`: decode it with Qt and pass the library its pixels
+  // (xdeploy::Image), as an app does with images it has in memory; else the library reads the file (decoded as Pillow does).
+  QString load(const QString& file, bool pixels = false) {
     QPixmap pix(file);
     if (!pix.isNull()) image_->setPixmap(pix.scaled(256, 256, Qt::KeepAspectRatio, Qt::FastTransformation));
     try {
       auto t0 = std::chrono::steady_clock::now();
-      xdeploy::Json d = p_->predict_files({file.toStdString()}).at(0);
+      xdeploy::Json d = pixels ? p_->predict_image(to_image(QImage(file))) : p_->predict_files({file.toStdString()}).at(0);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       result_->setText(describe(d));
       status_->setText(QString("%1 ms on %2 (decode, preprocess.onnx, model.onnx)").arg(ms, 0, 'f', 1).arg(QString::fromStdString(p_->device())));
@@ -78,6 +80,24 @@ class Window : public QWidget {
   }
 
  private:
+  // A QImage as the library's packed HWC pixels: RGB888 rows are padded to 4 bytes, so they are copied row by row; alpha is
+  // dropped (as Pillow's convert), and L is Pillow's luma.
+  xdeploy::Image to_image(const QImage& source) const {
+    if (source.isNull()) throw xdeploy::Error("Qt cannot read this image.", "Pass a PNG or JPEG file.");
+    QImage rgb = source.convertToFormat(QImage::Format_RGB888);
+    xdeploy::Image img;
+    img.height = rgb.height(); img.width = rgb.width(); img.channels = p_->mode() == "L" ? 1 : 3;
+    img.pixels.resize(static_cast<std::size_t>(img.height) * img.width * img.channels);
+    for (int y = 0; y < img.height; ++y) {
+      const uchar* row = rgb.constScanLine(y);
+      std::uint8_t* out = img.pixels.data() + static_cast<std::size_t>(y) * img.width * img.channels;
+      if (img.channels == 3) { std::copy(row, row + 3 * img.width, out); continue; }
+      for (int x = 0; x < img.width; ++x)
+        out[x] = static_cast<std::uint8_t>((19595u * row[3 * x] + 38470u * row[3 * x + 1] + 7471u * row[3 * x + 2] + 0x8000u) >> 16);
+    }
+    return img;
+  }
+
   // The top labels with their probabilities (or the task's answer), one per line.
   QString describe(const xdeploy::Json& d) const {
     QString s;
@@ -113,13 +133,14 @@ int main(int argc, char** argv) {
   QApplication app(argc, argv);
   QStringList args = app.arguments();
   QString shot;
+  bool pixels = args.removeAll("--pixels") > 0;
   int k = static_cast<int>(args.indexOf("--screenshot"));
   if (k > 0) {
     if (k + 1 >= args.size()) { std::fprintf(stderr, "xdeploy-qt: --screenshot needs a file name.\n"); return 1; }
     shot = args[k + 1];
     args.remove(k, 2);
   }
-  if (args.size() < 2) { std::fprintf(stderr, "usage: xdeploy-qt BUNDLE [IMAGE] [--screenshot OUT.png]\n"); return 1; }
+  if (args.size() < 2) { std::fprintf(stderr, "usage: xdeploy-qt BUNDLE [IMAGE] [--screenshot OUT.png] [--pixels]\n"); return 1; }
   std::unique_ptr<xdeploy::Predictor> p;
   try {
     p = std::make_unique<xdeploy::Predictor>(args[1].toStdString());
@@ -130,7 +151,7 @@ int main(int argc, char** argv) {
   Window w(std::move(p), args[1]);
   w.show();
   QString shown;
-  if (args.size() > 2) shown = w.load(args[2]);
+  if (args.size() > 2) shown = w.load(args[2], pixels);
   if (shot.isEmpty()) return app.exec();
   app.processEvents();
   bool ok = w.grab().save(shot, "PNG");
