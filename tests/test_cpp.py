@@ -163,8 +163,8 @@ def _bad_images(d:Path, good:Path)->list:
     (d/'noise.png').write_bytes(rng.bytes(500)); (d/'header.png').write_bytes(b'\x89PNG\r\n\x1a\n' + rng.bytes(200))
     (d/'header.jpg').write_bytes(b'\xff\xd8\xff' + rng.bytes(300)); (d/'text.png').write_text('not an image')
     Image.new('L', (20_000, 20_000)).save(d/'bomb.png')  # 400 Mpx: refused from its header
-    Image.new('RGB', (8, 8)).save(d/'bitmap.bmp'); (d/'emptydir').mkdir()
-    return out + [d/n for n in ('noise.png', 'header.png', 'header.jpg', 'text.png', 'bomb.png', 'bitmap.bmp', 'nowhere.png', 'emptydir')]
+    Image.new('RGB', (8, 8)).save(d/'bitmap.bmp'); (d/'emptydir').mkdir(); os.mkfifo(d/'fifo.png')  # a FIFO: refused, not waited on
+    return out + [d/n for n in ('noise.png', 'header.png', 'header.jpg', 'text.png', 'bomb.png', 'bitmap.bmp', 'nowhere.png', 'emptydir', 'fifo.png')]
 
 def _bad_bundles(d:Path, src:Path)->list:
     "Bundles the host must refuse: a tampered model, a newer or malformed manifest, a symlinked model, a text bundle, no graph."

@@ -54,7 +54,7 @@ std::vector<std::uint8_t> read_fd(int fd, std::uint64_t n, const std::string& wh
 }  // namespace
 
 std::vector<std::uint8_t> read_file(const std::string& path, std::uint64_t cap) {
-  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO or device is refused below, not waited on
   if (f.fd < 0) {
     if (errno == ENOENT) throw Error("there is no such file.", "Check the path.");
     throw Error(std::string("the file could not be opened (") + std::strerror(errno) + ").", "Check that the file is readable.");
