@@ -94,10 +94,10 @@ def cpp(dist:Path, *args, env=None, timeout=120)->subprocess.CompletedProcess:
     "Run `xdeploy-predict` with an empty environment (the $ORIGIN rpath finds the library)."
     return subprocess.run([str(dist/'bin'/'xdeploy-predict'), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env or {})
 
-def python_json(bundle:Path, items:list)->list:
+def python_json(bundle:Path, items:list, format:str='auto')->list:
     "What `xdeploy predict BUNDLE ITEMS --json --preprocess graph` prints, as data (in this process: quicker than a subprocess)."
     m = json.loads((bundle/'manifest.json').read_text())
-    p = Predictor(bundle, device='cpu', preprocess='graph' if m['preprocessing']['kind'] == 'image' else 'pillow')
+    p = Predictor(bundle, device='cpu', format=format, preprocess='graph' if m['preprocessing']['kind'] == 'image' else 'pillow')
     xs = items_from_paths(p.manifest, [str(i) for i in items])
     names = KINDS[p.manifest['preprocessing']['kind']].names(xs)
     return json.loads(json.dumps([dict(item=n, **d) for n,d in zip(names, p.predict_batch(xs))]))
@@ -319,3 +319,19 @@ def test_manifest_mutations_never_crash(dist, bundles, images, tmp_path):
         except XDeployError: laxer.append((kind, path)); continue
         assert_same(json.loads(r.stdout), want)
     print(f"\n200 manifest mutations: {counts}, crashes 0; accepted by the C++ host alone: {len(laxer)} {sorted(set(laxer))[:8]}")
+
+def test_executorch_model_pte(dist, shapes, images, tmp_path):
+    "A build with ExecuTorch (the executorch wheel's C++ SDK) runs model.pte and gives the Python Predictor's ExecuTorch answers."
+    et = host_build(executorch=True)
+    path,df = shapes
+    b = tmp_path/'pte'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        export_bundle(_image_learner(path, df, tfm=Resize(20, method='pad')), b, formats=('onnx', 'executorch'), n_items=4)
+    r = cpp(et, b, *images, '--format', 'executorch', '--json')
+    assert r.returncode == 0 and not r.stderr, r.stderr + r.stdout
+    assert_same(json.loads(r.stdout), python_json(b, images, format='executorch'))
+    r = cpp(et, b, images[0], '--format', 'executorch', '--max-pixels', '10')
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 2, r.stderr  # ExecuTorch logs nothing: one message
+    r = cpp(dist, b, images[0], '--format', 'executorch')  # the build without it says how to get it
+    assert r.returncode == 1 and 'without ExecuTorch' in r.stderr and len(r.stderr.splitlines()) == 2, r.stderr

@@ -10,8 +10,8 @@ import xdeploy_nb
 from ..core import XDeployError, atomic_directory, read_manifest
 
 # %% auto #0
-__all__ = ['CPP_SRC', 'APT_PACKAGES', 'sdk_lock', 'ort_headers', 'ort_library', 'write_project', 'build_project', 'host_build',
-           'cpp_project']
+__all__ = ['CPP_SRC', 'APT_PACKAGES', 'sdk_lock', 'ort_headers', 'ort_library', 'write_project', 'executorch_cmake',
+           'build_project', 'host_build', 'cpp_project']
 
 # %% ../../nbs/53_hosts.cpp.ipynb #b9b8f936
 CPP_SRC = Path(xdeploy_nb.__file__).parent/'hosts'/'cpp_src'  # the C++ sources, CMakeLists.txt, sdk.lock (package data)
@@ -123,12 +123,25 @@ def _run_build(cmd:list, what:str, log:Path):
         f"{what} failed: ...{log.read_text()[-1500:]}",
         f"Install what the C++ host needs (Debian: apt-get install {' '.join(APT_PACKAGES)}); the whole log: {log}")
 
+# %% ../../nbs/53_hosts.cpp.ipynb #9f479b22
+def executorch_cmake()->Path:
+    "The `share/cmake` folder of the installed executorch wheel (its C++ SDK's CMake config), found without importing it."
+    import importlib.util
+    spec = importlib.util.find_spec('executorch')  # a namespace package: no __init__.py, so its folders, not its origin
+    roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    d = next((r/'share'/'cmake' for r in roots if (r/'share'/'cmake').is_dir()), None)
+    if d is None or not (d/'executorch-config.cmake').is_file(): raise XDeployError(
+        "Building the C++ host with ExecuTorch needs the executorch wheel, whose C++ SDK it uses; it is not installed.",
+        'pip install "xdeploy_nb[executorch]"')
+    return d
+
 # %% ../../nbs/53_hosts.cpp.ipynb #c5a65e28
 def build_project(project, # A folder written by `write_project`
                   dist=None, # Where to install; default `project/dist`
                   build_dir=None, # CMake's build folder; default: a temporary one
                   sanitize:bool=False, # Build with AddressSanitizer and UndefinedBehaviorSanitizer
                   qt:bool=True, # Also build the Qt 6 example app, where Qt 6 is found
+                  executorch:bool=False, # Also run model.pte with ExecuTorch's runtime (the executorch wheel's SDK)
                   jobs:int=None # Parallel compile jobs; default: one per CPU
                  )->Path:
     "Configure, build and install the project with CMake into `dist`: bin/ (programs), lib/ (ONNX Runtime), bundle/."
@@ -139,30 +152,35 @@ def build_project(project, # A folder written by `write_project`
         b,log = Path(build_dir or Path(tmp)/'build'),Path(tmp)/'build.log'
         on = lambda flag: 'ON' if flag else 'OFF'
         _run_build(['cmake', '-S', str(project), '-B', str(b), '-DCMAKE_BUILD_TYPE=Release',
-                    f'-DXDEPLOY_SANITIZE={on(sanitize)}', f'-DXDEPLOY_QT={on(qt)}'], 'Configuring it (cmake)', log)
+                    f'-DXDEPLOY_SANITIZE={on(sanitize)}', f'-DXDEPLOY_QT={on(qt)}', f'-DXDEPLOY_EXECUTORCH={on(executorch)}',
+                    *([f'-Dexecutorch_DIR={executorch_cmake()}'] if executorch else [])], 'Configuring it (cmake)', log)
         _run_build(['cmake', '--build', str(b), '--parallel', str(jobs or os.cpu_count() or 1)], 'Building it', log)
         _run_build(['cmake', '--install', str(b), '--prefix', str(dist)], 'Installing the C++ host', log)
     return dist
 
 # %% ../../nbs/53_hosts.cpp.ipynb #9acff7c5
-def _sources_key(sanitize:bool)->str:
+def _sources_key(sanitize:bool, executorch:bool=False)->str:
     "A digest of what a build depends on: the C++ sources, the ONNX Runtime library's name, the headers' pin, flags."
-    h = hashlib.sha256(f"{ort_library().name}|{sdk_lock()['integrity']}|sanitize={sanitize}".encode())
+    from importlib.metadata import version
+    et = version('executorch') if executorch and executorch_cmake() else ''
+    h = hashlib.sha256(f"{ort_library().name}|{sdk_lock()['integrity']}|sanitize={sanitize}|executorch={executorch}{et}".encode())
     for f in sorted(p for p in CPP_SRC.rglob('*') if p.is_file() and '__pycache__' not in p.parts):
         h.update(str(f.relative_to(CPP_SRC)).encode()); h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 def host_build(sanitize:bool=False, # With AddressSanitizer and UndefinedBehaviorSanitizer
-               cache:Path=None # Where builds are kept; default under `$XDEPLOY_DATA`, else ~/.cache/xdeploy_nb
+               cache:Path=None, # Where builds are kept; default under `$XDEPLOY_DATA`, else ~/.cache/xdeploy_nb
+               executorch:bool=False # Also run model.pte with ExecuTorch's runtime (`--format executorch`)
               )->Path:
     "The `dist` folder of the C++ host built from the package's sources (no bundle), once per content of its inputs."
     root = Path(cache or _cache())/'cpp-build'; root.mkdir(parents=True, exist_ok=True)
-    dest = root/f"{'asan-' if sanitize else ''}{_sources_key(sanitize)}"
+    dest = root/f"{'asan-' if sanitize else ''}{'et-' if executorch else ''}{_sources_key(sanitize, executorch)}"
     with open(root/'.lock', 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (dest/'bin'/'xdeploy-predict').is_file(): return dest
         with tempfile.TemporaryDirectory(dir=root) as tmp:
-            build_project(write_project(None, Path(tmp)/'project', cache=cache), Path(tmp)/'dist', qt=not sanitize)
+            build_project(write_project(None, Path(tmp)/'project', cache=cache), Path(tmp)/'dist', qt=not sanitize and not executorch,
+                          executorch=executorch)
             if dest.exists(): shutil.rmtree(dest)
             (Path(tmp)/'dist').rename(dest)
     return dest

@@ -13,7 +13,7 @@
 namespace {
 
 const char* kUsage =
-    "usage: xdeploy-predict BUNDLE ITEMS... [--json] [--batch-size N] [--variant NAME] [--threads N]\n"
+    "usage: xdeploy-predict BUNDLE ITEMS... [--json] [--batch-size N] [--variant NAME] [--format onnx|executorch] [--threads N]\n"
     "                       [--max-pixels N] [--expect-digest SHA256] [--describe] [--time]\n"
     "       xdeploy-predict --decode IMAGE [--mode RGB|L] > pixels.ppm\n"
     "Print the predictions of an xdeploy_nb bundle for image files (PNG, JPEG) or folders of them, or the rows of one\n"
@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
       else if (a == "--threads") opt.threads = static_cast<int>(std::min<long long>(integer("--threads"), 1024));
       else if (a == "--max-pixels") opt.max_pixels = static_cast<std::uint64_t>(integer("--max-pixels"));
       else if (a == "--variant") opt.variant = value("--variant");
+      else if (a == "--format") opt.format = value("--format");
       else if (a == "--expect-digest") opt.expected_digest = value("--expect-digest");
       else if (a.size() > 1 && a[0] == '-' && a != "-") throw xdeploy::Error("unknown option " + a + ".", "See xdeploy-predict --help.");
       else pos.push_back(a);

@@ -28,3 +28,33 @@ bool valid_utf8(const std::string& s);
 
 }  // namespace detail
 }  // namespace xdeploy
+
+#include <memory>
+
+namespace xdeploy {
+namespace detail {
+
+// A tensor the model reads: its element type (0 uint8, 1 int64, 2 float32), data and shape.
+struct TensorView {
+  int type;
+  void* data;
+  std::vector<std::int64_t> shape;
+};
+
+// model.pte run with ExecuTorch's runtime (the executorch wheel's C++ SDK), where the library is built with
+// -DXDEPLOY_EXECUTORCH=ON; elsewhere its constructor says how to get it.
+class EtModel {
+ public:
+  EtModel(std::vector<std::uint8_t> bytes, const std::string& file);
+  ~EtModel();
+  EtModel(const EtModel&) = delete;
+  EtModel& operator=(const EtModel&) = delete;
+  // The float32 output of `forward` for the inputs (in the manifest's order), and its shape.
+  std::vector<float> run(const std::vector<TensorView>& inputs, std::vector<std::int64_t>& shape);
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace detail
+}  // namespace xdeploy

@@ -196,6 +196,8 @@ struct Predictor::Impl {
   Ort::Env env{nullptr};
   Ort::Session model{nullptr}, graph{nullptr};
   Ort::MemoryInfo mem{nullptr};
+  std::unique_ptr<detail::EtModel> et;  // format "executorch": model.pte instead of the ONNX model
+  std::string model_file = "model.onnx";
 
   void read_manifest();
   void check_image();
@@ -436,21 +438,28 @@ Predictor::Predictor(const std::string& bundle, Options options) : impl_(std::ma
     if (!arts.is_array()) throw manifest_error("artifacts is not a list");
     const Json* art = nullptr;
     std::string have;
+    const std::string& fmt = p.opt.format;
+    if (fmt != "onnx" && fmt != "executorch")
+      throw Error("Unknown format " + detail::py_repr(fmt) + ".", "Use 'onnx' (the default) or 'executorch'.");
     for (const auto& a : arts) {
-      if (str(at(a, "format", "artifacts[]"), "artifacts[].format") != "onnx") continue;
+      if (str(at(a, "format", "artifacts[]"), "artifacts[].format") != fmt) continue;
       std::string v = a.contains("variant") ? str(a["variant"], "artifacts[].variant") : "fp32";
       have += (have.empty() ? "" : ", ") + detail::py_repr(v);
       if (v == p.opt.variant && !art) art = &a;
     }
-    if (have.empty()) throw Error("The bundle has no onnx artifact.", "Re-export it with 'onnx' among its formats.");
-    if (!art) throw Error("The bundle has no " + detail::py_repr(p.opt.variant) + " variant of its onnx model (it has " + have + ").",
+    if (have.empty()) throw Error("The bundle has no " + fmt + " artifact.", "Re-export it with " + detail::py_repr(fmt) + " among its formats.");
+    if (!art) throw Error("The bundle has no " + detail::py_repr(p.opt.variant) + " variant of its " + fmt + " model (it has " + have + ").",
                           "Use a variant the bundle has (--variant), or re-export it with that variant.");
     std::string file = (*art)["file"].get<std::string>();
-    auto model_bytes = p.checked(*art, "the onnx artifact");
+    auto model_bytes = p.checked(*art, "the " + fmt + " artifact");
+    p.model_file = file;
     p.env = Ort::Env(ORT_LOGGING_LEVEL_ERROR, "xdeploy");
     p.mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-    p.model = p.open(model_bytes, file, p.opt.threads ? p.opt.threads : cpus());
-    p.check_session(file);
+    if (fmt == "executorch") p.et = std::make_unique<detail::EtModel>(std::move(model_bytes), file);
+    else {
+      p.model = p.open(model_bytes, file, p.opt.threads ? p.opt.threads : cpus());
+      p.check_session(file);
+    }
     if (p.kind == "image") {
       const Json& g = p.m["preprocessing"]["graph"];
       auto graph_bytes = p.checked(g, "preprocessing.graph");
@@ -519,15 +528,26 @@ std::vector<float> Predictor::Impl::run(std::vector<Ort::Value>& feeds, std::siz
   Ort::RunOptions ro;
   ro.SetRunLogSeverityLevel(4);
   std::vector<Ort::Value> out;
-  std::string file = "model.onnx";
-  try {
-    out = model.Run(ro, names.data(), feeds.data(), feeds.size(), &out_n, 1);
-  } catch (const Ort::Exception& e) {
-    throw Error(file + " could not be run on cpu: " + e.what(),
-                "Check the inputs against the manifest's inputs (e.g. category codes within each column's vocabulary).");
+  std::vector<std::int64_t> shape;
+  std::vector<float> et_out;
+  if (et) {  // the same feeds, as tensors over the same buffers
+    std::vector<detail::TensorView> views;
+    for (auto& f : feeds) {
+      auto fi = f.GetTensorTypeAndShapeInfo();
+      auto t = fi.GetElementType();
+      views.push_back({t == ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 ? 0 : t == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 ? 1 : 2,
+                       f.GetTensorMutableRawData(), fi.GetShape()});
+    }
+    et_out = et->run(views, shape);
+  } else {
+    try {
+      out = model.Run(ro, names.data(), feeds.data(), feeds.size(), &out_n, 1);
+    } catch (const Ort::Exception& e) {
+      throw Error(model_file + " could not be run on cpu: " + e.what(),
+                  "Check the inputs against the manifest's inputs (e.g. category codes within each column's vocabulary).");
+    }
+    shape = out[0].GetTensorTypeAndShapeInfo().GetShape();
   }
-  auto info = out[0].GetTensorTypeAndShapeInfo();
-  auto shape = info.GetShape();
   std::size_t per = 1;
   for (std::size_t k = 1; k < shape.size(); ++k) per *= static_cast<std::size_t>(shape[k]);
   if (shape.size() != out_dims.size() + 1 || static_cast<std::size_t>(shape[0]) < n)
@@ -537,7 +557,7 @@ std::vector<float> Predictor::Impl::run(std::vector<Ort::Value>& feeds, std::siz
   if (!labels.empty() && static_cast<std::size_t>(shape[1]) != labels.size())
     throw Error("The model returns " + std::to_string(shape[1]) + " values per item, but manifest.json has " + std::to_string(labels.size()) +
                 " labels, one per value.", kMismatch);
-  const float* d = out[0].GetTensorData<float>();
+  const float* d = et ? et_out.data() : out[0].GetTensorData<float>();
   std::vector<float> res(d, d + n * per);
   std::vector<std::size_t> bad;
   for (std::size_t i = 0; i < n; ++i)

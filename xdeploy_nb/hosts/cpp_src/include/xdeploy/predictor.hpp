@@ -40,7 +40,8 @@ struct Options {
   std::string expected_digest;      // sha256 of manifest.json's bytes (hex, optionally "sha256:..."); empty: not checked
   int threads = 0;                  // intra-op threads of the model; 0: one per CPU
   std::uint64_t max_pixels = kMaxPixels;
-  std::string variant = "fp32";     // which variant of the ONNX model
+  std::string variant = "fp32";     // which variant of the model
+  std::string format = "onnx";      // "onnx" (ONNX Runtime), or "executorch" (model.pte; a build with XDEPLOY_EXECUTORCH)
 };
 
 class Predictor {
