@@ -125,7 +125,7 @@ def _run_build(cmd:list, what:str, log:Path):
 
 # %% ../../nbs/53_hosts.cpp.ipynb #9f479b22
 def executorch_cmake()->Path:
-    "The `share/cmake` folder of the installed executorch wheel (its C++ SDK's CMake config), found without importing it."
+    "The `share/cmake` folder of the installed executorch wheel (its C++ SDK's CMake config), found without importing."
     import importlib.util
     spec = importlib.util.find_spec('executorch')  # a namespace package: no __init__.py, so its folders, not its origin
     roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
@@ -152,7 +152,8 @@ def build_project(project, # A folder written by `write_project`
         b,log = Path(build_dir or Path(tmp)/'build'),Path(tmp)/'build.log'
         on = lambda flag: 'ON' if flag else 'OFF'
         _run_build(['cmake', '-S', str(project), '-B', str(b), '-DCMAKE_BUILD_TYPE=Release',
-                    f'-DXDEPLOY_SANITIZE={on(sanitize)}', f'-DXDEPLOY_QT={on(qt)}', f'-DXDEPLOY_EXECUTORCH={on(executorch)}',
+                    f'-DXDEPLOY_SANITIZE={on(sanitize)}', f'-DXDEPLOY_QT={on(qt)}',
+                    f'-DXDEPLOY_EXECUTORCH={on(executorch)}',
                     *([f'-Dexecutorch_DIR={executorch_cmake()}'] if executorch else [])], 'Configuring it (cmake)', log)
         _run_build(['cmake', '--build', str(b), '--parallel', str(jobs or os.cpu_count() or 1)], 'Building it', log)
         _run_build(['cmake', '--install', str(b), '--prefix', str(dist)], 'Installing the C++ host', log)
@@ -163,7 +164,8 @@ def _sources_key(sanitize:bool, executorch:bool=False)->str:
     "A digest of what a build depends on: the C++ sources, the ONNX Runtime library's name, the headers' pin, flags."
     from importlib.metadata import version
     et = version('executorch') if executorch and executorch_cmake() else ''
-    h = hashlib.sha256(f"{ort_library().name}|{sdk_lock()['integrity']}|sanitize={sanitize}|executorch={executorch}{et}".encode())
+    flags = f"sanitize={sanitize}|executorch={executorch}{et}"
+    h = hashlib.sha256(f"{ort_library().name}|{sdk_lock()['integrity']}|{flags}".encode())
     for f in sorted(p for p in CPP_SRC.rglob('*') if p.is_file() and '__pycache__' not in p.parts):
         h.update(str(f.relative_to(CPP_SRC)).encode()); h.update(f.read_bytes())
     return h.hexdigest()[:16]
@@ -179,8 +181,8 @@ def host_build(sanitize:bool=False, # With AddressSanitizer and UndefinedBehavio
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (dest/'bin'/'xdeploy-predict').is_file(): return dest
         with tempfile.TemporaryDirectory(dir=root) as tmp:
-            build_project(write_project(None, Path(tmp)/'project', cache=cache), Path(tmp)/'dist', qt=not sanitize and not executorch,
-                          executorch=executorch)
+            project = write_project(None, Path(tmp)/'project', cache=cache)
+            build_project(project, Path(tmp)/'dist', qt=not sanitize and not executorch, executorch=executorch)
             if dest.exists(): shutil.rmtree(dest)
             (Path(tmp)/'dist').rename(dest)
     return dest
