@@ -18,7 +18,7 @@ from xdeploy_nb.pregraph import photo_like
 from xdeploy_nb.runtime import KINDS, Predictor, items_from_paths
 from xdeploy_nb.train import tiny_cnn
 
-pytestmark = pytest.mark.slow(seconds=120)  # with the C++ builds cached in the data home; building them first adds 1-3 minutes
+pytestmark = pytest.mark.slow(seconds=90)  # with the C++ builds cached in the data home; building the three first adds 2-4 minutes
 
 @pytest.fixture(scope='session')
 def dist(): return host_build()
