@@ -26,7 +26,10 @@ def _timed(cmd:list, env=None)->tuple:
     return dt,dc
 
 def main(runs:int=5):
-    tmp = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory() as tmp: return _bench(Path(tmp), runs)
+
+def _bench(tmp:Path, runs:int)->dict:
+    "The measurements, with the bundle, the images and the project in `tmp`."
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         learn = trained_learner(image_dls(make_image_folder(classes=3, n_train=8, n_valid=4, size=64), size=64, bs=8), epochs=2)
