@@ -46,7 +46,10 @@ setuptools.setup(
     include_package_data = True,
     package_data = {cfg['lib_path']: ['manifest.schema.json',  # the manifest's JSON Schema (tools/schema.py writes it)
         # the JS module and the page that `xdeploy web` copies into a site, and the package.json/lock that pin onnxruntime-web
-        'js/xdeploy.mjs', 'js/index.html', 'js/package.json', 'js/package-lock.json']},
+        'js/xdeploy.mjs', 'js/index.html', 'js/package.json', 'js/package-lock.json'],
+        # the C++ host's sources that `xdeploy cpp` copies into a project, and sdk.lock, which pins ONNX Runtime's headers (npm)
+        cfg['lib_path'] + '.hosts': ['cpp_src/CMakeLists.txt', 'cpp_src/sdk.lock', 'cpp_src/include/xdeploy/*.hpp', 'cpp_src/src/*.cpp',
+                                     'cpp_src/src/*.hpp', 'cpp_src/cli/*.cpp', 'cpp_src/qt/*.cpp']},
     install_requires = requirements,
     extras_require = extras,
     dependency_links = cfg.get('dep_links','').split(),

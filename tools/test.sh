@@ -9,6 +9,10 @@
 # Debian's chromium (and a font) for the browser tests: the docs site (tests/test_docs.py) and the widgets in
 # JupyterLab (tests/test_widgets_e2e.py).
 export XDEPLOY_APT_PACKAGES="${XDEPLOY_APT_PACKAGES:-} chromium fonts-dejavu-core"
+# The C++ host (tests/test_cpp.py, `xdeploy cpp --build`): CMake, g++, and the libraries it links: nlohmann/json (the manifest),
+# OpenSSL (sha256), libpng and libjpeg-turbo (decoding as Pillow does: PNG pixels equal, JPEG equal with libjpeg-turbo's default
+# ISLOW IDCT; stb_image's JPEG decoder differs from Pillow's), and Qt 6 Widgets for the example app (runs offscreen).
+XDEPLOY_APT_PACKAGES="$XDEPLOY_APT_PACKAGES cmake g++ nlohmann-json3-dev libssl-dev libpng-dev libjpeg62-turbo-dev qt6-base-dev"
 # Node.js and npm for the JS module of `xdeploy web` (xdeploy_nb/js): Debian's, unless a node is installed already.
 command -v npm >/dev/null || XDEPLOY_APT_PACKAGES="$XDEPLOY_APT_PACKAGES nodejs npm"
 source "$(dirname "$0")/env.sh" dev

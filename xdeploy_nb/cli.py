@@ -11,7 +11,7 @@ from .core import XDeployError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'web',
-           'train', 'serve_command', 'triton', 'main']
+           'train', 'serve_command', 'triton', 'cpp', 'main']
 
 # %% ../nbs/61_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -283,6 +283,22 @@ def triton(bundle:str, # The bundle directory
     return models
 
 COMMANDS['triton'] = triton
+
+# %% ../nbs/61_cli.ipynb #cpp0cli1
+def cpp(bundle:str, # The bundle directory
+        out:str, # The C++ project folder to write: the library, xdeploy-predict, a Qt 6 app, ONNX Runtime's SDK, the bundle
+        build:bool=False, # Also build it into OUT/dist with CMake (Debian: cmake g++ nlohmann-json3-dev libssl-dev libpng-dev libjpeg62-turbo-dev)
+        overwrite:bool=False # Replace an existing project at OUT
+       ):
+    "Write a ready CMake project that runs the bundle from C++ with ONNX Runtime (and a Qt 6 app), and optionally build it."
+    from xdeploy_nb.hosts.cpp import cpp_project
+    p = cpp_project(bundle, out, build=build, overwrite=overwrite)
+    print(f"wrote {p}: C++ sources, CMakeLists.txt, third_party/onnxruntime, bundle/" + (
+          f"\nbuilt {p/'dist'}: run {p/'dist'/'bin'/'xdeploy-predict'} {p/'dist'/'bundle'} IMAGES... --json" if build else
+          f"\nbuild it: cmake -S {p} -B {p}/build && cmake --build {p}/build && cmake --install {p}/build --prefix {p}/dist"))
+    return p
+
+COMMANDS['cpp'] = cpp
 
 # %% ../nbs/61_cli.ipynb #b5a43ec5
 def _parser()->argparse.ArgumentParser:
