@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
-from conftest import ROOT, run
+from conftest import ROOT, run, console_script
 from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENGUIN_CONTS
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
 from xdeploy_nb.export import export_bundle
@@ -218,7 +218,7 @@ def test_node(img, tab, tmp_path):
 def test_cli_web_and_serve(tab, tmp_path):
     "`xdeploy web` says where onnxruntime-web came from; `--serve` serves with the isolation headers; errors are one message."
     bundle,_ = tab
-    xd = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    xd = console_script('xdeploy')
     out = run(xd, 'web', bundle, tmp_path/'site', '--ort-web', ORT_WEB).stdout
     assert f'onnxruntime-web 1.30.0: copied from {ORT_WEB/"dist"} (--ort-web)' in out and (tmp_path/'site'/'_headers').is_file()
     r = run(xd, 'web', bundle, tmp_path/'site', check=False)
