@@ -15,10 +15,11 @@ from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.scale import predict_dataset, serve, start_ray
 from xdeploy_nb.cli import main
+from conftest import one_sided_tabular
 
 pytestmark = pytest.mark.slow(seconds=50)  # about how long this module takes (measured on an idle 2-core machine)
 
-LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_cli_predict_ray=90, test_serve=150)  # seconds, a loaded 2-CPU machine's
+LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_predict_dataset_one_sided_tables=120, test_cli_predict_ray=90, test_serve=150)  # seconds, a loaded 2-CPU machine's
 
 @contextmanager
 def time_limit(seconds:float, what:str):
@@ -81,6 +82,14 @@ def test_predict_dataset_table(cluster, data, tmp_path):
     csv = pd.concat(pd.read_csv(f) for f in out.glob('*.csv')).sort_values('item')
     assert csv['label'].tolist() == [d['label'] for d in want]
     assert np.abs(np.array([json.loads(p) for p in csv['probs']]) - np.array([d['probs'] for d in want])).max() <= 1e-12
+
+def test_predict_dataset_one_sided_tables(cluster, tmp_path):
+    "Tables without category columns, and without continuous ones (a zero-width input): Ray Data's predictions are the Predictor's."
+    for which in ('cont', 'cat'):
+        learn,df = one_sided_tabular(which)
+        export_bundle(learn, tmp_path/which, formats=('onnx',))
+        got = predict_dataset(tmp_path/which, df, actors=1).to_pandas().sort_values('item')
+        assert _preds(got) == Predictor(tmp_path/which).predict_batch(df) and got['error'].isna().all(), which
 
 def test_cli_predict_ray(cluster, data, tmp_path, capsys):
     "`xdeploy predict --engine ray` prints what the local engine prints, and writes Parquet with --out."
