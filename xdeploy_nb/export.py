@@ -601,8 +601,9 @@ def _example_inputs(learn, spec, items)->tuple:
 def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch, atol:float=TOLERANCE, rtol:float=RTOL)->dict:
     "Export `graph` in format `fmt` into `d` with the format's exporter, checked against the eager graph within `atol` + `rtol`; return its manifest entry."
     f = d/FORMATS[fmt].file
-    if why := getattr(graph, 'unsupported_formats', {}).get(fmt): raise XDeployError(  # a graph that says what cannot hold it, and why
-        f"The {fmt} format cannot hold this model ({type(graph).__name__}): {why}.", "Export it with formats=('onnx', 'torchscript').")
+    if why := (no := getattr(graph, 'unsupported_formats', {})).get(fmt): raise XDeployError(  # a graph that says what cannot hold it, and why
+        f"The {fmt} format cannot hold this model ({type(graph).__name__}): {why}. An export is all or nothing, so no bundle was written.",
+        f"Export without {fmt!r}: the formats {', '.join(n for n,e in FORMATS.items() if e.export and n not in no)} hold it.")
     info = FORMATS[fmt].export(graph, example, f, dynamic_batch=dynamic_batch, opset=opset, atol=atol, rtol=rtol)
     rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32', exporter=info['exporter'])
     rec.update({k: info[k] for k in ('opset', 'fallback_reason') if k in info})
