@@ -37,7 +37,7 @@ def _unet(root):
     path = make_segmentation_folder(root/'seg', n=12)
     codes = (path/'codes.txt').read_text().split()
     dls = SegmentationDataLoaders.from_label_func(path, get_image_files(path/'images'), lambda o: path/'labels'/o.name, codes=codes,
-                                                  item_tfms=Resize(64), bs=4, valid_pct=0.25, seed=0)
+                                                  item_tfms=Resize(32), bs=4, valid_pct=0.25, seed=0)
     return _quiet(unet_learner(dls, resnet18, pretrained=False, n_out=len(codes)))
 
 def _tabular(root):

@@ -233,10 +233,13 @@ def _unet_block_forward(self, up_in):
 
 def _resize_to_orig_forward(self, x): return F.interpolate(x, x.orig.shape[-2:], mode=self.mode)
 
+def _same_forward(self, x): return x  # `ToTensorBase` only casts to fastai's TensorBase (same values), which torch.export cannot trace
+
 def _size_free(model:nn.Module)->nn.Module:
-    "`model`, or a copy of it whose U-Net blocks resize without testing sizes (traceable), if it has any."
+    "`model`, or a copy of it whose U-Net blocks resize without testing sizes and skip the TensorBase cast (traceable), if it has any."
+    from fastai.layers import ToTensorBase
     from fastai.vision.models.unet import UnetBlock, ResizeToOrig
-    fwd = {UnetBlock: _unet_block_forward, ResizeToOrig: _resize_to_orig_forward}
+    fwd = {UnetBlock: _unet_block_forward, ResizeToOrig: _resize_to_orig_forward, ToTensorBase: _same_forward}
     if not any(type(m) in fwd for m in model.modules()): return model
     for m in model.modules():
         if type(m) is UnetBlock: m.hook.stored = None  # the last batch's features, not a leaf tensor: deepcopy refuses it
