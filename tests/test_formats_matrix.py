@@ -5,7 +5,7 @@ export against the eager graph and verified against the Learner; the `.pte` of a
 ExecuTorch's own runtime (fed `prepare_inputs` as an app would) agrees with `model.onnx`. A format a model cannot be held in
 is refused naming the format, and nothing is written. `pytest -s` prints the matrix: export seconds and max diffs."""
 import time, warnings
-import numpy as np, pandas as pd, pytest, torch
+import numpy as np, pytest, torch
 from fastai.vision.all import (ImageDataLoaders, Resize, SegmentationDataLoaders, get_image_files, resnet18, resnet34,
                                unet_learner, vision_learner)
 from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner

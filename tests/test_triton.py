@@ -4,7 +4,7 @@ tabular bundle answer the bundles' validation items over HTTP and gRPC exactly a
 That server has no onnxruntime backend, so the onnxruntime_onnx models are checked, not served: their config.pbtxt against
 Triton's ModelConfig protobuf and the ONNX model's inputs and outputs. About 35 s on 2 cores (training the two Learners
 included)."""
-import json, math, sys
+import json, math, shutil, sys
 import numpy as np, pytest
 import tritonclient.grpc as grpcclient, tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
@@ -102,6 +102,13 @@ def test_bad_items_fail_their_own_request(server, bundles):
     with pytest.raises(InferenceServerException, match='Expecting value'): client.infer('penguins_python', [_input(grpcclient, [b'{"island": '])])
     preds,_ = _answers(client.infer('penguins_python', [_input(grpcclient, bundles['penguins'][1][:2])]))  # still serving
     assert len(preds) == 2
+
+def test_link_out_of_the_bundle_refused(bundles, tmp_path):
+    "The python model's copy of the bundle would follow a link out of it: the repository is not written."
+    b = tmp_path/'b'; shutil.copytree(bundles['penguins'][0], b)
+    (b/'model.onnx').rename(tmp_path/'model.onnx'); (b/'model.onnx').symlink_to(tmp_path/'model.onnx')
+    with pytest.raises(XDeployError, match='outside the bundle folder'): triton_repository(b, tmp_path/'repo')
+    assert not (tmp_path/'repo'/'b').exists()
 
 def test_one_sided_tables(tmp_path):
     "Tables without category or continuous columns: the zero-width input is dims [-1] for Triton (which refuses 0); the python models serve them."

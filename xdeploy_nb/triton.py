@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 import onnxruntime as ort
-from .core import XDeployError, atomic_directory, read_checked, read_manifest
+from .core import XDeployError, atomic_directory, check_artifacts, read_checked, read_manifest
 from .runtime import _artifact, _check_bundle
 
 # %% auto #0
@@ -263,6 +263,7 @@ def triton_repository(bundle, # The bundle directory
     bundle,repo = Path(bundle),Path(repo)
     m = read_manifest(bundle)
     _check_bundle(m)
+    check_artifacts(bundle, m)  # every file inside the bundle and as hashed: the python model's copy follows links
     name = name or bundle.absolute().name
     if not name.replace('-', '_').replace('.', '_').isidentifier(): raise XDeployError(
         f"{name!r} cannot name a Triton model here.", "Pass name= made of letters, digits, '_', '-' and '.'.")
