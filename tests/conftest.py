@@ -1,4 +1,4 @@
-import os, subprocess, sys
+import os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -14,12 +14,36 @@ def run(*args, cwd=ROOT, env=None, timeout=600, check=True):
     if check and r.returncode: pytest.fail(f"{' '.join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r
 
+def console_script(name:str)->str:
+    "The console script `name` installed beside this Python (the venv's bin/, on PATH or not), else found on PATH; else the test fails."
+    f = Path(sys.executable).parent/name  # not resolved: a venv's python is a link to the base interpreter
+    if f.is_file(): return str(f)
+    return shutil.which(name) or pytest.fail(f"{name} is neither beside {sys.executable} nor on PATH: install the package (`pip install -e .`).")
+
 def tiny_image_learner(root:Path):
     "A 3-class shapes classifier at 16 px, trained for 2 epochs under `root`: small and quick, for the format tests."
     from xdeploy_nb.data import make_image_folder
     from xdeploy_nb.train import image_dls, trained_learner
     return trained_learner(image_dls(make_image_folder(root/'shapes', classes=3, n_train=8, n_valid=4, size=24), size=16, bs=8),
                            epochs=2, cache=False)
+
+ONE_SIDED = dict(cont=([], ['bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g']), cat=(['island', 'sex'], []))
+
+def one_sided_tabular(which:str)->tuple:
+    """`(learn, rows)`: a penguin-species `tabular_learner` built the ordinary fastai way with continuous columns only
+    (`which='cont'`: x_cat has width 0) or category columns only (`'cat'`: x_cont has width 0), fit one epoch; and 12
+    validation rows (a DataFrame of the model's columns). No missing values, so FillMissing adds no flag columns."""
+    import torch
+    from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+    from xdeploy_nb.data import load_penguins
+    df = load_penguins().dropna().reset_index(drop=True)
+    cats,conts = ONE_SIDED[which]
+    torch.manual_seed(0)
+    dls = TabularDataLoaders.from_df(df, y_names='species', cat_names=cats, cont_names=conts, procs=[Categorify, FillMissing, Normalize],
+                                     valid_idx=list(range(0, len(df), 5)), bs=64)
+    learn = tabular_learner(dls, layers=[16])
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    return learn,df.iloc[::27].head(12)[cats + conts].reset_index(drop=True)
 
 def import_blocker(*names)->str:
     "Python source to run first in a subprocess: after it, importing any of the top-level packages `names` fails."

@@ -1,9 +1,9 @@
 "The `xdeploy` console script, run as a user runs it: a separate process."
 import shutil, sys
-from conftest import run
+from conftest import run, console_script
 import xdeploy_nb
 
-def xdeploy(*args, **kw): return run(shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH"), *args, **kw)
+def xdeploy(*args, **kw): return run(console_script('xdeploy'), *args, **kw)
 
 def test_help_lists_commands():
     out = xdeploy('--help').stdout

@@ -1,7 +1,7 @@
 "Data-parallel training on 2 CPU processes (torchrun, gloo on 127.0.0.1): identical replicas, a verified bundle from rank 0."
 import json, shutil, sys, time
 import pytest, torch
-from conftest import run
+from conftest import run, console_script
 from xdeploy_nb.data import make_image_folder
 from xdeploy_nb.core import XDeployError
 from xdeploy_nb.distributed import default_recipe, launch, state_digest
@@ -9,7 +9,7 @@ from xdeploy_nb.verify import verify_bundle
 
 pytestmark = pytest.mark.slow(seconds=25)  # about how long this module takes (measured on an idle 2-core machine)
 
-def xdeploy()->str: return shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+def xdeploy()->str: return console_script('xdeploy')
 
 @pytest.fixture(scope='module')
 def shapes(tmp_path_factory):

@@ -42,6 +42,29 @@ def test_export_verify_predict(learn, bundle):
     assert [d['label'] for d in p_pte.predict_batch(items)] == [d['label'] for d in p_onnx.predict_batch(items)]
     with pytest.raises(XDeployError, match='CPU only'): Predictor(bundle.path, format='executorch', device='cuda:0')
 
+def test_prepare_inputs_straight_into_executorch(learn, bundle):
+    "An app following the docs: `prepare_inputs`' arrays (C-contiguous NCHW) fed to ExecuTorch's runtime as they are agree with model.onnx."
+    import torch
+    from executorch.runtime import Runtime
+    from xdeploy_nb.runtime import prepare_inputs
+    p = Predictor(bundle.path, device='cpu')
+    x = prepare_inputs(p.manifest, learn.dls.valid_ds.items[:4])['image']
+    assert x.flags['C_CONTIGUOUS'], x.strides  # ExecuTorch's runtime reads a tensor's memory in NCHW order, whatever its strides
+    got = Runtime.get().load_program(bundle.path/'model.pte').load_method('forward').execute([torch.from_numpy(x)])[0].numpy()
+    d = float(np.abs(got - p.run({'image': x})).max())
+    print(f"ExecuTorch runtime on prepare_inputs vs model.onnx: max diff {d:.2g}")
+    assert d <= 1e-4, d
+
+def test_operator_outside_core_aten_is_named(learn, tmp_path):
+    "A pool to 2x2 (not global) stays aten.adaptive_max_pool2d, which ExecuTorch cannot lower: the error names the format, the operator and what holds it."
+    from torch import nn
+    from fastai.vision.all import Learner
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveMaxPool2d(2), nn.Flatten(), nn.Linear(16, learn.dls.c))
+    with pytest.raises(XDeployError) as e: export_bundle(Learner(learn.dls, model), tmp_path/'b', formats=('onnx', 'ort', 'executorch'))
+    msg = str(e.value)
+    assert 'executorch format cannot hold this model' in msg and 'aten.adaptive_max_pool2d' in msg and 'no bundle was written' in msg, msg
+    assert "Export without 'executorch'" in e.value.fix and 'onnx' in e.value.fix and not (tmp_path/'b').exists()
+
 def test_tampered_pte_refused(bundle, tmp_path):
     bad = tmp_path/'bad'
     shutil.copytree(bundle.path, bad)

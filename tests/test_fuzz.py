@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
 import xdeploy_nb.train  # fastai, quietly
+from conftest import console_script
 from xdeploy_nb.core import XDeployError
 from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENGUIN_CONTS
 from xdeploy_nb.train import image_dls, image_learner, tabular_dls, tabular_learner
@@ -139,7 +140,7 @@ def test_bad_images(bundles, tmp_path):
     print(f"\n{len(cases)} bad images: crashes 0")
 
 def test_cli_never_shows_a_traceback(bundles, tmp_path):
-    xdeploy = shutil.which('xdeploy')
+    xdeploy = console_script('xdeploy')
     img,tab = bundles['image'][0],bundles['tabular'][0]
     (tmp_path/'empty').mkdir(); (tmp_path/'x.csv').mkdir()
     (tmp_path/'latin1.csv').write_bytes('island,sex\nD\xe9ream,male\n'.encode('latin-1'))

@@ -4,11 +4,11 @@ atomicity and the CLI are in test_fuzz.py and test_atomic.py.)"""
 import json, shutil
 import numpy as np, pytest, torch
 import xdeploy_nb.train  # fastai, quietly
-from xdeploy_nb.core import FORMATS, XDeployError, file_sha256, read_manifest
+from xdeploy_nb.core import FORMATS, ManifestError, XDeployError, file_sha256, read_manifest
 from xdeploy_nb.data import make_image_folder
 from xdeploy_nb.train import image_dls, image_learner
 from xdeploy_nb.export import export_bundle
-from xdeploy_nb.runtime import Predictor
+from xdeploy_nb.runtime import Predictor, load_sample
 from xdeploy_nb.verify import verify_bundle
 from xdeploy_nb.bench import bench
 
@@ -76,3 +76,57 @@ def test_fixed_batch_export(learn, tmp_path):
     assert b.report.passed, b.report
     m = read_manifest(tmp_path/'fixed')
     assert all(set(a['eager_max_abs_diff']) == {'8'} for a in m['artifacts']), [a['eager_max_abs_diff'] for a in m['artifacts']]
+
+# --- issue 24: file names with control characters, files that resolve outside the bundle, images without pixels
+
+@pytest.mark.parametrize('where,name', [('sample', 'sample.npz\x00'), ('sample', 'model.onnx\x00'), ('artifact', 'model.onnx\n'),
+                                        ('artifact', 'model\x1b[2J.onnx'), ('artifact', 'model.onnx\x7f')])
+def test_control_characters_in_file_names_refused(bundle, tmp_path, where, name):
+    d = tmp_path/'b'; shutil.copytree(bundle, d)
+    m = json.loads((d/'manifest.json').read_text())
+    (m['sample'] if where == 'sample' else m['artifacts'][0])['file'] = name
+    (d/'manifest.json').write_text(json.dumps(m))
+    with pytest.raises(ManifestError, match='not a plain file name in the bundle'): read_manifest(d)
+
+@pytest.fixture(scope='module')
+def every_file(learn, tmp_path_factory):
+    "A bundle with every file a Python loader reads: each model format, the preprocessing graph, the sample, the manifest."
+    path = tmp_path_factory.mktemp('h_all')/'b'
+    assert export_bundle(learn, path, formats=('onnx', 'ort', 'torchscript', 'executorch')).report.passed
+    return path
+
+LOADERS = {'model.onnx': lambda d: Predictor(d, device='cpu'),
+           'model.ort': lambda d: Predictor(d, format='ort', device='cpu'),
+           'model.ts': lambda d: Predictor(d, format='torchscript', trust_code=True),
+           'model.pte': lambda d: Predictor(d, format='executorch'),
+           'preprocess.onnx': lambda d: Predictor(d, device='cpu', preprocess='graph'),
+           'sample.npz': lambda d: load_sample(d, read_manifest(d)),
+           'manifest.json': read_manifest}
+
+@pytest.mark.parametrize('file', list(LOADERS))
+def test_files_resolving_outside_the_bundle_refused(every_file, tmp_path, file):
+    "The same bytes (the sha256 matches) behind a symbolic link out of the folder: refused by every loader; a link inside is fine."
+    d,out = tmp_path/'b',tmp_path/'elsewhere'
+    shutil.copytree(every_file, d); out.mkdir()
+    LOADERS[file](d)  # the copy loads
+    (d/file).rename(out/file); (d/file).symlink_to(out/file)
+    with pytest.raises(XDeployError, match='outside the bundle folder') as e: LOADERS[file](d)
+    assert 'cp -rL' in e.value.fix
+    (d/file).unlink(); (out/file).rename(d/f'.{file}'); (d/file).symlink_to(f'.{file}')  # a link to a file of the bundle
+    LOADERS[file](d)
+
+@pytest.mark.parametrize('preprocess', ['pillow', 'graph'])
+def test_image_without_pixels_refused(bundle, preprocess):
+    from PIL import Image
+    p = Predictor(bundle, device='cpu', preprocess=preprocess)
+    for img in (Image.new('RGB', (0, 0)), Image.new('RGB', (0, 5)), Image.new('RGB', (7, 0))):
+        with pytest.raises(XDeployError, match=r'Item 0 .*it has no pixels') as e: p.predict(img)
+        assert 'at least 1x1' in e.value.fix
+
+def test_prepared_arrays_are_contiguous(bundle, learn):
+    "The public preparation functions return C-contiguous arrays (a runtime that ignores strides reads them right)."
+    from xdeploy_nb.preprocess import prepare_image
+    from xdeploy_nb.runtime import prepare_inputs
+    m,item = read_manifest(bundle),str(learn.dls.valid_ds.items[0])
+    assert all(v.flags['C_CONTIGUOUS'] for v in prepare_inputs(m, [item, item]).values())
+    assert prepare_image(item, m['preprocessing']['spec']).flags['C_CONTIGUOUS']

@@ -4,7 +4,7 @@ import json, shutil, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from torch import nn
-from conftest import run
+from conftest import run, console_script, one_sided_tabular
 from fastai.vision.all import (BCEWithLogitsLossFlat, CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock, ImageDataLoaders, Learner,
                                MSELossFlat, MultiCategoryBlock, RegressionBlock, Resize, SegmentationDataLoaders,
                                get_image_files, resnet18, unet_learner)
@@ -166,7 +166,7 @@ def test_cli_exports_a_saved_tabular_learner_from_csv_rows(penguins, tmp_path):
     learn.export(tmp_path/'learner.pkl')
     rows = penguins.iloc[::7].head(24)
     rows.to_csv(tmp_path/'rows.csv', index=False)  # with missing values, written as empty fields
-    xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    xdeploy = console_script('xdeploy')
     out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', tmp_path/'rows.csv', '--formats', 'onnx').stdout
     assert 'faithful' in out and 'NOT' not in out, out
     preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', tmp_path/'rows.csv', '--json').stdout)
@@ -178,6 +178,29 @@ def test_cli_exports_a_saved_tabular_learner_from_csv_rows(penguins, tmp_path):
     print(f"xdeploy predict vs learn.predict on {len(want)} CSV rows: max abs diff {d:.2g}")
     assert d <= 1e-4
     assert [p['index'] for p in preds] == [int(w.argmax()) for w in want]
+
+# --- 9. Tables with one side only: no category columns (x_cat of width 0) or no continuous ones (x_cont of width 0)
+
+@pytest.mark.parametrize('which', ['cont', 'cat'], ids=['continuous-only', 'categorical-only'])
+def test_tabular_with_one_side_only(tmp_path, which):
+    "A zero-width input is part of the bundle: the Predictor and the CLI agree with `learn.predict` on raw rows."
+    learn,rows = one_sided_tabular(which)
+    b = export(learn, tmp_path/'b')
+    empty = 'x_cat' if which == 'cont' else 'x_cont'
+    assert b.report.passed and {i['name']: i['shape'] for i in b.manifest['inputs']}[empty] == ['batch', 0], b.manifest['inputs']
+    d = check_agrees(learn, tmp_path/'b', [r for _,r in rows.iterrows()], atol=1e-5)
+    learn.export(tmp_path/'learner.pkl')
+    rows.to_csv(tmp_path/'rows.csv', index=False)
+    xdeploy = console_script('xdeploy')
+    out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'c', '--items', tmp_path/'rows.csv', '--formats', 'onnx').stdout
+    assert 'faithful' in out and 'NOT' not in out, out
+    preds = json.loads(run(xdeploy, 'predict', tmp_path/'c', tmp_path/'rows.csv', '--json').stdout)
+    with learn.no_bar(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        want = [learn.predict(r)[-1].numpy() for _,r in pd.read_csv(tmp_path/'rows.csv').iterrows()]
+    dc = max(float(np.abs(np.array(p['probs']) - w).max()) for p,w in zip(preds, want))
+    print(f"{which} only: Predictor max diff {d:.2g}; xdeploy predict vs learn.predict on {len(want)} CSV rows: max diff {dc:.2g}")
+    assert len(preds) == len(want) and dc <= 1e-5 and [p['index'] for p in preds] == [int(w.argmax()) for w in want]
 
 # --- 5. Segmentation: a class mask per image, verified pixel by pixel against learn.predict
 
@@ -223,7 +246,7 @@ def test_segmentation(seg_learner, tmp_path):
 def test_segmentation_through_the_cli(seg_learner, tmp_path):
     learn,files = seg_learner
     learn.export(tmp_path/'learner.pkl')
-    xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    xdeploy = console_script('xdeploy')
     out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', *files, '--formats', 'onnx').stdout
     assert 'faithful' in out and 'NOT' not in out, out
     preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', *files, '--json').stdout)
@@ -265,7 +288,7 @@ def test_collab_through_the_cli(ratings, tmp_path):
     learn = collab_learner(CollabDataLoaders.from_df(ratings, bs=64, seed=0), n_factors=4, y_range=(0.5, 5.5))
     learn.export(tmp_path/'learner.pkl')
     ratings.iloc[:20].to_csv(tmp_path/'rows.csv', index=False)
-    xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    xdeploy = console_script('xdeploy')
     out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', tmp_path/'rows.csv', '--formats', 'onnx').stdout
     assert 'faithful' in out and 'NOT' not in out, out
     preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', tmp_path/'rows.csv', '--json').stdout)
@@ -389,7 +412,7 @@ def test_text_classifier_cli(text_learner, tmp_path):
     texts = df.review[learn.dls.valid_ds.items.index].tolist()[:10]
     df.loc[learn.dls.valid_ds.items.index[:10]].to_csv(tmp_path/'texts.csv', index=False)
     (tmp_path/'one.txt').write_text(TRICKY[1], encoding='utf-8')
-    xdeploy = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    xdeploy = console_script('xdeploy')
     out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', tmp_path/'texts.csv', '--formats', 'onnx').stdout
     assert 'faithful' in out and 'NOT' not in out, out
     preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', tmp_path/'texts.csv', tmp_path/'one.txt', '--json').stdout)

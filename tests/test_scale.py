@@ -15,11 +15,12 @@ from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.hosts.ray import predict_dataset, serve, start_ray
 from xdeploy_nb.cli import main
+from conftest import one_sided_tabular
 
 pytestmark = pytest.mark.slow(seconds=50)  # about how long this module takes (measured on an idle 2-core machine)
 
-LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_cli_predict_ray=90, test_serve=150,
-              test_text_and_collab_on_ray=150)  # seconds, a loaded 2-CPU machine's
+LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_predict_dataset_one_sided_tables=120,
+              test_cli_predict_ray=90, test_serve=150, test_text_and_collab_on_ray=150)  # seconds, a loaded 2-CPU machine's
 
 @contextmanager
 def time_limit(seconds:float, what:str):
@@ -116,6 +117,14 @@ def test_text_and_collab_on_ray(cluster, tmp_path):
     got = predict_dataset(collab, rows, actors=1).to_pandas().sort_values('item')
     want = Predictor(collab).predict_batch(rows)
     assert got['error'].isna().all() and np.abs(got['value'].to_numpy() - [d['value'] for d in want]).max() <= 1e-6
+
+def test_predict_dataset_one_sided_tables(cluster, tmp_path):
+    "Tables without category columns, and without continuous ones (a zero-width input): Ray Data's predictions are the Predictor's."
+    for which in ('cont', 'cat'):
+        learn,df = one_sided_tabular(which)
+        export_bundle(learn, tmp_path/which, formats=('onnx',))
+        got = predict_dataset(tmp_path/which, df, actors=1).to_pandas().sort_values('item')
+        assert _preds(got) == Predictor(tmp_path/which).predict_batch(df) and got['error'].isna().all(), which
 
 def test_cli_predict_ray(cluster, data, tmp_path, capsys):
     "`xdeploy predict --engine ray` prints what the local engine prints, and writes Parquet with --out."

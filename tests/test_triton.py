@@ -4,7 +4,7 @@ tabular bundle answer the bundles' validation items over HTTP and gRPC exactly a
 That server has no onnxruntime backend, so the onnxruntime_onnx models are checked, not served: their config.pbtxt against
 Triton's ModelConfig protobuf and the ONNX model's inputs and outputs. About 35 s on 2 cores (training the two Learners
 included)."""
-import json, math, sys
+import json, math, shutil, sys
 import numpy as np, pytest
 import tritonclient.grpc as grpcclient, tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
@@ -15,7 +15,7 @@ from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
 from xdeploy_nb.hosts.triton import check_config, triton_repository, tritonserver
 from xdeploy_nb.verify import reference_items
-from conftest import run
+from conftest import one_sided_tabular, run
 
 pytestmark = pytest.mark.slow(seconds=10)  # about how long this module takes (measured on an idle 2-core machine)
 
@@ -102,6 +102,32 @@ def test_bad_items_fail_their_own_request(server, bundles):
     with pytest.raises(InferenceServerException, match='Expecting value'): client.infer('penguins_python', [_input(grpcclient, [b'{"island": '])])
     preds,_ = _answers(client.infer('penguins_python', [_input(grpcclient, bundles['penguins'][1][:2])]))  # still serving
     assert len(preds) == 2
+
+def test_link_out_of_the_bundle_refused(bundles, tmp_path):
+    "The python model's copy of the bundle would follow a link out of it: the repository is not written."
+    b = tmp_path/'b'; shutil.copytree(bundles['penguins'][0], b)
+    (b/'model.onnx').rename(tmp_path/'model.onnx'); (b/'model.onnx').symlink_to(tmp_path/'model.onnx')
+    with pytest.raises(XDeployError, match='outside the bundle folder'): triton_repository(b, tmp_path/'repo')
+    assert not (tmp_path/'repo'/'b').exists()
+
+def test_one_sided_tables(tmp_path):
+    "Tables without category or continuous columns: the zero-width input is dims [-1] for Triton (which refuses 0); the python models serve them."
+    repo,served = tmp_path/'repo',{}
+    for which in ('cont', 'cat'):
+        learn,df = one_sided_tabular(which)
+        assert export_bundle(learn, tmp_path/which, formats=('onnx',)).report.passed
+        triton_repository(tmp_path/which, repo, name=f'pen_{which}')
+        dims = {i.name: list(i.dims) for i in check_config(repo/f'pen_{which}').input}
+        assert dims == ({'x_cat': [-1], 'x_cont': [4]} if which == 'cont' else {'x_cat': [2], 'x_cont': [-1]}), dims
+        served[which] = (df.head(8).to_dict('records'), Predictor(tmp_path/which, device='cpu'))
+    text = (repo/'pen_cont'/'config.pbtxt').read_text()
+    (repo/'pen_cont'/'config.pbtxt').write_text(text.replace('dims: [ -1 ]', 'dims: [ 0 ]', 1))
+    with pytest.raises(XDeployError, match=r"'x_cat' has dims \[0\]: Triton takes sizes >= 1"): check_config(repo/'pen_cont')
+    with tritonserver(repo, models=['pen_cont_python', 'pen_cat_python'], timeout=60) as s:
+        client = httpclient.InferenceServerClient(s.http)
+        for which,(rows,p) in served.items():
+            preds,probs = _answers(client.infer(f'pen_{which}_python', [_input(httpclient, [json.dumps(r).encode() for r in rows])]))
+            assert preds == p.predict_batch(rows) and np.array_equal(probs, p.run(p.prepare(rows))), which
 
 def xdeploy(*args, **kw):
     "The `xdeploy` console script's entry point, run by this Python (the one with tritonclient)."

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
-from conftest import ROOT, run
+from conftest import ROOT, run, console_script, one_sided_tabular
 from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENGUIN_CONTS
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
 from xdeploy_nb.export import export_bundle
@@ -204,13 +204,26 @@ def test_tabular_rows_through_the_form(browser, sites, tab):
     page.screenshot(path=ARTIFACTS/'web-tabular.png', full_page=True)
     page.close()
 
-def test_node(img, tab, tmp_path):
+@pytest.fixture(scope='module')
+def one_sided(tmp_path_factory)->dict:
+    "Tabular bundles with continuous columns only and with category columns only (a zero-width x_cat, x_cont), with rows and `learn.predict`'s answers."
+    root,out = tmp_path_factory.mktemp('web_one_sided'),{}
+    for which in ('cont', 'cat'):
+        learn,df = one_sided_tabular(which)
+        assert export_bundle(learn, root/which, formats=('onnx',)).report.passed
+        with learn.no_bar(): want = [learn.predict(r)[-1].numpy() for _,r in df.iterrows()]
+        out[f'tabular_{which}'] = dict(path=str(root/which), rows=df.to_dict('records'),
+                                       expected=[dict(label=str(learn.dls.vocab[int(w.argmax())]), probs=w.tolist()) for w in want])
+    return out
+
+def test_node(img, tab, one_sided, tmp_path):
     "`node --test` (the module's own tests) under Node with onnxruntime-node, on these bundles and the Python Predictor's answers."
     (bundle,files),(tbundle,rows) = img,tab
     arrs = [np.asarray(Image.open(f).convert('RGB')) for f in files]
     pix = [dict(data=base64.b64encode(a.tobytes()).decode(), width=a.shape[1], height=a.shape[0], channels=3) for a in arrs]
     fx = dict(bundles=dict(image=dict(path=str(bundle), pixels=pix, expected=python_predictor(bundle).predict_batch(arrs)),
-                           tabular=dict(path=str(tbundle), rows=rows, expected=Predictor(tbundle, device='cpu').predict_batch(rows))))
+                           tabular=dict(path=str(tbundle), rows=rows, expected=Predictor(tbundle, device='cpu').predict_batch(rows)),
+                           **one_sided))  # their expected answers are learn.predict's
     (f := tmp_path/'fixture.json').write_text(json.dumps(fx))
     r = run('node', '--test', 'test/xdeploy.test.mjs', cwd=JS_DIR, env={'XDEPLOY_WEB_FIXTURE': str(f)}, timeout=120, check=False)
     assert r.returncode == 0 and '# fail 0' in r.stdout and '# skipped 0' in r.stdout, r.stdout[-3000:] + r.stderr
@@ -218,7 +231,7 @@ def test_node(img, tab, tmp_path):
 def test_cli_web_and_serve(tab, tmp_path):
     "`xdeploy web` says where onnxruntime-web came from; `--serve` serves with the isolation headers; errors are one message."
     bundle,_ = tab
-    xd = shutil.which('xdeploy') or sys.exit("xdeploy is not on PATH")
+    xd = console_script('xdeploy')
     out = run(xd, 'web', bundle, tmp_path/'site', '--ort-web', ORT_WEB).stdout
     assert f'onnxruntime-web 1.30.0: copied from {ORT_WEB/"dist"} (--ort-web)' in out and (tmp_path/'site'/'_headers').is_file()
     r = run(xd, 'web', bundle, tmp_path/'site', check=False)

@@ -16,8 +16,8 @@ __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NA
            'MANIFEST_SCHEMA', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'TOLERANCE', 'RTOL', 'XDeployError', 'file_sha256',
            'recover_directory', 'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner',
            'Variant', 'Task', 'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError',
-           'validate_manifest', 'read_manifest', 'write_manifest', 'read_checked', 'check_artifacts', 'json_schema',
-           'schema_json', 'schema_file', 'within_tolerance']
+           'validate_manifest', 'bundle_file', 'read_manifest', 'write_manifest', 'read_checked', 'check_artifacts',
+           'json_schema', 'schema_json', 'schema_file', 'within_tolerance']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -315,10 +315,11 @@ DTYPES = {'uint8', 'int64', 'float32', 'float16'}
 _num = (int, float)
 
 _DTYPE = Doc(DTYPES, "Element type of the array, as ONNX names it: uint8, int64, float32 (IEEE single) or float16 (IEEE half).")
-_SHAPE = Doc([(Doc(int, minimum=1), str)], "The array's dimensions, outermost first: an integer is a fixed size, a string names a size chosen "
-             "at run time ('batch': the number of items).")
-_FILE = Doc(str, "A file name in the bundle folder, beside manifest.json: no folders, not hidden.",
-            pattern=r'[^./\\][^/\\]*', max_length=255, what='a plain file name in the bundle')
+_SHAPE = Doc([(Doc(int, minimum=0), str)], "The array's dimensions, outermost first: an integer is a fixed size (0: an empty dimension, "
+             "e.g. x_cat of a table without category columns), a string names a size chosen at run time ('batch': the number of items).")
+_FILE = Doc(str, "A file name in the bundle folder, beside manifest.json: no folders, not hidden, no control characters "
+            "(U+0000-U+001F, U+007F); a reader refuses a file that resolves outside the folder (a symbolic link out of it).",
+            pattern=r'[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*', max_length=255, what='a plain file name in the bundle')
 _SHA256 = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it loads the file.",
               pattern='[0-9a-f]{64}', min_length=64, max_length=64, what='a sha256 hex digest (64 lowercase hex digits)')
 _SIZE = Doc(int, "The file's size in bytes.", minimum=0)
@@ -499,11 +500,23 @@ def validate_manifest(m:dict # A parsed manifest
         raise ManifestError("manifest.json: a classification bundle has no labels.", "Re-export the bundle.")
     return m
 
+# %% ../nbs/00_core.ipynb #6c27bfdf
+def bundle_file(bundle:Path, # Bundle directory
+                name:str # A file name from its manifest, or 'manifest.json'
+               )->Path:
+    "The resolved path of `name` in `bundle`; refused if it resolves outside the bundle folder (a symbolic link out of it)."
+    d = Path(bundle).resolve()
+    f = (d/name).resolve()
+    if f.parent != d: raise XDeployError(
+        f"{Path(bundle)/name} resolves to {f}, outside the bundle folder {d}, so it is not loaded.",
+        "Copy the bundle with the files themselves (e.g. `cp -rL`), or re-export it: a bundle holds its files, not links out of it.")
+    return f
+
 # %% ../nbs/00_core.ipynb #05c02c98
 def read_manifest(bundle:Path # Bundle directory
                  )->dict:
     "Read and validate `bundle/manifest.json`."
-    f = Path(bundle)/'manifest.json'
+    f = bundle_file(bundle, 'manifest.json')
     if not f.is_file() and recover_directory(bundle) is None: raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.",
                                             "Point to a folder written by `export_bundle`.")
     try: m = json.loads(f.read_text(encoding='utf-8'))
@@ -531,13 +544,15 @@ def read_checked(bundle:Path, # Bundle directory
                  entry:dict # A manifest entry with 'file', 'size' and 'sha256' (an artifact, or the sample)
                 )->bytes:
     "The bytes of `entry`'s file, read once and checked against the size and sha256 the manifest records: what is hashed is what is loaded."
-    f = Path(bundle)/entry['file']
+    f = bundle_file(bundle, entry['file'])
     if not f.is_file(): raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
                                            "Copy the whole bundle folder, or re-export it.")
     bad = XDeployError(f"{f} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
                        "Copy the bundle again from its source, or re-export it.")
     if f.stat().st_size != entry['size']: raise bad
-    data = f.read_bytes()
+    try: fd = os.open(f, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))  # the resolved path: a link put there since is refused
+    except OSError: raise bad from None
+    with os.fdopen(fd, 'rb') as fh: data = fh.read()
     if len(data) != entry['size'] or hashlib.sha256(data).hexdigest() != entry['sha256']: raise bad
     return data
 

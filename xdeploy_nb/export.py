@@ -234,10 +234,13 @@ def _unet_block_forward(self, up_in):
 
 def _resize_to_orig_forward(self, x): return F.interpolate(x, x.orig.shape[-2:], mode=self.mode)
 
+def _same_forward(self, x): return x  # `ToTensorBase` only casts to fastai's TensorBase (same values), which torch.export cannot trace
+
 def _size_free(model:nn.Module)->nn.Module:
-    "`model`, or a copy of it whose U-Net blocks resize without testing sizes (traceable), if it has any."
+    "`model`, or a copy of it whose U-Net blocks resize without testing sizes and skip the TensorBase cast (traceable), if it has any."
+    from fastai.layers import ToTensorBase
     from fastai.vision.models.unet import UnetBlock, ResizeToOrig
-    fwd = {UnetBlock: _unet_block_forward, ResizeToOrig: _resize_to_orig_forward}
+    fwd = {UnetBlock: _unet_block_forward, ResizeToOrig: _resize_to_orig_forward, ToTensorBase: _same_forward}
     if not any(type(m) in fwd for m in model.modules()): return model
     for m in model.modules():
         if type(m) is UnetBlock: m.hook.stored = None  # the last batch's features, not a leaf tensor: deepcopy refuses it
@@ -321,8 +324,9 @@ def _example_inputs(learn, spec, items)->tuple:
 def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch, atol:float=TOLERANCE, rtol:float=RTOL)->dict:
     "Export `graph` in format `fmt` into `d` with the format's exporter, checked against the eager graph within `atol` + `rtol`; return its manifest entry."
     f = d/FORMATS[fmt].file
-    if why := getattr(graph, 'unsupported_formats', {}).get(fmt): raise XDeployError(  # a graph that says what cannot hold it, and why
-        f"The {fmt} format cannot hold this model ({type(graph).__name__}): {why}.", "Export it with formats=('onnx', 'torchscript').")
+    if why := (no := getattr(graph, 'unsupported_formats', {})).get(fmt): raise XDeployError(  # a graph that says what cannot hold it, and why
+        f"The {fmt} format cannot hold this model ({type(graph).__name__}): {why}. An export is all or nothing, so no bundle was written.",
+        f"Export without {fmt!r}: the formats {', '.join(n for n,e in FORMATS.items() if e.export and n not in no)} hold it.")
     info = FORMATS[fmt].export(graph, example, f, dynamic_batch=dynamic_batch, opset=opset, atol=atol, rtol=rtol)
     rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32', exporter=info['exporter'])
     rec.update({k: info[k] for k in ('opset', 'fallback_reason') if k in info})

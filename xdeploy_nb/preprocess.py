@@ -54,7 +54,10 @@ def _passthrough(img:Image.Image)->Image.Image:
 
 # %% ../nbs/02_preprocess.ipynb #29c51c27-4
 def _check_pixels(h:int, w:int, max_pixels:int=None):
-    "Refuse an h x w image over `max_pixels` (None: `PIL.Image.MAX_IMAGE_PIXELS`), before it is decoded."
+    "Refuse an h x w image with no pixels, or over `max_pixels` (None: `PIL.Image.MAX_IMAGE_PIXELS`), before it is decoded."
+    if not h or not w: raise PreprocessError(
+        f"The image is {h}x{w} pixels: it has no pixels, so there is nothing to predict from (fastai would read it as black).",
+        "Pass an image of at least 1x1 pixels: check the file, or the crop or download that made it.")
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if limit is not None and h*w > limit: raise PreprocessError(
         f"The image has {h*w:,} pixels, more than the limit of {limit:,} that guards against decompression bombs.",
@@ -167,7 +170,7 @@ def prepare_image(item, # A file path, bytes, a PIL image or an array, as `load_
                               "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`).")
     arr = load_image(item, spec['input']['mode'], max_pixels)
     for step in spec['item_tfms']: arr = apply_item_step(arr, step)
-    return arr
+    return np.ascontiguousarray(arr)  # a crop is a view: contiguous for runtimes that ignore strides
 
 # %% ../nbs/02_preprocess.ipynb #f6a73629
 def _tname(t)->str:

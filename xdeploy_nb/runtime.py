@@ -62,8 +62,9 @@ def prepare_inputs(manifest:dict, # A bundle's manifest (or the spec `spec_from_
                    max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
                    first:int=0 # Index of `items[0]` in the caller's list, for messages
                   )->dict:
-    "The model's input arrays for `items`, by input name, as `manifest` describes them: the one way items are prepared."
-    return KINDS[manifest['preprocessing']['kind']].prepare(manifest, items, max_pixels, first)
+    "The model's input arrays for `items`, by input name, as `manifest` describes them (C-contiguous): the one way items are prepared."
+    feeds = KINDS[manifest['preprocessing']['kind']].prepare(manifest, items, max_pixels, first)
+    return {k: np.ascontiguousarray(v) for k,v in feeds.items()}  # e.g. ExecuTorch's runtime reads a tensor's memory in its own order
 
 # %% ../nbs/40_runtime.ipynb #kd000008
 def items_from_paths(manifest:dict, # A bundle's manifest, or a spec from `spec_from_learner`

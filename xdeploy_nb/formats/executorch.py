@@ -69,6 +69,31 @@ def _pte_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', thread
     why = f"device={device!r}: the CPU, ExecuTorch with XNNPACK (batches of up to {n} per call)"
     return Runner(lambda feeds: run([feeds[k] for k in names]), 'cpu', why, ['executorch', 'XnnpackBackend'], pl._threadpool_get_thread_count())
 
+# %% ../../nbs/34_formats.executorch.ipynb #e251340e
+def _global_pool_decompositions()->dict:
+    "Decompositions of adaptive max/avg pools to 1x1 (fastai's `AdaptiveConcatPool2d`) into Core ATen `amax`/`argmax` and `mean` over H and W."
+    import torch
+    aten = torch.ops.aten
+    def max_pool(x, output_size):
+        if any(s != 1 for s in output_size): return NotImplemented  # not global: left as it is
+        flat = x.flatten(-2)
+        return flat.amax(-1, keepdim=True).unsqueeze(-1),flat.argmax(-1, keepdim=True).unsqueeze(-1)
+    def avg_pool(x, output_size):
+        if any(s != 1 for s in output_size): return NotImplemented
+        return x.mean((-2, -1), keepdim=True)
+    return {aten.adaptive_max_pool2d.default: max_pool, aten.adaptive_avg_pool2d.default: avg_pool, aten._adaptive_avg_pool2d.default: avg_pool}
+
+# %% ../../nbs/34_formats.executorch.ipynb #d47055e4
+def _not_core_error(e:Exception)->XDeployError|None:
+    "The error for an operator ExecuTorch's edge dialect refuses (not Core ATen): the format, the operator, and the formats that hold it; None for other errors."
+    import re
+    if not (op := re.search(r'Operator (\S+) is not in Core ATen opset', str(e))): return None
+    op,others = op[1].replace('torch._ops.', '').removesuffix('.default'),[n for n,f in FORMATS.items() if f.export and n != 'executorch']
+    return XDeployError(f"The executorch format cannot hold this model: its operator {op} is not in the Core ATen opset that ExecuTorch "
+                        "lowers, and no decomposition of it is known here. An export is all or nothing, so no bundle was written.",
+                        f"Export without 'executorch': the other formats ({', '.join(others)}) do not need Core ATen. Or replace the layer "
+                        f"that calls {op} by Core ATen operations (e.g. a pool to 1x1 instead of another size).")
+
 # %% ../../nbs/34_formats.executorch.ipynb #et000014
 def _lower(module, inputs:tuple, dynamic_batch:bool=True, max_batch:int=64):
     "`(program_bytes, delegation)`: `module` captured by torch.export (batch up to `max_batch`) and lowered with XNNPACK."
@@ -81,7 +106,11 @@ def _lower(module, inputs:tuple, dynamic_batch:bool=True, max_batch:int=64):
     batch,inputs = torch.export.Dim('batch', min=1, max=max_batch),tuple(t.contiguous() for t in inputs)  # the program keeps the example's dim order
     try: ep = torch.export.export(module, inputs, dynamic_shapes=tuple({0: batch} for _ in inputs) if dynamic_batch else None, strict=False)
     except Exception as e: raise capture_error(module, e) from e
-    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    ep = ep.run_decompositions(_global_pool_decompositions())  # fastai's global pools as amax/mean: Core ATen
+    try: edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    except Exception as e:
+        if err := _not_core_error(e): raise err from None
+        raise
     d = get_delegation_info(edge.exported_program().graph_module)
     kept = sorted(op for op,b in d.delegation_by_operator.items() if b.non_delegated)
     return edge.to_executorch().buffer,dict(subgraphs=d.num_delegated_subgraphs, delegated=d.num_delegated_nodes, not_delegated=d.num_non_delegated_nodes, not_delegated_ops=kept)

@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 import onnxruntime as ort
-from ..core import KINDS, XDeployError, atomic_directory, read_checked, read_manifest
+from ..core import KINDS, XDeployError, atomic_directory, check_artifacts, read_checked, read_manifest
 from ..runtime import _artifact, _check_bundle
 
 # %% auto #0
@@ -46,7 +46,9 @@ def pbtxt(d:dict, # Field -> value: a dict is a message, a list of dicts a repea
     return '\n'.join(lines)
 
 # %% ../../nbs/51_hosts.triton.ipynb #tr000011
-def _dims(shape:list, batched:bool)->list: return [d if isinstance(d, int) else -1 for d in (shape[1:] if batched else shape)]
+def _dims(shape:list, batched:bool)->list:
+    "Triton's `dims` of a manifest shape: -1 for a size chosen at run time, and for a zero width, which Triton refuses (sizes >= 1 or -1)."
+    return [d if isinstance(d, int) and d > 0 else -1 for d in (shape[1:] if batched else shape)]
 
 def _batching(max_batch_size:int, preferred:list, queue_delay_us:int)->dict|None:
     "The `dynamic_batching` message: None where the model does not batch."
@@ -195,7 +197,7 @@ def _check_onnx_io(cfg, onnx:Path)->list:
             if cfg.max_batch_size > 0:
                 if shape and isinstance(shape[0], int): bad.append(f"{side} {t.name!r} has a fixed batch of {shape[0]}: max_batch_size must be 0")
                 shape = shape[1:]
-            want = [d if isinstance(d, int) else -1 for d in shape]
+            want = [d if isinstance(d, int) and d > 0 else -1 for d in shape]  # as `_dims` writes them: a zero width is -1
             if list(t.dims) != want: bad.append(f"{side} {t.name!r} has dims {list(t.dims)} in the config, {want} in the model")
     return bad
 
@@ -210,6 +212,7 @@ def _check_meaning(cfg, folder:Path=None)->list:
     if any(g.count < 1 for g in cfg.instance_group): bad.append("an instance_group has a count below 1")
     for t in [*cfg.input, *cfg.output]:
         if not t.dims: bad.append(f"{t.name!r} has no dims")
+        if any(d < 1 and d != -1 for d in t.dims): bad.append(f"{t.name!r} has dims {list(t.dims)}: Triton takes sizes >= 1, or -1 (chosen at run time)")
         if t.data_type == 0: bad.append(f"{t.name!r} has no data_type")
     if folder is not None:
         if cfg.name and cfg.name != folder.name: bad.append(f"its name {cfg.name!r} is not its folder's, {folder.name!r}")
@@ -261,6 +264,7 @@ def triton_repository(bundle, # The bundle directory
     bundle,repo = Path(bundle),Path(repo)
     m = read_manifest(bundle)
     _check_bundle(m)
+    check_artifacts(bundle, m)  # every file inside the bundle and as hashed: the python model's copy follows links
     name = name or bundle.absolute().name
     if not name.replace('-', '_').replace('.', '_').isidentifier(): raise XDeployError(
         f"{name!r} cannot name a Triton model here.", "Pass name= made of letters, digits, '_', '-' and '.'.")

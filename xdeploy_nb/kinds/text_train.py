@@ -112,7 +112,9 @@ class TextGraph(nn.Module):
     "A fastai AWD-LSTM classifier for deployment: right-padded `tokens` and their `lengths` in, each text pooled as `learn.predict` pools it, activation out."
     dynamic_axes = {'tokens': {0: 'batch', 1: 'length'}, 'lengths': {0: 'batch'}}
     legacy_onnx = "torch.export specialises an LSTM's sequence length, so the legacy exporter writes ONNX's LSTM operator (any length)"
-    unsupported_formats = {'torch.export': "torch.export specialises an LSTM's sequence length, so the program would take texts of one length only"}
+    unsupported_formats = {'torch.export': "torch.export specialises an LSTM's sequence length, so the program would take texts of one length only",
+                           'executorch': "ExecuTorch captures the graph with torch.export, which specialises an LSTM's sequence length, so the "
+                                         "program would take texts of one length only"}
     def __init__(self, learn, activation:str):
         super().__init__()
         enc,awd,head = _encoder_parts(learn)

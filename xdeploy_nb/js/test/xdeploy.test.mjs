@@ -88,6 +88,14 @@ test('tabular bundle in Node: the Python Predictor\'s answers', needs, async () 
   assert.equal(one.label, b.expected[0].label); assert.ok(one.ms > 0);
 });
 
+test('tabular bundles with one side only (a zero-width x_cat or x_cont) in Node: learn.predict\'s answers', needs, async () => {
+  for (const key of ['tabular_cont', 'tabular_cat']) {
+    const b = fx.bundles[key], p = await load(b.path), got = await p.predictBatch(b.rows);
+    assert.deepEqual(got.map(r => r.label), b.expected.map(r => r.label), key);
+    assert.ok(Math.max(...got.map((r, i) => close(r.probs, b.expected[i].probs))) <= 1e-5, key);
+  }
+});
+
 test('image bundle in Node: decoded pixel arrays, the Python Predictor\'s answers', needs, async () => {
   const b = fx.bundles.image, p = await load(b.path);
   const items = b.pixels.map(x => ({data: Buffer.from(x.data, 'base64'), width: x.width, height: x.height, channels: x.channels}));
