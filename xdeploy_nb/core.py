@@ -512,6 +512,12 @@ def bundle_file(bundle:Path, # Bundle directory
         "Copy the bundle with the files themselves (e.g. `cp -rL`), or re-export it: a bundle holds its files, not links out of it.")
     return f
 
+# %% ../nbs/00_core.ipynb #b7f1e2a0
+def _open_resolved(f:Path # A path `bundle_file` resolved
+                  ):
+    "`f` opened for binary reading, not through a symbolic link (one put there since `bundle_file` resolved it): OSError if it is one."
+    return os.fdopen(os.open(f, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0)), 'rb')
+
 # %% ../nbs/00_core.ipynb #05c02c98
 def read_manifest(bundle:Path # Bundle directory
                  )->dict:
@@ -550,9 +556,9 @@ def read_checked(bundle:Path, # Bundle directory
     bad = XDeployError(f"{f} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
                        "Copy the bundle again from its source, or re-export it.")
     if f.stat().st_size != entry['size']: raise bad
-    try: fd = os.open(f, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))  # the resolved path: a link put there since is refused
+    try: fh = _open_resolved(f)  # the resolved path: a link put there since is refused
     except OSError: raise bad from None
-    with os.fdopen(fd, 'rb') as fh: data = fh.read()
+    with fh: data = fh.read()
     if len(data) != entry['size'] or hashlib.sha256(data).hexdigest() != entry['sha256']: raise bad
     return data
 
