@@ -11,7 +11,7 @@ import argparse, tempfile, time, warnings
 from pathlib import Path
 
 ALL = ('onnx', 'ort', 'torchscript', 'torch.export', 'executorch')
-TEXT_CANNOT = ('torch.export', 'executorch')  # torch.export (and ExecuTorch, which captures with it) fixes an LSTM's length
+TEXT_CANNOT = ('torch.export', 'executorch')  # torch.export (and ExecuTorch, capturing with it) fixes an LSTM's length
 
 def quiet_fit(learn):
     "`learn` fit one cycle on its tiny data, quietly."
@@ -45,7 +45,8 @@ def tabular(root:Path):
     from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
     from xdeploy_nb.data import load_penguins
     df = load_penguins()
-    dls = TabularDataLoaders.from_df(df, y_names='species', cat_names=['island', 'sex'], procs=[Categorify, FillMissing, Normalize],
+    dls = TabularDataLoaders.from_df(df, y_names='species', cat_names=['island', 'sex'],
+                                     procs=[Categorify, FillMissing, Normalize],
                                      cont_names=['bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g'],
                                      valid_idx=list(range(0, len(df), 5)), bs=64)
     return quiet_fit(tabular_learner(dls, layers=[16]))
@@ -56,18 +57,22 @@ def reviews(n:int=120, seed:int=0):
     rng = np.random.default_rng(seed)
     pos,neg = 'good great lovely superb fine'.split(),'bad awful terrible poor boring'.split()
     filler = "the movie was and it a plot acting I really think story film".split()
-    words = [list(rng.choice(filler, rng.integers(3, 10))) + list(rng.choice(pos if i % 2 else neg, rng.integers(1, 3))) for i in range(n)]
-    return pd.DataFrame(dict(review=[' '.join(rng.permutation(w)) for w in words], label=['pos' if i % 2 else 'neg' for i in range(n)]))
+    words = [list(rng.choice(filler, rng.integers(3, 10))) + list(rng.choice(pos if i % 2 else neg, rng.integers(1, 3)))
+             for i in range(n)]
+    return pd.DataFrame(dict(review=[' '.join(rng.permutation(w)) for w in words],
+                             label=['pos' if i % 2 else 'neg' for i in range(n)]))
 
 def text(root:Path):
     "`text_classifier_learner(AWD_LSTM, pretrained=False)`, two small layers, fastai's default tokenizer."
     from fastai.text.all import AWD_LSTM, TextDataLoaders, awd_lstm_clas_config, text_classifier_learner
-    dls = TextDataLoaders.from_df(reviews(), text_col='review', label_col='label', valid_pct=0.2, seed=0, bs=32, seq_len=8)
+    dls = TextDataLoaders.from_df(reviews(), text_col='review', label_col='label', valid_pct=0.2, seed=0, bs=32,
+                                  seq_len=8)
     return quiet_fit(text_classifier_learner(dls, AWD_LSTM, pretrained=False, seq_len=8,
-                                             config=dict(awd_lstm_clas_config, emb_sz=16, n_hid=32, n_layers=2)))
+                                             config=dict(awd_lstm_clas_config, emb_sz=16, n_hid=32,
+                                                         n_layers=2)))
 
 CASES = {'vision_learner(resnet18)': (vision, ALL),
-         'vision_learner(resnet34)': (lambda r: vision(r, 'resnet34'), ('onnx', 'executorch')),  # deeper, same operators
+         'vision_learner(resnet34)': (lambda r: vision(r, 'resnet34'), ('onnx', 'executorch')),  # deeper, same ops
          'unet_learner(resnet18)': (unet, ALL),
          'tabular_learner': (tabular, ALL),
          'text_classifier_learner(AWD_LSTM)': (text, tuple(f for f in ALL if f not in TEXT_CANNOT))}
@@ -81,7 +86,8 @@ def export_case(case:str, root:Path)->tuple:
     rows = []
     for a in b.manifest['artifacts']:
         v = b.report.result(a['file'])
-        rows.append((case, a['format'], a['seconds'], max(a['eager_max_abs_diff'].values()), v['max_abs_diff'], v['agreement']))
+        eager = max(a['eager_max_abs_diff'].values())
+        rows.append((case, a['format'], a['seconds'], eager, v['max_abs_diff'], v['agreement']))
     return learn,b,rows
 
 def print_matrix(rows:list):
@@ -91,14 +97,16 @@ def print_matrix(rows:list):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--cases', nargs='*', default=list(CASES), choices=list(CASES)); ap.add_argument('--out', default=None)
+    ap.add_argument('--cases', nargs='*', default=list(CASES), choices=list(CASES))
+    ap.add_argument('--out', default=None)
     args = ap.parse_args()
     import xdeploy_nb.train  # fastai, quietly
     out,rows = Path(args.out or tempfile.mkdtemp()),[]
     for i,case in enumerate(args.cases):
         t0 = time.perf_counter()
         _,b,r = export_case(case, out/str(i))
-        print(f"{case}: built, exported and verified in {time.perf_counter() - t0:.1f} s (passed: {b.report.passed})", flush=True)
+        secs = time.perf_counter() - t0
+        print(f"{case}: built, exported and verified in {secs:.1f} s (passed: {b.report.passed})", flush=True)
         rows += r
     print_matrix(rows)
 

@@ -14,7 +14,7 @@ from xdeploy_nb.runtime import Predictor, prepare_inputs
 from xdeploy_nb.verify import reference_items
 from conftest import ROOT
 
-pytestmark = pytest.mark.slow(seconds=150)  # about how long this module takes on an idle 2-core machine
+pytestmark = pytest.mark.slow(seconds=110)  # about how long this module takes on an idle 2-core machine
 
 def load_script():
     "benchmarks/format_matrix.py as a module."
@@ -50,7 +50,7 @@ def test_every_format(case, exported):
         assert v['max_abs_diff'] <= 1e-4, (a['file'], v)
 
 def test_pte_runtime_agrees_with_onnx(exported):
-    "ExecuTorch's own runtime, fed `prepare_inputs` directly (as an app following the docs would), agrees with model.onnx."
+    "ExecuTorch's own runtime, fed `prepare_inputs` as an app following the docs would, agrees with model.onnx."
     from executorch.runtime import Runtime
     learn,b = exported('vision_learner(resnet18)')
     assert b.report.result('model.pte')['max_abs_diff'] <= 1e-4
