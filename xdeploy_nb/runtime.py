@@ -210,6 +210,20 @@ def _check_session(sess:ort.InferenceSession, # The session of the bundle's mode
     have = {o.name: o.type for o in sess.get_outputs()}
     if have.get(out['name']) != _ORT_TYPES[out['dtype']]:
         raise XDeployError(f"{file} has the outputs {have}, but manifest.json says {out['name']!r} ({_ORT_TYPES[out['dtype']]}).", fix)
+    _check_shapes(sess, m, file)
+
+# %% ../nbs/04_runtime.ipynb #jsh00102
+def _check_shapes(sess:ort.InferenceSession, # The session of the bundle's model
+                  m:dict, # Its manifest
+                  file:str # The model file, for messages
+                 ):
+    "Refuse a manifest whose inputs or output give a fixed size where the model has another, or none."
+    dims = {v.name: [d if isinstance(d, int) and d >= 0 else 'any' for d in v.shape] for v in [*sess.get_inputs(), *sess.get_outputs()]}
+    for s in [*m['inputs'], m['outputs'][0]]:
+        have = dims.get(s['name'])
+        if have is not None and (len(have) != len(s['shape']) or any(isinstance(d, int) and d != h for d,h in zip(s['shape'], have))):
+            raise XDeployError(f"{file}: {s['name']} has the shape {_shape(have)}, but manifest.json says {_shape(s['shape'])}.",
+                               "Re-export the bundle: its model file and manifest.json do not belong together.")
 
 # %% ../nbs/04_runtime.ipynb #rt000020
 _IMAGE_ITEMS = (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray)
@@ -555,9 +569,10 @@ class Predictor:
                  threads:int=None, # Intra-op threads; None: one per CPU this process may use
                  max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
                  trust_code:bool=False, # Allow formats whose loading can run code (TorchScript, torch.export): only for bundles you trust
-                 preprocess:str='pillow'): # Images: 'pillow' (fastai's exact steps), 'graph' (decode, then the bundle's preprocess.onnx, in parallel threads) or 'auto' (the graph where measured identical)
+                 preprocess:str='pillow', # Images: 'pillow' (fastai's exact steps), 'graph' (decode, then the bundle's preprocess.onnx, in parallel threads) or 'auto' (the graph where measured identical)
+                 digest:str=None): # The bundle's digest ('sha256:...', as `xdeploy digest` prints it): any other bundle is refused
         self.path = Path(path)
-        self.manifest = m = read_manifest(self.path)
+        self.manifest = m = read_manifest(self.path, digest)
         _check_bundle(m)
         self._kind,self._task = KINDS[m['preprocessing']['kind']],TASKS[m['task']]
         self.artifact = a = _artifact(m, format, variant)
