@@ -106,7 +106,15 @@ export function validateManifest(manifest, schema) {
   } else {
     const names = ins.map(i => `${i.name}:${i.dtype}`).sort().join(',');
     if (names !== 'x_cat:int64,x_cont:float32') throw bad('a tabular bundle has the inputs x_cat (int64) and x_cont (float32)');
-    for (const c of spec.x_cat) if ((spec.categories[c] || [])[0] !== '#na#') throw bad(`the category column ${JSON.stringify(c)} has no vocabulary starting with '#na#'`);
+    if (ins.some(i => i.shape.length !== 2)) throw bad('a tabular bundle has the inputs x_cat (int64 [batch, n_cat]) and x_cont (float32 [batch, n_cont])');
+    const width = Object.fromEntries(ins.map(i => [i.name, i.shape[1]]));
+    for (const k of ['x_cat', 'x_cont']) if (Number.isInteger(width[k]) && width[k] !== spec[k].length) throw bad(`${k} has ${width[k]} columns, but the spec names ${spec[k].length}`);
+    for (const c of spec.x_cat) if ((Object.hasOwn(spec.categories, c) ? spec.categories[c] : [])[0] !== '#na#') throw bad(`the category column ${JSON.stringify(c)} has no vocabulary starting with '#na#'`);
+    const fills = spec.fill_missing.filter(f => !spec.x_cont.includes(f.column) || (f.flag && !spec.x_cat.includes(f.flag)));
+    const known = new Set([...spec.columns, ...spec.fill_missing.map(f => f.flag).filter(Boolean)]);
+    const orphan = [...spec.x_cat, ...spec.x_cont].find(c => !known.has(c) || (spec.x_cont.includes(c) && !spec.columns.includes(c)));
+    if (orphan !== undefined) throw bad(`the model column ${JSON.stringify(orphan)} is neither a column of the rows nor the flag of a fill_missing entry`);
+    if (fills.length) throw bad(`fill_missing names ${JSON.stringify(fills[0].column)}, which is not a continuous column (or its flag not a category column)`);
   }
   if (outs.length !== 1 || outs[0].shape.length !== 2) throw bad('a bundle has one output, of shape [batch, n]');
   const n = outs[0].shape[1];
@@ -567,7 +575,12 @@ export class Predictor {
     Object.assign(p, {ort, manifest, artifact, maxPixels, source: String(source), kind: pre.kind, spec: pre.spec, graph: null, preSession: null});
     if (pre.kind === 'image') {
       p.graph = pre.graph ?? null;
-      if (p.graph) p.preSession = await openSession(ort, await readChecked(read, p.graph), p.graph.file, isNode ? 'cpu' : 'wasm');
+      if (p.graph) {
+        p.preSession = await openSession(ort, await readChecked(read, p.graph), p.graph.file, isNode ? 'cpu' : 'wasm');
+        const {inputNames: i, outputNames: o} = p.preSession, g = p.graph;
+        if (!i.includes(g.input?.name) || !o.includes(g.output?.name)) throw new XDeployError(`${g.file} takes ${i.join(', ')} and gives ${o.join(', ')}, but manifest.json says ${show(g.input?.name)} and ${show(g.output?.name)}.`,
+          'Re-export the bundle: its preprocessing graph and manifest.json do not belong together.');
+      }
       else p.graphUnavailable = pre.graph_unavailable ?? 'the bundle has no preprocessing graph (it was exported before xdeploy_nb wrote one)';
     }
     const model = await readChecked(read, artifact);
