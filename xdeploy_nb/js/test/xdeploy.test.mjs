@@ -3,7 +3,7 @@
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {readFile} from 'node:fs/promises';
-import {load, prepareRows, schemaErrors, validateManifest, toMode, readNpz, decodeOutputs, sha256Hex, XDeployError, SCHEMA_URL} from '../xdeploy.mjs';
+import {load, prepareRows, schemaErrors, validateManifest, toMode, readNpz, decodeOutputs, sha256Hex, XDeployError, SCHEMA_URL, parseManifest, checkPixels, bundleDigest} from '../xdeploy.mjs';
 
 const schema = JSON.parse(await readFile(SCHEMA_URL, 'utf8'));
 const SPEC = {version: 1, kind: 'tabular', columns: ['island', 'flag', 'mass'], x_cat: ['island', 'flag', 'mass_na'], x_cont: ['mass'],
@@ -70,6 +70,24 @@ test('sha256 (Web Crypto) and decodeOutputs', async () => {
   assert.deepEqual(decodeOutputs({...m, task: 'multi_label', outputs: [{activation: 'sigmoid', threshold: 0.5}]}, Float32Array.from([0.5, 0.25]), 1), [{labels: ['a'], probs: [0.5, 0.25]}]);
   assert.deepEqual(decodeOutputs({...m, task: 'regression', labels: ['v']}, Float32Array.from([3, 4]), 2), [{value: 3}, {value: 4}]);
   throwsFix(() => decodeOutputs(m, Float32Array.from([NaN, 1]), 1), /not finite/);
+});
+
+test('issue 27: closed objects by own keys, strict manifest.json, checked pixels', async () => {
+  const closed = {type: 'object', additionalProperties: false, properties: {a: {}}};
+  for (const k of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'])
+    assert.match(schemaErrors(closed, parseManifest(new TextEncoder().encode(`{"a": 1, "${k}": 1}`))).join(), /unknown field/);
+  const enc = t => new TextEncoder().encode(t);
+  for (const [t, re] of [['{"a": 1, "a": 2}', /appears twice/], ['[NaN]', /not valid JSON/], ['['.repeat(100000), /nested more than/], ['{"a": ', /unexpected end/]])
+    throwsFix(() => parseManifest(enc(t)), re);
+  throwsFix(() => parseManifest(Uint8Array.from([0x22, 0xff, 0x22])), /not UTF-8/);
+  const px = (data, w = 1, h = 1, channels = 3) => ({data, width: w, height: h, channels});
+  throwsFix(() => checkPixels(px(new Float32Array(3))), /uint8 \(0-255\), not Float32Array/);
+  throwsFix(() => checkPixels(px(new Uint16Array(3))), /not Uint16Array/);
+  throwsFix(() => checkPixels(px([300, 0, 0])), /not an Array/);
+  throwsFix(() => checkPixels(px({length: 3})), /uint8/);
+  throwsFix(() => checkPixels(px(new Uint8Array(3), 1.5)), /whole numbers/);
+  throwsFix(() => checkPixels(px(new Uint8Array(1), 1, 1, 1), [3]), /3 channel/);
+  assert.equal(await bundleDigest(enc('abc')), 'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
 });
 
 // ---- with bundles: the answers of Python's Predictor, written by tests/test_web.py
