@@ -139,3 +139,27 @@ test('an image bundle without a preprocessing graph refuses images, saying why',
   await assert.rejects(p.predict({data: Buffer.from(x.data, 'base64'), width: x.width, height: x.height, channels: 3}),
                        /cannot be run outside Python: the resize method has no ONNX equivalent/);
 });
+
+test('image files in Node (sharp): PNG paths and bytes, the Python Predictor\'s answers', needs, async () => {
+  const b = fx.bundles.image, p = await load(b.path);
+  for (const items of [b.files, await Promise.all(b.files.map(f => readFile(f)))]) {
+    const got = await p.predictBatch(items);
+    assert.deepEqual(got.map(r => r.label), b.expected_files.map(r => r.label));
+    assert.ok(Math.max(...got.map((r, i) => close(r.probs, b.expected_files[i].probs))) <= 1e-5);
+  }
+  await assert.rejects(p.predict('/nowhere.png'), /Item 0 \("\/nowhere.png"\): there is no such file/);
+  await assert.rejects(p.predict((await readFile(b.files[0])).subarray(0, 60)), /Item 0 \(60 bytes\): the image could not be decoded/);
+});
+
+test('a pinned digest refuses a bundle whose labels were permuted (its hashes still pass)', needs, async () => {
+  const {mkdtemp, cp, writeFile} = await import('node:fs/promises'), {tmpdir} = await import('node:os');
+  const b = fx.bundles.image, dir = await mkdtemp(`${tmpdir()}/xdeploy-`);
+  await cp(b.path, dir, {recursive: true});
+  const m = JSON.parse(await readFile(`${dir}/manifest.json`, 'utf8'));
+  m.labels = [...m.labels.slice(1), m.labels[0]];
+  await writeFile(`${dir}/manifest.json`, JSON.stringify(m));
+  assert.deepEqual((await load(dir)).manifest.labels, m.labels);  // valid, as far as its hashes go
+  await assert.rejects(load(dir, {digest: b.digest}), e => e instanceof XDeployError && e.message.includes(`not the ${b.digest} expected`));
+  assert.equal((await load(b.path, {digest: b.digest})).digest, b.digest);
+  await assert.rejects(load(b.path, {digest: 'md5:x'}), /is not a bundle digest/);
+});
