@@ -161,7 +161,9 @@ def test_cli_never_shows_a_traceback(bundles, tmp_path):
 # A host is a function: (cases) -> one verdict per case, {'verdict': 'answer', 'answers': [...]} | {'verdict': 'refused',
 # 'error'} (the kit's error) | {'verdict': 'raw', 'error'} (anything else: a bug) | {'verdict': 'hang'}. A case is
 # {id, bundle, items, options, reuse}, its items JSON with tags for what JSON cannot say (see xdeploy_nb/js/test/host.mjs).
-# A third host (the C++ command-line host, `xdeploy-predict BUNDLE ITEMS --json`) plugs in as one more entry of HOSTS.
+# A third host (the C++ command-line host, `xdeploy-predict BUNDLE ITEMS --json`) plugs in as one more entry of HOSTS: a
+# function that runs it per case (bundle dir + items written as files) and maps its JSON answer or error line to a verdict,
+# with {'verdict': 'skip'} for the cases it cannot take (pixel objects, rows it has no syntax for).
 JS_DIR = Path(__file__).resolve().parent.parent/'xdeploy_nb'/'js'
 
 def _untag(v):
@@ -258,6 +260,10 @@ def _cause_cases(bundles, root:Path)->list:
     add('duplicate key', raw(text.replace('{', '{"task": "multi_label", ', 1).encode()))
     add('invalid UTF-8 in a label', raw(text.replace(f'"{m["labels"][0]}"', '"\\u0000"', 1).encode().replace(b'\\u0000', b'\xff\xfe')))
     add('a BOM before the JSON', raw(b'\xef\xbb\xbf' + text.encode()))
+    add('nested 70 deep in an open object', raw(text.replace('"provenance": {', '"provenance": {"deep": ' + '[' * 70 + ']' * 70 + ',', 1).encode()))
+    big = Path(raw(b'')); os.truncate(big/'manifest.json', 64 * 2**20 + 1)  # sparse: a manifest.json past the cap
+    add('manifest.json over MANIFEST_MAX_BYTES', big)
+    for k in range(0, len(text), len(text) // 40): add('manifest.json cut short (40 places)', raw(text[:k].encode()))
     add('a wrong output name', edited(lambda d: d['outputs'][0].__setitem__('name', 'nope')), [_px(arr)])
     add('pixels: Float32Array in 0..1', img, [_px(arr, type='f32')])
     add('pixels: Uint16Array', img, [_px(arr, type='u16')])
@@ -275,6 +281,8 @@ def _cause_cases(bundles, root:Path)->list:
     add('image file: PNG path', img, [str(png)])
     add('image file: PNG bytes', img, [{'$': 'bytes', 'b64': base64.b64encode(Path(png).read_bytes()).decode()}])
     add('image file: truncated PNG', img, [{'$': 'bytes', 'b64': base64.b64encode(Path(png).read_bytes()[:60]).decode()}])
+    for k in (0, 8, 16, 33, 60, len(Path(png).read_bytes()) // 2):
+        add('image file: PNG cut short (6 places)', img, [{'$': 'bytes', 'b64': base64.b64encode(Path(png).read_bytes()[:k]).decode()}])
     add('image file: random bytes', img, [{'$': 'bytes', 'b64': base64.b64encode(random.Random(3).randbytes(300)).decode()}])
     add('image file: no such file', img, [str(root/'nowhere.png')])
     add('image file: a folder', img, [str(root)])
@@ -287,7 +295,7 @@ def _cause_cases(bundles, root:Path)->list:
     add('a digest that is not one', img, [_px(arr)], digest='md5:x')
     return cases
 
-def _corpus(bundles, root:Path, n_mut=300, n_rows=400)->list:
+def _corpus(bundles, root:Path, n_mut=500, n_rows=400)->list:
     "(name, case) pairs: the causes of issue 27, manifest mutations of both bundles, bad rows and bad pixel objects."
     cases = _cause_cases(bundles, root)
     rng = random.Random(5)
@@ -340,15 +348,25 @@ def test_every_host_same_verdicts(bundles, tmp_path):
         print(f"\n{name}: {len(cases)} cases in {time.perf_counter()-t0:.1f} s: {counts}")
     base = {w: python_host([dict(id=0, bundle=str(bundles[w][0]), items=c['items'], preprocess=c['preprocess'])])[0] for w in ('image', 'tabular')
             for c in [next(c for _,c in corpus if c.get('mutation', [None])[0] == w)]}
-    bad = []
+    bad,differ = [],[]
     for (name_,c),py in zip(corpus, got['python']):
         for host,res in got.items():
             r = res[c['id']]
+            if r['verdict'] == 'skip': continue  # a case this host cannot take (a command-line host: pixel objects)
             if r['verdict'] in ('raw', 'hang'): bad.append((host, name_, r)); continue
             if host == 'python' or _same(r, py): continue
+            differ.append(f"{host} {r['verdict']}, python {py['verdict']}: {name_}")
             if c.get('mutation') and r['verdict'] != 'answer': continue  # refused where Python answered: clear, not wrong
             if c.get('mutation') and _same(r, base[c['mutation'][0]]): continue  # the unmutated bundle's answer
             bad.append((host, name_, r, py))
-    causes = {name_: {h: got[h][c['id']]['verdict'] for h in got} for name_,c in corpus if c.get('cause')}
-    print('\n' + '\n'.join(f"  {k}: {v}" for k,v in causes.items()))
+    causes = {}
+    for name_,c in corpus:
+        if c.get('cause'): causes.setdefault(name_, set()).add(tuple(f"{h} {got[h][c['id']]['verdict']}" for h in got))
+    print('\n' + '\n'.join(f"  {k}: {', '.join(map(' / '.join, v))}" for k,v in causes.items()))
+    print(f"verdicts that differ from Python's: {len(differ)} (a mutated manifest one host refuses and another answers as the "
+          f"unmutated bundle); raw errors, hangs and other answers: {len(bad)}" + ''.join(f"\n  {d}" for d in differ[:10]))
     assert not bad, "\n".join(map(str, bad[:20]))
+    js = (JS_DIR/'xdeploy.mjs').read_text()  # the limits every host shares
+    from xdeploy_nb.core import MANIFEST_MAX_BYTES, MAX_JSON_DEPTH
+    assert f'MANIFEST_MAX_BYTES = 64 * 1024 * 1024;' in js and MANIFEST_MAX_BYTES == 64 * 1024 * 1024
+    assert f'MAX_JSON_DEPTH = {MAX_JSON_DEPTH};' in js

@@ -12,9 +12,9 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'ACTIVATIONS', 'DTYPES',
-           'MANIFEST_SCHEMA', 'MANIFEST_MAX_BYTES', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'XDeployError', 'file_sha256',
-           'recover_directory', 'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner',
-           'Variant', 'Task', 'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError',
+           'MANIFEST_SCHEMA', 'MANIFEST_MAX_BYTES', 'MAX_JSON_DEPTH', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'XDeployError',
+           'file_sha256', 'recover_directory', 'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry',
+           'Format', 'Runner', 'Variant', 'Task', 'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError',
            'validate_manifest', 'read_manifest', 'write_manifest', 'bundle_digest', 'read_checked', 'check_artifacts',
            'json_schema', 'schema_json', 'schema_file']
 
@@ -518,11 +518,17 @@ def _unique_keys(pairs:list)->dict:
         raise ValueError(f"the key {k[:80]!r} appears twice in one object, and readers differ on which one counts")
     return d
 
+MAX_JSON_DEPTH = 64  # the deepest nesting read from manifest.json (a manifest is ~8 deep); the JS module's is the same
+
 def _loads_strict(data:bytes)->object:
-    "The JSON value of `data`: strict UTF-8, no NaN or Infinity, no number beyond a double, no duplicate key."
+    "The JSON value of `data`: strict UTF-8, no NaN or Infinity, no number beyond a double, no duplicate key, at most `MAX_JSON_DEPTH` deep."
     def bad_number(s): raise ValueError(f"{s[:40]} is not a finite JSON number")
     finite = lambda s: x if math.isfinite(x := float(s)) else bad_number(s)
-    return json.loads(data.decode('utf-8'), object_pairs_hook=_unique_keys, parse_constant=bad_number, parse_float=finite)
+    v = json.loads(data.decode('utf-8'), object_pairs_hook=_unique_keys, parse_constant=bad_number, parse_float=finite)
+    level,depth = [v],0
+    while level := [x for o in level if isinstance(o, (dict, list)) for x in (o.values() if isinstance(o, dict) else o)]:
+        if (depth := depth + 1) > MAX_JSON_DEPTH: raise ValueError(f"values nested more than {MAX_JSON_DEPTH} deep")
+    return v
 
 # %% ../nbs/00_core.ipynb #05c02c98
 def _manifest_bytes(bundle:Path # Bundle directory

@@ -600,11 +600,12 @@ export class Predictor {
       return {x_cat: new ort.Tensor('int64', x_cat, [n, this.spec.x_cat.length]), x_cont: new ort.Tensor('float32', x_cont, [n, this.spec.x_cont.length])};
     }
     if (!this.preSession) throw new XDeployError(`This image bundle cannot be run outside Python: ${this.graphUnavailable}.`, 'Re-export it with a version of xdeploy_nb that writes preprocess.onnx (the preprocessing graph), or use the Python Predictor.');
-    const g = this.graph, mode = g.input.mode, C = mode === 'L' ? 1 : 3, parts = [];
+    const g = this.graph, mode = g.input.mode, C = g.input.shape?.[2], parts = [];
     for (const [i, item] of (Array.isArray(items) ? items : [items]).entries()) {
       try {
         const px = await decodeImage(item, this.maxPixels);
         if (!px.decoded) checkPixels(px, [C]);  // pixel arrays are taken as they are, in the bundle's mode, as Python takes arrays
+        else if (C !== (mode === 'L' ? 1 : 3)) throw new XDeployError(`the preprocessing graph takes ${show(C)} channel(s), not the ${mode === 'L' ? 1 : 3} of mode ${mode}.`, 'Re-export the bundle: its manifest.json was changed.');
         if (px.width * px.height > this.maxPixels) throw tooManyPixels(px, this.maxPixels);
         const hwc = px.decoded ? toMode(px, mode) : px.data;
         const out = await this.preSession.run({[g.input.name]: new ort.Tensor('uint8', new Uint8Array(hwc.buffer, hwc.byteOffset, hwc.length), [px.height, px.width, C])});
@@ -638,6 +639,7 @@ export class Predictor {
       outs.reduce((at, o) => (data.set(o, at), at + o.length), 0);
       return {data, n};
     }
+    checkFeeds(feeds, this.manifest.inputs);
     let out;
     try { out = await this.session.run(feeds); }
     catch (e) { throw new XDeployError(`${this.artifact.file} could not be run on ${this.device}: ${e.message}`, "Check the inputs against the manifest's inputs."); }
@@ -679,6 +681,27 @@ async function checkDigest(bytes, digest) {
   const found = await bundleDigest(bytes);
   if (found !== digest) throw new XDeployError(`The bundle's digest is ${found}, not the ${digest} expected: its manifest.json (and so what it names) is not the bundle that was pinned.`,
     'Load the bundle you pinned (copy it again from its source), or, if this one is a re-export you trust, pin its new digest.');
+}
+
+/** Refuse `feeds` (input name -> ort.Tensor) that do not fit the manifest's `inputs`: names, types, ranks, fixed sizes,
+ * and a size named twice (e.g. 'batch') the same everywhere; float values finite. Python's `_check_feeds`. */
+export function checkFeeds(feeds, specs) {
+  const fix = "Make the inputs with predictor.prepare(items), or as manifest.inputs describes them.";
+  const names = specs.map(s => s.name);
+  if (Object.keys(feeds).sort().join() !== names.slice().sort().join()) throw new XDeployError(`The model takes the inputs ${names.join(', ')}, not ${Object.keys(feeds).join(', ')}.`, fix);
+  const seen = {};
+  for (const s of specs) {
+    const t = feeds[s.name], shape = s.shape;
+    if (t.type !== s.dtype) throw new XDeployError(`Input ${JSON.stringify(s.name)} is ${t.type}; the model takes ${s.dtype}.`, fix);
+    if (t.dims.length !== shape.length || shape.some((d, k) => typeof d === 'number' && d !== t.dims[k]))
+      throw new XDeployError(`Input ${JSON.stringify(s.name)} has shape [${t.dims.join(', ')}]; the model takes [${shape.join(', ')}].`, fix);
+    shape.forEach((d, k) => {
+      if (typeof d !== 'string') return;
+      seen[d] ??= [t.dims[k], s.name];
+      if (seen[d][0] !== t.dims[k]) throw new XDeployError(`Input ${JSON.stringify(s.name)} has ${d} ${t.dims[k]} but input ${JSON.stringify(seen[d][1])} has ${d} ${seen[d][0]}: they must be the same.`, fix);
+    });
+    if (t.type.startsWith('float') && !t.data.every(Number.isFinite)) throw new XDeployError(`Input ${JSON.stringify(s.name)} holds NaN or infinite values, from which no prediction is made.`, `${fix} Missing values go in as null.`);
+  }
 }
 
 // A model whose inputs or output are not the ones the manifest describes (names, types, and fixed sizes: a manifest that
