@@ -124,6 +124,7 @@ def test_image_png_files_in_the_browser(browser, sites, img):
     d = page.evaluate('window.xdeploy.predictor.describe()')
     assert d['device'] == 'wasm' and d['crossOriginIsolated'] and d['threads'] >= 2, d
     assert 'no WebGPU adapter' in d['why'] and d['preprocessing']['graph'] == 'preprocess.onnx'
+    assert d['digest'] == bundle_digest(bundle)  # the site serves the bundle's manifest.json byte for byte: the same digest
     got,want = pick(page, files),python_predictor(bundle).predict_batch(files)
     assert [g['item'] for g in got] == [f.name for f in files]
     top1,diff = agreement(got, want)

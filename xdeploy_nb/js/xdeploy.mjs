@@ -664,7 +664,7 @@ export class Predictor {
   /** Where this predictor runs and why, and what it runs, as plain data. */
   describe() {
     const a = this.artifact;
-    return {device: this.device, why: this.why, threads: this.threads, crossOriginIsolated: this.crossOriginIsolated,
+    return {device: this.device, why: this.why, threads: this.threads, crossOriginIsolated: this.crossOriginIsolated, digest: this.digest,
             artifact: {file: a.file, format: a.format, precision: a.precision, size: a.size, sha256: a.sha256, variant: a.variant ?? 'fp32'},
             preprocessing: this.kind === 'image' ? (this.graph ? {graph: this.graph.file, mode: this.graph.input.mode} : {graph: null, why: this.graphUnavailable}) : {kind: 'tabular'},
             onnxruntime: this.ort.env?.versions?.web ?? this.ort.env?.versions?.node ?? this.ort.env?.versions?.common ?? null, module: VERSION};
