@@ -288,7 +288,7 @@ COMMANDS['triton'] = triton
 # %% ../nbs/10_cli.ipynb #jsh00202
 def digest(bundle:str # The bundle directory
           ):
-    "Print the bundle's digest ('sha256:...'), which an app can pin: Predictor(path, digest=...), the JS module's load option."
+    "Print the bundle's digest ('sha256:...'), which an app pins: Predictor(path, digest=...), or the JS load option."
     from xdeploy_nb.core import bundle_digest
     from xdeploy_nb.runtime import read_manifest
     read_manifest(bundle)  # a bundle, not any folder with a file of that name

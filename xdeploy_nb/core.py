@@ -489,15 +489,16 @@ MANIFEST_MAX_BYTES = 64 * 2**20  # the largest manifest.json read (a text bundle
 def _regular_file(bundle:Path, # Bundle directory
                   name:str # A file name in it
                  )->Path:
-    "The real path of `bundle/name` if it is a regular file inside `bundle`; None if there is none; else `XDeployError`."
+    "The real path of `bundle/name` if it is a regular file inside `bundle`; None if none; else `XDeployError`."
     f = Path(bundle)/name
     if not os.path.lexists(f) or not (real := f.resolve()).exists(): return None
     inside = real.parent == Path(bundle).resolve()
     if inside and real.is_file(): return real
-    why = (f"it leads to {real}, outside the bundle" if not inside else 'a folder' if real.is_dir() else 'a FIFO' if real.is_fifo()
-           else 'a device' if real.is_char_device() or real.is_block_device() else 'not a plain file')
+    why = (f"it leads to {real}, outside the bundle" if not inside else 'a folder' if real.is_dir()
+           else 'a FIFO' if real.is_fifo() else 'a device' if real.is_char_device() or real.is_block_device()
+           else 'not a plain file')
     raise XDeployError(f"{f} is not a regular file inside the bundle folder ({why}), so it is not read.",
-                       "Copy the bundle as plain files (e.g. `cp -rL`, or from the archive it came in), or re-export it.")
+                       "Copy the bundle as plain files (e.g. `cp -rL`, or from its archive), or re-export it.")
 
 # %% ../nbs/00_core.ipynb #jsh00003
 def _read_capped(f:Path, # A regular file, from `_regular_file`
@@ -511,7 +512,7 @@ def _read_capped(f:Path, # A regular file, from `_regular_file`
 
 # %% ../nbs/00_core.ipynb #jsh00006
 def _unique_keys(pairs:list)->dict:
-    "`dict(pairs)`, for `json.loads`'s `object_pairs_hook`, refusing a key that appears twice (parsers differ on which counts)."
+    "`dict(pairs)` for `json.loads`, refusing a key that appears twice (parsers differ on which one counts)."
     d = dict(pairs)
     if len(d) != len(pairs):
         k = next(k for j,(k,_) in enumerate(pairs) if k in dict(pairs[:j]))
@@ -521,12 +522,17 @@ def _unique_keys(pairs:list)->dict:
 MAX_JSON_DEPTH = 64  # the deepest nesting read from manifest.json (a manifest is ~8 deep); the JS module's is the same
 
 def _loads_strict(data:bytes)->object:
-    "The JSON value of `data`: strict UTF-8, no NaN or Infinity, no number beyond a double, no duplicate key, at most `MAX_JSON_DEPTH` deep."
+    "The JSON value of `data`: strict UTF-8, finite numbers, exact integers, unique keys, at most MAX_JSON_DEPTH deep."
     def bad_number(s): raise ValueError(f"{s[:40]} is not a finite JSON number")
     finite = lambda s: x if math.isfinite(x := float(s)) else bad_number(s)
-    v = json.loads(data.decode('utf-8'), object_pairs_hook=_unique_keys, parse_constant=bad_number, parse_float=finite)
+    def exact(s):  # an integer every JSON reader holds exactly (a double's 53 bits: JavaScript's numbers)
+        if abs(x := int(s)) > 2**53 - 1:
+            raise ValueError(f"the integer {s[:40]} is beyond 2**53 - 1, which not every JSON reader holds exactly")
+        return x
+    v = json.loads(data.decode('utf-8'), object_pairs_hook=_unique_keys, parse_constant=bad_number, parse_float=finite,
+                   parse_int=exact)
     level,depth = [v],0
-    while level := [x for o in level if isinstance(o, (dict, list)) for x in (o.values() if isinstance(o, dict) else o)]:
+    while level := [x for o in level if isinstance(o, (dict, list)) for x in (o.values() if type(o) is dict else o)]:
         if (depth := depth + 1) > MAX_JSON_DEPTH: raise ValueError(f"values nested more than {MAX_JSON_DEPTH} deep")
     return v
 
@@ -536,7 +542,8 @@ def _manifest_bytes(bundle:Path # Bundle directory
     "The bytes of `bundle/manifest.json`, a regular file inside `bundle` of at most `MANIFEST_MAX_BYTES`."
     f = _regular_file(bundle, 'manifest.json')
     if f is None and recover_directory(bundle) is not None: f = _regular_file(bundle, 'manifest.json')
-    if f is None: raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.", "Point to a folder written by `export_bundle`.")
+    if f is None: raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.",
+                                      "Point to a folder written by `export_bundle`.")
     return _read_capped(f, MANIFEST_MAX_BYTES)
 
 def read_manifest(bundle:Path, # Bundle directory
@@ -561,9 +568,10 @@ def _finite(obj):
 def write_manifest(bundle:Path, # Bundle directory (usually the temporary one `atomic_directory` yields)
                    m:dict # The manifest
                   )->Path:
-    "Validate `m` and write it as `bundle/manifest.json`: canonical JSON (sorted keys, fixed separators, UTF-8), with a number that was not measured (infinite, NaN) as null."
+    "Validate `m`; write `bundle/manifest.json` as canonical JSON (sorted keys, fixed separators; null if not measured)."
     f = Path(bundle)/'manifest.json'
-    text = json.dumps(validate_manifest(_finite(m)), indent=1, sort_keys=True, separators=(',', ': '), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(validate_manifest(_finite(m)), indent=1, sort_keys=True, separators=(',', ': '),
+                      ensure_ascii=False, allow_nan=False)
     f.write_bytes((text + '\n').encode('utf-8'))
     return f
 
@@ -572,7 +580,7 @@ def _digest(data:bytes)->str: return 'sha256:' + hashlib.sha256(data).hexdigest(
 
 def bundle_digest(bundle:Path # Bundle directory
                  )->str:
-    "The digest an app can pin: 'sha256:' and the hex sha256 of `bundle/manifest.json`'s bytes as stored (which name every file's sha256)."
+    "The digest an app can pin: 'sha256:' + the hex sha256 of `bundle/manifest.json` (which names every file's sha256)."
     return _digest(_manifest_bytes(bundle))
 
 def _check_digest(data:bytes, # manifest.json's bytes
@@ -580,10 +588,12 @@ def _check_digest(data:bytes, # manifest.json's bytes
                  ):
     "Refuse `data` unless its digest is `digest`."
     if not isinstance(digest, str) or not re.fullmatch('sha256:[0-9a-f]{64}', digest): raise XDeployError(
-        f"digest={digest!r} is not a bundle digest.", "Pass the digest as `xdeploy digest BUNDLE` prints it: 'sha256:' and 64 lowercase hex digits.")
+        f"digest={digest!r} is not a bundle digest.",
+        "Pass the digest as `xdeploy digest BUNDLE` prints it: 'sha256:' and 64 lowercase hex digits.")
     if (found := _digest(data)) != digest: raise XDeployError(
-        f"The bundle's digest is {found}, not the {digest} expected: its manifest.json (and so what it names) is not the bundle that was pinned.",
-        "Load the bundle you pinned (copy it again from its source), or, if this one is a re-export you trust, pin its new digest.")
+        f"The bundle's digest is {found}, not the {digest} expected: its manifest.json (and so what it names) is not "
+        "the bundle that was pinned.",
+        "Load the bundle you pinned (copy it again from its source); for a re-export you trust, pin its new digest.")
 
 # %% ../nbs/00_core.ipynb #8ab08e03
 def read_checked(bundle:Path, # Bundle directory
@@ -593,10 +603,11 @@ def read_checked(bundle:Path, # Bundle directory
     f = _regular_file(bundle, entry['file'])  # no symlink out of the bundle, no device or FIFO
     if f is None: raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
                                      "Copy the whole bundle folder, or re-export it.")
-    bad = XDeployError(f"{Path(bundle)/entry['file']} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
+    bad = XDeployError(f"{Path(bundle)/entry['file']} does not match the sha256 in manifest.json: it is truncated "
+                       "or was changed after export.",
                        "Copy the bundle again from its source, or re-export it.")
     if f.stat().st_size != entry['size']: raise bad
-    with open(f, 'rb') as fh: data = fh.read(entry['size'] + 1)  # never more than the manifest says (+1: a file that grew)
+    with open(f, 'rb') as fh: data = fh.read(entry['size'] + 1)  # never more than the manifest says (+1: it grew)
     if len(data) != entry['size'] or hashlib.sha256(data).hexdigest() != entry['sha256']: raise bad
     return data
 

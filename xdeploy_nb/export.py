@@ -697,12 +697,13 @@ def _repr_markdown_(self:Bundle)->str:
 # %% ../nbs/05_export.ipynb #jsh00402
 @patch(as_prop=True)
 def digest(self:Bundle)->str:
-    "The bundle's digest, 'sha256:' and the hex sha256 of its manifest.json as stored: pin it with `Predictor(path, digest=...)`."
+    "The bundle's digest: 'sha256:' + the hex sha256 of its manifest.json as stored (`Predictor(path, digest=...)`)."
     return bundle_digest(self.path)
 
 def _digest_note(b:Bundle)->str:
     "The summary's last paragraph: the digest to pin, if the bundle is on disk."
-    return f"\n\nDigest `{b.digest}`: pin it with `Predictor(path, digest=...)`." if (b.path/'manifest.json').is_file() else ""
+    if not (b.path/'manifest.json').is_file(): return ''
+    return f"\n\nDigest `{b.digest}`: pin it with `Predictor(path, digest=...)`."
 
 # %% ../nbs/05_export.ipynb #0cafd280
 def _reject(d:Path, m:dict, report)->list:

@@ -218,12 +218,14 @@ def _check_shapes(sess:ort.InferenceSession, # The session of the bundle's model
                   file:str # The model file, for messages
                  ):
     "Refuse a manifest whose inputs or output give a fixed size where the model has another, or none."
-    dims = {v.name: [d if isinstance(d, int) and d >= 0 else 'any' for d in v.shape] for v in [*sess.get_inputs(), *sess.get_outputs()]}
+    dims = {v.name: [d if isinstance(d, int) and d >= 0 else 'any' for d in v.shape]
+            for v in [*sess.get_inputs(), *sess.get_outputs()]}
     for s in [*m['inputs'], m['outputs'][0]]:
-        have = dims.get(s['name'])
-        if have is not None and (len(have) != len(s['shape']) or any(isinstance(d, int) and d != h for d,h in zip(s['shape'], have))):
-            raise XDeployError(f"{file}: {s['name']} has the shape {_shape(have)}, but manifest.json says {_shape(s['shape'])}.",
-                               "Re-export the bundle: its model file and manifest.json do not belong together.")
+        have,want = dims.get(s['name']),s['shape']
+        if have is None: continue
+        if len(have) != len(want) or any(isinstance(d, int) and d != h for d,h in zip(want, have)): raise XDeployError(
+            f"{file}: {s['name']} has the shape {_shape(have)}, but manifest.json says {_shape(want)}.",
+            "Re-export the bundle: its model file and manifest.json do not belong together.")
 
 # %% ../nbs/04_runtime.ipynb #rt000020
 _IMAGE_ITEMS = (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray)

@@ -26,7 +26,8 @@ export class XDeployError extends Error {
 }
 
 // ---------------------------------------------------------------- JSON Schema (the subset manifest.schema.json uses)
-const typeOf = v => v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' ? (Number.isInteger(v) ? 'integer' : 'number') : typeof v;
+// An integer is one a double holds exactly (|v| <= 2**53 - 1): 1e39 is a number, not an integer (Python reads it as a float).
+const typeOf = v => v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' ? (Number.isSafeInteger(v) ? 'integer' : 'number') : typeof v;
 const typeFits = (t, v) => { const a = typeOf(v); return t === a || (t === 'number' && a === 'integer'); };
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -200,7 +201,7 @@ async function readFileIn(dir, name, cap) {
 }
 
 /** `manifest.json`'s bytes as a value, read as Python's `read_manifest` reads them: at most `MANIFEST_MAX_BYTES`, strict
- * UTF-8, strict JSON (no NaN or Infinity, no number beyond a double), no key twice in one object (parsers disagree on
+ * UTF-8, strict JSON (no NaN or Infinity, no number beyond a double, no integer beyond 2**53), no key twice in one object (parsers disagree on
  * which one wins), nested at most `MAX_JSON_DEPTH` deep; else an XDeployError naming manifest.json. */
 export function parseManifest(bytes) {
   const bad = why => new XDeployError(`manifest.json is not valid JSON (${why}).`, 'Re-export the bundle; the file is damaged.');
@@ -260,6 +261,7 @@ function parseJson(text, bad) {
     i = NUM.lastIndex;
     const x = Number(m[0]);
     if (!Number.isFinite(x)) throw at(`the number ${m[0].slice(0, 40)}, beyond a double`);
+    if (/^-?\d+$/.test(m[0]) && !Number.isSafeInteger(x)) throw at(`the integer ${m[0].slice(0, 40)} is beyond 2**53 - 1, which not every JSON reader holds exactly`);
     return x;
   };
   const v = value(0);
