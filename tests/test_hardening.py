@@ -76,3 +76,29 @@ def test_fixed_batch_export(learn, tmp_path):
     assert b.report.passed, b.report
     m = read_manifest(tmp_path/'fixed')
     assert all(set(a['eager_max_abs_diff']) == {'8'} for a in m['artifacts']), [a['eager_max_abs_diff'] for a in m['artifacts']]
+
+def test_pinned_digest_refuses_an_edited_manifest(bundle, tmp_path):
+    "Labels permuted (and hashes re-computed, as an attacker would): the hashes pass, the digest an app pinned does not."
+    from xdeploy_nb.core import bundle_digest
+    from conftest import run
+    text = (bundle/'manifest.json').read_text()
+    m = json.loads(text)
+    assert text == json.dumps(m, indent=1, sort_keys=True, ensure_ascii=False) + '\n'  # written canonically
+    pinned = bundle_digest(bundle)
+    assert run('xdeploy', 'digest', bundle).stdout.strip() == pinned
+    d = tmp_path/'b'; shutil.copytree(bundle, d)
+    m['labels'] = m['labels'][1:] + m['labels'][:1]
+    (d/'manifest.json').write_text(json.dumps(m, indent=1, sort_keys=True))
+    for a in m['artifacts']: _rehash(d, a['file'])
+    assert Predictor(d, device='cpu').manifest['labels'] == m['labels']  # a valid bundle, as far as its hashes go
+    with pytest.raises(XDeployError, match=f"not the {pinned} expected"): Predictor(d, device='cpu', digest=pinned)
+    with pytest.raises(XDeployError, match='is not a bundle digest'): Predictor(bundle, device='cpu', digest=pinned[7:])
+    assert Predictor(bundle, device='cpu', digest=pinned).manifest['labels'] == json.loads(text)['labels']
+
+def test_files_outside_the_bundle_are_not_read(bundle, tmp_path):
+    "A symlink out of the bundle, a device or a FIFO in place of a file: refused before it is opened."
+    import os
+    for name,make in [('model.onnx', lambda f: os.symlink(bundle/'model.onnx', f)), ('model.onnx', os.mkfifo),
+                      ('manifest.json', lambda f: os.symlink('/dev/zero', f)), ('manifest.json', os.mkfifo)]:
+        d = tmp_path/f'b{len(list(tmp_path.iterdir()))}'; shutil.copytree(bundle, d); (d/name).unlink(); make(d/name)
+        with pytest.raises(XDeployError, match='not a regular file inside the bundle folder'): Predictor(d, device='cpu')

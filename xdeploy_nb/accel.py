@@ -469,3 +469,19 @@ def _check_session(sess:ort.InferenceSession, # The session of the bundle's mode
     have = {o.name: o.type for o in sess.get_outputs()}
     if have.get(out['name']) != _ORT_TYPES[out['dtype']]:
         raise XDeployError(f"{file} has the outputs {have}, but manifest.json says {out['name']!r} ({_ORT_TYPES[out['dtype']]}).", fix)
+    _check_shapes(sess, m, file)
+
+# %% ../nbs/01_accel.ipynb #jsh00102
+def _check_shapes(sess:ort.InferenceSession, # The session of the bundle's model
+                  m:dict, # Its manifest
+                  file:str # The model file, for messages
+                 ):
+    "Refuse a manifest whose inputs or output give a fixed size where the model has another, or none."
+    dims = {v.name: [d if isinstance(d, int) and d >= 0 else 'any' for d in v.shape]
+            for v in [*sess.get_inputs(), *sess.get_outputs()]}
+    for s in [*m['inputs'], m['outputs'][0]]:
+        have,want = dims.get(s['name']),s['shape']
+        if have is None: continue
+        if len(have) != len(want) or any(isinstance(d, int) and d != h for d,h in zip(want, have)): raise XDeployError(
+            f"{file}: {s['name']} has the shape {_shape(have)}, but manifest.json says {_shape(want)}.",
+            "Re-export the bundle: its model file and manifest.json do not belong together.")
