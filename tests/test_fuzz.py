@@ -160,7 +160,7 @@ def test_cli_never_shows_a_traceback(bundles, tmp_path):
 # ---------------------------------------------------------------- every host, the same corpus
 # A host is a function: (cases) -> one verdict per case, {'verdict': 'answer', 'answers': [...]} | {'verdict': 'refused',
 # 'error'} (the kit's error) | {'verdict': 'raw', 'error'} (anything else: a bug) | {'verdict': 'hang'}. A case is
-# {id, bundle, items, options, reuse}, its items JSON with tags for what JSON cannot say (see xdeploy_nb/js/test/host.mjs).
+# {id, bundle, items, options, reuse}, its items JSON with tags for what JSON cannot say (see xdeploy_nb/js/fuzz/host.mjs).
 # A third host (the C++ command-line host, `xdeploy-predict BUNDLE ITEMS --json`) plugs in as one more entry of HOSTS: a
 # function that runs it per case (bundle dir + items written as files) and maps its JSON answer or error line to a verdict,
 # with {'verdict': 'skip'} for the cases it cannot take (pixel objects, rows it has no syntax for).
@@ -208,7 +208,7 @@ def node_host(cases, limit_ms=10_000):
     "The JS module under Node (onnxruntime-node, sharp): one process, each case with a time limit."
     f = Path(tempfile.mkdtemp())/'cases.json'
     f.write_text(json.dumps(dict(cases=cases, limit_ms=limit_ms)))
-    try: r = subprocess.run(['node', 'test/host.mjs', str(f)], cwd=JS_DIR, capture_output=True, text=True, timeout=300)
+    try: r = subprocess.run(['node', 'fuzz/host.mjs', str(f)], cwd=JS_DIR, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired as e: r = e
     got = {d['id']: d for d in map(json.loads, (r.stdout or '').splitlines() if isinstance(r.stdout, str) else [])}
     return [got.get(c['id'], dict(verdict='hang', error=(r.stderr or '')[-300:] if isinstance(r.stderr, str) else '')) for c in cases]

@@ -20,7 +20,7 @@ source "$(dirname "$0")/env.sh" dev
 # (its Node tests) and sharp (image files under Node: its libvips comes as the npm packages @img/sharp-*, nothing else is
 # downloaded). ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's install script would download a CUDA provider.
 # `node --test` runs from tests/test_web.py::test_node, on bundles it exports, against the Python Predictor's answers;
-# tests/test_fuzz.py runs its corpus through the module under Node too (xdeploy_nb/js/test/host.mjs).
+# tests/test_fuzz.py runs its corpus through the module under Node too (xdeploy_nb/js/fuzz/host.mjs).
 if [ ! xdeploy_nb/js/node_modules/.package-lock.json -nt xdeploy_nb/js/package-lock.json ]; then
   echo "== npm ci (xdeploy_nb/js)"
   (cd xdeploy_nb/js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)

@@ -1,3 +1,4 @@
+// Not a test file: it lies outside test/ so that `node --test` (which runs every .mjs under test/) does not run it.
 // The JS module as a host of the cross-host fuzz suite (tests/test_fuzz.py): reads a JSON file of cases
 // ({id, bundle, items, options}), loads each bundle with onnxruntime-node and predicts its items, and prints one JSON
 // line per case: {id, verdict: 'answer', answers} | {id, verdict: 'refused', error} (the module's XDeployError) |
