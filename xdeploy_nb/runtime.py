@@ -120,7 +120,7 @@ class Predictor:
                  max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
                  trust_code:bool=False, # Allow formats whose loading can run code (TorchScript, torch.export): only for bundles you trust
                  preprocess:str='pillow', # Images: 'pillow' (fastai's exact steps), 'graph' (decode, then the bundle's preprocess.onnx, in parallel threads) or 'auto' (the graph where measured identical)
-                 digest:str=None): # The bundle's digest ('sha256:...', as `xdeploy digest` prints it): any other bundle is refused
+                 digest:str=None): # The bundle's digest ('sha256:...', from `xdeploy digest`): any other is refused
         self.path = Path(path)
         self.manifest = m = read_manifest(self.path, digest)
         _check_bundle(m)
