@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 import onnxruntime as ort
 from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, Task, XDeployError,
                              read_checked, read_manifest)
-from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner
+from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner, fallback_error, FALLBACK_REFUSED
 from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
 from .variants import VARIANTS  # the registry, as `xdeploy_nb.variants` fills it (its makers import onnx only when called)
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +52,7 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
     options = _session_options(threads)
     try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
     except Exception as e:
+        if FALLBACK_REFUSED in str(e): raise fallback_error(plan, model, _session_options(threads)) from None  # which nodes, and why
         if 'external' in str(e).lower(): raise XDeployError(
             f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
             "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
@@ -59,6 +60,18 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
             "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
     plan.check(sess)
     return sess
+
+def _device_agrees(sess:ort.InferenceSession, # A session of `artifact` on an accelerator
+                   plan:SessionPlan, bundle:Path, m:dict, artifact:dict)->str:
+    "Raise `XDeployError` if `sess` does not reproduce the bundle's sample within the variant's tolerance; else what `why` adds."
+    if 'sample' not in m: return "; not checked on the bundle's sample (it keeps none)"
+    run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
+    if (d := _sample_diff(run, bundle, m, artifact)) <= (tol := _sample_tolerance(artifact)): return f"; matches the bundle's sample ({d:.2g})"
+    ref = 'Learner' if artifact.get('variant', 'fp32') == 'fp32' else 'CPU'
+    raise XDeployError(f"{artifact['file']} on {plan.device} gives outputs that differ from the {ref}'s by {d:.2g} on the bundle's sample, "
+                       f"more than the {artifact.get('variant', 'fp32')} tolerance {tol:g}: {plan.ep} computes this model differently, "
+                       "so no answer is given from it.", f"Use device='cpu' for this variant, or another variant on {plan.device} "
+                       "(`xdeploy bench` shows which run where).")
 
 def choose_session(bundle:Path, # The bundle directory
                    m:dict, # Its manifest
@@ -71,15 +84,15 @@ def choose_session(bundle:Path, # The bundle directory
     model,file = data or read_checked(bundle, artifact),artifact['file']
     if device != 'auto':
         plan = providers_for(device)
-        return _open_session(model, file, plan, threads),plan
+        sess = _open_session(model, file, plan, threads)
+        if plan.ep != 'CPUExecutionProvider': plan.why += _device_agrees(sess, plan, bundle, m, artifact)
+        return sess,plan
     devices,passed = list_devices(torch=False),[]
     for name in auto_candidates(devices):
         try:
             plan = providers_for(name, devices)
             sess = _open_session(model, file, plan, threads)
-            run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
-            if name != 'cpu' and (d := _sample_diff(run, bundle, m, artifact)) > _sample_tolerance(artifact):
-                raise XDeployError(f"its outputs differ from the {'Learner' if artifact.get('variant', 'fp32') == 'fp32' else 'CPU'}'s by {d:.2g} on the bundle's sample")
+            if name != 'cpu': _device_agrees(sess, plan, bundle, m, artifact)
         except Exception as e:
             passed.append(f"{name} ({getattr(e, 'problem', e)})"); continue
         plan.why = (f"device='auto': {name}, " + ("the fastest device here that opened the model and matched the Learner on the bundle's sample"
