@@ -64,8 +64,24 @@ def compare(bundle:Path, variant:str, device:str, items:list, step:float=None)->
             row.update(n_items=len(items), max_diff=float(np.abs(a.astype(np.float64) - b).max()))
             if a.ndim == 2 and a.shape[1] > 1 and cpu.manifest['task'] == 'single_label':
                 row['top1_agreement'] = float((a.argmax(1) == b.argmax(1)).mean())
-    except Exception as e: row['error'] = f"{type(e).__name__}: {' '.join(str(e).split())}"
+    except Exception as e:
+        row['error'] = f"{type(e).__name__}: {' '.join(str(e).split())}"
+        if items and 'differ from the' in row['error']: row.update(raw(bundle, variant, device, items))
     return row
+
+def raw(bundle:Path, variant:str, device:str, items:list)->dict:
+    "For a variant the Predictor refused: its outputs on `items` from plain onnxruntime sessions, on the device (every node there) and on the CPU."
+    import numpy as np, onnxruntime as ort
+    from xdeploy_nb.accel import providers_for
+    from xdeploy_nb.core import read_manifest
+    from xdeploy_nb.runtime import Predictor
+    cpu = Predictor(bundle, device='cpu', variant=variant)
+    x,out = cpu.prepare(items),{}
+    for name in ('cpu', device):
+        plan,so = providers_for(name),ort.SessionOptions()
+        out[name] = ort.InferenceSession(str(bundle/cpu.artifact['file']), so, **plan.apply(so)).run(None, x)[0]
+    a,b = out['cpu'],out[device]
+    return dict(raw_max_diff=float(np.abs(a.astype(np.float64) - b).max()), raw_top1_agreement=float((a.argmax(1) == b.argmax(1)).mean()) if a.ndim == 2 else None)
 
 def timed(bundle:Path, variant:str, device:str, batch_sizes:list, min_time:float)->dict:
     "The p50 ms of the variant on the CPU and on `device` at each batch size, and their ratio (device / CPU)."
