@@ -398,8 +398,8 @@ def fallback_error(plan:SessionPlan, # The plan whose session onnxruntime refuse
     placed = _placements(log)
     n,nodes = placed.get('CPUExecutionProvider', (0, []))
     ops = ', '.join(f"{k} x{v}" for k,v in Counter(s.split(' ')[0] for s in nodes).most_common(6))
-    return XDeployError(f"{plan.ep} does not take {n} of the model's {sum(c for c,_ in placed.values())} nodes" + (f" ({ops})" if ops else '')
-                        + f": they would fall back to the CPU, so the session on {plan.device!r} was refused.",
+    return XDeployError(f"{plan.ep} does not take every node of the model: {n} would fall back to the CPU" + (f" ({ops})" if ops else '')
+                        + f", so the session on {plan.device!r} was refused.",
                         f"Use device={plan.device + '+cpu'!r} to let them run on the CPU (the name says so where it is shown), or device='cpu'.")
 
 # %% ../nbs/03_accel.ipynb #ac000045
