@@ -16,7 +16,9 @@ For each bundle and each ONNX variant it has (fp32, fp16, int8-static, ...):
 - with `--items` (a JSON file: bundle path -> items, image paths or table rows, e.g. the validation set), both
   Predictors' outputs for all of them: the largest difference, and how often the top-1 class agrees;
 - with `--bench`: `xdeploy_nb.bench.bench_cell` on 'cpu' and on the device, each in this process one after the other,
-  at each batch size, and the ratio of the device's p50 time to the CPU's (below 1: the device is faster).
+  at each batch size, and the ratio of the device's p50 time to the CPU's (below 1: the device is faster). A variant the
+  Predictor refuses on the device (its outputs miss the bundle's sample) is timed with plain onnxruntime sessions, every
+  node on the device, and its row says so: how fast the answer is that is not given.
 It prints one table and one JSON line (the last line of stdout), which tests/test_openvino.py reads. Exit status 0
 whatever the rows say, 2 if the device is not here (with the reason), 1 if the script itself breaks.
 
@@ -94,6 +96,25 @@ def timed(bundle:Path, variant:str, device:str, batch_sizes:list, min_time:float
                        error=cells[device]['error'] or cells['cpu']['error'])
     return out
 
+def raw_timed(bundle:Path, variant:str, device:str, batch_sizes:list, min_time:float)->dict:
+    "For a variant the Predictor refused: `timed`'s figures from plain onnxruntime sessions (every node on the device), marked as such."
+    import onnxruntime as ort
+    from xdeploy_nb.accel import providers_for
+    from xdeploy_nb.bench import sample_batch, time_runs
+    from xdeploy_nb.core import read_manifest
+    m = read_manifest(bundle)
+    a = next(a for a in m['artifacts'] if a['format'] == 'onnx' and a.get('variant', 'fp32') == variant)
+    sess = {}
+    for name in ('cpu', device):
+        plan,so = providers_for(name),ort.SessionOptions()
+        sess[name] = ort.InferenceSession(str(bundle/a['file']), so, **plan.apply(so))
+    out = {}
+    for bs in batch_sizes:
+        x = sample_batch(bundle, m, bs)
+        p = {n: time_runs(lambda: s.run(None, x), min_time, 5)['p50_ms'] for n,s in sess.items()}
+        out[bs] = dict(cpu_ms=p['cpu'], device_ms=p[device], ratio=p[device]/p['cpu'], error=None, raw=True)
+    return out
+
 def table(rows:list, batch_sizes:list)->str:
     "The rows as plain text."
     head = ['bundle', 'variant', 'device', 'sample diff', 'items', 'max diff', 'top-1 agree'] + [
@@ -105,7 +126,8 @@ def table(rows:list, batch_sizes:list)->str:
         lines.append([r['bundle'], r['variant'], r['device'], f(r.get('sample_diff'), '{:.2g}'), f(r.get('n_items'), '{}'),
                       f(r.get('max_diff'), '{:.2g}'), f(r.get('top1_agreement'), '{:.0%}')]
                      + [c for bs in batch_sizes for c in (f(t.get(bs, {}).get('cpu_ms'), '{:.3f}'), f(t.get(bs, {}).get('device_ms'), '{:.3f}'),
-                                                          f(t.get(bs, {}).get('ratio'), '{:.2f}'))] + [(r['error'] or '')[:160]])
+                                                          f(t.get(bs, {}).get('ratio'), '{:.2f}'))]
+                     + [('refused, timed with plain sessions: ' if any(x.get('raw') for x in t.values()) else '') + (r['error'] or '')[:160]])
     w = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
     fmt = lambda cs: '  '.join(str(c).ljust(n) for c,n in zip(cs, w)).rstrip()
     return '\n'.join([fmt(head), fmt(['-'*n for n in w])] + [fmt(l) for l in lines])
@@ -136,7 +158,7 @@ def main(argv=None)->int:
             if a['format'] != 'onnx': continue
             v = a.get('variant', 'fp32')
             row = compare(b, v, args.device, items.get(str(b)))
-            if args.bench and not row['error']: row['timing'] = timed(b, v, args.device, args.batch_sizes, args.min_time)
+            if args.bench: row['timing'] = (raw_timed if row['error'] else timed)(b, v, args.device, args.batch_sizes, args.min_time)
             rows.append(row)
             print(f"  {b.name} {v} @{args.device}: {row['error'] or 'ran'}", file=sys.stderr, flush=True)
     meta = dict(onnxruntime=ort.__version__, providers=ort.get_available_providers(), plan=plan.why, cpus=os.cpu_count(),

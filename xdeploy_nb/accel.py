@@ -149,8 +149,9 @@ def _ep_device_record(d, # An `ort.OrtEpDevice`
     hw = d.device
     t = getattr(hw.type, 'name', str(hw.type)).upper()
     meta = {**dict(hw.metadata), **dict(d.ep_metadata)}
-    detail = meta.get('Description') or ', '.join(f"{k}={v}" for k,v in meta.items())
-    src = f"plugin:{plugin_eps[d.ep_name]}" if d.ep_name in plugin_eps else 'ep_device'
+    detail = meta.get('Description') or meta.get('FULL_DEVICE_NAME') or ', '.join(f"{k}={v}" for k,v in meta.items())
+    pkg = plugin_eps.get(d.ep_name) or plugin_eps.get(d.ep_name.partition('.')[0])  # OpenVINOExecutionProvider.AUTO: OpenVINO's plugin
+    src = f"plugin:{pkg}" if pkg else 'ep_device'
     return _record('ep_device', d.ep_name, t if t in TYPE_ORDER else None, vendor=hw.vendor or d.ep_vendor,
                    vendor_id=int(hw.vendor_id), device_id=int(hw.device_id), source=src, detail=detail[:120])
 
