@@ -126,20 +126,21 @@ def _name_ep_devices(recs:list # ep_device records, in `ort.get_ep_devices()` or
 def _openvino_ids()->list|None:
     "The devices the OpenVINO build of onnxruntime sees, e.g. ['CPU', 'GPU.0', 'NPU']; None in other builds."
     from onnxruntime.capi import _pybind_state as C
-    try: return [str(i) for i in C.get_available_openvino_device_ids()] if hasattr(C, 'get_available_openvino_device_ids') else None
+    if not hasattr(C, 'get_available_openvino_device_ids'): return None
+    try: return [str(i) for i in C.get_available_openvino_device_ids()]
     except Exception: return None
 
 def _classic_records(ep:str, # A classic provider of this onnxruntime build
                      openvino_ids:list=None # OpenVINO's devices; None: as this build says (`_openvino_ids`)
                     )->list:
-    "The records of a classic provider: one, or, for OpenVINO's, one per device it sees, with the `device_type` that selects it."
+    "The records of a classic provider: one, or, for OpenVINO's, one per device it sees (`options`: its `device_type`)."
     short,detail = ep_short_name(ep),f"classic provider of onnxruntime {ort.__version__}"
     ids = (openvino_ids if openvino_ids is not None else _openvino_ids()) if short == 'openvino' else None
-    if ids is None: return [_record('provider', ep, CLASSIC_TYPES.get(short), name=short, source='onnxruntime build', detail=detail,
-                                    aliases=[f"{short}:0"] if short in DEVICE_ID_EPS else [])]
+    if ids is None: return [_record('provider', ep, CLASSIC_TYPES.get(short), name=short, source='onnxruntime build',
+                                    detail=detail, aliases=[f"{short}:0"] if short in DEVICE_ID_EPS else [])]
     types = [i.partition('.')[0] if i.partition('.')[0] in TYPE_ORDER else None for i in ids]
-    return _name_ep_devices([_record('provider', ep, t, source='onnxruntime build', detail=f"OpenVINO device {i}, {detail}",
-                                     options={'device_type': i}) for t,i in zip(types, ids)])
+    return _name_ep_devices([_record('provider', ep, t, source='onnxruntime build', options={'device_type': i},
+                                     detail=f"OpenVINO device {i}, {detail}") for t,i in zip(types, ids)])
 
 # %% ../nbs/03_accel.ipynb #ac000023
 def _ep_device_record(d, # An `ort.OrtEpDevice`
@@ -150,7 +151,7 @@ def _ep_device_record(d, # An `ort.OrtEpDevice`
     t = getattr(hw.type, 'name', str(hw.type)).upper()
     meta = {**dict(hw.metadata), **dict(d.ep_metadata)}
     detail = meta.get('Description') or meta.get('FULL_DEVICE_NAME') or ', '.join(f"{k}={v}" for k,v in meta.items())
-    pkg = plugin_eps.get(d.ep_name) or plugin_eps.get(d.ep_name.partition('.')[0])  # OpenVINOExecutionProvider.AUTO: OpenVINO's plugin
+    pkg = plugin_eps.get(d.ep_name) or plugin_eps.get(d.ep_name.partition('.')[0])  # 'OpenVINOExecutionProvider.AUTO' too
     src = f"plugin:{pkg}" if pkg else 'ep_device'
     return _record('ep_device', d.ep_name, t if t in TYPE_ORDER else None, vendor=hw.vendor or d.ep_vendor,
                    vendor_id=int(hw.vendor_id), device_id=int(hw.device_id), source=src, detail=detail[:120])
@@ -174,7 +175,8 @@ def _ort_devices(plugins:bool=True)->tuple:
     handles = {r['name']: d for r,d in zip(recs, [d for d in eps if d.ep_name not in NOT_DEVICES])}
     seen,plugin_eps = {r['ep'] for r in recs},{ep for r in regs if r['status'] != 'failed' for ep in r['ep_names']}
     for ep in ort.get_available_providers():
-        if ep in seen or ep in NOT_DEVICES or ep.partition('.')[0] in plugin_eps: continue  # a plugin's EP with no device is no device
+        if ep in seen or ep in NOT_DEVICES: continue
+        if ep.partition('.')[0] in plugin_eps: continue  # a plugin's EP that offers no device is no device
         recs += _classic_records(ep)
     return recs,handles,regs
 
@@ -233,7 +235,7 @@ def list_devices(torch:bool=True, # Also list the devices torch sees (imports to
     return DeviceList(recs + (_torch_devices() if torch else []), regs, handles)
 
 # %% ../nbs/03_accel.ipynb #ac000033
-DISABLE_CPU_FALLBACK = 'session.disable_cpu_ep_fallback'  # the session option that makes onnxruntime refuse to place a node on the CPU
+DISABLE_CPU_FALLBACK = 'session.disable_cpu_ep_fallback'  # onnxruntime then refuses to place any node on the CPU
 
 @dataclass
 class SessionPlan:
@@ -245,12 +247,13 @@ class SessionPlan:
     provider_options:list = None # Classic path: one dict of options per provider
     ep_devices:list = None # EP-device path: the `OrtEpDevice`s, all of one EP
     ep_options:dict = field(default_factory=dict) # EP-device path: the EP's options (str -> str)
-    fallback:bool = False # Let nodes the EP does not take run on the CPU (a device name ending in '+cpu'); else a session that would is refused
+    fallback:bool = False # Let nodes the EP does not take run on the CPU (a name ending in '+cpu'); else refuse such a session
 
     def apply(self, options:ort.SessionOptions # Fresh session options, which this adds the EP devices to
              )->dict:
         "Set up `options` for this plan; return the other keyword arguments for `ort.InferenceSession`."
-        if self.ep != 'CPUExecutionProvider' and not self.fallback: options.add_session_config_entry(DISABLE_CPU_FALLBACK, '1')
+        if self.ep != 'CPUExecutionProvider' and not self.fallback:
+            options.add_session_config_entry(DISABLE_CPU_FALLBACK, '1')
         if self.providers is not None:
             return dict(providers=list(self.providers), provider_options=[dict(o) for o in self.provider_options or [{}]*len(self.providers)])
         if not self.ep_devices: raise XDeployError(
@@ -274,11 +277,13 @@ class SessionPlan:
 # %% ../nbs/03_accel.ipynb #ov000006
 def _openvino_exact(d:dict # The device's record
                    )->dict:
-    "OpenVINO's options for fp32 arithmetic on the device of `d`: `load_config` with its `INFERENCE_PRECISION_HINT` (none on an NPU)."
+    "OpenVINO's options for fp32 arithmetic on the device of `d`: its `INFERENCE_PRECISION_HINT` (none on an NPU)."
     dev = d['options'].get('device_type') or ('AUTO' if d['ep'].endswith('.AUTO') else d['type'])
-    return {} if not dev or dev.startswith('NPU') else {'load_config': json.dumps({dev: {'INFERENCE_PRECISION_HINT': 'f32'}})}
+    if not dev or dev.startswith('NPU'): return {}
+    return {'load_config': json.dumps({dev: {'INFERENCE_PRECISION_HINT': 'f32'}})}
 
-EXACT_OPTIONS = {'openvino': _openvino_exact, 'openvino.auto': _openvino_exact}  # EP short name -> f(record) -> the EP's options for exact answers
+# EP short name -> f(record) -> the EP's options for exact answers
+EXACT_OPTIONS = {'openvino': _openvino_exact, 'openvino.auto': _openvino_exact}
 NO_FALLBACK = '; every node on it (CPU fallback disabled)'  # what a plan's `why` says of where the nodes run
 CPU_FALLBACK = "; nodes it does not take on the CPU (a '+cpu' device)"
 
@@ -297,9 +302,11 @@ def _unknown_device(name:str, devices:list)->XDeployError:
     hints = [f"for {base!r}: {INSTALL_HINTS[base]}"] if base in INSTALL_HINTS else []
     if base == 'cuda' and any(d['name'].startswith('torch:cuda') for d in devices): hints.append("torch sees a CUDA GPU, onnxruntime does not")
     hints += [f"the plugin {p['package']} failed to register ({p['error']})" for p in getattr(devices, 'plugins', []) if p['status'] == 'failed']
-    hints[:0] = [f"the plugin {p['package']} registered {e}, which offers no device on this machine ({_cpu_name()})" for p in getattr(devices, 'plugins', [])
-                 for e in p['ep_names'] if p['status'] != 'failed' and ep_short_name(e) == base and not any(d['ep'] == e for d in devices)]
-    same = [f"{d['name']} ({d['type'] or 'its choice'})" for d in devices if d['kind'] != 'torch' and ep_short_name(d['ep'] or '').partition('.')[0] == base]
+    hints[:0] = [f"the plugin {p['package']} registered {e}, which offers no device on this machine ({_cpu_name()})"
+                 for p in getattr(devices, 'plugins', []) for e in p['ep_names']
+                 if p['status'] != 'failed' and ep_short_name(e) == base and not any(d['ep'] == e for d in devices)]
+    same = [f"{d['name']} ({d['type'] or 'its choice'})" for d in devices
+            if d['kind'] != 'torch' and ep_short_name(d['ep'] or '').partition('.')[0] == base]
     if same: hints.insert(0, f"{base} here offers {', '.join(same)}")
     eps = ', '.join(ort.get_available_providers())
     return XDeployError(f"This machine has no device {name!r}.",
@@ -324,7 +331,7 @@ def _find(name:str, devices:list)->tuple:
 def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', 'cuda:1', 'openvino:gpu'
                   devices:list=None # The records to choose from; None: this machine's, `list_devices(torch=False)`
                  )->SessionPlan:
-    "The `SessionPlan` that opens an onnxruntime session on the device `name` (`name+cpu`: nodes its EP does not take on the CPU)."
+    "The `SessionPlan` that opens an onnxruntime session on the device `name` ('name+cpu': CPU fallback allowed)."
     if not isinstance(name, str): raise XDeployError(f"device={name!r} is not a device name.", "Pass a string such as 'cpu' or 'cuda'.")
     devices = list_devices(torch=False) if devices is None else devices
     name = name.strip().lower()
@@ -333,7 +340,8 @@ def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', '
     d,opt = _find(name, devices)
     ep,name = d['ep'],(name if opt else d['name'])  # the device's own name, not an alias
     fallback,exact = fallback and ep != 'CPUExecutionProvider',EXACT_OPTIONS.get(ep_short_name(ep), lambda d: {})(d)
-    label,placed = name + ('+cpu' if fallback else ''),(CPU_FALLBACK if fallback else NO_FALLBACK) if ep != 'CPUExecutionProvider' else ''
+    label = name + ('+cpu' if fallback else '')
+    placed = '' if ep == 'CPUExecutionProvider' else CPU_FALLBACK if fallback else NO_FALLBACK
     if d['kind'] == 'provider' or ep == 'CPUExecutionProvider':
         opts = dict(opt or d.get('options') or ({'device_id': '0'} if d['name'] in DEVICE_ID_EPS else {}))
         providers,options = [ep],[{**opts, **exact}]
@@ -342,7 +350,8 @@ def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', '
         if fallback: providers.append('CPUExecutionProvider'); options.append({})
         said = ''.join(f", {k}={v}" for k,v in opts.items())
         where = f" on the {d['vendor'] or ''} CPU".replace('  ', ' ') if d['kind'] == 'ep_device' else f", a provider of this onnxruntime build ({ort.__version__})"
-        return SessionPlan(label, ep, f"{ep}{said}{where}{placed}", providers=providers, provider_options=options, fallback=fallback)
+        return SessionPlan(label, ep, f"{ep}{said}{where}{placed}", providers=providers, provider_options=options,
+                           fallback=fallback)
     handle = getattr(devices, 'handles', {}).get(d['name'])
     if handle is None and not isinstance(devices, DeviceList):  # plain records: find the device on this machine, if it is here
         handle = list_devices(torch=False).handles.get(d['name'])
@@ -350,10 +359,11 @@ def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', '
     plugin = d['source'].removeprefix('plugin:') if d['source'].startswith('plugin:') else None
     why = (f"{ep} on the {d['vendor'] or 'unknown vendor'} {d['type'] or 'device'}" + (f" ({d['detail']})" if d['detail'] else '')
            + (f", from the plugin package {plugin}" if plugin else '') + placed)
-    return SessionPlan(label, ep, why, ep_devices=[handle] if handle is not None else [], ep_options=exact, fallback=fallback)
+    return SessionPlan(label, ep, why, ep_devices=[handle] if handle is not None else [], ep_options=exact,
+                       fallback=fallback)
 
 # %% ../nbs/03_accel.ipynb #ov000011
-FALLBACK_REFUSED = 'fallback to CPU EP has been explicitly disabled'  # in onnxruntime's error when a node would run on the CPU
+FALLBACK_REFUSED = 'fallback to CPU EP has been explicitly disabled'  # onnxruntime's refusal: a node would run on the CPU
 
 def _captured_stderr(f)->tuple:
     "`(f() or the exception it raised, what was written to file descriptor 2 meanwhile)`."
@@ -370,38 +380,41 @@ def _captured_stderr(f)->tuple:
 # %% ../nbs/03_accel.ipynb #ov000013
 def _placements(log:str # onnxruntime's verbose log of one session
                )->dict:
-    "EP -> `(count, [node, ...])` from the log's 'Node placements' (onnxruntime lists no nodes when all are on one EP)."
+    "EP -> `(count, [node, ...])` from the log's 'Node placements' (no nodes listed when all are on one EP)."
     out,ep = {},None
     for l in log.splitlines():
-        if m := re.search(r'(?:All nodes|Node\(s\)) placed on \[([^\]]+)\]\. Number of nodes: (\d+)', l): ep = m[1]; out[ep] = (int(m[2]), [])
+        if m := re.search(r'(?:All nodes|Node\(s\)) placed on \[([^\]]+)\]\. Number of nodes: (\d+)', l):
+            ep = m[1]; out[ep] = (int(m[2]), [])
         elif ep and (m := re.search(r'VerifyEachNodeIsAssignedToAnEp\]\s{3}(\S.*)$', l)): out[ep][1].append(m[1].strip())
         elif 'VerifyEachNodeIsAssignedToAnEp' not in l: ep = None
     return out
 
 def _logged_errors(log:str)->list:
     "The error lines of onnxruntime's log, each without its time, source location and C++ signature."
-    return list(dict.fromkeys(re.sub(r'^.*\[(?:ERROR|E:onnxruntime[^\]]*)\]\s*', '', l).strip() for l in log.splitlines() if '[E:onnxruntime' in l))
+    lines = [l for l in log.splitlines() if '[E:onnxruntime' in l]
+    return list(dict.fromkeys(re.sub(r'^.*\[(?:ERROR|E:onnxruntime[^\]]*)\]\s*', '', l).strip() for l in lines))
 
 # %% ../nbs/03_accel.ipynb #ov000016
 def fallback_error(plan:SessionPlan, # The plan whose session onnxruntime refused (`FALLBACK_REFUSED`)
                    model, # The ONNX model: its bytes or path
                    options:ort.SessionOptions # Fresh session options, as the refused session had
                   )->XDeployError:
-    "The `XDeployError` that says why `model` would not run on `plan`'s device alone: a diagnostic session with fallback allowed, its log read."
+    "The `XDeployError` that says why `model` would not run on `plan`'s device alone, from a diagnostic session's log."
     loose = replace(plan, fallback=True, providers=plan.providers and plan.providers + ['CPUExecutionProvider'],
                     provider_options=plan.provider_options and plan.provider_options + [{}])
     options.log_severity_level = 0  # verbose: the node placements
     sess,log = _captured_stderr(lambda: ort.InferenceSession(model, sess_options=options, **loose.apply(options)))
     why = '; '.join(_logged_errors(log)[:2]) or (str(sess).strip().splitlines()[0] if isinstance(sess, Exception) else '')
     if isinstance(sess, Exception) or plan.ep not in sess.get_providers(): return XDeployError(
-        f"onnxruntime could not start {plan.ep} for device {plan.device!r}" + (f" ({why})" if why else '') + ": every node would run on "
-        "the CPU, so the session was refused.", "Use a device that `list_devices()` lists here, or device='cpu'.")
-    placed = _placements(log)
-    n,nodes = placed.get('CPUExecutionProvider', (0, []))
+        f"onnxruntime could not start {plan.ep} for device {plan.device!r}" + (f" ({why})" if why else '')
+        + ": every node would run on the CPU, so the session was refused.",
+        "Use a device that `list_devices()` lists here, or device='cpu'.")
+    n,nodes = _placements(log).get('CPUExecutionProvider', (0, []))
     ops = ', '.join(f"{k} x{v}" for k,v in Counter(s.split(' ')[0] for s in nodes).most_common(6))
-    return XDeployError(f"{plan.ep} does not take every node of the model: {n} would fall back to the CPU" + (f" ({ops})" if ops else '')
-                        + f", so the session on {plan.device!r} was refused.",
-                        f"Use device={plan.device + '+cpu'!r} to let them run on the CPU (the name says so where it is shown), or device='cpu'.")
+    return XDeployError(f"{plan.ep} does not take every node of the model: {n} would fall back to the CPU"
+                        + (f" ({ops})" if ops else '') + f", so the session on {plan.device!r} was refused.",
+                        f"Use device={plan.device + '+cpu'!r} to let them run on the CPU (the name says so where it is "
+                        "shown), or device='cpu'.")
 
 # %% ../nbs/03_accel.ipynb #ac000045
 AUTO_ORDER = ('tensorrt-rtx', 'tensorrt', 'cuda', 'migraphx', 'rocm', 'dml', 'coreml', 'qnn', 'openvino', 'vitisai', 'cann', 'webgpu')

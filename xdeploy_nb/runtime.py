@@ -11,7 +11,8 @@ from PIL import Image, UnidentifiedImageError
 import onnxruntime as ort
 from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, Task, XDeployError,
                              read_checked, read_manifest)
-from .accel import SessionPlan, auto_candidates, list_devices, providers_for, torch_runner, fallback_error, FALLBACK_REFUSED
+from .accel import (SessionPlan, auto_candidates, list_devices, providers_for, torch_runner, fallback_error,
+                              FALLBACK_REFUSED)
 from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
 from .variants import VARIANTS  # the registry, as `xdeploy_nb.variants` fills it (its makers import onnx only when called)
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +53,7 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
     options = _session_options(threads)
     try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
     except Exception as e:
-        if FALLBACK_REFUSED in str(e): raise fallback_error(plan, model, _session_options(threads)) from None  # which nodes, and why
+        if FALLBACK_REFUSED in str(e): raise fallback_error(plan, model, _session_options(threads)) from None  # which nodes, why
         if 'external' in str(e).lower(): raise XDeployError(
             f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
             "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
@@ -63,15 +64,15 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
 
 def _device_agrees(sess:ort.InferenceSession, # A session of `artifact` on an accelerator
                    plan:SessionPlan, bundle:Path, m:dict, artifact:dict)->str:
-    "Raise `XDeployError` if `sess` does not reproduce the bundle's sample within the variant's tolerance; else what `why` adds."
+    "Raise `XDeployError` if `sess` misses the bundle's sample by more than the variant's tolerance; else what `why` adds."
     if 'sample' not in m: return "; not checked on the bundle's sample (it keeps none)"
     run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
-    if (d := _sample_diff(run, bundle, m, artifact)) <= (tol := _sample_tolerance(artifact)): return f"; matches the bundle's sample ({d:.2g})"
-    ref = 'Learner' if artifact.get('variant', 'fp32') == 'fp32' else 'CPU'
-    raise XDeployError(f"{artifact['file']} on {plan.device} gives outputs that differ from the {ref}'s by {d:.2g} on the bundle's sample, "
-                       f"more than the {artifact.get('variant', 'fp32')} tolerance {tol:g}: {plan.ep} computes this model differently, "
-                       "so no answer is given from it.", f"Use device='cpu' for this variant, or another variant on {plan.device} "
-                       "(`xdeploy bench` shows which run where).")
+    d,tol,v = _sample_diff(run, bundle, m, artifact),_sample_tolerance(artifact),artifact.get('variant', 'fp32')
+    if d <= tol: return f"; matches the bundle's sample ({d:.2g})"
+    raise XDeployError(f"{artifact['file']} on {plan.device} gives outputs that differ from the {'Learner' if v == 'fp32' else 'CPU'}'s "
+                       f"by {d:.2g} on the bundle's sample, more than the {v} tolerance {tol:g}: {plan.ep} computes this model "
+                       "differently, so no answer is given from it.",
+                       f"Use device='cpu' for this variant, or another variant on {plan.device} (`xdeploy bench` shows which run where).")
 
 def choose_session(bundle:Path, # The bundle directory
                    m:dict, # Its manifest
