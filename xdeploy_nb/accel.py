@@ -12,9 +12,9 @@ from .core import XDeployError
 
 # %% auto #0
 __all__ = ['EP_NAMES', 'NOT_DEVICES', 'CLASSIC_TYPES', 'DEVICE_ID_EPS', 'INSTALL_HINTS', 'TYPE_ORDER', 'DISABLE_CPU_FALLBACK',
-           'EXACT_OPTIONS', 'NO_FALLBACK', 'CPU_FALLBACK', 'FALLBACK_REFUSED', 'AUTO_ORDER', 'ep_short_name',
-           'plugin_packages', 'register_plugin_eps', 'DeviceList', 'list_devices', 'SessionPlan', 'providers_for',
-           'fallback_error', 'auto_candidates', 'torch_runner']
+           'EXACT_OPTIONS', 'NO_FALLBACK', 'CPU_FALLBACK', 'FALLBACK_REFUSED', 'CPU_SHAPE_EPS', 'SHAPE_OPS',
+           'AUTO_ORDER', 'ep_short_name', 'plugin_packages', 'register_plugin_eps', 'DeviceList', 'list_devices',
+           'SessionPlan', 'providers_for', 'fallback_session', 'auto_candidates', 'torch_runner']
 
 # %% ../nbs/03_accel.ipynb #ac000007
 EP_NAMES = {  # execution provider -> the short name its devices are named by
@@ -395,26 +395,37 @@ def _logged_errors(log:str)->list:
     return list(dict.fromkeys(re.sub(r'^.*\[(?:ERROR|E:onnxruntime[^\]]*)\]\s*', '', l).strip() for l in lines))
 
 # %% ../nbs/03_accel.ipynb #ov000016
-def fallback_error(plan:SessionPlan, # The plan whose session onnxruntime refused (`FALLBACK_REFUSED`)
-                   model, # The ONNX model: its bytes or path
-                   options:ort.SessionOptions # Fresh session options, as the refused session had
-                  )->XDeployError:
-    "The `XDeployError` that says why `model` would not run on `plan`'s device alone, from a diagnostic session's log."
+CPU_SHAPE_EPS = {'cuda', 'tensorrt', 'tensorrt-rtx', 'rocm', 'migraphx'}  # EPs that put shape computations on the CPU themselves
+SHAPE_OPS = {'Shape', 'Size', 'Squeeze', 'Unsqueeze', 'Concat', 'Gather', 'Slice', 'Cast', 'Range', 'Reshape', 'ConstantOfShape',
+             'Expand', 'Add', 'Sub', 'Mul', 'Div', 'Equal', 'Where', 'Identity', 'ReduceProd', 'NonZero'}  # what they put there
+
+def fallback_session(plan:SessionPlan, # The plan whose session onnxruntime refused (`FALLBACK_REFUSED`)
+                     model, # The ONNX model: its bytes or path
+                     options # `options()` -> fresh session options, as the refused session had
+                    )->ort.InferenceSession:
+    "After onnxruntime's refusal: a session whose CPU nodes are an EP's own shape computations, or the `XDeployError` why not."
     loose = replace(plan, fallback=True, providers=plan.providers and plan.providers + ['CPUExecutionProvider'],
                     provider_options=plan.provider_options and plan.provider_options + [{}])
-    options.log_severity_level = 0  # verbose: the node placements
-    sess,log = _captured_stderr(lambda: ort.InferenceSession(model, sess_options=options, **loose.apply(options)))
+    so = options()
+    so.log_severity_level = 0  # verbose: the node placements
+    sess,log = _captured_stderr(lambda: ort.InferenceSession(model, sess_options=so, **loose.apply(so)))
     why = '; '.join(_logged_errors(log)[:2]) or (str(sess).strip().splitlines()[0] if isinstance(sess, Exception) else '')
-    if isinstance(sess, Exception) or plan.ep not in sess.get_providers(): return XDeployError(
+    if isinstance(sess, Exception) or plan.ep not in sess.get_providers(): raise XDeployError(
         f"onnxruntime could not start {plan.ep} for device {plan.device!r}" + (f" ({why})" if why else '')
         + ": every node would run on the CPU, so the session was refused.",
-        "Use a device that `list_devices()` lists here, or device='cpu'.")
+        "Use a device that `list_devices()` lists here, or device='cpu'.") from None
     n,nodes = _placements(log).get('CPUExecutionProvider', (0, []))
-    ops = ', '.join(f"{k} x{v}" for k,v in Counter(s.split(' ')[0] for s in nodes).most_common(6))
-    return XDeployError(f"{plan.ep} does not take every node of the model: {n} would fall back to the CPU"
-                        + (f" ({ops})" if ops else '') + f", so the session on {plan.device!r} was refused.",
-                        f"Use device={plan.device + '+cpu'!r} to let them run on the CPU (the name says so where it is "
-                        "shown), or device='cpu'.")
+    kinds = Counter(s.split(' ')[0] for s in nodes)
+    ops = ', '.join(f"{k} x{v}" for k,v in kinds.most_common(6))
+    if ep_short_name(plan.ep) in CPU_SHAPE_EPS and set(kinds) <= SHAPE_OPS:
+        plan.why += f"; {n} shape computations on the CPU, where {plan.ep} puts them ({ops})"
+        so = options()
+        so.log_severity_level = max(so.log_severity_level, 3)  # onnxruntime's warning about them: the line above says it
+        return ort.InferenceSession(model, sess_options=so, **loose.apply(so))
+    raise XDeployError(f"{plan.ep} does not take every node of the model: {n} would fall back to the CPU"
+                       + (f" ({ops})" if ops else '') + f", so the session on {plan.device!r} was refused.",
+                       f"Use device={plan.device + '+cpu'!r} to let them run on the CPU (the name says so where it is "
+                       "shown), or device='cpu'.") from None
 
 # %% ../nbs/03_accel.ipynb #ac000045
 AUTO_ORDER = ('tensorrt-rtx', 'tensorrt', 'cuda', 'migraphx', 'rocm', 'dml', 'coreml', 'qnn', 'openvino', 'vitisai', 'cann', 'webgpu')

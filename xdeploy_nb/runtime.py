@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 import onnxruntime as ort
 from .core import (FORMATS, KINDS, TASKS, Format, Kind, ManifestError, Runner, Task, XDeployError,
                              read_checked, read_manifest)
-from .accel import (SessionPlan, auto_candidates, list_devices, providers_for, torch_runner, fallback_error,
+from .accel import (SessionPlan, auto_candidates, list_devices, providers_for, torch_runner, fallback_session,
                               FALLBACK_REFUSED)
 from .preprocess import SPEC_VERSION, prepare_image, prepare_rows, table_rows
 from .variants import VARIANTS  # the registry, as `xdeploy_nb.variants` fills it (its makers import onnx only when called)
@@ -53,11 +53,11 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
     options = _session_options(threads)
     try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
     except Exception as e:
-        if FALLBACK_REFUSED in str(e): raise fallback_error(plan, model, _session_options(threads)) from None  # which nodes, why
-        if 'external' in str(e).lower(): raise XDeployError(
+        if FALLBACK_REFUSED in str(e): sess = fallback_session(plan, model, lambda: _session_options(threads))  # else: why not
+        elif 'external' in str(e).lower(): raise XDeployError(
             f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
             "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
-        raise XDeployError(f"onnxruntime {ort.__version__} cannot load {name} on {plan.device}: {e}",
+        else: raise XDeployError(f"onnxruntime {ort.__version__} cannot load {name} on {plan.device}: {e}",
             "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
     plan.check(sess)
     return sess
