@@ -67,8 +67,6 @@ import argparse, configparser, contextlib, glob, io, json, os, platform, re, shu
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout whose xdeploy_nb the cells import
-VARIANTS = ('fp32', 'fp16', 'int8-static')  # the ONNX variants checked, where the bundle has them
-TORCH_FORMATS = ('torchscript', 'torch.export')
 ABSENT = ('could not start', 'has no device', 'not installed here')  # what xdeploy_nb says when a device or its EP is missing
 FELL_BACK = 'would fall back to the CPU'  # what xdeploy_nb says when the EP started but leaves nodes to the CPU (it refuses the session)
 DIFFERS = 'computes this model differently'  # what it says when a device's outputs miss the bundle's sample (it refuses to answer)
@@ -305,13 +303,18 @@ def make_bundle(path:Path, # Where to write it (replaced if it is a bundle)
 
 def tolerance(fmt:str, variant:str)->float:
     "The largest sample difference that passes: the runtime's own tolerance for the variant (`Variant.sample_tolerance`)."
-    from xdeploy_nb.runtime import VARIANTS as registered  # numpy, Pillow, onnxruntime: no torch
+    from xdeploy_nb.core import VARIANTS as registered  # numpy, Pillow, onnxruntime: no torch
     return registered[variant if fmt == 'onnx' else 'fp32'].sample_tolerance
 
-def grid(devices:list # Accelerators to try: onnxruntime device names, and 'torch:...' names
+def grid(devices:list, # Accelerators to try: onnxruntime device names, and 'torch:...' names
+         m:dict # The bundle's manifest
         )->list:
     "The (format, variant, device) cells: CPU first (the baselines), then each accelerator."
-    onnx,torch = [('onnx', v) for v in VARIANTS],[(f, 'fp32') for f in TORCH_FORMATS]
+    from xdeploy_nb.core import FORMATS, VARIANTS  # the registries, as `xdeploy_nb` fills them
+    made = {a.get('variant', 'fp32') for a in m['artifacts'] if a['format'] == 'onnx'}
+    made |= {r['variant'] for r in m.get('rejected', [])}  # left out by the export: a row with its reason
+    onnx = [('onnx', v) for v in VARIANTS if v == 'fp32' or v in made]
+    torch = [(f, 'fp32') for f,fm in FORMATS.items() if fm.device_kind == 'torch']  # model.ts, model.pt2
     cells = [(f, v, 'cpu') for f,v in onnx + torch]
     for d in devices: cells += [(f, v, d) for f,v in (torch if d.startswith('torch:') else onnx)]
     return cells
@@ -402,7 +405,7 @@ def check(args)->dict:
         report = dict(meta=meta, install=inst, devices=info.get('devices', []), plugins=info.get('plugins', []), auto=info.get('auto'), rows=rows)
         out.write_text(json.dumps(report, indent=1, default=str))
         return report
-    for fmt,variant,dev in grid(args.devices):
+    for fmt,variant,dev in grid(args.devices, m):
         base,tol = dict(format=fmt, variant=variant, device=dev),tolerance(fmt, variant)
         why_not = missing(m, fmt, variant)
         absent = None if dev == 'cpu' else info['present'].get(dev, 'the device probe did not say whether it is here')
