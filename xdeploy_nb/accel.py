@@ -515,7 +515,8 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
     options = _session_options(threads)
     try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
     except Exception as e:
-        if FALLBACK_REFUSED in str(e): sess = fallback_session(plan, model, lambda: _session_options(threads))  # else: why not
+        if FALLBACK_REFUSED in str(e):  # nodes left to the CPU: kept only if they are the EP's own shape computations
+            sess = fallback_session(plan, model, lambda: _session_options(threads))
         elif 'external' in str(e).lower(): raise XDeployError(
             f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
             "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
@@ -527,15 +528,17 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
 # %% ../nbs/01_accel.ipynb #rt000007-5
 def _device_agrees(sess:ort.InferenceSession, # A session of `artifact` on an accelerator
                    plan:SessionPlan, bundle:Path, m:dict, artifact:dict)->str:
-    "Raise `XDeployError` if `sess` misses the bundle's sample by more than the variant's tolerance; else what `why` adds."
+    "Raise `XDeployError` if `sess` misses the bundle's sample by more than its tolerance; else what `why` adds."
     if 'sample' not in m: return "; not checked on the bundle's sample (it keeps none)"
     run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
     d,tol,v = _sample_diff(run, bundle, m, artifact),_sample_tolerance(artifact),artifact.get('variant', 'fp32')
     if d <= tol: return f"; matches the bundle's sample ({d:.2g})"
-    raise XDeployError(f"{artifact['file']} on {plan.device} gives outputs that differ from the {'Learner' if v == 'fp32' else 'CPU'}'s "
-                       f"by {d:.2g} on the bundle's sample, more than the {v} tolerance {tol:g}: {plan.ep} computes this model "
+    who = 'Learner' if v == 'fp32' else 'CPU'
+    raise XDeployError(f"{artifact['file']} on {plan.device} gives outputs that differ from the {who}'s by {d:.2g} "
+                       f"on the bundle's sample, more than the {v} tolerance {tol:g}: {plan.ep} computes this model "
                        "differently, so no answer is given from it.",
-                       f"Use device='cpu' for this variant, or another variant on {plan.device} (`xdeploy bench` shows which run where).")
+                       f"Use device='cpu' for this variant, or another variant on {plan.device} "
+                       "(`xdeploy bench` shows which run where).")
 
 # %% ../nbs/01_accel.ipynb #rt000007-4
 def choose_session(bundle:Path, # The bundle directory
