@@ -46,8 +46,10 @@ What it does, in order:
 5. prints one table and writes the JSON (`--out`; default $OUT/device_check.json where OUT is set, else
    ./device_check.json): `meta` (machine, versions, budget), `install` (what step 2 did), `devices`, `auto`, `rows`.
 
-Statuses: pass, FAIL (ran, but differs by more than the tolerance), not present, not in bundle (the export left the
-variant out: its reason), error (anything else: the message), skipped (the `--budget` ran out first).
+Statuses: pass, FAIL (ran, but differs by more than the tolerance; or its execution provider leaves nodes to the CPU, which
+the Predictor refuses: CPU fallback is disabled for every device but the CPU, so a row is never CPU numbers labelled with
+a GPU; the reason says which nodes), not present, not in bundle (the export left the variant out: its reason), error
+(anything else: the message), skipped (the `--budget` ran out first).
 `--budget` seconds (default 420) bound everything after step 1, so that one call fits in 8 minutes with the install:
 a cell gets at most `--cell-timeout` seconds and what is left of the budget. Exit status 0 whatever the rows say; 2 for
 a bad argument (no bundle at BUNDLE); 1 only if this script itself breaks.
@@ -65,9 +67,9 @@ import argparse, configparser, contextlib, glob, io, json, os, platform, re, shu
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout whose xdeploy_nb the cells import
-VARIANTS = ('fp32', 'fp16', 'int8-static')  # the ONNX variants checked, where the bundle has them
-TORCH_FORMATS = ('torchscript', 'torch.export')
 ABSENT = ('could not start', 'has no device', 'not installed here')  # what xdeploy_nb says when a device or its EP is missing
+FELL_BACK = 'would fall back to the CPU'  # what xdeploy_nb says when the EP started but leaves nodes to the CPU (it refuses the session)
+DIFFERS = 'computes this model differently'  # what it says when a device's outputs miss the bundle's sample (it refuses to answer)
 REASON_CHARS = 140  # of a row's reason, in the printed table (the JSON has all of it)
 
 # --- child processes ----------------------------------------------------------------------------------------------
@@ -301,13 +303,18 @@ def make_bundle(path:Path, # Where to write it (replaced if it is a bundle)
 
 def tolerance(fmt:str, variant:str)->float:
     "The largest sample difference that passes: the runtime's own tolerance for the variant (`Variant.sample_tolerance`)."
-    from xdeploy_nb.runtime import VARIANTS as registered  # numpy, Pillow, onnxruntime: no torch
+    from xdeploy_nb.core import VARIANTS as registered  # numpy, Pillow, onnxruntime: no torch
     return registered[variant if fmt == 'onnx' else 'fp32'].sample_tolerance
 
-def grid(devices:list # Accelerators to try: onnxruntime device names, and 'torch:...' names
+def grid(devices:list, # Accelerators to try: onnxruntime device names, and 'torch:...' names
+         m:dict # The bundle's manifest
         )->list:
     "The (format, variant, device) cells: CPU first (the baselines), then each accelerator."
-    onnx,torch = [('onnx', v) for v in VARIANTS],[(f, 'fp32') for f in TORCH_FORMATS]
+    from xdeploy_nb.core import FORMATS, VARIANTS  # the registries, as `xdeploy_nb` fills them
+    made = {a.get('variant', 'fp32') for a in m['artifacts'] if a['format'] == 'onnx'}
+    made |= {r['variant'] for r in m.get('rejected', [])}  # left out by the export: a row with its reason
+    onnx = [('onnx', v) for v in VARIANTS if v == 'fp32' or v in made]
+    torch = [(f, 'fp32') for f,fm in FORMATS.items() if fm.device_kind == 'torch']  # model.ts, model.pt2
     cells = [(f, v, 'cpu') for f,v in onnx + torch]
     for d in devices: cells += [(f, v, d) for f,v in (torch if d.startswith('torch:') else onnx)]
     return cells
@@ -326,13 +333,17 @@ def row_from(base:dict, res:dict, stderr:str, tol:float)->dict:
     err = res.get('error')
     if err:
         absent = res.get('phase') == 'load' and any(s in err for s in ABSENT)
+        failed = FELL_BACK in err or DIFFERS in err  # it ran there, and not as it must: a failed row, never one timed on the CPU
         cause = ort_cause(row['onnxruntime_log'] or '')
         short = re.split(r'\s+Fix: ', re.sub(r'^XDeployError: ', '', err))[0]
-        row.update(status='not present' if absent else 'error', error=err, reason=(f"onnxruntime: {cause}; " if cause else '') + short)
+        said = 'fell back to the CPU: ' if FELL_BACK in err else 'differs from the sample: ' if DIFFERS in err else ''
+        row.update(status='FAIL' if failed else 'not present' if absent else 'error', error=err,
+                   reason=said + (f"onnxruntime: {cause}; " if cause and not failed else '') + short)
     else:
         row['status'] = 'pass' if row['max_diff'] <= tol else 'FAIL'
         bad = [f"batch {t['batch_size']}: {t['error']}" for t in row['timings'] if t.get('error')]
         ran = 'the CPU baseline' if base['device'] == 'cpu' else ', '.join(row['providers'] or [])
+        if 'CPU fallback disabled' in (row['why'] or ''): ran = f"{row['providers'][0]}, every node (CPU fallback disabled)"
         row['reason'] = '; '.join([ran, *bad] if row['status'] == 'pass' else
                                   [f"differs from the {'Learner' if base['variant'] == 'fp32' else 'CPU'} by {row['max_diff']:.3g} > {tol:g}", *bad])
     return row
@@ -394,7 +405,7 @@ def check(args)->dict:
         report = dict(meta=meta, install=inst, devices=info.get('devices', []), plugins=info.get('plugins', []), auto=info.get('auto'), rows=rows)
         out.write_text(json.dumps(report, indent=1, default=str))
         return report
-    for fmt,variant,dev in grid(args.devices):
+    for fmt,variant,dev in grid(args.devices, m):
         base,tol = dict(format=fmt, variant=variant, device=dev),tolerance(fmt, variant)
         why_not = missing(m, fmt, variant)
         absent = None if dev == 'cpu' else info['present'].get(dev, 'the device probe did not say whether it is here')

@@ -32,6 +32,8 @@ def test_export_and_predict_from_a_saved_learner(tmp_path):
     learn.export(tmp_path/'learner.pkl')
     out = xdeploy('export', tmp_path/'learner.pkl', tmp_path/'bundle', '--items', data/'valid', '--formats', 'onnx', 'torchscript').stdout
     assert out.count('faithful') == 2 and 'NOT' not in out, out
+    digest = xdeploy('digest', tmp_path/'bundle').stdout.strip()  # what an app pins: printed at export too
+    assert digest.startswith('sha256:') and f"digest {digest}" in out, out
     preds = json.loads(xdeploy('predict', tmp_path/'bundle', data/'valid', '--json').stdout)
     assert len(preds) == 9 and preds[0]['label'] in ('circle', 'square', 'triangle')
     r = xdeploy('export', tmp_path/'learner.pkl', tmp_path/'bundle', '--items', data/'valid', check=False)

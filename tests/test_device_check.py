@@ -129,3 +129,41 @@ def test_bad_bundle_is_a_usage_error(tmp_path):
     "A folder that is not a bundle stops the script with exit status 2 and says why."
     r = run(sys.executable, SCRIPT, tmp_path, '--out', tmp_path/'x.json', check=False, timeout=60)
     assert r.returncode == 2 and 'is not a bundle' in r.stderr and not (tmp_path/'x.json').exists()
+
+def with_scaler(src, dst):
+    """A copy of the bundle `src` whose model.onnx ends in an ai.onnx.ml Scaler that changes nothing (scale 1, offset 0), a node OpenVINO
+    does not take; its manifest hashes the new file."""
+    import hashlib, shutil, onnx
+    from onnx import helper
+    shutil.copytree(src, dst)
+    m = onnx.load(str(dst/'model.onnx'))
+    out = m.graph.output[0].name
+    last = next(n for n in reversed(m.graph.node) if out in n.output)
+    last.output[list(last.output).index(out)] = 'before_scaler'
+    m.graph.node.append(helper.make_node('Scaler', ['before_scaler'], [out], domain='ai.onnx.ml', offset=[0.], scale=[1.]))
+    m.opset_import.append(helper.make_opsetid('ai.onnx.ml', 3))
+    onnx.save(m, str(dst/'model.onnx'))
+    man = json.loads((dst/'manifest.json').read_text())
+    a = next(a for a in man['artifacts'] if a['file'] == 'model.onnx')
+    data = (dst/'model.onnx').read_bytes()
+    a.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    (dst/'manifest.json').write_text(json.dumps(man, indent=1))
+    return dst
+
+def test_fallback_is_a_failed_row(checked, tmp_path):
+    """A real second execution provider, OpenVINO in .venv-openvino (tools/test.sh makes it): the bundle's variants run there with every
+    node on OpenVINO, and a model with a node OpenVINO does not take is a FAIL row that says it fell back to the CPU and names the node,
+    never a row timed on the CPU under OpenVINO's name."""
+    ov = ROOT/'.venv-openvino'/'bin'/'python'
+    assert ov.exists(), "no .venv-openvino: tools/test.sh makes it"
+    bundle = with_scaler(checked[2], tmp_path/'scaler')
+    r = run(ov, SCRIPT, bundle, '--devices', 'openvino', '--batch-sizes', '1', '--min-time', '0.05', '--min-runs', '2', '--budget', '150',
+            '--out', tmp_path/'r.json', env={'PYTHONPATH': str(ROOT)}, timeout=300)
+    rows = {(x['format'], x['variant'], x['device']): x for x in json.loads((tmp_path/'r.json').read_text())['rows']}
+    fell = rows[('onnx', 'fp32', 'openvino')]
+    assert fell['status'] == 'FAIL' and fell['reason'].startswith('fell back to the CPU: ') and 'Scaler x1' in fell['reason'], fell
+    assert not fell['timings'] and rows[('onnx', 'fp32', 'cpu')]['status'] == 'pass'
+    for key,x in rows.items():
+        if key[2] == 'openvino' and x['status'] == 'pass': assert x['providers'][0] == 'OpenVINOExecutionProvider' and 'CPU fallback disabled' in x['why'], x
+        if key[2] == 'openvino' and key[1] != 'fp32': assert x['status'] in ('pass', 'FAIL', 'not in bundle'), x
+    assert ('onnx', 'fp32', 'openvino', 'FAIL') in table_rows(r.stdout)

@@ -110,7 +110,7 @@ def test_files_resolving_outside_the_bundle_refused(every_file, tmp_path, file):
     shutil.copytree(every_file, d); out.mkdir()
     LOADERS[file](d)  # the copy loads
     (d/file).rename(out/file); (d/file).symlink_to(out/file)
-    with pytest.raises(XDeployError, match='outside the bundle folder') as e: LOADERS[file](d)
+    with pytest.raises(XDeployError, match='outside the bundle') as e: LOADERS[file](d)
     assert 'cp -rL' in e.value.fix
     (d/file).unlink(); (out/file).rename(d/f'.{file}'); (d/file).symlink_to(f'.{file}')  # a link to a file of the bundle
     LOADERS[file](d)
@@ -130,3 +130,29 @@ def test_prepared_arrays_are_contiguous(bundle, learn):
     m,item = read_manifest(bundle),str(learn.dls.valid_ds.items[0])
     assert all(v.flags['C_CONTIGUOUS'] for v in prepare_inputs(m, [item, item]).values())
     assert prepare_image(item, m['preprocessing']['spec']).flags['C_CONTIGUOUS']
+
+def test_pinned_digest_refuses_an_edited_manifest(bundle, tmp_path):
+    "Labels permuted (and hashes re-computed, as an attacker would): the hashes pass, the digest an app pinned does not."
+    from xdeploy_nb.core import bundle_digest
+    from conftest import run
+    text = (bundle/'manifest.json').read_text()
+    m = json.loads(text)
+    assert text == json.dumps(m, indent=1, sort_keys=True, ensure_ascii=False) + '\n'  # written canonically
+    pinned = bundle_digest(bundle)
+    assert run('xdeploy', 'digest', bundle).stdout.strip() == pinned
+    d = tmp_path/'b'; shutil.copytree(bundle, d)
+    m['labels'] = m['labels'][1:] + m['labels'][:1]
+    (d/'manifest.json').write_text(json.dumps(m, indent=1, sort_keys=True))
+    for a in m['artifacts']: _rehash(d, a['file'])
+    assert Predictor(d, device='cpu').manifest['labels'] == m['labels']  # a valid bundle, as far as its hashes go
+    with pytest.raises(XDeployError, match=f"not the {pinned} expected"): Predictor(d, device='cpu', digest=pinned)
+    with pytest.raises(XDeployError, match='is not a bundle digest'): Predictor(bundle, device='cpu', digest=pinned[7:])
+    assert Predictor(bundle, device='cpu', digest=pinned).manifest['labels'] == json.loads(text)['labels']
+
+def test_files_outside_the_bundle_are_not_read(bundle, tmp_path):
+    "A symlink out of the bundle, a device or a FIFO in place of a file: refused before it is opened."
+    import os
+    for name,make in [('model.onnx', lambda f: os.symlink(bundle/'model.onnx', f)), ('model.onnx', os.mkfifo),
+                      ('manifest.json', lambda f: os.symlink('/dev/zero', f)), ('manifest.json', os.mkfifo)]:
+        d = tmp_path/f'b{len(list(tmp_path.iterdir()))}'; shutil.copytree(bundle, d); (d/name).unlink(); make(d/name)
+        with pytest.raises(XDeployError, match='not a regular file inside the bundle folder'): Predictor(d, device='cpu')

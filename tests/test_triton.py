@@ -107,7 +107,7 @@ def test_link_out_of_the_bundle_refused(bundles, tmp_path):
     "The python model's copy of the bundle would follow a link out of it: the repository is not written."
     b = tmp_path/'b'; shutil.copytree(bundles['penguins'][0], b)
     (b/'model.onnx').rename(tmp_path/'model.onnx'); (b/'model.onnx').symlink_to(tmp_path/'model.onnx')
-    with pytest.raises(XDeployError, match='outside the bundle folder'): triton_repository(b, tmp_path/'repo')
+    with pytest.raises(XDeployError, match='outside the bundle'): triton_repository(b, tmp_path/'repo')
     assert not (tmp_path/'repo'/'b').exists()
 
 def test_one_sided_tables(tmp_path):

@@ -17,6 +17,7 @@ from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENG
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
+from xdeploy_nb.core import bundle_digest
 from xdeploy_nb.hosts.web import JS_DIR, site_server, write_site
 
 pytestmark = pytest.mark.slow(seconds=25)  # about how long this module takes (measured on an idle 2-core machine)
@@ -123,6 +124,7 @@ def test_image_png_files_in_the_browser(browser, sites, img):
     d = page.evaluate('window.xdeploy.predictor.describe()')
     assert d['device'] == 'wasm' and d['crossOriginIsolated'] and d['threads'] >= 2, d
     assert 'no WebGPU adapter' in d['why'] and d['preprocessing']['graph'] == 'preprocess.onnx'
+    assert d['digest'] == bundle_digest(bundle)  # the site serves the bundle's manifest.json byte for byte: the same digest
     got,want = pick(page, files),python_predictor(bundle).predict_batch(files)
     assert [g['item'] for g in got] == [f.name for f in files]
     top1,diff = agreement(got, want)
@@ -221,7 +223,9 @@ def test_node(img, tab, one_sided, tmp_path):
     (bundle,files),(tbundle,rows) = img,tab
     arrs = [np.asarray(Image.open(f).convert('RGB')) for f in files]
     pix = [dict(data=base64.b64encode(a.tobytes()).decode(), width=a.shape[1], height=a.shape[0], channels=3) for a in arrs]
-    fx = dict(bundles=dict(image=dict(path=str(bundle), pixels=pix, expected=python_predictor(bundle).predict_batch(arrs)),
+    fx = dict(bundles=dict(image=dict(path=str(bundle), pixels=pix, expected=python_predictor(bundle).predict_batch(arrs),
+                                      files=[str(f) for f in files], expected_files=python_predictor(bundle).predict_batch([str(f) for f in files]),
+                                      digest=bundle_digest(bundle)),
                            tabular=dict(path=str(tbundle), rows=rows, expected=Predictor(tbundle, device='cpu').predict_batch(rows)),
                            **one_sided))  # their expected answers are learn.predict's
     (f := tmp_path/'fixture.json').write_text(json.dumps(fx))

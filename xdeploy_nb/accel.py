@@ -4,17 +4,20 @@
 
 # %% ../nbs/01_accel.ipynb #ac000004
 from __future__ import annotations
-import importlib, importlib.metadata, importlib.util, io, os, re, sys, threading
-from dataclasses import dataclass, field
+import importlib, importlib.metadata, importlib.util, io, json, os, platform, re, sys, tempfile, threading
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from .core import VARIANTS, ManifestError, XDeployError, read_checked
 
 # %% auto #0
-__all__ = ['EP_NAMES', 'NOT_DEVICES', 'CLASSIC_TYPES', 'DEVICE_ID_EPS', 'INSTALL_HINTS', 'TYPE_ORDER', 'AUTO_ORDER',
-           'ep_short_name', 'plugin_packages', 'register_plugin_eps', 'DeviceList', 'list_devices', 'SessionPlan',
-           'providers_for', 'auto_candidates', 'torch_runner', 'load_sample', 'choose_session']
+__all__ = ['EP_NAMES', 'NOT_DEVICES', 'CLASSIC_TYPES', 'DEVICE_ID_EPS', 'INSTALL_HINTS', 'TYPE_ORDER', 'DISABLE_CPU_FALLBACK',
+           'EXACT_OPTIONS', 'NO_FALLBACK', 'CPU_FALLBACK', 'FALLBACK_REFUSED', 'CPU_SHAPE_EPS', 'SHAPE_OPS',
+           'AUTO_ORDER', 'ep_short_name', 'plugin_packages', 'register_plugin_eps', 'DeviceList', 'list_devices',
+           'SessionPlan', 'providers_for', 'fallback_session', 'auto_candidates', 'torch_runner', 'load_sample',
+           'choose_session']
 
 # %% ../nbs/01_accel.ipynb #ac000007
 EP_NAMES = {  # execution provider -> the short name its devices are named by
@@ -35,12 +38,16 @@ INSTALL_HINTS = {  # short name -> what to install to get it
     'tensorrt': '`pip install onnxruntime-gpu` and TensorRT', 'rocm': '`pip install onnxruntime-migraphx`',
     'migraphx': '`pip install onnxruntime-migraphx`', 'dml': '`pip install onnxruntime-directml` (Windows)',
     'coreml': 'run on macOS, whose onnxruntime wheel has CoreML', 'qnn': '`pip install onnxruntime-qnn` (Snapdragon)',
-    'openvino': '`pip install onnxruntime-ep-openvino`', 'webgpu': '`pip install onnxruntime-ep-webgpu`'}
+    'openvino': ('on Intel CPUs, GPUs and NPUs `pip install "xdeploy_nb[openvino]"` (the plugin onnxruntime-ep-openvino, beside '
+                 'onnxruntime); on any x86 CPU, AMD\'s too, `pip install onnxruntime-openvino` in a virtual environment of its own, '
+                 'without onnxruntime (it writes the same onnxruntime/ folder)'),
+    'webgpu': '`pip install onnxruntime-ep-webgpu`'}
 
 def ep_short_name(ep:str # An execution provider, e.g. 'CUDAExecutionProvider'
                  )->str:
-    "The short name of `ep` that its devices are named by: 'cuda' for 'CUDAExecutionProvider'."
-    return EP_NAMES.get(ep) or re.sub(r'executionprovider$', '', ep.lower())
+    "The short name of `ep` that its devices are named by: 'cuda' for 'CUDAExecutionProvider', 'openvino.auto' for 'OpenVINOExecutionProvider.AUTO'."
+    base,dot,rest = ep.partition('.')
+    return (EP_NAMES.get(base) or re.sub(r'executionprovider$', '', base.lower())) + (f".{rest.lower()}" if dot else '')
 
 # %% ../nbs/01_accel.ipynb #ac000010
 def _dist_name(name:str)->str: return re.sub(r'[-_.]+', '-', name).lower()
@@ -96,10 +103,10 @@ def register_plugin_eps()->list:
 TYPE_ORDER = ('GPU', None, 'NPU', 'CPU')  # which of an EP's devices auto tries first
 
 def _record(kind:str, ep:str=None, type:str=None, name:str=None, vendor:str=None, vendor_id:int=None, device_id:int=None,
-            source:str=None, detail:str='', aliases:list=None)->dict:
+            source:str=None, detail:str='', aliases:list=None, options:dict=None)->dict:
     "One device record, with every key `list_devices` records have."
     return dict(name=name, kind=kind, ep=ep, type=type, vendor=vendor, vendor_id=vendor_id, device_id=device_id,
-                source=source or kind, detail=detail, aliases=list(aliases or []))
+                source=source or kind, detail=detail, aliases=list(aliases or []), options=dict(options or {}))
 
 def _name_ep_devices(recs:list # ep_device records, in `ort.get_ep_devices()` order
                     )->list:
@@ -118,6 +125,26 @@ def _name_ep_devices(recs:list # ep_device records, in `ort.get_ep_devices()` or
             best['aliases'].append(base)
     return recs
 
+# %% ../nbs/01_accel.ipynb #ov000002
+def _openvino_ids()->list|None:
+    "The devices the OpenVINO build of onnxruntime sees, e.g. ['CPU', 'GPU.0', 'NPU']; None in other builds."
+    from onnxruntime.capi import _pybind_state as C
+    if not hasattr(C, 'get_available_openvino_device_ids'): return None
+    try: return [str(i) for i in C.get_available_openvino_device_ids()]
+    except Exception: return None
+
+def _classic_records(ep:str, # A classic provider of this onnxruntime build
+                     openvino_ids:list=None # OpenVINO's devices; None: as this build says (`_openvino_ids`)
+                    )->list:
+    "The records of a classic provider: one, or, for OpenVINO's, one per device it sees (`options`: its `device_type`)."
+    short,detail = ep_short_name(ep),f"classic provider of onnxruntime {ort.__version__}"
+    ids = (openvino_ids if openvino_ids is not None else _openvino_ids()) if short == 'openvino' else None
+    if ids is None: return [_record('provider', ep, CLASSIC_TYPES.get(short), name=short, source='onnxruntime build',
+                                    detail=detail, aliases=[f"{short}:0"] if short in DEVICE_ID_EPS else [])]
+    types = [i.partition('.')[0] if i.partition('.')[0] in TYPE_ORDER else None for i in ids]
+    return _name_ep_devices([_record('provider', ep, t, source='onnxruntime build', options={'device_type': i},
+                                     detail=f"OpenVINO device {i}, {detail}") for t,i in zip(types, ids)])
+
 # %% ../nbs/01_accel.ipynb #ac000023
 def _ep_device_record(d, # An `ort.OrtEpDevice`
                       plugin_eps:dict # EP name -> the plugin package that registered it
@@ -126,8 +153,9 @@ def _ep_device_record(d, # An `ort.OrtEpDevice`
     hw = d.device
     t = getattr(hw.type, 'name', str(hw.type)).upper()
     meta = {**dict(hw.metadata), **dict(d.ep_metadata)}
-    detail = meta.get('Description') or ', '.join(f"{k}={v}" for k,v in meta.items())
-    src = f"plugin:{plugin_eps[d.ep_name]}" if d.ep_name in plugin_eps else 'ep_device'
+    detail = meta.get('Description') or meta.get('FULL_DEVICE_NAME') or ', '.join(f"{k}={v}" for k,v in meta.items())
+    pkg = plugin_eps.get(d.ep_name) or plugin_eps.get(d.ep_name.partition('.')[0])  # 'OpenVINOExecutionProvider.AUTO' too
+    src = f"plugin:{pkg}" if pkg else 'ep_device'
     return _record('ep_device', d.ep_name, t if t in TYPE_ORDER else None, vendor=hw.vendor or d.ep_vendor,
                    vendor_id=int(hw.vendor_id), device_id=int(hw.device_id), source=src, detail=detail[:120])
 
@@ -148,13 +176,11 @@ def _ort_devices(plugins:bool=True)->tuple:
     eps = list(getattr(ort, 'get_ep_devices', lambda: [])())
     recs = _name_ep_devices([_ep_device_record(d, plugin_eps) for d in eps if d.ep_name not in NOT_DEVICES])
     handles = {r['name']: d for r,d in zip(recs, [d for d in eps if d.ep_name not in NOT_DEVICES])}
-    seen = {r['ep'] for r in recs}
+    seen,plugin_eps = {r['ep'] for r in recs},{ep for r in regs if r['status'] != 'failed' for ep in r['ep_names']}
     for ep in ort.get_available_providers():
         if ep in seen or ep in NOT_DEVICES: continue
-        short = ep_short_name(ep)
-        recs.append(_record('provider', ep, CLASSIC_TYPES.get(short), name=short, source='onnxruntime build',
-                            detail=f"classic provider of onnxruntime {ort.__version__}",
-                            aliases=[f"{short}:0"] if short in DEVICE_ID_EPS else []))
+        if ep.partition('.')[0] in plugin_eps: continue  # a plugin's EP that offers no device is no device
+        recs += _classic_records(ep)
     return recs,handles,regs
 
 # %% ../nbs/01_accel.ipynb #ac000026
@@ -212,6 +238,8 @@ def list_devices(torch:bool=True, # Also list the devices torch sees (imports to
     return DeviceList(recs + (_torch_devices() if torch else []), regs, handles)
 
 # %% ../nbs/01_accel.ipynb #ac000033
+DISABLE_CPU_FALLBACK = 'session.disable_cpu_ep_fallback'  # onnxruntime then refuses to place any node on the CPU
+
 @dataclass
 class SessionPlan:
     "How to open an onnxruntime session on one device: classic `providers`, or `ep_devices` for `add_provider_for_devices`."
@@ -222,10 +250,13 @@ class SessionPlan:
     provider_options:list = None # Classic path: one dict of options per provider
     ep_devices:list = None # EP-device path: the `OrtEpDevice`s, all of one EP
     ep_options:dict = field(default_factory=dict) # EP-device path: the EP's options (str -> str)
+    fallback:bool = False # Let nodes the EP does not take run on the CPU (a name ending in '+cpu'); else refuse such a session
 
     def apply(self, options:ort.SessionOptions # Fresh session options, which this adds the EP devices to
              )->dict:
         "Set up `options` for this plan; return the other keyword arguments for `ort.InferenceSession`."
+        if self.ep != 'CPUExecutionProvider' and not self.fallback:
+            options.add_session_config_entry(DISABLE_CPU_FALLBACK, '1')
         if self.providers is not None:
             return dict(providers=list(self.providers), provider_options=[dict(o) for o in self.provider_options or [{}]*len(self.providers)])
         if not self.ep_devices: raise XDeployError(
@@ -244,9 +275,27 @@ class SessionPlan:
     def to_dict(self)->dict:
         "The plan as plain data, for `describe()` and logs."
         return dict(device=self.device, ep=self.ep, why=self.why, providers=self.providers, provider_options=self.provider_options,
-                    ep_devices=len(self.ep_devices or []), ep_options=dict(self.ep_options))
+                    ep_devices=len(self.ep_devices or []), ep_options=dict(self.ep_options), fallback=self.fallback)
 
-# %% ../nbs/01_accel.ipynb #ac000035
+# %% ../nbs/01_accel.ipynb #ov000006
+def _openvino_exact(d:dict # The device's record
+                   )->dict:
+    "OpenVINO's options for fp32 arithmetic on the device of `d`: its `INFERENCE_PRECISION_HINT` (none on an NPU)."
+    dev = d['options'].get('device_type') or ('AUTO' if d['ep'].endswith('.AUTO') else d['type'])
+    if not dev or dev.startswith('NPU'): return {}
+    return {'load_config': json.dumps({dev: {'INFERENCE_PRECISION_HINT': 'f32'}})}
+
+# EP short name -> f(record) -> the EP's options for exact answers
+EXACT_OPTIONS = {'openvino': _openvino_exact, 'openvino.auto': _openvino_exact}
+NO_FALLBACK = '; every node on it (CPU fallback disabled)'  # what a plan's `why` says of where the nodes run
+CPU_FALLBACK = "; nodes it does not take on the CPU (a '+cpu' device)"
+
+# %% ../nbs/01_accel.ipynb #ov000004
+def _cpu_name()->str:
+    "This machine's CPU, as the OS names it."
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except Exception: return platform.processor() or platform.machine() or 'its CPU'
+
 def _unknown_device(name:str, devices:list)->XDeployError:
     "The error for a device name that is not among `devices`."
     names = [d['name'] for d in devices if d['kind'] != 'torch']
@@ -256,6 +305,12 @@ def _unknown_device(name:str, devices:list)->XDeployError:
     hints = [f"for {base!r}: {INSTALL_HINTS[base]}"] if base in INSTALL_HINTS else []
     if base == 'cuda' and any(d['name'].startswith('torch:cuda') for d in devices): hints.append("torch sees a CUDA GPU, onnxruntime does not")
     hints += [f"the plugin {p['package']} failed to register ({p['error']})" for p in getattr(devices, 'plugins', []) if p['status'] == 'failed']
+    hints[:0] = [f"the plugin {p['package']} registered {e}, which offers no device on this machine ({_cpu_name()})"
+                 for p in getattr(devices, 'plugins', []) for e in p['ep_names']
+                 if p['status'] != 'failed' and ep_short_name(e) == base and not any(d['ep'] == e for d in devices)]
+    same = [f"{d['name']} ({d['type'] or 'its choice'})" for d in devices
+            if d['kind'] != 'torch' and ep_short_name(d['ep'] or '').partition('.')[0] == base]
+    if same: hints.insert(0, f"{base} here offers {', '.join(same)}")
     eps = ', '.join(ort.get_available_providers())
     return XDeployError(f"This machine has no device {name!r}.",
                         f"Use one of {', '.join(map(repr, names))}, or 'auto'" + ''.join(f"; {h}" for h in hints)
@@ -270,37 +325,110 @@ def _find(name:str, devices:list)->tuple:
     for d in ort_recs:
         if d['kind'] != 'provider' or d['name'] != base: continue
         if base in DEVICE_ID_EPS and rest.isdigit(): return d,{'device_id': str(int(rest))}
-        if base == 'openvino' and rest in ('cpu', 'gpu', 'npu'): return d,{'device_type': rest.upper()}
+    typed = [d for d in ort_recs if d['ep'] and ep_short_name(d['ep']) == base and str(d['type']).lower() == rest]
+    if typed: return typed[0],None  # 'openvino:cpu': the first CPU of OpenVINO's, whatever its name
     if name in ('cpu', 'cpu:0'): return _record('provider', 'CPUExecutionProvider', 'CPU', name='cpu', source='onnxruntime build'),None
     raise _unknown_device(name, devices)
 
+# %% ../nbs/01_accel.ipynb #ac000035
 def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', 'cuda:1', 'openvino:gpu'
                   devices:list=None # The records to choose from; None: this machine's, `list_devices(torch=False)`
                  )->SessionPlan:
-    "The `SessionPlan` that opens an onnxruntime session on the device `name`."
+    "The `SessionPlan` that opens an onnxruntime session on the device `name` ('name+cpu': CPU fallback allowed)."
     if not isinstance(name, str): raise XDeployError(f"device={name!r} is not a device name.", "Pass a string such as 'cpu' or 'cuda'.")
     devices = list_devices(torch=False) if devices is None else devices
     name = name.strip().lower()
+    fallback,name = name.endswith('+cpu'),name.removesuffix('+cpu')
     if name == 'auto': raise XDeployError("'auto' is a policy, not a device.", "Try the names `auto_candidates()` returns, in order.")
     d,opt = _find(name, devices)
     ep,name = d['ep'],(name if opt else d['name'])  # the device's own name, not an alias
+    fallback,exact = fallback and ep != 'CPUExecutionProvider',EXACT_OPTIONS.get(ep_short_name(ep), lambda d: {})(d)
+    label = name + ('+cpu' if fallback else '')
+    placed = '' if ep == 'CPUExecutionProvider' else CPU_FALLBACK if fallback else NO_FALLBACK
     if d['kind'] == 'provider' or ep == 'CPUExecutionProvider':
-        opts = dict(opt or ({'device_id': '0'} if d['name'] in DEVICE_ID_EPS else {}))
-        providers,options = [ep],[opts]
+        opts = dict(opt or d.get('options') or ({'device_id': '0'} if d['name'] in DEVICE_ID_EPS else {}))
+        providers,options = [ep],[{**opts, **exact}]
         if ep == 'TensorrtExecutionProvider' and any(r['ep'] == 'CUDAExecutionProvider' and r['kind'] == 'provider' for r in devices):
             providers.append('CUDAExecutionProvider'); options.append(dict(opts))
-        if ep != 'CPUExecutionProvider': providers.append('CPUExecutionProvider'); options.append({})
+        if fallback: providers.append('CPUExecutionProvider'); options.append({})
         said = ''.join(f", {k}={v}" for k,v in opts.items())
         where = f" on the {d['vendor'] or ''} CPU".replace('  ', ' ') if d['kind'] == 'ep_device' else f", a provider of this onnxruntime build ({ort.__version__})"
-        return SessionPlan(name, ep, f"{ep}{said}{where}", providers=providers, provider_options=options)
+        return SessionPlan(label, ep, f"{ep}{said}{where}{placed}", providers=providers, provider_options=options,
+                           fallback=fallback)
     handle = getattr(devices, 'handles', {}).get(d['name'])
     if handle is None and not isinstance(devices, DeviceList):  # plain records: find the device on this machine, if it is here
         handle = list_devices(torch=False).handles.get(d['name'])
         if handle is not None and handle.ep_name != ep: handle = None
     plugin = d['source'].removeprefix('plugin:') if d['source'].startswith('plugin:') else None
     why = (f"{ep} on the {d['vendor'] or 'unknown vendor'} {d['type'] or 'device'}" + (f" ({d['detail']})" if d['detail'] else '')
-           + (f", from the plugin package {plugin}" if plugin else ''))
-    return SessionPlan(name, ep, why, ep_devices=[handle] if handle is not None else [])
+           + (f", from the plugin package {plugin}" if plugin else '') + placed)
+    return SessionPlan(label, ep, why, ep_devices=[handle] if handle is not None else [], ep_options=exact,
+                       fallback=fallback)
+
+# %% ../nbs/01_accel.ipynb #ov000011
+FALLBACK_REFUSED = 'fallback to CPU EP has been explicitly disabled'  # onnxruntime's refusal: a node would run on the CPU
+
+def _captured_stderr(f)->tuple:
+    "`(f() or the exception it raised, what was written to file descriptor 2 meanwhile)`."
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try: out = f()
+        except Exception as e: out = e
+        finally: os.dup2(saved, 2); os.close(saved)
+        tmp.seek(0)
+        return out,re.sub(r'\x1b\[[0-9;]*m', '', tmp.read().decode(errors='replace'))
+
+# %% ../nbs/01_accel.ipynb #ov000013
+def _placements(log:str # onnxruntime's verbose log of one session
+               )->dict:
+    "EP -> `(count, [node, ...])` from the log's 'Node placements' (no nodes listed when all are on one EP)."
+    out,ep = {},None
+    for l in log.splitlines():
+        if m := re.search(r'(?:All nodes|Node\(s\)) placed on \[([^\]]+)\]\. Number of nodes: (\d+)', l):
+            ep = m[1]; out[ep] = (int(m[2]), [])
+        elif ep and (m := re.search(r'VerifyEachNodeIsAssignedToAnEp\]\s{3}(\S.*)$', l)): out[ep][1].append(m[1].strip())
+        elif 'VerifyEachNodeIsAssignedToAnEp' not in l: ep = None
+    return out
+
+def _logged_errors(log:str)->list:
+    "The error lines of onnxruntime's log, each without its time, source location and C++ signature."
+    lines = [l for l in log.splitlines() if '[E:onnxruntime' in l]
+    return list(dict.fromkeys(re.sub(r'^.*\[(?:ERROR|E:onnxruntime[^\]]*)\]\s*', '', l).strip() for l in lines))
+
+# %% ../nbs/01_accel.ipynb #ov000016
+CPU_SHAPE_EPS = {'cuda', 'tensorrt', 'tensorrt-rtx', 'rocm', 'migraphx'}  # EPs that put shape computations on the CPU themselves
+SHAPE_OPS = {'Shape', 'Size', 'Squeeze', 'Unsqueeze', 'Concat', 'Gather', 'Slice', 'Cast', 'Range', 'Reshape', 'ConstantOfShape',
+             'Expand', 'Add', 'Sub', 'Mul', 'Div', 'Equal', 'Where', 'Identity', 'ReduceProd', 'NonZero'}  # what they put there
+
+def fallback_session(plan:SessionPlan, # The plan whose session onnxruntime refused (`FALLBACK_REFUSED`)
+                     model, # The ONNX model: its bytes or path
+                     options # `options()` -> fresh session options, as the refused session had
+                    )->ort.InferenceSession:
+    "After onnxruntime's refusal: a session whose CPU nodes are an EP's own shape computations, or the `XDeployError` why not."
+    loose = replace(plan, fallback=True, providers=plan.providers and plan.providers + ['CPUExecutionProvider'],
+                    provider_options=plan.provider_options and plan.provider_options + [{}])
+    so = options()
+    so.log_severity_level = 0  # verbose: the node placements
+    sess,log = _captured_stderr(lambda: ort.InferenceSession(model, sess_options=so, **loose.apply(so)))
+    why = '; '.join(_logged_errors(log)[:2]) or (str(sess).strip().splitlines()[0] if isinstance(sess, Exception) else '')
+    if isinstance(sess, Exception) or plan.ep not in sess.get_providers(): raise XDeployError(
+        f"onnxruntime could not start {plan.ep} for device {plan.device!r}" + (f" ({why})" if why else '')
+        + ": every node would run on the CPU, so the session was refused.",
+        "Use a device that `list_devices()` lists here, or device='cpu'.") from None
+    n,nodes = _placements(log).get('CPUExecutionProvider', (0, []))
+    kinds = Counter(s.split(' ')[0] for s in nodes)
+    ops = ', '.join(f"{k} x{v}" for k,v in kinds.most_common(6))
+    if ep_short_name(plan.ep) in CPU_SHAPE_EPS and set(kinds) <= SHAPE_OPS:
+        plan.why += f"; {n} shape computations on the CPU, where {plan.ep} puts them ({ops})"
+        so = options()
+        so.log_severity_level = max(so.log_severity_level, 3)  # onnxruntime's warning about them: the line above says it
+        return ort.InferenceSession(model, sess_options=so, **loose.apply(so))
+    raise XDeployError(f"{plan.ep} does not take every node of the model: {n} would fall back to the CPU"
+                       + (f" ({ops})" if ops else '') + f", so the session on {plan.device!r} was refused.",
+                       f"Use device={plan.device + '+cpu'!r} to let them run on the CPU (the name says so where it is "
+                       "shown), or device='cpu'.") from None
 
 # %% ../nbs/01_accel.ipynb #ac000045
 AUTO_ORDER = ('tensorrt-rtx', 'tensorrt', 'cuda', 'migraphx', 'rocm', 'dml', 'coreml', 'qnn', 'openvino', 'vitisai', 'cann', 'webgpu')
@@ -387,13 +515,30 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
     options = _session_options(threads)
     try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
     except Exception as e:
-        if 'external' in str(e).lower(): raise XDeployError(
+        if FALLBACK_REFUSED in str(e):  # nodes left to the CPU: kept only if they are the EP's own shape computations
+            sess = fallback_session(plan, model, lambda: _session_options(threads))
+        elif 'external' in str(e).lower(): raise XDeployError(
             f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
             "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
-        raise XDeployError(f"onnxruntime {ort.__version__} cannot load {name} on {plan.device}: {e}",
+        else: raise XDeployError(f"onnxruntime {ort.__version__} cannot load {name} on {plan.device}: {e}",
             "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
     plan.check(sess)
     return sess
+
+# %% ../nbs/01_accel.ipynb #rt000007-5
+def _device_agrees(sess:ort.InferenceSession, # A session of `artifact` on an accelerator
+                   plan:SessionPlan, bundle:Path, m:dict, artifact:dict)->str:
+    "Raise `XDeployError` if `sess` misses the bundle's sample by more than its tolerance; else what `why` adds."
+    if 'sample' not in m: return "; not checked on the bundle's sample (it keeps none)"
+    run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
+    d,tol,v = _sample_diff(run, bundle, m, artifact),_sample_tolerance(artifact),artifact.get('variant', 'fp32')
+    if d <= tol: return f"; matches the bundle's sample ({d:.2g})"
+    who = 'Learner' if v == 'fp32' else 'CPU'
+    raise XDeployError(f"{artifact['file']} on {plan.device} gives outputs that differ from the {who}'s by {d:.2g} "
+                       f"on the bundle's sample, more than the {v} tolerance {tol:g}: {plan.ep} computes this model "
+                       "differently, so no answer is given from it.",
+                       f"Use device='cpu' for this variant, or another variant on {plan.device} "
+                       "(`xdeploy bench` shows which run where).")
 
 # %% ../nbs/01_accel.ipynb #rt000007-4
 def choose_session(bundle:Path, # The bundle directory
@@ -407,15 +552,15 @@ def choose_session(bundle:Path, # The bundle directory
     model,file = data or read_checked(bundle, artifact),artifact['file']
     if device != 'auto':
         plan = providers_for(device)
-        return _open_session(model, file, plan, threads),plan
+        sess = _open_session(model, file, plan, threads)
+        if plan.ep != 'CPUExecutionProvider': plan.why += _device_agrees(sess, plan, bundle, m, artifact)
+        return sess,plan
     devices,passed = list_devices(torch=False),[]
     for name in auto_candidates(devices):
         try:
             plan = providers_for(name, devices)
             sess = _open_session(model, file, plan, threads)
-            run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
-            if name != 'cpu' and (d := _sample_diff(run, bundle, m, artifact)) > _sample_tolerance(artifact):
-                raise XDeployError(f"its outputs differ from the {'Learner' if artifact.get('variant', 'fp32') == 'fp32' else 'CPU'}'s by {d:.2g} on the bundle's sample")
+            if name != 'cpu': _device_agrees(sess, plan, bundle, m, artifact)
         except Exception as e:
             passed.append(f"{name} ({getattr(e, 'problem', e)})"); continue
         plan.why = (f"device='auto': {name}, " + ("the fastest device here that opened the model and matched the Learner on the bundle's sample"
@@ -469,3 +614,19 @@ def _check_session(sess:ort.InferenceSession, # The session of the bundle's mode
     have = {o.name: o.type for o in sess.get_outputs()}
     if have.get(out['name']) != _ORT_TYPES[out['dtype']]:
         raise XDeployError(f"{file} has the outputs {have}, but manifest.json says {out['name']!r} ({_ORT_TYPES[out['dtype']]}).", fix)
+    _check_shapes(sess, m, file)
+
+# %% ../nbs/01_accel.ipynb #jsh00102
+def _check_shapes(sess:ort.InferenceSession, # The session of the bundle's model
+                  m:dict, # Its manifest
+                  file:str # The model file, for messages
+                 ):
+    "Refuse a manifest whose inputs or output give a fixed size where the model has another, or none."
+    dims = {v.name: [d if isinstance(d, int) and d >= 0 else 'any' for d in v.shape]
+            for v in [*sess.get_inputs(), *sess.get_outputs()]}
+    for s in [*m['inputs'], m['outputs'][0]]:
+        have,want = dims.get(s['name']),s['shape']
+        if have is None: continue
+        if len(have) != len(want) or any(isinstance(d, int) and d != h for d,h in zip(want, have)): raise XDeployError(
+            f"{file}: {s['name']} has the shape {_shape(have)}, but manifest.json says {_shape(want)}.",
+            "Re-export the bundle: its model file and manifest.json do not belong together.")

@@ -11,7 +11,7 @@ from .core import XDeployError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'arg_comments', 'command_parser', 'version', 'demo', 'export', 'predict', 'devices', 'bench', 'web',
-           'train', 'serve_command', 'triton', 'cpp', 'main']
+           'train', 'serve_command', 'triton', 'cpp', 'digest', 'main']
 
 # %% ../nbs/61_cli.ipynb #9f9fa181
 def arg_comments(f)->dict:
@@ -93,6 +93,7 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
     import warnings
     from xdeploy_nb.export import export_bundle, spec_from_learner
     from xdeploy_nb.runtime import items_from_paths
+    from xdeploy_nb.core import bundle_digest
     from fastai.learner import load_learner
     if not Path(learner).is_file(): raise XDeployError(f"{learner} is not a file.", "Pass the file that `learn.export()` wrote.")
     with warnings.catch_warnings():  # the pickle warning says what the help of this command says
@@ -104,7 +105,7 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
                                      "Pass --items with validation image files or folders, or a CSV file of rows.")
     b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), variants=variants or (), opset=opset, n_items=n_items,
                       items=items_from_paths(spec_from_learner(learn), items), overwrite=overwrite)
-    print(f"wrote {out}\n{b.report}")
+    print(f"wrote {out}\n{b.report}\ndigest {bundle_digest(out)} (pin it: Predictor(path, digest=...))")
     return b
 
 # %% ../nbs/61_cli.ipynb #22dfda57
@@ -299,6 +300,18 @@ def cpp(bundle:str, # The bundle directory
     return p
 
 COMMANDS['cpp'] = cpp
+
+# %% ../nbs/61_cli.ipynb #jsh00202
+def digest(bundle:str # The bundle directory
+          ):
+    "Print the bundle's digest ('sha256:...'), which an app pins: Predictor(path, digest=...), or the JS load option."
+    from xdeploy_nb.core import bundle_digest
+    from xdeploy_nb.runtime import read_manifest
+    read_manifest(bundle)  # a bundle, not any folder with a file of that name
+    print(d := bundle_digest(bundle))
+    return d
+
+COMMANDS['digest'] = digest
 
 # %% ../nbs/61_cli.ipynb #b5a43ec5
 def _parser()->argparse.ArgumentParser:

@@ -13,11 +13,11 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'ACTIVATIONS', 'DTYPES',
-           'MANIFEST_SCHEMA', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'TOLERANCE', 'RTOL', 'XDeployError', 'file_sha256',
-           'recover_directory', 'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner',
-           'Variant', 'Task', 'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError',
-           'validate_manifest', 'bundle_file', 'read_manifest', 'write_manifest', 'read_checked', 'check_artifacts',
-           'json_schema', 'schema_json', 'schema_file', 'within_tolerance']
+           'MANIFEST_SCHEMA', 'MANIFEST_MAX_BYTES', 'MAX_JSON_DEPTH', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'TOLERANCE',
+           'RTOL', 'XDeployError', 'file_sha256', 'recover_directory', 'remove_stale_partials', 'atomic_directory',
+           'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task', 'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf',
+           'Version', 'ManifestError', 'validate_manifest', 'read_manifest', 'write_manifest', 'bundle_digest',
+           'read_checked', 'check_artifacts', 'json_schema', 'schema_json', 'schema_file', 'within_tolerance']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -500,34 +500,79 @@ def validate_manifest(m:dict # A parsed manifest
         raise ManifestError("manifest.json: a classification bundle has no labels.", "Re-export the bundle.")
     return m
 
-# %% ../nbs/00_core.ipynb #6c27bfdf
-def bundle_file(bundle:Path, # Bundle directory
-                name:str # A file name from its manifest, or 'manifest.json'
-               )->Path:
-    "The resolved path of `name` in `bundle`; refused if it resolves outside the bundle folder (a symbolic link out of it)."
-    d = Path(bundle).resolve()
-    f = (d/name).resolve()
-    if f.parent != d: raise XDeployError(
-        f"{Path(bundle)/name} resolves to {f}, outside the bundle folder {d}, so it is not loaded.",
-        "Copy the bundle with the files themselves (e.g. `cp -rL`), or re-export it: a bundle holds its files, not links out of it.")
-    return f
+# %% ../nbs/00_core.ipynb #jsh00002
+MANIFEST_MAX_BYTES = 64 * 2**20  # the largest manifest.json read (a text bundle's, with its vocabulary, is ~1 MB)
 
-# %% ../nbs/00_core.ipynb #b7f1e2a0
-def _open_resolved(f:Path # A path `bundle_file` resolved
-                  ):
-    "`f` opened for binary reading, not through a symbolic link (one put there since `bundle_file` resolved it): OSError if it is one."
-    return os.fdopen(os.open(f, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0)), 'rb')
+def _regular_file(bundle:Path, # Bundle directory
+                  name:str # A file name in it
+                 )->Path:
+    "The real path of `bundle/name` if it is a regular file inside `bundle`; None if none; else `XDeployError`."
+    f = Path(bundle)/name
+    if not os.path.lexists(f) or not (real := f.resolve()).exists(): return None
+    inside = real.parent == Path(bundle).resolve()
+    if inside and real.is_file(): return real
+    why = (f"it leads to {real}, outside the bundle" if not inside else 'a folder' if real.is_dir()
+           else 'a FIFO' if real.is_fifo() else 'a device' if real.is_char_device() or real.is_block_device()
+           else 'not a plain file')
+    raise XDeployError(f"{f} is not a regular file inside the bundle folder ({why}), so it is not read.",
+                       "Copy the bundle as plain files (e.g. `cp -rL`, or from its archive), or re-export it.")
+
+# %% ../nbs/00_core.ipynb #jsh00003
+def _read_capped(f:Path, # A regular file, from `_regular_file`
+                 cap:int # The most bytes it may have
+                )->bytes:
+    "The bytes of `f`, read up to `cap` (and one more, to see a larger file): `XDeployError` if it has more."
+    with open(f, 'rb') as fh: data = fh.read(cap + 1)
+    if len(data) > cap: raise XDeployError(f"{f} has more than {cap} bytes, the most it may have.",
+                                           "The bundle is damaged or was changed: copy it again, or re-export it.")
+    return data
+
+# %% ../nbs/00_core.ipynb #jsh00006
+def _unique_keys(pairs:list)->dict:
+    "`dict(pairs)` for `json.loads`, refusing a key that appears twice (parsers differ on which one counts)."
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        k = next(k for j,(k,_) in enumerate(pairs) if k in dict(pairs[:j]))
+        raise ValueError(f"the key {k[:80]!r} appears twice in one object, and readers differ on which one counts")
+    return d
+
+MAX_JSON_DEPTH = 64  # the deepest nesting read from manifest.json (a manifest is ~8 deep); the JS module's is the same
+
+def _loads_strict(data:bytes)->object:
+    "The JSON value of `data`: strict UTF-8, finite numbers, exact integers, unique keys, at most MAX_JSON_DEPTH deep."
+    def bad_number(s): raise ValueError(f"{s[:40]} is not a finite JSON number")
+    finite = lambda s: x if math.isfinite(x := float(s)) else bad_number(s)
+    def exact(s):  # an integer every JSON reader holds exactly (a double's 53 bits: JavaScript's numbers)
+        if abs(x := int(s)) > 2**53 - 1:
+            raise ValueError(f"the integer {s[:40]} is beyond 2**53 - 1, which not every JSON reader holds exactly")
+        return x
+    v = json.loads(data.decode('utf-8'), object_pairs_hook=_unique_keys, parse_constant=bad_number, parse_float=finite,
+                   parse_int=exact)
+    level,depth = [v],0
+    while level := [x for o in level if isinstance(o, (dict, list)) for x in (o.values() if type(o) is dict else o)]:
+        if (depth := depth + 1) > MAX_JSON_DEPTH: raise ValueError(f"values nested more than {MAX_JSON_DEPTH} deep")
+    return v
 
 # %% ../nbs/00_core.ipynb #05c02c98
-def read_manifest(bundle:Path # Bundle directory
+def _manifest_bytes(bundle:Path # Bundle directory
+                   )->bytes:
+    "The bytes of `bundle/manifest.json`, a regular file inside `bundle` of at most `MANIFEST_MAX_BYTES`."
+    f = _regular_file(bundle, 'manifest.json')
+    if f is None and recover_directory(bundle) is not None: f = _regular_file(bundle, 'manifest.json')
+    if f is None: raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.",
+                                      "Point to a folder written by `export_bundle`.")
+    return _read_capped(f, MANIFEST_MAX_BYTES)
+
+def read_manifest(bundle:Path, # Bundle directory
+                  digest:str=None # The bundle's expected digest (`bundle_digest`): any other manifest is refused
                  )->dict:
-    "Read and validate `bundle/manifest.json`."
-    f = bundle_file(bundle, 'manifest.json')
-    if not f.is_file() and recover_directory(bundle) is None: raise ManifestError(f"{Path(bundle)} has no manifest.json, so it is not a bundle.",
-                                            "Point to a folder written by `export_bundle`.")
-    try: m = json.loads(f.read_text(encoding='utf-8'))
+    "Read and validate `bundle/manifest.json` (the bytes `digest` pins, if given)."
+    data = _manifest_bytes(bundle)
+    if digest is not None: _check_digest(data, digest)
+    try: m = _loads_strict(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise ManifestError(f"{f} is not valid JSON ({type(e).__name__}: {str(e)[:200]}).", "Re-export the bundle; the file is damaged.") from None
+        raise ManifestError(f"{Path(bundle)/'manifest.json'} is not valid JSON ({type(e).__name__}: {str(e)[:200]}).",
+                            "Re-export the bundle; the file is damaged.") from None
     return validate_manifest(m)
 
 def _finite(obj):
@@ -540,25 +585,46 @@ def _finite(obj):
 def write_manifest(bundle:Path, # Bundle directory (usually the temporary one `atomic_directory` yields)
                    m:dict # The manifest
                   )->Path:
-    "Validate `m` and write it as `bundle/manifest.json`: plain JSON, with a number that was not measured (infinite, NaN) as null."
+    "Validate `m`; write `bundle/manifest.json` as canonical JSON (sorted keys, fixed separators; null if not measured)."
     f = Path(bundle)/'manifest.json'
-    f.write_text(json.dumps(validate_manifest(_finite(m)), indent=1, ensure_ascii=False, allow_nan=False) + '\n', encoding='utf-8')
+    text = json.dumps(validate_manifest(_finite(m)), indent=1, sort_keys=True, separators=(',', ': '),
+                      ensure_ascii=False, allow_nan=False)
+    f.write_bytes((text + '\n').encode('utf-8'))
     return f
+
+# %% ../nbs/00_core.ipynb #jsh00009
+def _digest(data:bytes)->str: return 'sha256:' + hashlib.sha256(data).hexdigest()
+
+def bundle_digest(bundle:Path # Bundle directory
+                 )->str:
+    "The digest an app can pin: 'sha256:' + the hex sha256 of `bundle/manifest.json` (which names every file's sha256)."
+    return _digest(_manifest_bytes(bundle))
+
+def _check_digest(data:bytes, # manifest.json's bytes
+                  digest:str # The digest expected
+                 ):
+    "Refuse `data` unless its digest is `digest`."
+    if not isinstance(digest, str) or not re.fullmatch('sha256:[0-9a-f]{64}', digest): raise XDeployError(
+        f"digest={digest!r} is not a bundle digest.",
+        "Pass the digest as `xdeploy digest BUNDLE` prints it: 'sha256:' and 64 lowercase hex digits.")
+    if (found := _digest(data)) != digest: raise XDeployError(
+        f"The bundle's digest is {found}, not the {digest} expected: its manifest.json (and so what it names) is not "
+        "the bundle that was pinned.",
+        "Load the bundle you pinned (copy it again from its source); for a re-export you trust, pin its new digest.")
 
 # %% ../nbs/00_core.ipynb #8ab08e03
 def read_checked(bundle:Path, # Bundle directory
                  entry:dict # A manifest entry with 'file', 'size' and 'sha256' (an artifact, or the sample)
                 )->bytes:
     "The bytes of `entry`'s file, read once and checked against the size and sha256 the manifest records: what is hashed is what is loaded."
-    f = bundle_file(bundle, entry['file'])
-    if not f.is_file(): raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
-                                           "Copy the whole bundle folder, or re-export it.")
-    bad = XDeployError(f"{f} does not match the sha256 in manifest.json: it is truncated or was changed after export.",
+    f = _regular_file(bundle, entry['file'])  # no symlink out of the bundle, no device or FIFO
+    if f is None: raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
+                                     "Copy the whole bundle folder, or re-export it.")
+    bad = XDeployError(f"{Path(bundle)/entry['file']} does not match the sha256 in manifest.json: it is truncated "
+                       "or was changed after export.",
                        "Copy the bundle again from its source, or re-export it.")
     if f.stat().st_size != entry['size']: raise bad
-    try: fh = _open_resolved(f)  # the resolved path: a link put there since is refused
-    except OSError: raise bad from None
-    with fh: data = fh.read()
+    with open(f, 'rb') as fh: data = fh.read(entry['size'] + 1)  # never more than the manifest says (+1: it grew)
     if len(data) != entry['size'] or hashlib.sha256(data).hexdigest() != entry['sha256']: raise bad
     return data
 

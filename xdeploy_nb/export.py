@@ -12,7 +12,7 @@ from torch import nn
 from fastcore.basics import patch, patch_to
 import xdeploy_nb
 from .core import (FORMATS, KINDS, SCHEMA_NAME, SCHEMA_VERSION, TASKS, VARIANTS, Task, XDeployError, atomic_directory,
-                             check_artifacts, file_sha256, write_manifest)
+                             check_artifacts, file_sha256, write_manifest, bundle_digest)
 from .preprocess import image_spec, tabular_spec, BATCH_OPS
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .artifact import ExportError, _eval_mode, export_artifact, export_onnx, export_pt2, export_torchscript
@@ -416,7 +416,19 @@ def _repr_markdown_(self:Bundle)->str:
     inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
     return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
             f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
-            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(rows) + rejected + _graph_note(m))
+            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(rows) + rejected + _graph_note(m)
+            + _digest_note(self))
+
+# %% ../nbs/42_export.ipynb #jsh00402
+@patch(as_prop=True)
+def digest(self:Bundle)->str:
+    "The bundle's digest: 'sha256:' + the hex sha256 of its manifest.json as stored (`Predictor(path, digest=...)`)."
+    return bundle_digest(self.path)
+
+def _digest_note(b:Bundle)->str:
+    "The summary's last paragraph: the digest to pin, if the bundle is on disk."
+    if not (b.path/'manifest.json').is_file(): return ''
+    return f"\n\nDigest `{b.digest}`: pin it with `Predictor(path, digest=...)`."
 
 # %% ../nbs/42_export.ipynb #0cafd280
 def _reject(d:Path, m:dict, report)->list:

@@ -120,9 +120,10 @@ class Predictor:
                  threads:int=None, # Intra-op threads; None: one per CPU this process may use
                  max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
                  trust_code:bool=False, # Allow formats whose loading can run code (TorchScript, torch.export): only for bundles you trust
-                 preprocess:str='pillow'): # Images: 'pillow' (fastai's exact steps), 'graph' (decode, then the bundle's preprocess.onnx, in parallel threads) or 'auto' (the graph where measured identical)
+                 preprocess:str='pillow', # Images: 'pillow' (fastai's exact steps), 'graph' (decode, then the bundle's preprocess.onnx, in parallel threads) or 'auto' (the graph where measured identical)
+                 digest:str=None): # The bundle's digest ('sha256:...', from `xdeploy digest`): any other is refused
         self.path = Path(path)
-        self.manifest = m = read_manifest(self.path)
+        self.manifest = m = read_manifest(self.path, digest)
         _check_bundle(m)
         self._kind,self._task = KINDS[m['preprocessing']['kind']],TASKS[m['task']]
         self.artifact = a = _artifact(m, format, variant)

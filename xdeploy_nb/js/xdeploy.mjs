@@ -5,9 +5,15 @@
 
 export const VERSION = '0.0.1';
 export const SPEC_VERSION = 1;  // the newest preprocessing spec this module reads (xdeploy_nb.preprocess.SPEC_VERSION)
-// How far a device other than the CPU/wasm may be from the CPU's outputs on the bundle's sample, per variant: the
-// Python runtime's `Variant.sample_tolerance` (device='auto' uses the same rule).
-export const SAMPLE_TOLERANCE = {'fp32': 1e-3, 'fp16': 1e-2, 'int8-dynamic': 5e-2, 'int8-static': 5e-2};
+// How far a device other than the CPU/wasm may be from the CPU's outputs on the bundle's sample: the manifest records it
+// per artifact (`artifact.sample_tolerance`, the Python runtime's `Variant.sample_tolerance`); where it does not, the
+// strictest (fp32's), which can only make 'auto' choose the CPU.
+export const DEFAULT_SAMPLE_TOLERANCE = 1e-3;
+// The largest manifest.json read, in bytes: Python's `xdeploy_nb.core.MANIFEST_MAX_BYTES` (a file is never read whole
+// before its size is known to be sane: /dev/zero or a FIFO as manifest.json is refused, not read until memory runs out).
+export const MANIFEST_MAX_BYTES = 64 * 1024 * 1024;
+// The deepest nesting of JSON values read from manifest.json (a manifest is ~8 deep): deeper is refused, not recursed into.
+export const MAX_JSON_DEPTH = 64;
 const F32_MAX = 3.4028234663852886e38;
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 
@@ -20,15 +26,17 @@ export class XDeployError extends Error {
 }
 
 // ---------------------------------------------------------------- JSON Schema (the subset manifest.schema.json uses)
-const typeOf = v => v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' ? (Number.isInteger(v) ? 'integer' : 'number') : typeof v;
+// An integer is one a double holds exactly (|v| <= 2**53 - 1): 1e39 is a number, not an integer (Python reads it as a float).
+const typeOf = v => v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' ? (Number.isSafeInteger(v) ? 'integer' : 'number') : typeof v;
 const typeFits = (t, v) => { const a = typeOf(v); return t === a || (t === 'number' && a === 'integer'); };
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 /** The errors of `value` against `schema` (a list of "path: problem" strings; empty when valid). Supports the keywords
  * manifest.schema.json uses (Draft 2020-12): type, enum, const, properties, required, additionalProperties, items,
  * minItems, maxItems, minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength, maxLength, pattern, anyOf, oneOf. */
-export function schemaErrors(schema, value, path = '$') {
+export function schemaErrors(schema, value, path = '$', depth = 0) {
   if (schema === true || schema === undefined) return [];
+  if (depth > MAX_JSON_DEPTH) return [`${path}: is nested more than ${MAX_JSON_DEPTH} deep`];
   if (schema === false) return [`${path}: is not allowed`];
   const errs = [], v = value;
   if (schema.type !== undefined) {
@@ -52,25 +60,26 @@ export function schemaErrors(schema, value, path = '$') {
   if (Array.isArray(v)) {
     if (schema.minItems !== undefined && v.length < schema.minItems) errs.push(`${path}: fewer than ${schema.minItems} items`);
     if (schema.maxItems !== undefined && v.length > schema.maxItems) errs.push(`${path}: more than ${schema.maxItems} items`);
-    if (schema.items !== undefined) v.forEach((x, i) => errs.push(...schemaErrors(schema.items, x, `${path}[${i}]`)));
+    if (schema.items !== undefined) v.forEach((x, i) => errs.push(...schemaErrors(schema.items, x, `${path}[${i}]`, depth + 1)));
   }
   if (typeOf(v) === 'object') {
-    for (const k of schema.required || []) if (!(k in v)) errs.push(`${path}: has no ${JSON.stringify(k)}`);
+    // own properties only: `k in props` would find constructor, __proto__, toString... on the prototype chain
+    for (const k of schema.required || []) if (!Object.hasOwn(v, k)) errs.push(`${path}: has no ${JSON.stringify(k)}`);
     const props = schema.properties || {};
     for (const [k, x] of Object.entries(v)) {
-      if (k in props) errs.push(...schemaErrors(props[k], x, `${path}.${k}`));
+      if (Object.hasOwn(props, k)) errs.push(...schemaErrors(props[k], x, `${path}.${k}`, depth + 1));
       else if (schema.additionalProperties !== undefined) {
         if (schema.additionalProperties === false) errs.push(`${path}: unknown field ${JSON.stringify(k)}`);
-        else errs.push(...schemaErrors(schema.additionalProperties, x, `${path}.${k}`));
+        else errs.push(...schemaErrors(schema.additionalProperties, x, `${path}.${k}`, depth + 1));
       }
     }
   }
   if (schema.anyOf) {
-    const all = schema.anyOf.map(s => schemaErrors(s, v, path));
+    const all = schema.anyOf.map(s => schemaErrors(s, v, path, depth));
     if (!all.some(e => !e.length)) errs.push(...closest(all, path));
   }
   if (schema.oneOf) {
-    const all = schema.oneOf.map(s => schemaErrors(s, v, path)), ok = all.filter(e => !e.length).length;
+    const all = schema.oneOf.map(s => schemaErrors(s, v, path, depth)), ok = all.filter(e => !e.length).length;
     if (ok === 0) errs.push(...closest(all, path));
     else if (ok > 1) errs.push(`${path}: matches ${ok} of the alternatives, not exactly one`);
   }
@@ -98,7 +107,15 @@ export function validateManifest(manifest, schema) {
   } else {
     const names = ins.map(i => `${i.name}:${i.dtype}`).sort().join(',');
     if (names !== 'x_cat:int64,x_cont:float32') throw bad('a tabular bundle has the inputs x_cat (int64) and x_cont (float32)');
-    for (const c of spec.x_cat) if ((spec.categories[c] || [])[0] !== '#na#') throw bad(`the category column ${JSON.stringify(c)} has no vocabulary starting with '#na#'`);
+    if (ins.some(i => i.shape.length !== 2)) throw bad('a tabular bundle has the inputs x_cat (int64 [batch, n_cat]) and x_cont (float32 [batch, n_cont])');
+    const width = Object.fromEntries(ins.map(i => [i.name, i.shape[1]]));
+    for (const k of ['x_cat', 'x_cont']) if (Number.isInteger(width[k]) && width[k] !== spec[k].length) throw bad(`${k} has ${width[k]} columns, but the spec names ${spec[k].length}`);
+    for (const c of spec.x_cat) if ((Object.hasOwn(spec.categories, c) ? spec.categories[c] : [])[0] !== '#na#') throw bad(`the category column ${JSON.stringify(c)} has no vocabulary starting with '#na#'`);
+    const fills = spec.fill_missing.filter(f => !spec.x_cont.includes(f.column) || (f.flag && !spec.x_cat.includes(f.flag)));
+    const known = new Set([...spec.columns, ...spec.fill_missing.map(f => f.flag).filter(Boolean)]);
+    const orphan = [...spec.x_cat, ...spec.x_cont].find(c => !known.has(c) || (spec.x_cont.includes(c) && !spec.columns.includes(c)));
+    if (orphan !== undefined) throw bad(`the model column ${JSON.stringify(orphan)} is neither a column of the rows nor the flag of a fill_missing entry`);
+    if (fills.length) throw bad(`fill_missing names ${JSON.stringify(fills[0].column)}, which is not a continuous column (or its flag not a category column)`);
   }
   if (outs.length !== 1 || outs[0].shape.length !== 2) throw bad('a bundle has one output, of shape [batch, n]');
   const n = outs[0].shape[1];
@@ -116,29 +133,146 @@ export async function sha256Hex(bytes) {
   return Array.from(h, b => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** A reader of the bundle's files: `read(name) -> Uint8Array`, from a URL (fetch) or, in Node, a folder path. */
+/** A reader of the bundle's files: `read(name, cap) -> Uint8Array`, from a URL (fetch) or, in Node, a folder path. Each
+ * file is read as a regular file inside the bundle folder (Node: no symlink out of it, no device, FIFO or folder), and
+ * never more than `cap` bytes of it: a file that has more is refused, not read until memory runs out. */
 export function bundleReader(source) {
   const isUrl = source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(String(source)) || !isNode;
   if (isUrl) {
     const base = new URL(String(source).endsWith('/') ? String(source) : `${source}/`, globalThis.location?.href);
-    return async name => {
+    return async (name, cap = Infinity) => {
       const url = new URL(name, base);
       let r;
       try { r = await fetch(url); } catch (e) { throw new XDeployError(`Could not fetch ${url}: ${e.message}.`, 'Check that the bundle is served next to the page.'); }
       if (!r.ok) throw new XDeployError(`Could not fetch ${url}: HTTP ${r.status}.`, 'Check that the bundle folder holds that file.');
-      return new Uint8Array(await r.arrayBuffer());
+      return readCapped(r, cap, name);
     };
   }
-  return async name => {
-    const [{readFile}, {join}] = await Promise.all([import('node:fs/promises'), import('node:path')]);
-    try { return new Uint8Array(await readFile(join(String(source), name))); }
-    catch (e) { throw new XDeployError(`Could not read ${name} in the bundle ${source}: ${e.code || e.message}.`, 'Pass the folder that holds manifest.json.'); }
-  };
+  return (name, cap = Infinity) => readFileIn(String(source), name, cap);
 }
 
-/** Read `entry` ({file, sha256, size}) and check its size and sha256: load what was hashed. */
+const tooBig = (name, cap) => new XDeployError(`${name} has more than ${cap} bytes, ${name === 'manifest.json' ? 'the most a manifest.json may have' : 'the size manifest.json gives it'}.`,
+  'The bundle is damaged or was changed: copy it again, or re-export it.');
+
+// A fetch response's body, refused past `cap` bytes (a server that streams without end is cut off, not buffered).
+async function readCapped(r, cap, name) {
+  if (Number(r.headers.get('content-length')) > cap) throw tooBig(name, cap);
+  if (!r.body?.getReader) { const b = new Uint8Array(await r.arrayBuffer()); if (b.length > cap) throw tooBig(name, cap); return b; }
+  const reader = r.body.getReader(), parts = [];
+  let total = 0;
+  for (;;) {
+    const {done, value} = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > cap) { await reader.cancel(); throw tooBig(name, cap); }
+    parts.push(value);
+  }
+  const out = new Uint8Array(total);
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+}
+
+// Node: `name` in the folder `dir`, opened as a regular file inside it and read up to `cap` bytes (one more to see a larger file).
+async function readFileIn(dir, name, cap) {
+  const [fs, path] = await Promise.all([import('node:fs/promises'), import('node:path')]);
+  const missing = e => new XDeployError(`Could not read ${name} in the bundle ${dir}: ${e.code || e.message}.`, name === 'manifest.json'
+    ? 'Pass the folder that holds manifest.json.' : 'Copy the whole bundle folder, or re-export it.');
+  const notRegular = why => new XDeployError(`${name} in the bundle ${dir} is not a regular file inside the bundle folder (${why}), so it is not read.`,
+    'Copy the bundle as plain files (e.g. `cp -rL`, or from the archive it came in), or re-export it.');
+  let root, real;
+  try { root = await fs.realpath(dir); real = await fs.realpath(path.join(root, name)); } catch (e) { throw missing(e); }
+  if (path.dirname(real) !== root) throw notRegular(`it leads to ${real}`);
+  let fh;
+  try { fh = await fs.open(real, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0)); } catch (e) { throw missing(e); }  // O_NONBLOCK: a FIFO does not block the open
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw notRegular(st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a plain file');
+    if (st.size > cap) throw tooBig(name, cap);
+    const buf = new Uint8Array(Math.min(st.size, cap) + 1);
+    let n = 0;
+    for (;;) {
+      const {bytesRead} = await fh.read(buf, n, buf.length - n, n);
+      if (!bytesRead) break;
+      n += bytesRead;
+      if (n === buf.length) throw tooBig(name, Math.min(st.size, cap));  // it grew since stat: not what was measured
+    }
+    return buf.subarray(0, n);
+  } finally { await fh.close(); }
+}
+
+/** `manifest.json`'s bytes as a value, read as Python's `read_manifest` reads them: at most `MANIFEST_MAX_BYTES`, strict
+ * UTF-8, strict JSON (no NaN or Infinity, no number beyond a double, no integer beyond 2**53), no key twice in one object (parsers disagree on
+ * which one wins), nested at most `MAX_JSON_DEPTH` deep; else an XDeployError naming manifest.json. */
+export function parseManifest(bytes) {
+  const bad = why => new XDeployError(`manifest.json is not valid JSON (${why}).`, 'Re-export the bundle; the file is damaged.');
+  if (bytes.length > MANIFEST_MAX_BYTES) throw tooBig('manifest.json', MANIFEST_MAX_BYTES);
+  let text;
+  try { text = new TextDecoder('utf-8', {fatal: true, ignoreBOM: true}).decode(bytes); } catch { throw bad('it is not UTF-8: invalid bytes'); }
+  return parseJson(text, bad);
+}
+
+// A strict JSON parser with a depth limit that refuses duplicate keys (JSON.parse lets the last one win).
+function parseJson(text, bad) {
+  let i = 0;
+  const at = what => bad(`${what} at character ${i}`);
+  const ws = () => { for (let c = text.charCodeAt(i); c === 32 || c === 9 || c === 10 || c === 13; c = text.charCodeAt(++i)); };
+  const str = () => {
+    const start = i++;
+    for (let c; (c = text.charCodeAt(i)) !== 34; i++) {
+      if (Number.isNaN(c) || c < 32) throw at(Number.isNaN(c) ? 'an unterminated string' : 'a control character in a string');
+      if (c === 92) i++;
+    }
+    i++;
+    try { return JSON.parse(text.slice(start, i)); } catch { throw at('a bad escape in a string'); }
+  };
+  const word = (w, v) => { if (!text.startsWith(w, i)) throw at(`unexpected ${JSON.stringify(text.slice(i, i + 8))}`); i += w.length; return v; };
+  const NUM = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  const value = depth => {
+    if (depth > MAX_JSON_DEPTH) throw bad(`values nested more than ${MAX_JSON_DEPTH} deep`);
+    ws();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const obj = c === '{', out = obj ? {} : [], end = obj ? '}' : ']', seen = new Set();
+      i++; ws();
+      if (text[i] === end) { i++; return out; }
+      for (;;) {
+        ws();
+        if (obj) {
+          if (text[i] !== '"') throw at('expected a key');
+          const k = str();
+          if (seen.has(k)) throw bad(`the key ${JSON.stringify(k).slice(0, 80)} appears twice in one object, and readers differ on which one counts`);
+          seen.add(k); ws();
+          if (text[i++] !== ':') throw at("expected ':'");
+          Object.defineProperty(out, k, {value: value(depth + 1), enumerable: true, writable: true, configurable: true});  // '__proto__' too, as an own key
+        } else out.push(value(depth + 1));
+        ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === end) { i++; return out; }
+        throw at(`expected ',' or '${end}'`);
+      }
+    }
+    if (c === '"') return str();
+    if (c === 't') return word('true', true);
+    if (c === 'f') return word('false', false);
+    if (c === 'n') return word('null', null);
+    NUM.lastIndex = i;
+    const m = NUM.exec(text);
+    if (!m) throw at(c === undefined ? 'unexpected end of the file' : `unexpected ${JSON.stringify(text.slice(i, i + 8))}`);
+    i = NUM.lastIndex;
+    const x = Number(m[0]);
+    if (!Number.isFinite(x)) throw at(`the number ${m[0].slice(0, 40)}, beyond a double`);
+    if (/^-?\d+$/.test(m[0]) && !Number.isSafeInteger(x)) throw at(`the integer ${m[0].slice(0, 40)} is beyond 2**53 - 1, which not every JSON reader holds exactly`);
+    return x;
+  };
+  const v = value(0);
+  ws();
+  if (i < text.length) throw at('extra data after the value');
+  return v;
+}
+
+/** Read `entry` ({file, sha256, size}), at most its `size` bytes, and check its size and sha256: load what was hashed. */
 export async function readChecked(read, entry) {
-  const data = await read(entry.file);
+  const data = await read(entry.file, entry.size ?? Infinity);
   if (entry.size !== undefined && data.length !== entry.size) throw new XDeployError(`${entry.file} has ${data.length} bytes, but manifest.json says ${entry.size}.`, 'The bundle is incomplete or was changed: copy it again, or re-export it.');
   const h = await sha256Hex(data);
   if (h !== entry.sha256) throw new XDeployError(`${entry.file} has sha256 ${h.slice(0, 12)}..., but manifest.json says ${entry.sha256.slice(0, 12)}...`, 'The file was changed or damaged: copy the bundle again, or re-export it.');
@@ -175,8 +309,10 @@ function readNpy(b) {
 }
 
 // ---------------------------------------------------------------- tabular rows (manifest.preprocessing.spec)
+// A value in a message: BigInt and Infinity as themselves (JSON.stringify throws on the one and writes null for the other).
+const show = v => typeof v === 'bigint' ? `${v}n` : typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v);
 const isMissing = v => v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v));
-const catKey = v => `${typeof v === 'boolean' ? 'b' : typeof v === 'number' ? 'n' : 's'}:${v}`;
+const catKey = v => `${typeof v === 'boolean' ? 'b' : typeof v === 'number' || typeof v === 'bigint' ? 'n' : 's'}:${v}`;
 const NUMBER = /^[+-]?((\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?|inf(inity)?|nan)$/i;  // what Python's float() reads
 
 function toNumber(v, col, i) {
@@ -188,15 +324,15 @@ function toNumber(v, col, i) {
   else if (typeof v === 'string' && NUMBER.test(v.trim()) && !/(^|[^\d])_|_($|[^\d])/.test(v.trim())) {
     const t = v.trim().replace(/_/g, '').toLowerCase();
     x = /nan$/.test(t) ? NaN : /inf/.test(t) ? (t.startsWith('-') ? -Infinity : Infinity) : Number(t);
-  } else throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${JSON.stringify(v)}, which is not a number.`, `Pass a number (or null if unknown) for ${JSON.stringify(col)}.`);
+  } else throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${show(v)}, which is not a number.`, `Pass a number (or null if unknown) for ${JSON.stringify(col)}.`);
   if (Number.isNaN(x)) return x;
-  if (!(Math.abs(x) <= F32_MAX)) throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${JSON.stringify(v)}, which is not a finite number that float32 can hold (|x| <= 3.4e38).`, `Pass a finite number (or null if unknown) for ${JSON.stringify(col)}.`);
+  if (!(Math.abs(x) <= F32_MAX)) throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${show(v)}, which is not a finite number that float32 can hold (|x| <= 3.4e38).`, `Pass a finite number (or null if unknown) for ${JSON.stringify(col)}.`);
   return x;
 }
 
 function catCode(index, v, col, i) {
   if (isMissing(v)) return 0;
-  if (!['string', 'number', 'boolean'].includes(typeof v)) throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${JSON.stringify(v) ?? String(v)}, which is not a category value.`, `Pass a string or a number (or null if unknown) for ${JSON.stringify(col)}.`);
+  if (!['string', 'number', 'boolean', 'bigint'].includes(typeof v)) throw new XDeployError(`Row ${i}: column ${JSON.stringify(col)} is ${show(v)}, which is not a category value.`, `Pass a string or a number (or null if unknown) for ${JSON.stringify(col)}.`);
   return index.get(catKey(v)) ?? 0;
 }
 
@@ -211,7 +347,7 @@ export function prepareRows(rows, spec, first = 0) {
   const nCat = spec.x_cat.length, nCont = spec.x_cont.length;
   const x_cat = new BigInt64Array(rows.length * nCat), x_cont = new Float32Array(rows.length * nCont);
   rows.forEach((row, k) => {
-    const i = first + k, missing = spec.columns.filter(c => !(c in row));
+    const i = first + k, missing = spec.columns.filter(c => !Object.hasOwn(row, c));
     if (missing.length) throw new XDeployError(`Row ${i} has no column ${JSON.stringify(missing[0])}${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}.`, `Give every row the columns ${JSON.stringify(spec.columns)} (null for an unknown value).`);
     const vals = {...row};
     spec.x_cont.forEach((c, j) => {
@@ -231,27 +367,83 @@ export function prepareRows(rows, spec, first = 0) {
 
 // ---------------------------------------------------------------- images
 /** Pixels as the preprocessing graph takes them: an H x W x C uint8 array in `mode` ('RGB': C = 3, 'L': C = 1), from
- * `{data, width, height, channels}` with 1, 3 or 4 (RGBA) channels. As Pillow's convert: alpha is dropped, not
- * composited; L = (19595*R + 38470*G + 7471*B + 32768) >> 16; an L image in RGB repeats its value. */
-export function toMode({data, width, height, channels = 4}, mode) {
-  if (![1, 3, 4].includes(channels) || !(width > 0 && height > 0) || data.length !== width * height * channels) throw new XDeployError(
-    `The pixels are ${data.length} values for ${width} x ${height} x ${channels}.`, 'Pass {data, width, height, channels} with data.length = width*height*channels (channels 1, 3 or 4: L, RGB or RGBA).');
+ * decoded `{data, width, height, channels}` with 1, 2 (LA), 3 or 4 (RGBA) channels. As Pillow's convert: alpha is
+ * dropped, not composited; L = (19595*R + 38470*G + 7471*B + 32768) >> 16; an L image in RGB repeats its value. */
+export function toMode(px, mode) {
+  const {data, width, height, channels = 4} = checkPixels(px, [1, 2, 3, 4]);
   const n = width * height, C = mode === 'L' ? 1 : 3, out = new Uint8Array(n * C);
   for (let p = 0; p < n; p++) {
     const s = p * channels;
-    const r = data[s], g = channels === 1 ? r : data[s + 1], b = channels === 1 ? r : data[s + 2];
-    if (C === 1) out[p] = channels === 1 ? r : (19595 * r + 38470 * g + 7471 * b + 32768) >>> 16;
+    const r = data[s], g = channels <= 2 ? r : data[s + 1], b = channels <= 2 ? r : data[s + 2];
+    if (C === 1) out[p] = channels <= 2 ? r : (19595 * r + 38470 * g + 7471 * b + 32768) >>> 16;
     else { out[3 * p] = r; out[3 * p + 1] = g; out[3 * p + 2] = b; }
   }
   return out;
 }
 
-/** RGBA pixels `{data, width, height, channels: 4}` of an image item: a File/Blob (decoded by the browser, with
- * `colorSpaceConversion: 'none'` so no colour management changes them), an ImageBitmap, an ImageData, an <img> or a
- * canvas; `{data, width, height, channels}` pixel arrays pass through (the way to give Node decoded images). */
-export async function decodeImage(item) {
-  if (item && item.data && item.width && item.height && !(globalThis.ImageData && item instanceof ImageData)) return {channels: 4, ...item};
-  if (globalThis.ImageData && item instanceof ImageData) return {data: item.data, width: item.width, height: item.height, channels: 4};
+const typeName = x => x === null ? 'null' : Array.isArray(x) ? 'an Array' : typeof x === 'object' ? (x.constructor?.name ?? 'an object') : typeof x;
+
+/** `px` ({data, width, height, channels}) if it is an image: whole width and height of at least 1, `channels` one of
+ * `allowed`, `data` uint8 (a Uint8Array, Uint8ClampedArray or Buffer) of width*height*channels values; else the
+ * XDeployError Python's Predictor gives for such an array (a Float32Array is not truncated, 300 does not wrap to 44). */
+export function checkPixels(px, allowed = [1, 3]) {
+  const {data, width, height, channels = 4} = px ?? {};
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new XDeployError(
+    `an image of ${show(width)} x ${show(height)} pixels is not an image: width and height are whole numbers of at least 1.`, 'Pass {data, width, height, channels} with the image\'s size in pixels.');
+  if (!allowed.includes(channels)) throw new XDeployError(`the preprocessing graph takes ${allowed.length === 1 ? `${allowed[0]} channel(s)` : `${allowed.join(', ')} channels`}, not pixels with channels = ${show(channels)}.`,
+    allowed.length === 1 ? `Convert them first: ${allowed[0] === 3 ? 'RGB (alpha dropped)' : 'L (grey)'}, as Pillow's img.convert does, or pass the image file.` : 'Pass 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) channels.');
+  if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) throw new XDeployError(
+    `image pixels are uint8 (0-255), not ${typeName(data)}.`, 'Pass a Uint8Array (or Uint8ClampedArray, Buffer): e.g. Uint8Array.from(x, v => Math.round(v * 255)) for floats in [0, 1]; values outside 0..255 are not pixels.');
+  if (data.length !== width * height * channels) throw new XDeployError(
+    `The pixels are ${data.length} values for ${width} x ${height} x ${channels}.`, 'Pass {data, width, height, channels} with data.length = width*height*channels.');
+  return px;
+}
+
+const tooManyPixels = (px, max) => new XDeployError(`The image has ${px.width} x ${px.height} pixels, more than the ${max} this predictor accepts (a guard against decompression bombs).`,
+  'Pass a smaller image, or a larger maxPixels to load() if you trust where the images come from.');
+const isPixels = x => x && typeof x === 'object' && !ArrayBuffer.isView(x) && !(x instanceof ArrayBuffer) && 'data' in x && !(globalThis.Blob && x instanceof Blob);
+let sharpModule;
+
+// Node: an image file (a path, or its bytes) decoded by sharp (libvips) as Pillow decodes it: the raw pixels, no colour
+// management (an embedded ICC profile is ignored), no EXIF rotation (Pillow's Image.open does not apply it), the first
+// frame. What Pillow would decode otherwise (16-bit samples, which it clips where libvips scales; CMYK) is refused.
+async function decodeNode(item, maxPixels) {
+  sharpModule ??= await import('sharp').then(m => m.default, () => null);
+  if (!sharpModule) throw new XDeployError('This Node has no image decoder: the npm package sharp is not installed.', 'npm install sharp (an optional dependency of this module), or decode the image yourself and pass {data, width, height, channels}.');
+  let input = item;
+  if (typeof item === 'string' || item instanceof URL) {
+    const {stat} = await import('node:fs/promises');
+    let st;
+    try { st = await stat(item); } catch (e) { throw new XDeployError(e.code === 'ENOENT' ? 'there is no such file.' : `the image could not be read (${e.code || e.message}).`, 'Check the path.'); }
+    if (!st.isFile()) throw new XDeployError('this is not a regular file (a folder, a device or a pipe).', 'Pass an image file.');
+    input = item instanceof URL ? (await import('node:url')).fileURLToPath(item) : item;
+  } else if (globalThis.Blob && item instanceof Blob) input = new Uint8Array(await item.arrayBuffer());
+  else if (item instanceof ArrayBuffer) input = new Uint8Array(item);
+  const opts = {ignoreIcc: true, autoOrient: false, failOn: 'warning', limitInputPixels: false, pages: 1};
+  try {
+    const meta = await sharpModule(input, opts).metadata();
+    if (meta.width * meta.height > maxPixels) throw tooManyPixels(meta, maxPixels);
+    if (!['uchar', 'char'].includes(meta.depth) || !['srgb', 'b-w', 'rgb'].includes(meta.space ?? 'srgb')) throw new XDeployError(
+      `this ${meta.format} image has ${meta.depth} samples in ${meta.space}, which Pillow and libvips decode differently.`, 'Convert it to an 8-bit RGB or grey PNG or JPEG first.');
+    const {data, info} = await sharpModule(input, opts).raw({depth: 'uchar'}).toBuffer({resolveWithObject: true});
+    return {data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: info.channels, decoded: true};
+  } catch (e) {
+    if (e instanceof XDeployError) throw e;
+    throw new XDeployError(`the image could not be decoded (${String(e.message).split('\n')[0].slice(0, 200)}).`, 'Pass a PNG or JPEG file that is complete and readable, or its bytes.');
+  }
+}
+
+/** Pixels `{data, width, height, channels, decoded}` of an image item. `{data, width, height, channels}` pixel arrays
+ * pass through as they are (decoded: false: like Python's arrays, they must already be in the bundle's mode). In a
+ * browser: a File/Blob (decoded with `colorSpaceConversion: 'none'`, so no colour management changes them), an
+ * ImageBitmap, an ImageData, an <img> or a canvas. In Node: a file path, or a file's bytes (Buffer, Uint8Array, Blob),
+ * PNG or JPEG, decoded by sharp. */
+export async function decodeImage(item, maxPixels = 89478485) {
+  if (globalThis.ImageData && item instanceof ImageData) return {data: item.data, width: item.width, height: item.height, channels: 4, decoded: true};
+  if (isPixels(item)) return {channels: 4, ...item, decoded: false};
+  if (isNode && (typeof item === 'string' || item instanceof URL || ArrayBuffer.isView(item) || item instanceof ArrayBuffer || (globalThis.Blob && item instanceof Blob)))
+    return decodeNode(item, maxPixels);
+  if (!item || typeof item !== 'object') throw new XDeployError('this is not an image.', isNode ? 'Pass a file path, the file\'s bytes, or {data, width, height, channels}.' : 'Pass a File/Blob, an ImageBitmap, an ImageData, an <img>, a canvas, or {data, width, height, channels}.');
   if (typeof createImageBitmap !== 'function') throw new XDeployError('This host cannot decode image files (no createImageBitmap).', 'Decode the image yourself and pass {data, width, height, channels}.');
   let bmp = item, own = false;
   if (!(globalThis.ImageBitmap && item instanceof ImageBitmap)) {
@@ -262,8 +454,12 @@ export async function decodeImage(item) {
   ctx.drawImage(bmp, 0, 0);
   const d = ctx.getImageData(0, 0, bmp.width, bmp.height, {colorSpace: 'srgb'});
   if (own) bmp.close();
-  return {data: d.data, width: d.width, height: d.height, channels: 4};
+  return {data: d.data, width: d.width, height: d.height, channels: 4, decoded: true};
 }
+
+// An item in a message, as Python's `_describe`.
+const describeItem = x => typeof x === 'string' ? (x.length <= 80 ? JSON.stringify(x) : `${JSON.stringify(x.slice(0, 38))}...${JSON.stringify(x.slice(-38))}`)
+  : ArrayBuffer.isView(x) ? `${x.byteLength} bytes` : isPixels(x) ? `${show(x.width)} x ${show(x.height)} x ${show(x.channels ?? 4)} pixels` : `a ${typeName(x)}`;
 
 // ---------------------------------------------------------------- outputs, by task (the Python TASKS' decode)
 function multiCut(output) {
@@ -330,7 +526,7 @@ export async function chooseSession(ort, manifest, artifact, model, read, device
       if (!manifest.sample) throw new XDeployError('the bundle keeps no sample to check WebGPU with');
       const session = await openSession(ort, model, artifact.file, 'webgpu');
       const d = await sampleDiff(ort, session, manifest, await readChecked(read, manifest.sample), artifact);
-      const tol = SAMPLE_TOLERANCE[artifact.variant ?? 'fp32'] ?? 1e-3;
+      const tol = typeof artifact.sample_tolerance === 'number' ? artifact.sample_tolerance : DEFAULT_SAMPLE_TOLERANCE;
       if (d > tol) { await session.release?.(); throw new XDeployError(`its outputs differ from the CPU's by ${d.toPrecision(2)} on the bundle's sample (tolerance ${tol})`); }
       return {session, device: 'webgpu', why: "device='auto': webgpu, as the browser has a WebGPU adapter and the model matched the CPU's outputs on the bundle's sample there"};
     } catch (e) { passed.push(`webgpu (${e.problem ?? e.message})`); }
@@ -360,8 +556,9 @@ export class Predictor {
    * open the preprocessing graph (images) and the model on the chosen device. Options: `ort` (the onnxruntime module;
    * in Node onnxruntime-node by default), `device` ('auto', 'wasm', 'webgpu'; 'cpu' in Node), `variant` ('fp32' or one the
    * bundle has), `threads` (wasm threads; default: one per core where the page is cross-origin isolated, else 1),
-   * `schema` (the bundle schema, or its URL), `maxPixels` (the largest image accepted: Pillow's MAX_IMAGE_PIXELS). */
-  static async load(source, {ort, device = 'auto', variant = 'fp32', threads, schema, maxPixels = 89478485} = {}) {
+   * `schema` (the bundle schema, or its URL), `maxPixels` (the largest image accepted: Pillow's MAX_IMAGE_PIXELS),
+   * `digest` (the bundle's digest, 'sha256:...', as `xdeploy digest` prints it: any other bundle is refused). */
+  static async load(source, {ort, device = 'auto', variant = 'fp32', threads, schema, maxPixels = 89478485, digest} = {}) {
     ort = ort ?? (isNode ? await import('onnxruntime-node') : globalThis.ort);
     if (!ort?.InferenceSession) throw new XDeployError('No onnxruntime module was given.', "Pass {ort}: import * as ort from 'onnxruntime-web' (browsers) or 'onnxruntime-node' (Node).");
     if (!isNode && ort.env?.wasm) {
@@ -369,7 +566,9 @@ export class Predictor {
       ort.env.wasm.numThreads = threads ?? (iso ? Math.max(1, navigator.hardwareConcurrency || 1) : 1);
     }
     const read = bundleReader(source), p = new Predictor();
-    const manifest = JSON.parse(new TextDecoder().decode(await read('manifest.json')));
+    const bytes = await read('manifest.json', MANIFEST_MAX_BYTES);
+    if (digest !== undefined && digest !== null) await checkDigest(bytes, digest);
+    const manifest = parseManifest(bytes);
     validateManifest(manifest, await loadSchema(schema));
     const arts = manifest.artifacts.filter(a => a.format === 'onnx');
     const artifact = arts.find(a => (a.variant ?? 'fp32') === variant);
@@ -378,11 +577,18 @@ export class Predictor {
     Object.assign(p, {ort, manifest, artifact, maxPixels, source: String(source), kind: pre.kind, spec: pre.spec, graph: null, preSession: null});
     if (pre.kind === 'image') {
       p.graph = pre.graph ?? null;
-      if (p.graph) p.preSession = await openSession(ort, await readChecked(read, p.graph), p.graph.file, isNode ? 'cpu' : 'wasm');
+      if (p.graph) {
+        p.preSession = await openSession(ort, await readChecked(read, p.graph), p.graph.file, isNode ? 'cpu' : 'wasm');
+        const {inputNames: i, outputNames: o} = p.preSession, g = p.graph;
+        if (!i.includes(g.input?.name) || !o.includes(g.output?.name)) throw new XDeployError(`${g.file} takes ${i.join(', ')} and gives ${o.join(', ')}, but manifest.json says ${show(g.input?.name)} and ${show(g.output?.name)}.`,
+          'Re-export the bundle: its preprocessing graph and manifest.json do not belong together.');
+      }
       else p.graphUnavailable = pre.graph_unavailable ?? 'the bundle has no preprocessing graph (it was exported before xdeploy_nb wrote one)';
     }
     const model = await readChecked(read, artifact);
     Object.assign(p, await chooseSession(ort, manifest, artifact, model, read, device));
+    checkSession(p.session, manifest, artifact.file);
+    p.digest = await bundleDigest(bytes);
     p.threads = isNode ? null : ort.env?.wasm?.numThreads ?? 1;
     p.crossOriginIsolated = !!globalThis.crossOriginIsolated;
     return p;
@@ -396,14 +602,20 @@ export class Predictor {
       return {x_cat: new ort.Tensor('int64', x_cat, [n, this.spec.x_cat.length]), x_cont: new ort.Tensor('float32', x_cont, [n, this.spec.x_cont.length])};
     }
     if (!this.preSession) throw new XDeployError(`This image bundle cannot be run outside Python: ${this.graphUnavailable}.`, 'Re-export it with a version of xdeploy_nb that writes preprocess.onnx (the preprocessing graph), or use the Python Predictor.');
-    const g = this.graph, mode = g.input.mode, C = mode === 'L' ? 1 : 3, parts = [];
-    for (const item of Array.isArray(items) ? items : [items]) {
-      const px = await decodeImage(item);
-      if (px.width * px.height > this.maxPixels) throw new XDeployError(`The image has ${px.width} x ${px.height} pixels, more than the ${this.maxPixels} this predictor accepts.`,
-        'Pass a smaller image, or a larger maxPixels to load() if you trust where the images come from.');
-      const hwc = toMode(px, mode);
-      const out = await this.preSession.run({[g.input.name]: new ort.Tensor('uint8', hwc, [px.height, px.width, C])});
-      parts.push(out[g.output.name]);
+    const g = this.graph, mode = g.input.mode, C = g.input.shape?.[2], parts = [];
+    for (const [i, item] of (Array.isArray(items) ? items : [items]).entries()) {
+      try {
+        const px = await decodeImage(item, this.maxPixels);
+        if (!px.decoded) checkPixels(px, [C]);  // pixel arrays are taken as they are, in the bundle's mode, as Python takes arrays
+        else if (C !== (mode === 'L' ? 1 : 3)) throw new XDeployError(`the preprocessing graph takes ${show(C)} channel(s), not the ${mode === 'L' ? 1 : 3} of mode ${mode}.`, 'Re-export the bundle: its manifest.json was changed.');
+        if (px.width * px.height > this.maxPixels) throw tooManyPixels(px, this.maxPixels);
+        const hwc = px.decoded ? toMode(px, mode) : px.data;
+        const out = await this.preSession.run({[g.input.name]: new ort.Tensor('uint8', new Uint8Array(hwc.buffer, hwc.byteOffset, hwc.length), [px.height, px.width, C])});
+        parts.push(out[g.output.name]);
+      } catch (e) {
+        if (e instanceof XDeployError) throw new XDeployError(`Item ${i} (${describeItem(item)}): ${e.problem}`, e.fix);
+        throw new XDeployError(`Item ${i} (${describeItem(item)}): the image could not be prepared (${e.message}).`, 'Pass an image as this module takes them (see decodeImage).');
+      }
     }
     const [, c, h, w] = parts[0].dims, batch = new Uint8Array(parts.length * c * h * w);
     parts.forEach((t, i) => batch.set(t.data, i * c * h * w));
@@ -429,6 +641,7 @@ export class Predictor {
       outs.reduce((at, o) => (data.set(o, at), at + o.length), 0);
       return {data, n};
     }
+    checkFeeds(feeds, this.manifest.inputs);
     let out;
     try { out = await this.session.run(feeds); }
     catch (e) { throw new XDeployError(`${this.artifact.file} could not be run on ${this.device}: ${e.message}`, "Check the inputs against the manifest's inputs."); }
@@ -453,10 +666,63 @@ export class Predictor {
   /** Where this predictor runs and why, and what it runs, as plain data. */
   describe() {
     const a = this.artifact;
-    return {device: this.device, why: this.why, threads: this.threads, crossOriginIsolated: this.crossOriginIsolated,
+    return {device: this.device, why: this.why, threads: this.threads, crossOriginIsolated: this.crossOriginIsolated, digest: this.digest,
             artifact: {file: a.file, format: a.format, precision: a.precision, size: a.size, sha256: a.sha256, variant: a.variant ?? 'fp32'},
             preprocessing: this.kind === 'image' ? (this.graph ? {graph: this.graph.file, mode: this.graph.input.mode} : {graph: null, why: this.graphUnavailable}) : {kind: 'tabular'},
             onnxruntime: this.ort.env?.versions?.web ?? this.ort.env?.versions?.node ?? this.ort.env?.versions?.common ?? null, module: VERSION};
+  }
+}
+
+/** The digest of a bundle, from its manifest.json's bytes exactly as stored: 'sha256:' + their hex sha256. The manifest
+ * names every file's sha256, so this one value pins the whole bundle (Python's `xdeploy_nb.core.bundle_digest`). */
+export async function bundleDigest(manifestBytes) { return `sha256:${await sha256Hex(manifestBytes)}`; }
+
+async function checkDigest(bytes, digest) {
+  if (typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest)) throw new XDeployError(`digest=${show(digest)} is not a bundle digest.`,
+    "Pass the digest as `xdeploy digest BUNDLE` prints it: 'sha256:' and 64 lowercase hex digits.");
+  const found = await bundleDigest(bytes);
+  if (found !== digest) throw new XDeployError(`The bundle's digest is ${found}, not the ${digest} expected: its manifest.json (and so what it names) is not the bundle that was pinned.`,
+    'Load the bundle you pinned (copy it again from its source), or, if this one is a re-export you trust, pin its new digest.');
+}
+
+/** Refuse `feeds` (input name -> ort.Tensor) that do not fit the manifest's `inputs`: names, types, ranks, fixed sizes,
+ * and a size named twice (e.g. 'batch') the same everywhere; float values finite. Python's `_check_feeds`. */
+export function checkFeeds(feeds, specs) {
+  const fix = "Make the inputs with predictor.prepare(items), or as manifest.inputs describes them.";
+  const names = specs.map(s => s.name);
+  if (Object.keys(feeds).sort().join() !== names.slice().sort().join()) throw new XDeployError(`The model takes the inputs ${names.join(', ')}, not ${Object.keys(feeds).join(', ')}.`, fix);
+  const seen = {};
+  for (const s of specs) {
+    const t = feeds[s.name], shape = s.shape;
+    if (t.type !== s.dtype) throw new XDeployError(`Input ${JSON.stringify(s.name)} is ${t.type}; the model takes ${s.dtype}.`, fix);
+    if (t.dims.length !== shape.length || shape.some((d, k) => typeof d === 'number' && d !== t.dims[k]))
+      throw new XDeployError(`Input ${JSON.stringify(s.name)} has shape [${t.dims.join(', ')}]; the model takes [${shape.join(', ')}].`, fix);
+    shape.forEach((d, k) => {
+      if (typeof d !== 'string') return;
+      seen[d] ??= [t.dims[k], s.name];
+      if (seen[d][0] !== t.dims[k]) throw new XDeployError(`Input ${JSON.stringify(s.name)} has ${d} ${t.dims[k]} but input ${JSON.stringify(seen[d][1])} has ${d} ${seen[d][0]}: they must be the same.`, fix);
+    });
+    if (t.type.startsWith('float') && !t.data.every(Number.isFinite)) throw new XDeployError(`Input ${JSON.stringify(s.name)} holds NaN or infinite values, from which no prediction is made.`, `${fix} Missing values go in as null.`);
+  }
+}
+
+// A model whose inputs or output are not the ones the manifest describes (names, types, and fixed sizes: a manifest that
+// says batch 100000 for a model that takes any batch would pad every run to 100000 items) is refused, as Python's.
+const ORT_TYPES = {uint8: 'uint8', int64: 'int64', float32: 'float32', float16: 'float16'};
+export function checkSession(session, manifest, file) {
+  const fix = 'Re-export the bundle: its model file and manifest.json do not belong together.';
+  const have = session.inputNames.slice().sort().join(', '), want = manifest.inputs.map(i => i.name).sort().join(', ');
+  if (have !== want) throw new XDeployError(`${file} takes the inputs ${have}, but manifest.json says ${want}.`, fix);
+  const out = manifest.outputs[0];
+  if (!session.outputNames.includes(out.name)) throw new XDeployError(`${file} has the outputs ${session.outputNames.join(', ')}, but manifest.json says ${JSON.stringify(out.name)}.`, fix);
+  const meta = [...(session.inputMetadata ?? []), ...(session.outputMetadata ?? [])];
+  for (const spec of [...manifest.inputs, out]) {
+    const m = meta.find(x => x.name === spec.name);
+    if (!m?.isTensor || !m.shape) continue;
+    const dims = m.shape.map(d => typeof d === 'number' && d >= 0 ? d : 'any');
+    if (ORT_TYPES[spec.dtype] && m.type !== ORT_TYPES[spec.dtype]) throw new XDeployError(`${file}: ${spec.name} is ${m.type}, but manifest.json says ${spec.dtype}.`, fix);
+    if (dims.length !== spec.shape.length || spec.shape.some((d, k) => typeof d === 'number' && d !== dims[k]))
+      throw new XDeployError(`${file}: ${spec.name} has the shape [${dims.join(', ')}], but manifest.json says [${spec.shape.join(', ')}].`, fix);
   }
 }
 

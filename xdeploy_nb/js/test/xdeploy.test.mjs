@@ -3,7 +3,7 @@
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {readFile} from 'node:fs/promises';
-import {load, prepareRows, schemaErrors, validateManifest, toMode, readNpz, decodeOutputs, sha256Hex, XDeployError, SCHEMA_URL} from '../xdeploy.mjs';
+import {load, prepareRows, schemaErrors, validateManifest, toMode, readNpz, decodeOutputs, sha256Hex, XDeployError, SCHEMA_URL, parseManifest, checkPixels, bundleDigest} from '../xdeploy.mjs';
 
 const schema = JSON.parse(await readFile(SCHEMA_URL, 'utf8'));
 const SPEC = {version: 1, kind: 'tabular', columns: ['island', 'flag', 'mass'], x_cat: ['island', 'flag', 'mass_na'], x_cont: ['mass'],
@@ -72,6 +72,24 @@ test('sha256 (Web Crypto) and decodeOutputs', async () => {
   throwsFix(() => decodeOutputs(m, Float32Array.from([NaN, 1]), 1), /not finite/);
 });
 
+test('issue 27: closed objects by own keys, strict manifest.json, checked pixels', async () => {
+  const closed = {type: 'object', additionalProperties: false, properties: {a: {}}};
+  for (const k of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'])
+    assert.match(schemaErrors(closed, parseManifest(new TextEncoder().encode(`{"a": 1, "${k}": 1}`))).join(), /unknown field/);
+  const enc = t => new TextEncoder().encode(t);
+  for (const [t, re] of [['{"a": 1, "a": 2}', /appears twice/], ['[NaN]', /not valid JSON/], ['['.repeat(100000), /nested more than/], ['{"a": ', /unexpected end/]])
+    throwsFix(() => parseManifest(enc(t)), re);
+  throwsFix(() => parseManifest(Uint8Array.from([0x22, 0xff, 0x22])), /not UTF-8/);
+  const px = (data, w = 1, h = 1, channels = 3) => ({data, width: w, height: h, channels});
+  throwsFix(() => checkPixels(px(new Float32Array(3))), /uint8 \(0-255\), not Float32Array/);
+  throwsFix(() => checkPixels(px(new Uint16Array(3))), /not Uint16Array/);
+  throwsFix(() => checkPixels(px([300, 0, 0])), /not an Array/);
+  throwsFix(() => checkPixels(px({length: 3})), /uint8/);
+  throwsFix(() => checkPixels(px(new Uint8Array(3), 1.5)), /whole numbers/);
+  throwsFix(() => checkPixels(px(new Uint8Array(1), 1, 1, 1), [3]), /3 channel/);
+  assert.equal(await bundleDigest(enc('abc')), 'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+});
+
 // ---- with bundles: the answers of Python's Predictor, written by tests/test_web.py
 const fixture = process.env.XDEPLOY_WEB_FIXTURE;
 const needs = {skip: fixture ? false : 'XDEPLOY_WEB_FIXTURE is not set: tests/test_web.py writes it and runs these'};
@@ -128,4 +146,28 @@ test('an image bundle without a preprocessing graph refuses images, saying why',
   assert.deepEqual(p.describe().preprocessing, {graph: null, why: 'the resize method has no ONNX equivalent'});
   await assert.rejects(p.predict({data: Buffer.from(x.data, 'base64'), width: x.width, height: x.height, channels: 3}),
                        /cannot be run outside Python: the resize method has no ONNX equivalent/);
+});
+
+test('image files in Node (sharp): PNG paths and bytes, the Python Predictor\'s answers', needs, async () => {
+  const b = fx.bundles.image, p = await load(b.path);
+  for (const items of [b.files, await Promise.all(b.files.map(f => readFile(f)))]) {
+    const got = await p.predictBatch(items);
+    assert.deepEqual(got.map(r => r.label), b.expected_files.map(r => r.label));
+    assert.ok(Math.max(...got.map((r, i) => close(r.probs, b.expected_files[i].probs))) <= 1e-5);
+  }
+  await assert.rejects(p.predict('/nowhere.png'), /Item 0 \("\/nowhere.png"\): there is no such file/);
+  await assert.rejects(p.predict((await readFile(b.files[0])).subarray(0, 60)), /Item 0 \(60 bytes\): the image could not be decoded/);
+});
+
+test('a pinned digest refuses a bundle whose labels were permuted (its hashes still pass)', needs, async () => {
+  const {mkdtemp, cp, writeFile} = await import('node:fs/promises'), {tmpdir} = await import('node:os');
+  const b = fx.bundles.image, dir = await mkdtemp(`${tmpdir()}/xdeploy-`);
+  await cp(b.path, dir, {recursive: true});
+  const m = JSON.parse(await readFile(`${dir}/manifest.json`, 'utf8'));
+  m.labels = [...m.labels.slice(1), m.labels[0]];
+  await writeFile(`${dir}/manifest.json`, JSON.stringify(m));
+  assert.deepEqual((await load(dir)).manifest.labels, m.labels);  // valid, as far as its hashes go
+  await assert.rejects(load(dir, {digest: b.digest}), e => e instanceof XDeployError && e.message.includes(`not the ${b.digest} expected`));
+  assert.equal((await load(b.path, {digest: b.digest})).digest, b.digest);
+  await assert.rejects(load(b.path, {digest: 'md5:x'}), /is not a bundle digest/);
 });
