@@ -1,5 +1,4 @@
 "The `xdeploy` console script, run as a user runs it: a separate process."
-import shutil, sys
 from conftest import run, console_script
 import xdeploy_nb
 

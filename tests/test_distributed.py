@@ -1,5 +1,5 @@
 "Data-parallel training on 2 CPU processes (torchrun, gloo on 127.0.0.1): identical replicas, a verified bundle from rank 0."
-import json, shutil, sys, time
+import json, time
 import pytest, torch
 from conftest import run, console_script
 from xdeploy_nb.data import make_image_folder
