@@ -71,7 +71,7 @@ def _csv_value(v:str, # A CSV cell, as text
                spec:dict # The tabular spec of the bundle (`preprocessing.spec`)
               ):
     "A CSV cell as the value the Learner's column holds: empty is missing; continuous columns are floats; a category is of its vocabulary's type."
-    if v == '': return None
+    if v is None or v == '': return None  # a row with fewer fields than the header: the rest are missing
     if col in spec['x_cont']:
         try: return float(v)
         except ValueError: return v  # `prepare_rows` names the column that holds no number
