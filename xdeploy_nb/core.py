@@ -563,6 +563,7 @@ def _manifest_bytes(bundle:Path # Bundle directory
                                       "Point to a folder written by `export_bundle`.")
     return _read_capped(f, MANIFEST_MAX_BYTES)
 
+# %% ../nbs/00_core.ipynb #05c02c98-1
 def read_manifest(bundle:Path, # Bundle directory
                   digest:str=None # The bundle's expected digest (`bundle_digest`): any other manifest is refused
                  )->dict:
@@ -575,6 +576,7 @@ def read_manifest(bundle:Path, # Bundle directory
                             "Re-export the bundle; the file is damaged.") from None
     return validate_manifest(m)
 
+# %% ../nbs/00_core.ipynb #05c02c98-2
 def _finite(obj):
     "`obj` with every non-finite float (an `inf` for 'not measured') as None, so that it is valid JSON for every parser."
     if isinstance(obj, float) and not math.isfinite(obj): return None
@@ -582,6 +584,7 @@ def _finite(obj):
     if isinstance(obj, list): return [_finite(v) for v in obj]
     return obj
 
+# %% ../nbs/00_core.ipynb #05c02c98-3
 def write_manifest(bundle:Path, # Bundle directory (usually the temporary one `atomic_directory` yields)
                    m:dict # The manifest
                   )->Path:

@@ -232,10 +232,13 @@ def _unet_block_forward(self, up_in):
     up_out = F.interpolate(self.shuf(up_in), s.shape[-2:], mode='nearest')
     return self.conv2(self.conv1(self.relu(torch.cat([up_out, self.bn(s)], dim=1))))
 
+# %% ../nbs/42_export.ipynb #sg000e02-1
 def _resize_to_orig_forward(self, x): return F.interpolate(x, x.orig.shape[-2:], mode=self.mode)
 
+# %% ../nbs/42_export.ipynb #sg000e02-2
 def _same_forward(self, x): return x  # `ToTensorBase` only casts to fastai's TensorBase (same values), which torch.export cannot trace
 
+# %% ../nbs/42_export.ipynb #sg000e02-3
 def _size_free(model:nn.Module)->nn.Module:
     "`model`, or a copy of it whose U-Net blocks resize without testing sizes and skip the TensorBase cast (traceable), if it has any."
     from fastai.layers import ToTensorBase
