@@ -1,4 +1,4 @@
-import os, shutil, subprocess, sys
+import importlib.util, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -19,6 +19,23 @@ def console_script(name:str)->str:
     f = Path(sys.executable).parent/name  # not resolved: a venv's python is a link to the base interpreter
     if f.is_file(): return str(f)
     return shutil.which(name) or pytest.fail(f"{name} is neither beside {sys.executable} nor on PATH: install the package (`pip install -e .`).")
+
+def load_script(name:str):
+    "benchmarks/NAME.py as a module (the benchmark scripts the tests drive)."
+    spec = importlib.util.spec_from_file_location(name, ROOT/'benchmarks'/f'{name}.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+def shapes_frame(path:Path):
+    "A DataFrame naming the files of the image folder `path`: `fname`, `label`, `tags` (multi-label), two targets `x`, `y`, `is_valid`."
+    import numpy as np, pandas as pd
+    files = sorted(path.rglob('*.png'))
+    df = pd.DataFrame(dict(fname=[f.relative_to(path).as_posix() for f in files], label=[f.parent.name for f in files],
+                           is_valid=[f.parts[-3] == 'valid' for f in files]))
+    df['tags'] = [l + (' big' if i % 2 else '') for i,l in enumerate(df.label)]
+    df['x'],df['y'] = np.linspace(0, 1, len(df)),np.linspace(1, -1, len(df))
+    return df
 
 def tiny_image_learner(root:Path):
     "A 3-class shapes classifier at 16 px, trained for 2 epochs under `root`: small and quick, for the format tests."

@@ -6,7 +6,7 @@ import json, math, os, shutil, subprocess, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
-from conftest import run
+from conftest import run, shapes_frame
 from fastai.vision.all import (BCEWithLogitsLossFlat, ColReader, ColSplitter, DataBlock, ImageBlock, ImageDataLoaders, Learner, MSELossFlat,
                                MultiCategoryBlock, PILImageBW, CategoryBlock, RegressionBlock, Resize, ResizeMethod, SegmentationDataLoaders,
                                get_image_files, unet_learner)
@@ -26,11 +26,7 @@ def dist(): return host_build()
 @pytest.fixture(scope='module')
 def shapes(tmp_path_factory):
     path = make_image_folder(tmp_path_factory.mktemp('cppshapes')/'shapes', n_train=4, n_valid=2, size=28)
-    files = sorted(path.rglob('*.png'))
-    df = pd.DataFrame(dict(fname=[f.relative_to(path).as_posix() for f in files], label=[f.parent.name for f in files],
-                           is_valid=[f.parts[-3] == 'valid' for f in files]))
-    df['tags'] = [l + (' big' if i % 2 else '') for i,l in enumerate(df.label)]
-    df['x'],df['y'] = np.linspace(0, 1, len(df)),np.linspace(1, -1, len(df))
+    df = shapes_frame(path)
     return path,df
 
 def _export(learn, d:Path)->Path:

@@ -2,21 +2,14 @@
 small bundle, runs every cell, and must report the CPU rows as passing and every accelerator row as 'not present' with
 its reason (not a crash), in one printed table and a JSON file that hold the same rows. Its row, speed-up and install
 logic is tested directly too."""
-import importlib.util, json, re, sys
+import json, re, sys
 import pytest
-from conftest import run, ROOT
+from conftest import run, ROOT, load_script
 
 SCRIPT = ROOT/'benchmarks'/'device_check.py'
 ACCELERATORS = ('cuda', 'tensorrt', 'torch:cuda:0')
 
-def load_script():
-    "benchmarks/device_check.py as a module."
-    spec = importlib.util.spec_from_file_location('device_check', SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-dc = load_script()
+dc = load_script('device_check')
 
 @pytest.fixture(scope='module')
 def checked(tmp_path_factory):

@@ -5,25 +5,17 @@ fit once for the module (32 px images) and exported once. Each artifact is check
 and verified against the Learner; the `.pte` of the resnet is within 1e-4 of the Learner, and ExecuTorch's own runtime
 (fed `prepare_inputs` as an app would) agrees with `model.onnx`. A format a model cannot be held in is refused naming
 the format, and nothing is written. `pytest -s` prints the matrix; resnet34 is in the benchmark script only."""
-import importlib.util
 import numpy as np, pytest, torch
 import xdeploy_nb.train  # fastai, quietly
 from xdeploy_nb.core import XDeployError
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor, prepare_inputs
 from xdeploy_nb.verify import reference_items
-from conftest import ROOT
+from conftest import load_script
 
 pytestmark = pytest.mark.slow(seconds=110)  # about how long this module takes on an idle 2-core machine
 
-def load_script():
-    "benchmarks/format_matrix.py as a module."
-    spec = importlib.util.spec_from_file_location('format_matrix', ROOT/'benchmarks'/'format_matrix.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-fm = load_script()
+fm = load_script('format_matrix')
 CASES = [c for c in fm.CASES if 'resnet34' not in c]  # resnet34: `python benchmarks/format_matrix.py`
 ROWS = []  # a row per artifact, printed at the end
 

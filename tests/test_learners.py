@@ -4,7 +4,7 @@ import json, shutil, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from torch import nn
-from conftest import run, console_script, one_sided_tabular
+from conftest import run, console_script, one_sided_tabular, shapes_frame
 from fastai.vision.all import (BCEWithLogitsLossFlat, CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock, ImageDataLoaders, Learner,
                                MSELossFlat, MultiCategoryBlock, RegressionBlock, Resize, SegmentationDataLoaders,
                                get_image_files, resnet18, unet_learner)
@@ -20,11 +20,7 @@ from xdeploy_nb.train import tiny_cnn
 def shapes(tmp_path_factory):
     "A small image folder and a DataFrame (and CSV file) that names its files: `fname`, `label`, `tags`, two targets, `is_valid`."
     path = make_image_folder(tmp_path_factory.mktemp('learners')/'shapes', n_train=6, n_valid=3, size=28)
-    files = sorted(path.rglob('*.png'))
-    df = pd.DataFrame(dict(fname=[f.relative_to(path).as_posix() for f in files], label=[f.parent.name for f in files],
-                           is_valid=[f.parts[-3] == 'valid' for f in files]))
-    df['tags'] = [l + (' big' if i % 2 else '') for i,l in enumerate(df.label)]
-    df['x'],df['y'] = np.linspace(0, 1, len(df)),np.linspace(1, -1, len(df))
+    df = shapes_frame(path)
     df.to_csv(path/'labels.csv', index=False)
     return path,df
 

@@ -4,10 +4,10 @@ which tools/test.sh makes: `onnxruntime-openvino` cannot share a venv with `onnx
 int8-static; tabular: the same), then `benchmarks/openvino_check.py` loads them under .venv-openvino's Python with
 `Predictor(device='openvino')`, every node on OpenVINO (CPU fallback disabled), and compares with the CPU provider on
 the validation items. A request that would land on the CPU is refused with what happened."""
-import importlib.util, json, platform, sys
-import numpy as np, onnx, pytest
+import json, platform
+import onnx, pytest
 from onnx import helper, TensorProto
-from conftest import run, ROOT
+from conftest import run, ROOT, load_script
 from xdeploy_nb.core import XDeployError
 from xdeploy_nb.accel import list_devices, plugin_packages, providers_for, register_plugin_eps
 from xdeploy_nb.runtime import Predictor
@@ -15,13 +15,6 @@ from xdeploy_nb.runtime import Predictor
 pytestmark = pytest.mark.slow(40)
 SCRIPT = ROOT/'benchmarks'/'openvino_check.py'
 OV_PY = ROOT/'.venv-openvino'/'bin'/'python'
-
-def load_script():
-    "benchmarks/openvino_check.py as a module."
-    spec = importlib.util.spec_from_file_location('openvino_check', SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 @pytest.fixture(scope='module')
 def ov_python():
@@ -34,7 +27,7 @@ def ov_python():
 def bundles(tmp_path_factory):
     "`(folder, items)`: the image and tabular bundles with their fp16 and int8-static variants, and their validation items."
     out = tmp_path_factory.mktemp('openvino')
-    return out,load_script().make(out)
+    return out,load_script('openvino_check').make(out)
 
 def output_step(path)->float:
     "The quantization step of a QDQ model's output: the scale of the DequantizeLinear that makes it."
