@@ -154,21 +154,26 @@ def test_plain_pytorch_bce_is_multi_label_on_raw_scores(shapes, tmp_path):
 
 # --- 8. `xdeploy export learner.pkl out --items rows.csv`: CSV cells typed as the Learner's columns
 
+def cli_round_trip(learn, rows, d:Path, target:str=None)->tuple:
+    """`learn` saved, exported by `xdeploy export learner.pkl --items rows.csv` and `rows` predicted by `xdeploy predict
+    --json` (missing values written as empty fields): (the CLI's predictions, `learn.predict`'s probabilities per row)."""
+    learn.export(d/'learner.pkl')
+    rows.to_csv(d/'rows.csv', index=False)
+    xdeploy = console_script('xdeploy')
+    out = run(xdeploy, 'export', d/'learner.pkl', d/'cli', '--items', d/'rows.csv', '--formats', 'onnx').stdout
+    assert 'faithful' in out and 'NOT' not in out, out
+    preds = json.loads(run(xdeploy, 'predict', d/'cli', d/'rows.csv', '--json').stdout)
+    with learn.no_bar(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        want = [learn.predict(r.drop(target) if target else r)[-1].numpy() for _,r in pd.read_csv(d/'rows.csv').iterrows()]
+    return preds,want
+
 def test_cli_exports_a_saved_tabular_learner_from_csv_rows(penguins, tmp_path):
     dls = TabularDataLoaders.from_df(penguins, y_names='species', cat_names=['island', 'sex'], procs=[Categorify, FillMissing, Normalize],
                                      cont_names=['bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g', 'year'],
                                      valid_idx=list(range(0, len(penguins), 5)), bs=64)
     learn = tabular_learner(dls, layers=[16])
-    learn.export(tmp_path/'learner.pkl')
-    rows = penguins.iloc[::7].head(24)
-    rows.to_csv(tmp_path/'rows.csv', index=False)  # with missing values, written as empty fields
-    xdeploy = console_script('xdeploy')
-    out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'b', '--items', tmp_path/'rows.csv', '--formats', 'onnx').stdout
-    assert 'faithful' in out and 'NOT' not in out, out
-    preds = json.loads(run(xdeploy, 'predict', tmp_path/'b', tmp_path/'rows.csv', '--json').stdout)
-    with learn.no_bar(), warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        want = [learn.predict(r.drop('species'))[-1].numpy() for _,r in pd.read_csv(tmp_path/'rows.csv').iterrows()]
+    preds,want = cli_round_trip(learn, penguins.iloc[::7].head(24), tmp_path, target='species')  # with missing values
     assert len(preds) == len(want) == 24
     d = max(float(np.abs(np.array(p['probs']) - w).max()) for p,w in zip(preds, want))
     print(f"xdeploy predict vs learn.predict on {len(want)} CSV rows: max abs diff {d:.2g}")
@@ -185,15 +190,7 @@ def test_tabular_with_one_side_only(tmp_path, which):
     empty = 'x_cat' if which == 'cont' else 'x_cont'
     assert b.report.passed and {i['name']: i['shape'] for i in b.manifest['inputs']}[empty] == ['batch', 0], b.manifest['inputs']
     d = check_agrees(learn, tmp_path/'b', [r for _,r in rows.iterrows()], atol=1e-5)
-    learn.export(tmp_path/'learner.pkl')
-    rows.to_csv(tmp_path/'rows.csv', index=False)
-    xdeploy = console_script('xdeploy')
-    out = run(xdeploy, 'export', tmp_path/'learner.pkl', tmp_path/'c', '--items', tmp_path/'rows.csv', '--formats', 'onnx').stdout
-    assert 'faithful' in out and 'NOT' not in out, out
-    preds = json.loads(run(xdeploy, 'predict', tmp_path/'c', tmp_path/'rows.csv', '--json').stdout)
-    with learn.no_bar(), warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        want = [learn.predict(r)[-1].numpy() for _,r in pd.read_csv(tmp_path/'rows.csv').iterrows()]
+    preds,want = cli_round_trip(learn, rows, tmp_path)
     dc = max(float(np.abs(np.array(p['probs']) - w).max()) for p,w in zip(preds, want))
     print(f"{which} only: Predictor max diff {d:.2g}; xdeploy predict vs learn.predict on {len(want)} CSV rows: max diff {dc:.2g}")
     assert len(preds) == len(want) and dc <= 1e-5 and [p['index'] for p in preds] == [int(w.argmax()) for w in want]
