@@ -37,6 +37,20 @@ def shapes_frame(path:Path):
     df['x'],df['y'] = np.linspace(0, 1, len(df)),np.linspace(1, -1, len(df))
     return df
 
+def tiny_unet(n:int, size:int, bs:int):
+    "An untrained tiny U-Net (`unet_learner` over a small body) on `SegmentationDataLoaders` of `n` generated shapes and masks."
+    import warnings
+    from fastai.vision.all import Resize, SegmentationDataLoaders, get_image_files, unet_learner
+    from xdeploy_nb.data import make_segmentation_folder
+    from xdeploy_nb.train import tiny_cnn
+    path = make_segmentation_folder(n=n)
+    codes = (path/'codes.txt').read_text().split()
+    dls = SegmentationDataLoaders.from_label_func(path, get_image_files(path/'images'), lambda o: path/'labels'/o.name, codes=codes,
+                                                  item_tfms=Resize(size), bs=bs, valid_pct=0.25, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return unet_learner(dls, lambda pretrained=False: tiny_cnn(10), pretrained=False, n_out=len(codes))
+
 def tiny_image_learner(root:Path):
     "A 3-class shapes classifier at 16 px, trained for 2 epochs under `root`: small and quick, for the format tests."
     from xdeploy_nb.data import make_image_folder

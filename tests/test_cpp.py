@@ -6,12 +6,12 @@ import json, math, os, shutil, subprocess, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
-from conftest import run, shapes_frame
-from fastai.vision.all import (BCEWithLogitsLossFlat, ColReader, ColSplitter, DataBlock, ImageBlock, ImageDataLoaders, Learner, MSELossFlat,
-                               MultiCategoryBlock, PILImageBW, CategoryBlock, RegressionBlock, Resize, ResizeMethod, SegmentationDataLoaders,
-                               get_image_files, unet_learner)
+from conftest import run, shapes_frame, tiny_unet
+from fastai.vision.all import (BCEWithLogitsLossFlat, ColReader, ColSplitter, DataBlock, ImageBlock,
+                             ImageDataLoaders, Learner, MSELossFlat, MultiCategoryBlock, PILImageBW, CategoryBlock,
+                             RegressionBlock, Resize, ResizeMethod)
 from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
-from xdeploy_nb.data import load_penguins, make_image_folder, make_segmentation_folder
+from xdeploy_nb.data import load_penguins, make_image_folder
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.hosts.cpp import host_build
 from xdeploy_nb.pregraph import photo_like
@@ -53,13 +53,7 @@ def bundles(shapes, tmp_path_factory):
                                         loss_func=BCEWithLogitsLossFlat(thresh=0.45)), d/'multi')
     b['regression'] = _export(_image_learner(path, df, blocks=(ImageBlock, RegressionBlock(n_out=2)), get_y=ColReader(['x', 'y']),
                                              loss_func=MSELossFlat()), d/'regression')
-    seg = make_segmentation_folder(n=8)
-    codes = (seg/'codes.txt').read_text().split()
-    dls = SegmentationDataLoaders.from_label_func(seg, get_image_files(seg/'images'), lambda o: seg/'labels'/o.name, codes=codes,
-                                                  item_tfms=Resize(24), bs=4, valid_pct=0.25, seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        b['segmentation'] = _export(unet_learner(dls, lambda pretrained=False: tiny_cnn(10), pretrained=False, n_out=len(codes)), d/'segmentation')
+    b['segmentation'] = _export(tiny_unet(n=8, size=24, bs=4), d/'segmentation')
     pen = load_penguins()
     tdls = TabularDataLoaders.from_df(pen, y_names='species', cat_names=['island', 'sex'], cont_names=['bill_length_mm', 'bill_depth_mm', 'body_mass_g'],
                                       procs=[Categorify, FillMissing, Normalize], valid_idx=list(range(0, len(pen), 5)), bs=64)

@@ -4,13 +4,13 @@ import json, shutil, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from torch import nn
-from conftest import run, console_script, one_sided_tabular, shapes_frame
-from fastai.vision.all import (BCEWithLogitsLossFlat, CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock, ImageDataLoaders, Learner,
-                               MSELossFlat, MultiCategoryBlock, RegressionBlock, Resize, SegmentationDataLoaders,
-                               get_image_files, resnet18, unet_learner)
+from conftest import run, console_script, one_sided_tabular, shapes_frame, tiny_unet
+from fastai.vision.all import (BCEWithLogitsLossFlat, CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock,
+                             ImageDataLoaders, Learner, MSELossFlat, MultiCategoryBlock, RegressionBlock, Resize,
+                             resnet18)
 from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
 from xdeploy_nb.core import FORMATS, XDeployError
-from xdeploy_nb.data import load_penguins, make_image_folder, make_segmentation_folder
+from xdeploy_nb.data import load_penguins, make_image_folder
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
 from xdeploy_nb.tasks.segmentation import mask_to_original, segment
@@ -200,15 +200,9 @@ def test_tabular_with_one_side_only(tmp_path, which):
 @pytest.fixture(scope='module')
 def seg_learner():
     "A tiny U-Net (`unet_learner` with a small body) on `SegmentationDataLoaders` of generated shapes and masks (codes from the mask block)."
-    path = make_segmentation_folder(n=16)
-    codes = (path/'codes.txt').read_text().split()
-    dls = SegmentationDataLoaders.from_label_func(path, get_image_files(path/'images'), lambda o: path/'labels'/o.name, codes=codes,
-                                                  item_tfms=Resize(32), bs=8, valid_pct=0.25, seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        learn = unet_learner(dls, lambda pretrained=False: tiny_cnn(10), pretrained=False, n_out=len(codes))
+    learn = tiny_unet(n=16, size=32, bs=8)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
-    return learn,[Path(f) for f in dls.valid_ds.items]
+    return learn,[Path(f) for f in learn.dls.valid_ds.items]
 
 def check_masks(learn, bundle, files, **kw)->tuple:
     "`(pixel agreement, max prob diff)` of the bundle's masks and probabilities against `learn.predict`'s, on raw files."
