@@ -1,16 +1,28 @@
 #!/usr/bin/env python
-"""The runtime against its baselines, measured side by side in one run, on a resnet18 bundle at 64 px.
+"""The runtime against its baselines and its ceilings, measured side by side in one run, on a resnet18 bundle at 64 px.
 
-1. one image file -> label: fastai `learn.predict`, `Predictor.predict`, and a hand-written onnxruntime loop
-   doing the same decode and resize;
-2. a new process -> first prediction: `load_learner` + `predict`, `Predictor`, bare onnxruntime;
-3. a batch of 64: the ONNX session against torch eager on the same graph and threads;
-4. resident memory after loading: `load_learner` and `Predictor`.
-1 and 3 also for the bundle's int8-static variant (`Predictor(variant='int8-static')`), where the export kept it.
-Usage: python benchmarks/runtime_bench.py [--files 40] [--runs 3]"""
-import argparse, statistics, subprocess, sys, tempfile, textwrap, time, warnings
+Parts (`--part`, one or more; default all of them):
+- `start`: a new process -> its first prediction: `Predictor(bundle).predict(file)` against a bare onnxruntime script
+  (same file, same decode and resize), the two run alternately, `--starts` times each; prints the best and the median
+  of each and their ratio (target: best <= 1.15x). The child processes may write bytecode, as an installed package has.
+- `call`: one image file -> label, `Predictor.predict` against a hand-written onnxruntime loop doing the same decode and
+  resize, alternated over `--rounds` short rounds; prints the median and quartiles of the per-round ratio (target <= 1.05x).
+- `file`: file -> answer for PNG files of 64x64 and of twice the model's size, at batch 1 and 64: `t_model` (the model
+  alone on the prepared batch, a bare session with the Predictor's threads), `t_decode` (bare Pillow decode of the same
+  files), end-to-end by the Pillow path and by the graph path (`preprocess='graph'`), all per item, alternated over
+  `--file-rounds` rounds. ceiling = t_model / (t_model + t_decode), the share of model-only throughput left once decoding
+  competes with the model for the cores; prints end-to-end / model-only and its share of the ceiling (target >= 0.95).
+- `fastai`: fastai's `learn.predict` and `load_learner` beside the Predictor (one file -> label; new process -> first
+  prediction), a batch of 64 against torch eager on the same graph and threads, resident memory after loading; also for
+  the bundle's int8-static variant where the export kept it. Trains the resnet18 5 epochs (the other parts use random
+  weights: speed does not depend on them).
+Usage: python benchmarks/runtime_bench.py [--part start call file fastai] [--starts 9] [--rounds 60] [--files 40] [--runs 3]
+The three parts of issue 25 alone, about 1.5 minutes on 2 idle cores: python benchmarks/runtime_bench.py --part start call file"""
+import argparse, os, statistics, subprocess, sys, tempfile, textwrap, time, warnings
 from pathlib import Path
 import numpy as np
+
+PARTS = ('start', 'call', 'file', 'fastai')
 
 def per_item(f, items, runs:int)->float:
     "Median over `runs` of the mean seconds per item of `f(item)`."
@@ -32,39 +44,128 @@ def in_new_process(code:str, runs:int)->tuple:
 
 RSS = "print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])/1024)"
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--files', type=int, default=40); ap.add_argument('--runs', type=int, default=3)
-    args = ap.parse_args()
-    import torch, onnxruntime as ort
+def bare_code(model:Path, f:str, size:int, rss:bool=False)->str:
+    "A bare onnxruntime script: open `model`, decode and resize `f` as the Pillow path does, run once."
+    return textwrap.dedent(f"""
+        import numpy as np, onnxruntime as ort
+        from PIL import Image
+        s = ort.InferenceSession({str(model)!r}, providers=['CPUExecutionProvider'])
+        x = np.asarray(Image.open({f!r}).convert('RGB').resize(({size}, {size}), Image.BILINEAR)).transpose(2, 0, 1)[None]
+        s.run(None, {{'image': np.ascontiguousarray(x)}})
+        """) + (RSS if rss else '')
+
+def by_hand_loop(model:Path, labels:list, threads:int, size:int):
+    "`f(file) -> label`: the hand-written onnxruntime loop, with the same decode and resize as the Pillow path."
+    import onnxruntime as ort
     from PIL import Image
-    from xdeploy_nb.data import make_image_folder
-    from xdeploy_nb.train import image_dls, image_learner
-    from xdeploy_nb.export import export_bundle, deploy_graph, spec_from_learner
+    opts = ort.SessionOptions(); opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(model), opts, providers=['CPUExecutionProvider'])
+    def by_hand(f):
+        img = Image.open(f); img.load()
+        x = np.asarray(img.convert('RGB').resize((size, size), Image.BILINEAR)).transpose(2, 0, 1)[None]
+        return labels[int(sess.run(None, {'image': np.ascontiguousarray(x)})[0].argmax())]
+    return by_hand
+
+def start_part(bundle:Path, f:str, size:int, starts:int):
+    "New process -> first prediction: the Predictor against a bare onnxruntime script, alternately."
+    ours = f"from xdeploy_nb.runtime import Predictor\nPredictor({str(bundle)!r}).predict({f!r})"
+    codes = dict(Predictor=ours, bare=bare_code(bundle/'model.onnx', f, size))
+    env = {k: v for k,v in os.environ.items() if k != 'PYTHONDONTWRITEBYTECODE'}  # as installed: bytecode cached
+    def once(code):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, '-c', code], check=True, env=env)
+        return time.perf_counter() - t0
+    for c in codes.values(): once(c)  # warm-up: the file cache, the bytecode
+    times = {k: [] for k in codes}
+    for i in range(starts):
+        for k in (list(codes) if i % 2 == 0 else list(codes)[::-1]): times[k].append(once(codes[k]))
+    best,med = {k: min(v) for k,v in times.items()},{k: statistics.median(v) for k,v in times.items()}
+    print(f"start: new process -> first prediction (s), {starts} runs each, alternated: Predictor best {best['Predictor']:.3f} "
+          f"median {med['Predictor']:.3f}; bare onnxruntime best {best['bare']:.3f} median {med['bare']:.3f}")
+    print(f"   Predictor / bare: best {best['Predictor']/best['bare']:.2f}x (target <= 1.15x), "
+          f"median {med['Predictor']/med['bare']:.2f}x", flush=True)
+
+def call_part(p, files:list, size:int, rounds:int):
+    "Per-call overhead: `Predictor.predict` against the hand-written loop, alternated in short rounds."
+    by_hand = by_hand_loop(p.path/'model.onnx', p.manifest['labels'], p.describe()['threads'], size)
+    fs = dict(Predictor=p.predict, hand=by_hand)
+    for f in fs.values(): f(files[0])
+    ratios,totals = [],{k: 0.0 for k in fs}
+    for r in range(rounds):
+        t = {}
+        for k in (list(fs) if r % 2 == 0 else list(fs)[::-1]):
+            t0 = time.perf_counter()
+            for x in files: fs[k](x)
+            t[k] = time.perf_counter() - t0; totals[k] += t[k]
+        ratios.append(t['Predictor']/t['hand'])
+    q1,q2,q3 = statistics.quantiles(ratios, n=4)
+    n = rounds*len(files)
+    print(f"call: one image file -> label (ms/file), {rounds} alternated rounds of {len(files)} files: Predictor.predict "
+          f"{totals['Predictor']/n*1e3:.2f}, hand-written onnxruntime {totals['hand']/n*1e3:.2f}")
+    print(f"   Predictor / hand-written, per round: median {q2:.3f}x (target <= 1.05x), quartiles {q1:.3f}-{q3:.3f}",
+          flush=True)
+
+def file_part(bundle:Path, tmp:Path, size:int, rounds:int):
+    "File -> answer against its ceiling t_model / (t_model + t_decode), at batch 1 and 64, by both image paths."
+    import onnxruntime as ort
+    from PIL import Image
+    from xdeploy_nb.pregraph import photo_like
     from xdeploy_nb.runtime import Predictor
-    learn = image_learner(image_dls(make_image_folder(size=64), size=64), arch='resnet18')
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 1e-2)
-    tmp = Path(tempfile.mkdtemp())
-    b = export_bundle(learn, tmp/'bundle', formats=('onnx',), variants=('int8-static',))
+    pil,gr = Predictor(bundle, device='cpu'),Predictor(bundle, device='cpu', preprocess='graph')
+    threads = pil.describe()['threads']
+    opts = ort.SessionOptions(); opts.intra_op_num_threads,opts.inter_op_num_threads = threads,1
+    sess = ort.InferenceSession(str(bundle/'model.onnx'), opts, providers=['CPUExecutionProvider'])
+    def decode(fs):
+        for f in fs:
+            with Image.open(f) as im: im.load()
+    print(f"file: file -> answer, resnet18 at {size} px, {threads} threads; graph path: {gr._pool._max_workers} decode "
+          f"threads; medians of {rounds} alternated rounds (ms per item)")
+    print(f"{'PNG files':10} {'batch':>5} {'t_model':>8} {'t_decode':>8} {'pillow':>8} {'graph':>8} {'ceiling':>8} "
+          f"{'pillow/model':>12} {'graph/model':>11} {'pillow/ceil':>11} {'graph/ceil':>10}")
+    for side in (64, 2*size):
+        d = tmp/f'png{side}'; d.mkdir(exist_ok=True)
+        files = [str(d/f'{i}.png') for i in range(64)]
+        for i,f in enumerate(files): photo_like(side, side, seed=i).save(f)
+        for bs in (1, 64):
+            n = 64 if bs == 1 else 256  # items per timing: 64 single files, or four batches of 64 in a row
+            stream = [files[i % 64] for i in range(n)]
+            x = {'image': pil.prepare(files[:bs])['image']}
+            runs = dict(model=lambda: [sess.run(None, x) for _ in range(n//bs)], decode=lambda: decode(stream),
+                        pillow=(lambda: [pil.predict(f) for f in stream]) if bs == 1 else
+                               (lambda: pil.predict_batch(stream, batch_size=bs)),
+                        graph=(lambda: [gr.predict(f) for f in stream]) if bs == 1 else
+                              (lambda: gr.predict_batch(stream, batch_size=bs)))
+            for f in runs.values(): f()
+            t = {k: [] for k in runs}
+            for r in range(rounds):
+                for k in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+                    t0 = time.perf_counter(); runs[k](); t[k].append((time.perf_counter() - t0)/n)
+            share = {k: statistics.median((m + dd)/e for m,dd,e in zip(t['model'], t['decode'], t[k])) for k in ('pillow', 'graph')}
+            m = {k: statistics.median(v) for k,v in t.items()}
+            ceil = m['model']/(m['model'] + m['decode'])
+            print(f"{f'{side}x{side}':10} {bs:5} {m['model']*1e3:8.3f} {m['decode']*1e3:8.3f} {m['pillow']*1e3:8.3f} "
+                  f"{m['graph']*1e3:8.3f} {ceil:8.2f} {m['model']/m['pillow']:12.2f} {m['model']/m['graph']:11.2f} "
+                  f"{share['pillow']:11.2f} {share['graph']:10.2f}", flush=True)
+    print("   x/ceil: end-to-end throughput / model-only / ceiling = (t_model + t_decode) / t_end_to_end, the median of "
+          "the rounds' (target >= 0.95)")
+
+def fastai_part(learn, tmp:Path, b, files:list, runs:int):
+    "fastai's `learn.predict` and `load_learner` beside the Predictor, torch eager at batch 64, resident memory."
+    import torch
+    from xdeploy_nb.export import deploy_graph, spec_from_learner
+    from xdeploy_nb.runtime import Predictor
     int8 = Predictor(tmp/'bundle', variant='int8-static') if len(b.artifacts) > 1 else None
     learn.export(tmp/'learner.pkl')
-    files = [str(f) for f in learn.dls.valid_ds.items[:args.files]]
     p = Predictor(tmp/'bundle')
     threads = p.describe()['threads']
 
     # 1. one file -> label
-    opts = ort.SessionOptions(); opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(tmp/'bundle'/'model.onnx'), opts, providers=['CPUExecutionProvider'])
-    labels = p.manifest['labels']
-    def by_hand(f):
-        img = Image.open(f); img.load()
-        x = np.asarray(img.convert('RGB').resize((64, 64), Image.BILINEAR)).transpose(2, 0, 1)[None]
-        return labels[int(sess.run(None, {'image': np.ascontiguousarray(x)})[0].argmax())]
+    by_hand = by_hand_loop(tmp/'bundle'/'model.onnx', p.manifest['labels'], threads, 64)
     with learn.no_bar(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        fastai_s = per_item(lambda f: learn.predict(f), files, args.runs)
-    ours_s,hand_s = per_item(p.predict, files, args.runs),per_item(by_hand, files, args.runs)
-    int8_s = per_item(int8.predict, files, args.runs) if int8 else None
+        fastai_s = per_item(lambda f: learn.predict(f), files, runs)
+    ours_s,hand_s = per_item(p.predict, files, runs),per_item(by_hand, files, runs)
+    int8_s = per_item(int8.predict, files, runs) if int8 else None
 
     # 2. new process -> first prediction (and 4. resident memory after loading)
     f0 = files[0]
@@ -75,14 +176,8 @@ def main():
         with l.no_bar(): l.predict({f0!r})
         {RSS}""")
     ours_code = f"from xdeploy_nb.runtime import Predictor\nPredictor({str(tmp/'bundle')!r}).predict({f0!r})\n{RSS}"
-    bare_code = textwrap.dedent(f"""
-        import numpy as np, onnxruntime as ort
-        from PIL import Image
-        s = ort.InferenceSession({str(tmp/'bundle'/'model.onnx')!r}, providers=['CPUExecutionProvider'])
-        x = np.asarray(Image.open({f0!r}).convert('RGB').resize((64, 64), Image.BILINEAR)).transpose(2, 0, 1)[None]
-        s.run(None, {{'image': np.ascontiguousarray(x)}})
-        {RSS}""")
-    (fastai_p,fastai_mb),(ours_p,ours_mb),(bare_p,bare_mb) = [in_new_process(c, args.runs) for c in (fastai_code, ours_code, bare_code)]
+    (fastai_p,fastai_mb),(ours_p,ours_mb),(bare_p,bare_mb) = [
+        in_new_process(c, runs) for c in (fastai_code, ours_code, bare_code(tmp/'bundle'/'model.onnx', f0, 64, rss=True))]
 
     # 3. batch of 64, same graph, same threads
     feeds = p.prepare(files[:8]*8)
@@ -91,21 +186,50 @@ def main():
     x = torch.from_numpy(feeds['image'])
     def eager():
         with torch.no_grad(): graph(x)
-    onnx_s,eager_s = [per_item(lambda _: f(), [None], args.runs*3) for f in (lambda: p.run(feeds), eager)]
-    int8_b = per_item(lambda _: int8.run(feeds), [None], args.runs*3) if int8 else None
+    onnx_s,eager_s = [per_item(lambda _: f(), [None], runs*3) for f in (lambda: p.run(feeds), eager)]
+    int8_b = per_item(lambda _: int8.run(feeds), [None], runs*3) if int8 else None
 
-    print(f"resnet18 bundle, 64 px, CPU, {threads} threads; medians of {args.runs} runs over {len(files)} files")
+    print(f"fastai: resnet18 bundle, 64 px, CPU, {threads} threads; medians of {runs} runs over {len(files)} files")
     print(f"1. one image file -> label (ms/file): learn.predict {fastai_s*1e3:.2f}, Predictor.predict {ours_s*1e3:.2f}, "
           f"hand-written onnxruntime {hand_s*1e3:.2f}")
     print(f"   Predictor is {fastai_s/ours_s:.1f}x faster than learn.predict (target >= 10x) and "
-          f"{ours_s/hand_s:.2f}x the hand-written loop's time (target <= 1.15x)")
+          f"{ours_s/hand_s:.2f}x the hand-written loop's time (see --part call)")
     acc = b.artifacts[-1]['accuracy']
-    print(f"   int8-static: " + (f"Predictor.predict {int8_s*1e3:.2f} ms, {fastai_s/int8_s:.1f}x faster than learn.predict (validation accuracy "
-          f"{acc['value']:.1%}, fp32 {acc['fp32_value']:.1%})" if int8 else f"left out by the export: {b.manifest['rejected'][0]['reason']}"))
-    print(f"2. new process -> first prediction (s): load_learner+predict {fastai_p:.2f}, Predictor {ours_p:.2f}, bare onnxruntime {bare_p:.2f}")
-    print(f"   Predictor is {fastai_p/ours_p:.1f}x faster than load_learner (target >= 10x), {ours_p/bare_p:.2f}x bare onnxruntime (target <= 1.5x)")
-    print(f"3. batch of 64 (items/s): onnxruntime {64/onnx_s:.0f}, torch eager {64/eager_s:.0f}: {eager_s/onnx_s:.2f}x (target >= 1.4x)")
-    if int8: print(f"   int8-static: {64/int8_b:.0f} items/s, {eager_s/int8_b:.2f}x torch eager, {onnx_s/int8_b:.2f}x fp32 onnxruntime")
-    print(f"4. resident memory after loading and one prediction (MB): load_learner {fastai_mb:.0f}, Predictor {ours_mb:.0f}, bare onnxruntime {bare_mb:.0f}")
+    print("   int8-static: " + (f"Predictor.predict {int8_s*1e3:.2f} ms, {fastai_s/int8_s:.1f}x faster than learn.predict "
+                                  f"(validation accuracy {acc['value']:.1%}, fp32 {acc['fp32_value']:.1%})" if int8
+                                  else f"left out by the export: {b.manifest['rejected'][0]['reason']}"))
+    print(f"2. new process -> first prediction (s): load_learner+predict {fastai_p:.2f}, Predictor {ours_p:.2f}, "
+          f"bare onnxruntime {bare_p:.2f}")
+    print(f"   Predictor is {fastai_p/ours_p:.1f}x faster than load_learner (target >= 10x), {ours_p/bare_p:.2f}x bare "
+          "onnxruntime (see --part start)")
+    print(f"3. batch of 64 (items/s): onnxruntime {64/onnx_s:.0f}, torch eager {64/eager_s:.0f}: {eager_s/onnx_s:.2f}x "
+          "(target >= 1.4x)")
+    if int8: print(f"   int8-static: {64/int8_b:.0f} items/s, {eager_s/int8_b:.2f}x torch eager, "
+                   f"{onnx_s/int8_b:.2f}x fp32 onnxruntime")
+    print(f"4. resident memory after loading and one prediction (MB): load_learner {fastai_mb:.0f}, Predictor {ours_mb:.0f}, "
+          f"bare onnxruntime {bare_mb:.0f}", flush=True)
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--part', nargs='+', choices=PARTS, default=list(PARTS))
+    ap.add_argument('--starts', type=int, default=9); ap.add_argument('--rounds', type=int, default=60)
+    ap.add_argument('--file-rounds', type=int, default=5)
+    ap.add_argument('--files', type=int, default=40); ap.add_argument('--runs', type=int, default=3)
+    args = ap.parse_args()
+    from xdeploy_nb.data import make_image_folder
+    from xdeploy_nb.train import image_dls, image_learner
+    from xdeploy_nb.export import export_bundle
+    from xdeploy_nb.runtime import Predictor
+    learn = image_learner(image_dls(make_image_folder(size=64), size=64), arch='resnet18')
+    if 'fastai' in args.part:
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 1e-2)
+    tmp = Path(tempfile.mkdtemp())
+    b = export_bundle(learn, tmp/'bundle', formats=('onnx',), n_items=64 if 'fastai' in args.part else 16,
+                      variants=('int8-static',) if 'fastai' in args.part else ())
+    files = [str(f) for f in learn.dls.valid_ds.items[:args.files]]
+    if 'start' in args.part: start_part(tmp/'bundle', files[0], 64, args.starts)
+    if 'call' in args.part: call_part(Predictor(tmp/'bundle'), files[:8], 64, args.rounds)
+    if 'file' in args.part: file_part(tmp/'bundle', tmp, 64, args.file_rounds)
+    if 'fastai' in args.part: fastai_part(learn, tmp, b, files, args.runs)
 
 if __name__ == '__main__': main()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_accel.ipynb #ac000004
 from __future__ import annotations
-import importlib, importlib.metadata, importlib.util, io, json, os, platform, re, sys, tempfile, threading
+import importlib, importlib.util, io, json, os, platform, re, sys, tempfile, threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,6 +59,7 @@ def _ep_dists():
         except OSError: continue
         for n in names:
             if n.endswith(('.dist-info', '.egg-info')) and _dist_name(n).startswith('onnxruntime-ep-'):
+                import importlib.metadata  # here, where a plugin is installed: its import costs a start tens of ms
                 yield importlib.metadata.Distribution.at(os.path.join(entry or '.', n))
 
 def plugin_packages()->list:

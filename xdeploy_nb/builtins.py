@@ -4,7 +4,7 @@
 
 # %% ../nbs/39_builtins.ipynb #a0282f67
 from __future__ import annotations
-import importlib, importlib.abc, importlib.metadata, importlib.util, sys, types, warnings
+import importlib, importlib.machinery, os, sys, types, warnings
 
 # %% auto #0
 __all__ = ['ENTRY_MODULES', 'OLD_PATHS', 'PLUGIN_GROUP', 'PLUGINS', 'load_plugins']
@@ -28,10 +28,10 @@ OLD_PATHS = {'xdeploy_nb.ort': 'xdeploy_nb.formats.ort', 'xdeploy_nb.executorch_
              'xdeploy_nb.scale': 'xdeploy_nb.hosts.ray'}
 
 # %% ../nbs/39_builtins.ipynb #f1e15ca4
-class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _OldPaths:
     "Imports each old path of `OLD_PATHS` as the module that holds its code now (the same module object)."
     def find_spec(self, name, path=None, target=None):
-        return importlib.util.spec_from_loader(name, self) if name in OLD_PATHS else None
+        return importlib.machinery.ModuleSpec(name, self) if name in OLD_PATHS else None
     specs = {}  # module name -> its own spec, which the import system replaces with the old path's
     def create_module(self, spec):
         module = importlib.import_module(OLD_PATHS[spec.name])
@@ -41,12 +41,33 @@ class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 if not any(isinstance(f, _OldPaths) for f in sys.meta_path): sys.meta_path.insert(0, _OldPaths())  # before the path finders
 
+# %% ../nbs/39_builtins.ipynb #plg00002
+def _may_declare(group:str # An entry-point group
+                )->bool:
+    "False only if no distribution on `sys.path` can declare entry points of `group` (a quick scan of the metadata folders)."
+    if any(hasattr(f, 'find_distributions') and f is not importlib.machinery.PathFinder for f in sys.meta_path): return True
+    for entry in sys.path:
+        path = entry or '.'
+        if not os.path.isdir(path):
+            if os.path.exists(path) or path.lower().endswith('.egg'): return True  # a zip or an egg: ask importlib.metadata
+            continue
+        with os.scandir(path) as it:
+            for d in it:
+                if not d.name.lower().endswith(('.dist-info', '.egg-info')): continue
+                try:
+                    with open(os.path.join(d.path, 'entry_points.txt'), 'rb') as f:
+                        if group.encode() in f.read(): return True
+                except OSError: pass
+    return False
+
 # %% ../nbs/39_builtins.ipynb #9df62126
 PLUGIN_GROUP = 'xdeploy_nb.plugins'
 
 def load_plugins(group:str=PLUGIN_GROUP # The entry-point group to load
                 )->list:
     "Load every entry point of `group` (a module is imported, a callable called); return the names loaded."
+    if not _may_declare(group): return []
+    import importlib.metadata
     loaded = []
     for ep in importlib.metadata.entry_points(group=group):
         try:

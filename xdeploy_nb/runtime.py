@@ -10,6 +10,7 @@ import onnxruntime as ort
 from .core import FORMATS, KINDS, TASKS, VARIANTS, ManifestError, XDeployError, read_checked, read_manifest
 from .core import RTOL, TOLERANCE, within_tolerance  # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
 from .accel import _cpus, _manifest_error, _sample_diff, _session_options, _shape, load_sample  # sessions of a model
+from .accel import register_plugin_eps
 from .preprocess import SPEC_VERSION, _describe
 from concurrent.futures import ThreadPoolExecutor
 from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocessing graph (onnxruntime only at import)
@@ -36,6 +37,18 @@ def _artifact(m:dict, # A validated manifest
     have = ', '.join(repr(a.get('variant', 'fp32')) for a in arts)
     raise XDeployError(f"The bundle has no {variant!r} variant of its {format} model (it has {have}).",
                        f"Use variant= one of {have}, or re-export with variants=({variant!r},).")
+
+# %% ../nbs/40_runtime.ipynb #rtck0002
+def _checked_bytes(path:Path, # The bundle directory
+                   a:dict, # The artifact, an entry of the manifest's `artifacts`
+                   meanwhile=None # Work to do while the file is read and hashed; None: none
+                  )->bytes:
+    "The bytes of `a`, checked by `read_checked` in a thread while this one runs `meanwhile()`."
+    if meanwhile is None: return read_checked(path, a)
+    with ThreadPoolExecutor(1, thread_name_prefix='xdeploy-read') as pool:
+        data = pool.submit(read_checked, path, a)
+        meanwhile()
+        return data.result()
 
 # %% ../nbs/40_runtime.ipynb #rt000016
 def _check_bundle(m:dict # A validated manifest
@@ -132,7 +145,9 @@ class Predictor:
             "not loaded without your consent.", "Use format='onnx' (the default, which runs no code), or pass trust_code=True "
             "if you trust where this bundle came from.")
         if threads is not None: _session_options(threads)  # the one check of `threads`, whatever runs the model
-        r = FORMATS[a['format']].runner(self.path, m, a, read_checked(self.path, a), device, threads)
+        ort_devices = FORMATS[a['format']].device_kind == 'onnxruntime'  # its runner registers the plug-in EPs: meanwhile
+        data = _checked_bytes(self.path, a, register_plugin_eps if ort_devices else None)
+        r = FORMATS[a['format']].runner(self.path, m, a, data, device, threads)
         self._model,self.device,self._why,self._providers,self._threads = r.run,r.device,r.why,r.providers,r.threads
         self._requested,self._max_pixels = device,max_pixels
         self.preprocess = choose_preprocess(m, preprocess)
