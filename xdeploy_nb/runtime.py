@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from .core import FORMATS, KINDS, TASKS, VARIANTS, ManifestError, XDeployError, read_checked, read_manifest
-from .core import RTOL, TOLERANCE, within_tolerance  # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
+# the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
+from .core import RTOL, TOLERANCE, within_tolerance
 from .accel import _cpus, _manifest_error, _sample_diff, _session_options, _shape, load_sample  # sessions of a model
 from .accel import register_plugin_eps
 from .preprocess import SPEC_VERSION, _describe
@@ -19,7 +20,8 @@ from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocess
 __all__ = ['prepare_inputs', 'items_from_paths', 'Predictor']
 
 # %% ../nbs/40_runtime.ipynb #rt0kept1
-_KEPT = (RTOL, TOLERANCE, VARIANTS, within_tolerance, load_sample)  # names callers import from here, defined in `core`, `accel`
+# names callers import from here, defined in `core`, `accel`
+_KEPT = (RTOL, TOLERANCE, VARIANTS, within_tolerance, load_sample)
 
 # %% ../nbs/40_runtime.ipynb #rt000013
 def _artifact(m:dict, # A validated manifest
@@ -30,9 +32,10 @@ def _artifact(m:dict, # A validated manifest
     if format == 'auto': format = 'onnx'
     FORMATS[format]  # an unknown format: the registry's error names the known ones
     arts = [a for a in m['artifacts'] if a['format'] == format]
-    if not arts: raise XDeployError(
-        f"The bundle has no {format} artifact (it has {', '.join(sorted({a['format'] for a in m['artifacts']})) or 'none'}).",
-        f"Re-export it with {format!r} among its formats.")
+    if not arts:
+        have = ', '.join(sorted({a['format'] for a in m['artifacts']})) or 'none'
+        raise XDeployError(f"The bundle has no {format} artifact (it has {have}).",
+                           f"Re-export it with {format!r} among its formats.")
     if a := next((a for a in arts if a.get('variant', 'fp32') == variant), None): return a
     have = ', '.join(repr(a.get('variant', 'fp32')) for a in arts)
     raise XDeployError(f"The bundle has no {variant!r} variant of its {format} model (it has {have}).",
@@ -59,11 +62,13 @@ def _check_bundle(m:dict # A validated manifest
     spec = pre.get('spec')
     if not isinstance(spec, dict): raise bad("preprocessing has no 'spec', so inputs cannot be prepared")
     if not isinstance(spec.get('version', 0), int) or spec.get('version', 0) > SPEC_VERSION: raise ManifestError(
-        f"manifest.json: the preprocessing spec has version {spec['version']!r}; this xdeploy_nb reads up to {SPEC_VERSION}.",
+        f"manifest.json: the preprocessing spec has version {spec['version']!r}; "
+        f"this xdeploy_nb reads up to {SPEC_VERSION}.",
         "Upgrade xdeploy_nb (`pip install -U xdeploy_nb`).")
     KINDS[pre['kind']].check(m)
-    if len(outs) != 1 or len(outs[0]['shape']) != TASKS[m['task']].rank:  # [batch, n]; [batch, n, H, W] for a map per item (segmentation)
-        raise bad(f"a bundle has one output, of shape {'[batch, n]' if TASKS[m['task']].rank == 2 else '[batch, n, H, W]'}")
+    rank = TASKS[m['task']].rank  # [batch, n]; [batch, n, H, W] for a map per item (segmentation)
+    if len(outs) != 1 or len(outs[0]['shape']) != rank:
+        raise bad(f"a bundle has one output, of shape {'[batch, n]' if rank == 2 else '[batch, n, H, W]'}")
     n,labels = outs[0]['shape'][1],m['labels']
     if (labels or m['task'] != 'regression') and isinstance(n, int) and n != len(labels):
         raise bad(f"the output has {n} values per item but there are {len(labels)} labels")
@@ -71,13 +76,14 @@ def _check_bundle(m:dict # A validated manifest
 
 # %% ../nbs/40_runtime.ipynb #rt000082
 def prepare_inputs(manifest:dict, # A bundle's manifest (or the spec `spec_from_learner` returns)
-                   items, # Images: a list of file paths, bytes, PIL images or HWC uint8 arrays. Tables: a dict per row, or a DataFrame
+                   items, # Images (paths, bytes, PIL images, HWC uint8 arrays), or table rows (dicts, a DataFrame)
                    max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
                    first:int=0 # Index of `items[0]` in the caller's list, for messages
                   )->dict:
-    "The model's input arrays for `items`, by input name, as `manifest` describes them (C-contiguous): the one way items are prepared."
+    "The model's input arrays (C-contiguous) for `items`, by input name: the one way items are prepared."
     feeds = KINDS[manifest['preprocessing']['kind']].prepare(manifest, items, max_pixels, first)
-    return {k: np.ascontiguousarray(v) for k,v in feeds.items()}  # e.g. ExecuTorch's runtime reads a tensor's memory in its own order
+    # C-contiguous: e.g. ExecuTorch's runtime reads a tensor's memory in its own order
+    return {k: np.ascontiguousarray(v) for k,v in feeds.items()}
 
 # %% ../nbs/40_runtime.ipynb #kd000008
 def items_from_paths(manifest:dict, # A bundle's manifest, or a spec from `spec_from_learner`
@@ -93,8 +99,9 @@ def _check_feeds(inputs:dict, # Input name -> array
     "`inputs` as C-contiguous arrays, if their names, dtypes and shapes fit `specs`; else `XDeployError`."
     fix = "Make the inputs with `Predictor.prepare(items)`, or as `Predictor.manifest['inputs']` describes them."
     names = [s['name'] for s in specs]
-    if not isinstance(inputs, dict) or set(inputs) != set(names): raise XDeployError(
-        f"The model takes the inputs {names}, not {list(inputs) if isinstance(inputs, dict) else _describe(inputs)}.", fix)
+    if not isinstance(inputs, dict) or set(inputs) != set(names):
+        got = list(inputs) if isinstance(inputs, dict) else _describe(inputs)
+        raise XDeployError(f"The model takes the inputs {names}, not {got}.", fix)
     feeds,dims = {},{}
     for s in specs:
         x,name,shape = inputs[s['name']],s['name'],s['shape']
@@ -104,9 +111,11 @@ def _check_feeds(inputs:dict, # Input name -> array
             raise XDeployError(f"Input {name!r} has shape {x.shape}; the model takes {_shape(shape)}.", fix)
         for n,d in zip(x.shape, shape):
             if isinstance(d, str) and dims.setdefault(d, (n, name))[0] != n: raise XDeployError(
-                f"Input {name!r} has {d} {n} but input {dims[d][1]!r} has {d} {dims[d][0]}: they must be the same.", fix)
+                f"Input {name!r} has {d} {n} but input {dims[d][1]!r} has {d} {dims[d][0]}: they must be the same.",
+                fix)
         if x.dtype.kind == 'f' and not np.isfinite(x).all(): raise XDeployError(
-            f"Input {name!r} holds NaN or infinite values, from which no prediction is made.", fix + " Missing values go in as None.")
+            f"Input {name!r} holds NaN or infinite values, from which no prediction is made.",
+            fix + " Missing values go in as None.")
         feeds[name] = np.ascontiguousarray(x)
     return feeds
 
@@ -114,10 +123,11 @@ def _check_feeds(inputs:dict, # Input name -> array
 def _fixed_batches(inputs, # Input name -> array, as `run` takes them
                    b # The model's batch size: an int if it is fixed
                   )->list|None:
-    "`inputs` as batches of exactly `b` items, the last padded with copies of its last item; None where nothing is to be cut."
+    "`inputs` in batches of exactly `b` items, the last padded with copies of its last item; None: nothing to cut."
     if not isinstance(b, int) or not isinstance(inputs, dict) or not inputs: return None
-    if not all(isinstance(v, np.ndarray) and v.ndim and len(v) == len(next(iter(inputs.values()))) for v in inputs.values()): return None
-    n = len(next(iter(inputs.values())))
+    vals = list(inputs.values())
+    if not all(isinstance(v, np.ndarray) and v.ndim and len(v) == len(vals[0]) for v in vals): return None
+    n = len(vals[0])
     if n in (0, b): return None
     pad = lambda v: np.concatenate([v, np.repeat(v[-1:], b - len(v), 0)]) if len(v) < b else v
     return [{k: pad(v[i:i+b]) for k,v in inputs.items()} for i in range(0, n, b)]
@@ -127,13 +137,13 @@ class Predictor:
     "Predictions from an exported bundle, with onnxruntime, numpy and Pillow alone."
     def __init__(self,
                  path, # Bundle folder, with manifest.json
-                 device:str='auto', # Where to run: a name from `xdeploy_nb.accel.list_devices()`, or 'auto' for the fastest verified one
-                 format:str='auto', # Which artifact to run: 'onnx' ('auto' picks it), 'ort', 'executorch' (its extra), or 'torchscript' / 'torch.export' (torch, `trust_code`)
+                 device:str='auto', # Where to run: a name from `list_devices()`, or 'auto' (the fastest verified one)
+                 format:str='auto', # The artifact: 'auto' (onnx), 'ort', 'executorch', 'torchscript', 'torch.export'
                  variant:str='fp32', # Which variant of it: 'fp32', or one the bundle has ('fp16', 'int8-static', ...)
                  threads:int=None, # Intra-op threads; None: one per CPU this process may use
                  max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
-                 trust_code:bool=False, # Allow formats whose loading can run code (TorchScript, torch.export): only for bundles you trust
-                 preprocess:str='pillow', # Images: 'pillow' (fastai's exact steps), 'graph' (decode, then the bundle's preprocess.onnx, in parallel threads) or 'auto' (the graph where measured identical)
+                 trust_code:bool=False, # Allow formats whose loading can run code (TorchScript, torch.export)
+                 preprocess:str='pillow', # Images: 'pillow' (fastai's exact steps), 'graph' or 'auto' (see below)
                  digest:str=None): # The bundle's digest ('sha256:...', from `xdeploy digest`): any other is refused
         self.path = Path(path)
         self.manifest = m = read_manifest(self.path, digest)
@@ -141,11 +151,13 @@ class Predictor:
         self._kind,self._task = KINDS[m['preprocessing']['kind']],TASKS[m['task']]
         self.artifact = a = _artifact(m, format, variant)
         if FORMATS[a['format']].runs_code and not trust_code: raise XDeployError(
-            f"{a['file']} is a {a['format']} artifact: loading it can run code (PyTorch: \"models are programs\"), so it is "
-            "not loaded without your consent.", "Use format='onnx' (the default, which runs no code), or pass trust_code=True "
+            f"{a['file']} is a {a['format']} artifact: loading it can run code (PyTorch: \"models are programs\"), "
+            "so it is not loaded without your consent.",
+            "Use format='onnx' (the default, which runs no code), or pass trust_code=True "
             "if you trust where this bundle came from.")
         if threads is not None: _session_options(threads)  # the one check of `threads`, whatever runs the model
-        ort_devices = FORMATS[a['format']].device_kind == 'onnxruntime'  # its runner registers the plug-in EPs: meanwhile
+        # a runner on onnxruntime's devices registers the plug-in EPs: done while the model is read and hashed
+        ort_devices = FORMATS[a['format']].device_kind == 'onnxruntime'
         data = _checked_bytes(self.path, a, register_plugin_eps if ort_devices else None)
         r = FORMATS[a['format']].runner(self.path, m, a, data, device, threads)
         self._model,self.device,self._why,self._providers,self._threads = r.run,r.device,r.why,r.providers,r.threads
@@ -155,7 +167,7 @@ class Predictor:
         self._pool = ThreadPoolExecutor(_cpus(), thread_name_prefix='xdeploy-decode') if self._pregraph else None
 
     def prepare(self,
-                items # Images: a list of file paths, bytes, PIL images or HWC uint8 arrays. Tables: a dict per row, or a DataFrame
+                items # Images (paths, bytes, PIL images, HWC uint8 arrays), or table rows (dicts, a DataFrame)
                )->dict:
         "The model's input arrays for `items`, by input name: what `run` takes (see `prepare_inputs`)."
         return self._prepare(items)
@@ -163,17 +175,18 @@ class Predictor:
     def run(self,
             inputs:dict # Input name -> numpy array, as `prepare` makes them and `manifest['inputs']` describes them
            )->np.ndarray:
-        "The model's activated outputs for `inputs`, one row per item (a model with a fixed batch size: run in batches of it)."
+        "The model's activated outputs for `inputs`, one row per item (a fixed batch size: in batches of it)."
         if (chunks := _fixed_batches(inputs, self.manifest['inputs'][0]['shape'][0])) is not None:
             return np.concatenate([self.run(c) for c in chunks])[:len(next(iter(inputs.values())))]
         feeds = _check_feeds(inputs, self.manifest['inputs'])
         try: out = self._model(feeds)
         except Exception as e: raise XDeployError(
             f"{self.artifact['file']} could not be run on {self.device}: {e}",
-            "Check the inputs against `manifest['inputs']`, and that they hold what `prepare` makes (e.g. category codes "
-            "within each column's vocabulary).") from None
+            "Check the inputs against `manifest['inputs']`, and that they hold what `prepare` makes "
+            "(e.g. category codes within each column's vocabulary).") from None
         if bad := np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(1)).tolist(): raise XDeployError(
-            f"The model's outputs for item(s) {bad[:10]} are not finite (NaN or infinite), so no prediction is made from them.",
+            f"The model's outputs for item(s) {bad[:10]} are not finite (NaN or infinite), "
+            "so no prediction is made from them.",
             "Check those inputs: values far outside what the model was trained on can overflow it.")
         return out
 
@@ -183,31 +196,33 @@ class Predictor:
         "One plain, JSON-friendly dict per row of `outputs`, by the bundle's task."
         labels = self.manifest['labels']
         if labels and (outputs.ndim != self._task.rank or outputs.shape[1] != len(labels)): raise XDeployError(
-            f"The model returns outputs of shape {outputs.shape}, but manifest.json has {len(labels)} labels, one per value.",
+            f"The model returns outputs of shape {outputs.shape}, "
+            f"but manifest.json has {len(labels)} labels, one per value.",
             "Re-export the bundle: its model file and manifest.json do not belong together.")
         return self._task.decode(outputs, self.manifest['labels'], self.manifest['outputs'][0])
 
     def _batches(self, items, batch_size:int):
-        "The prepared inputs of `items`, `batch_size` items at a time."
+        "The prepared inputs of `items`, `batch_size` at a time; the next batch is prepared while the model runs one."
         if not isinstance(batch_size, int) or batch_size < 1:
             raise XDeployError(f"batch_size={batch_size!r} is not a positive number of items.", "Pass an int >= 1.")
-        items = self._kind.as_list(items)
-        starts = range(0, len(items), batch_size)
-        if self._pool is None:
-            for i in starts: yield self._prepare(items[i:i+batch_size], first=i)
+        items,b = self._kind.as_list(items),batch_size
+        if len(items) <= b:
+            if len(items): yield self._prepare(items)
             return
-        with ThreadPoolExecutor(1) as ahead:  # the graph path prepares the next batch while the model runs this one
-            nxt = [ahead.submit(self._prepare, items[i:i+batch_size], i) for i in starts[:1]]
-            for k,i in enumerate(starts):
-                x = nxt.pop().result()
-                if k + 1 < len(starts): nxt.append(ahead.submit(self._prepare, items[starts[k+1]:starts[k+1]+batch_size], starts[k+1]))
+        with ThreadPoolExecutor(1, thread_name_prefix='xdeploy-ahead') as ahead:
+            nxt = ahead.submit(self._prepare, items[:b], 0)
+            for i in range(0, len(items), b):
+                x = nxt.result()
+                if i + b < len(items): nxt = ahead.submit(self._prepare, items[i+b:i+2*b], i + b)
                 yield x
 
     def _prepare(self, items, first:int=0)->dict:
         "The model's inputs for `items`: by `prepare_inputs` (the Pillow path), or by the preprocessing graph."
         if self._pregraph is None: return prepare_inputs(self.manifest, items, self._max_pixels, first=first)
         m = self.manifest
-        return {m['inputs'][0]['name']: graph_batch(self._pregraph, KINDS[m['preprocessing']['kind']].as_list(items), m['preprocessing']['spec'], self._max_pixels, first, self._pool)}
+        items = self._kind.as_list(items)
+        x = graph_batch(self._pregraph, items, m['preprocessing']['spec'], self._max_pixels, first, self._pool)
+        return {m['inputs'][0]['name']: x}
 
     def predict_batch(self,
                       items, # As `prepare` takes them
@@ -229,22 +244,31 @@ class Predictor:
     def describe(self)->dict:
         "Where this Predictor runs and why, and what it runs, as plain data."
         a = self.artifact
+        art = {k: a[k] for k in ('file', 'format', 'precision', 'size', 'sha256')}
+        art['variant'] = a.get('variant', 'fp32')
         return dict(device=self.device, requested=self._requested, why=self._why, providers=self._providers,
                     available_providers=ort.get_available_providers(), threads=self._threads,
-                    artifact=dict({k: a[k] for k in ('file', 'format', 'precision', 'size', 'sha256')}, variant=a.get('variant', 'fp32')),
-                    preprocess=self.preprocess, onnxruntime=ort.__version__)
+                    artifact=art, preprocess=self.preprocess, onnxruntime=ort.__version__)
 
     def __repr__(self)->str:
-        return f"Predictor({str(self.path)!r}, device={self.device!r}, format={self.artifact['format']!r}, variant={self.artifact.get('variant', 'fp32')!r}, preprocess={self.preprocess!r})"
+        a = self.artifact
+        return (f"Predictor({str(self.path)!r}, device={self.device!r}, format={a['format']!r}, "
+                f"variant={a.get('variant', 'fp32')!r}, preprocess={self.preprocess!r})")
 
     def _repr_markdown_(self)->str:
         m,a,out = self.manifest,self.artifact,self.manifest['outputs'][0]
         esc = lambda s: str(s).replace('|', '\\|')
-        labels = ', '.join(map(esc, m['labels'][:10])) + (f", ... ({len(m['labels'])} in all)" if len(m['labels']) > 10 else '')
-        ins = '; '.join(f"`{i['name']}` {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in m['inputs'])
+        n = len(m['labels'])
+        labels = ', '.join(map(esc, m['labels'][:10])) + (f", ... ({n} in all)" if n > 10 else '')
+        ins = '; '.join(f"`{i['name']}` {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip()
+                        for i in m['inputs'])
         act = out['activation'] + (f", threshold {out['threshold']}" if 'threshold' in out else '')
-        rows = [('task', m['task']), ('labels', labels or '-'), ('inputs', ins), ('output', f"`{out['name']}` {_shape(out['shape'])}, {act}"),
-                ('artifact', f"`{a['file']}`: {a['format']}, {a.get('variant', 'fp32')}, {a['size']:,} bytes, sha256 `{a['sha256'][:12]}...` checked"),
+        art = (f"`{a['file']}`: {a['format']}, {a.get('variant', 'fp32')}, {a['size']:,} bytes, "
+               f"sha256 `{a['sha256'][:12]}...` checked")
+        pre = f" (`{self._pregraph.file}`, {self._pool._max_workers} threads)" if self._pregraph else ''
+        rows = [('task', m['task']), ('labels', labels or '-'), ('inputs', ins),
+                ('output', f"`{out['name']}` {_shape(out['shape'])}, {act}"), ('artifact', art),
                 ('device', f"{self.device} ({', '.join(self._providers)}, {self._threads} threads): {self._why}"),
-                ('preprocess', self.preprocess + (f" (`{self._pregraph.file}`, {self._pool._max_workers} threads)" if self._pregraph else ''))]
-        return f"**Predictor** for `{esc(self.path)}`\n\n| | |\n|---|---|\n" + '\n'.join(f"| {k} | {v} |" for k,v in rows)
+                ('preprocess', self.preprocess + pre)]
+        table = '\n'.join(f"| {k} | {v} |" for k,v in rows)
+        return f"**Predictor** for `{esc(self.path)}`\n\n| | |\n|---|---|\n" + table
