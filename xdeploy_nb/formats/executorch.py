@@ -4,7 +4,7 @@
 
 # %% ../../nbs/34_formats.executorch.ipynb #et000004
 from __future__ import annotations
-import contextlib, threading
+import contextlib, logging, threading
 from pathlib import Path
 import numpy as np
 from ..core import RTOL, TOLERANCE, FORMATS, Format, Runner, XDeployError
@@ -18,7 +18,6 @@ EXTRA = 'executorch'  # `pip install "xdeploy_nb[executorch]"`: the extra that a
 @contextlib.contextmanager
 def _quiet_import():
     "Silence the import-time notice torchao (an ExecuTorch dependency) logs through torch's pytree module."
-    import logging  # here: importing it at start costs every Predictor ~3 ms
     log = logging.getLogger('torch.utils._pytree')
     level = log.level
     log.setLevel(logging.ERROR)
