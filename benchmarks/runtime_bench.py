@@ -6,18 +6,21 @@ Parts (`--part`, one or more; default all of them):
   (same file, same decode and resize), the two run alternately, `--starts` times each; prints the best and the median
   of each and their ratio (target: best <= 1.15x). The child processes may write bytecode, as an installed package has.
 - `call`: one image file -> label, `Predictor.predict` against a hand-written onnxruntime loop doing the same decode and
-  resize, alternated over `--rounds` short rounds; prints the median and quartiles of the per-round ratio (target <= 1.05x).
+  resize, alternated over `--rounds` short rounds; prints the median and quartiles of the per-round ratio
+  (target <= 1.05x).
 - `file`: file -> answer for PNG files of 64x64 and of twice the model's size, at batch 1 and 64: `t_model` (the model
   alone on the prepared batch, a bare session with the Predictor's threads), `t_decode` (bare Pillow decode of the same
   files), end-to-end by the Pillow path and by the graph path (`preprocess='graph'`), all per item, alternated over
-  `--file-rounds` rounds. ceiling = t_model / (t_model + t_decode), the share of model-only throughput left once decoding
-  competes with the model for the cores; prints end-to-end / model-only and its share of the ceiling (target >= 0.95).
+  `--file-rounds` rounds. ceiling = t_model / (t_model + t_decode), the share of model-only throughput left once
+  decoding competes with the model for the cores; prints end-to-end / model-only and its share of the ceiling
+  (target >= 0.95).
 - `fastai`: fastai's `learn.predict` and `load_learner` beside the Predictor (one file -> label; new process -> first
   prediction), a batch of 64 against torch eager on the same graph and threads, resident memory after loading; also for
   the bundle's int8-static variant where the export kept it. Trains the resnet18 5 epochs (the other parts use random
   weights: speed does not depend on them).
-Usage: python benchmarks/runtime_bench.py [--part start call file fastai] [--starts 9] [--rounds 60] [--files 40] [--runs 3]
-The three parts of issue 25 alone, about 1.5 minutes on 2 idle cores: python benchmarks/runtime_bench.py --part start call file"""
+Usage: python benchmarks/runtime_bench.py [--part start call file fastai] [--starts 9] [--rounds 60] [--file-rounds 5]
+                                          [--files 40] [--runs 3]
+Start, per-call and file -> answer alone (no training): python benchmarks/runtime_bench.py --part start call file"""
 import argparse, os, statistics, subprocess, sys, tempfile, textwrap, time, warnings
 from pathlib import Path
 import numpy as np
@@ -50,7 +53,8 @@ def bare_code(model:Path, f:str, size:int, rss:bool=False)->str:
         import numpy as np, onnxruntime as ort
         from PIL import Image
         s = ort.InferenceSession({str(model)!r}, providers=['CPUExecutionProvider'])
-        x = np.asarray(Image.open({f!r}).convert('RGB').resize(({size}, {size}), Image.BILINEAR)).transpose(2, 0, 1)[None]
+        img = Image.open({f!r}).convert('RGB').resize(({size}, {size}), Image.BILINEAR)
+        x = np.asarray(img).transpose(2, 0, 1)[None]
         s.run(None, {{'image': np.ascontiguousarray(x)}})
         """) + (RSS if rss else '')
 
@@ -80,8 +84,9 @@ def start_part(bundle:Path, f:str, size:int, starts:int):
     for i in range(starts):
         for k in (list(codes) if i % 2 == 0 else list(codes)[::-1]): times[k].append(once(codes[k]))
     best,med = {k: min(v) for k,v in times.items()},{k: statistics.median(v) for k,v in times.items()}
-    print(f"start: new process -> first prediction (s), {starts} runs each, alternated: Predictor best {best['Predictor']:.3f} "
-          f"median {med['Predictor']:.3f}; bare onnxruntime best {best['bare']:.3f} median {med['bare']:.3f}")
+    print(f"start: new process -> first prediction (s), {starts} runs each, alternated: "
+          f"Predictor best {best['Predictor']:.3f} median {med['Predictor']:.3f}; "
+          f"bare onnxruntime best {best['bare']:.3f} median {med['bare']:.3f}")
     print(f"   Predictor / bare: best {best['Predictor']/best['bare']:.2f}x (target <= 1.15x), "
           f"median {med['Predictor']/med['bare']:.2f}x", flush=True)
 
@@ -100,8 +105,8 @@ def call_part(p, files:list, size:int, rounds:int):
         ratios.append(t['Predictor']/t['hand'])
     q1,q2,q3 = statistics.quantiles(ratios, n=4)
     n = rounds*len(files)
-    print(f"call: one image file -> label (ms/file), {rounds} alternated rounds of {len(files)} files: Predictor.predict "
-          f"{totals['Predictor']/n*1e3:.2f}, hand-written onnxruntime {totals['hand']/n*1e3:.2f}")
+    print(f"call: one image file -> label (ms/file), {rounds} alternated rounds of {len(files)} files: "
+          f"Predictor.predict {totals['Predictor']/n*1e3:.2f}, hand-written onnxruntime {totals['hand']/n*1e3:.2f}")
     print(f"   Predictor / hand-written, per round: median {q2:.3f}x (target <= 1.05x), quartiles {q1:.3f}-{q3:.3f}",
           flush=True)
 
@@ -140,14 +145,15 @@ def file_part(bundle:Path, tmp:Path, size:int, rounds:int):
             for r in range(rounds):
                 for k in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
                     t0 = time.perf_counter(); runs[k](); t[k].append((time.perf_counter() - t0)/n)
-            share = {k: statistics.median((m + dd)/e for m,dd,e in zip(t['model'], t['decode'], t[k])) for k in ('pillow', 'graph')}
+            share = {k: statistics.median((m + dd)/e for m,dd,e in zip(t['model'], t['decode'], t[k]))
+                     for k in ('pillow', 'graph')}
             m = {k: statistics.median(v) for k,v in t.items()}
             ceil = m['model']/(m['model'] + m['decode'])
             print(f"{f'{side}x{side}':10} {bs:5} {m['model']*1e3:8.3f} {m['decode']*1e3:8.3f} {m['pillow']*1e3:8.3f} "
                   f"{m['graph']*1e3:8.3f} {ceil:8.2f} {m['model']/m['pillow']:12.2f} {m['model']/m['graph']:11.2f} "
                   f"{share['pillow']:11.2f} {share['graph']:10.2f}", flush=True)
-    print("   x/ceil: end-to-end throughput / model-only / ceiling = (t_model + t_decode) / t_end_to_end, the median of "
-          "the rounds' (target >= 0.95)")
+    print("   x/ceil: end-to-end throughput / model-only / ceiling = (t_model + t_decode) / t_end_to_end, "
+          "the median of the rounds' (target >= 0.95)")
 
 def fastai_part(learn, tmp:Path, b, files:list, runs:int):
     "fastai's `learn.predict` and `load_learner` beside the Predictor, torch eager at batch 64, resident memory."
@@ -176,8 +182,9 @@ def fastai_part(learn, tmp:Path, b, files:list, runs:int):
         with l.no_bar(): l.predict({f0!r})
         {RSS}""")
     ours_code = f"from xdeploy_nb.runtime import Predictor\nPredictor({str(tmp/'bundle')!r}).predict({f0!r})\n{RSS}"
-    (fastai_p,fastai_mb),(ours_p,ours_mb),(bare_p,bare_mb) = [
-        in_new_process(c, runs) for c in (fastai_code, ours_code, bare_code(tmp/'bundle'/'model.onnx', f0, 64, rss=True))]
+    bare = bare_code(tmp/'bundle'/'model.onnx', f0, 64, rss=True)
+    codes = (fastai_code, ours_code, bare)
+    (fastai_p,fastai_mb),(ours_p,ours_mb),(bare_p,bare_mb) = [in_new_process(c, runs) for c in codes]
 
     # 3. batch of 64, same graph, same threads
     feeds = p.prepare(files[:8]*8)
@@ -190,14 +197,14 @@ def fastai_part(learn, tmp:Path, b, files:list, runs:int):
     int8_b = per_item(lambda _: int8.run(feeds), [None], runs*3) if int8 else None
 
     print(f"fastai: resnet18 bundle, 64 px, CPU, {threads} threads; medians of {runs} runs over {len(files)} files")
-    print(f"1. one image file -> label (ms/file): learn.predict {fastai_s*1e3:.2f}, Predictor.predict {ours_s*1e3:.2f}, "
-          f"hand-written onnxruntime {hand_s*1e3:.2f}")
+    print(f"1. one image file -> label (ms/file): learn.predict {fastai_s*1e3:.2f}, "
+          f"Predictor.predict {ours_s*1e3:.2f}, hand-written onnxruntime {hand_s*1e3:.2f}")
     print(f"   Predictor is {fastai_s/ours_s:.1f}x faster than learn.predict (target >= 10x) and "
           f"{ours_s/hand_s:.2f}x the hand-written loop's time (see --part call)")
     acc = b.artifacts[-1]['accuracy']
-    print("   int8-static: " + (f"Predictor.predict {int8_s*1e3:.2f} ms, {fastai_s/int8_s:.1f}x faster than learn.predict "
-                                  f"(validation accuracy {acc['value']:.1%}, fp32 {acc['fp32_value']:.1%})" if int8
-                                  else f"left out by the export: {b.manifest['rejected'][0]['reason']}"))
+    if int8: print(f"   int8-static: Predictor.predict {int8_s*1e3:.2f} ms, {fastai_s/int8_s:.1f}x faster than "
+                   f"learn.predict (validation accuracy {acc['value']:.1%}, fp32 {acc['fp32_value']:.1%})")
+    else: print(f"   int8-static: left out by the export: {b.manifest['rejected'][0]['reason']}")
     print(f"2. new process -> first prediction (s): load_learner+predict {fastai_p:.2f}, Predictor {ours_p:.2f}, "
           f"bare onnxruntime {bare_p:.2f}")
     print(f"   Predictor is {fastai_p/ours_p:.1f}x faster than load_learner (target >= 10x), {ours_p/bare_p:.2f}x bare "
@@ -206,8 +213,8 @@ def fastai_part(learn, tmp:Path, b, files:list, runs:int):
           "(target >= 1.4x)")
     if int8: print(f"   int8-static: {64/int8_b:.0f} items/s, {eager_s/int8_b:.2f}x torch eager, "
                    f"{onnx_s/int8_b:.2f}x fp32 onnxruntime")
-    print(f"4. resident memory after loading and one prediction (MB): load_learner {fastai_mb:.0f}, Predictor {ours_mb:.0f}, "
-          f"bare onnxruntime {bare_mb:.0f}", flush=True)
+    print(f"4. resident memory after loading and one prediction (MB): load_learner {fastai_mb:.0f}, "
+          f"Predictor {ours_mb:.0f}, bare onnxruntime {bare_mb:.0f}", flush=True)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
