@@ -5,6 +5,7 @@ Parts (`--part`, one or more; default all of them):
 - `start`: a new process -> its first prediction: `Predictor(bundle).predict(file)` against a bare onnxruntime script
   (same file, same decode and resize), the two run alternately, `--starts` times each; prints the best and the median
   of each and their ratio (target: best <= 1.15x). The child processes may write bytecode, as an installed package has.
+  Also prints what the Predictor's check of the model file (read once, sha256 against the manifest) costs alone.
 - `call`: one image file -> label, `Predictor.predict` against a hand-written onnxruntime loop doing the same decode and
   resize, alternated over `--rounds` short rounds; prints the median and quartiles of the per-round ratio
   (target <= 1.05x).
@@ -70,6 +71,11 @@ def by_hand_loop(model:Path, labels:list, threads:int, size:int):
         return labels[int(sess.run(None, {'image': np.ascontiguousarray(x)})[0].argmax())]
     return by_hand
 
+def timed(f)->float:
+    "Seconds `f()` takes."
+    t0 = time.perf_counter(); f()
+    return time.perf_counter() - t0
+
 def start_part(bundle:Path, f:str, size:int, starts:int):
     "New process -> first prediction: the Predictor against a bare onnxruntime script, alternately."
     ours = f"from xdeploy_nb.runtime import Predictor\nPredictor({str(bundle)!r}).predict({f!r})"
@@ -89,6 +95,12 @@ def start_part(bundle:Path, f:str, size:int, starts:int):
           f"bare onnxruntime best {best['bare']:.3f} median {med['bare']:.3f}")
     print(f"   Predictor / bare: best {best['Predictor']/best['bare']:.2f}x (target <= 1.15x), "
           f"median {med['Predictor']/med['bare']:.2f}x", flush=True)
+    import json
+    from xdeploy_nb.core import read_checked
+    a = json.loads((bundle/'manifest.json').read_text())['artifacts'][0]
+    check = min(timed(lambda: read_checked(bundle, a)) for _ in range(5))
+    print(f"   of which the model's read and sha256 check, which the bare script skips: {check:.3f} s, "
+          f"{check/best['bare']:.2f}x of the bare start ({a['size']/1e6:.0f} MB)", flush=True)
 
 def call_part(p, files:list, size:int, rounds:int):
     "Per-call overhead: `Predictor.predict` against the hand-written loop, alternated in short rounds."
