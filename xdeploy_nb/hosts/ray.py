@@ -4,7 +4,7 @@
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000004
 from __future__ import annotations
-import asyncio, json, os, signal, socket, threading
+import asyncio, collections, contextlib, functools, json, os, signal, socket, threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,7 +15,7 @@ from ..runtime import KINDS, Predictor, items_from_paths
 
 # %% auto #0
 __all__ = ['RAY_ITEMS', 'start_ray', 'RayKind', 'ray_kind', 'RequestError', 'prediction_schema', 'BatchPredictor',
-           'predict_dataset', 'BundleServer', 'handle_request', 'Served', 'serve']
+           'predict_dataset', 'Batcher', 'predict_prepared', 'BundleServer', 'handle_request', 'Served', 'serve']
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000006
 def _ray():
@@ -65,22 +65,43 @@ class RequestError(XDeployError):
     "A request the service refuses: its HTTP `status` (4xx), what is wrong and how to fix it."
     def __init__(self, status:int, problem:str, fix:str=None): super().__init__(problem, fix); self.status = status
 
+# %% ../../nbs/52_hosts.ray.ipynb #sc00011m
+def _multipart(body:bytes, # A `multipart/form-data` request body
+               content_type:str # Its Content-Type header, with the `boundary` parameter
+              )->list:
+    "The contents of the parts of a `multipart/form-data` body, in their order: one item per part."
+    fix = "Send the files as `curl -F file=@a.png -F file=@b.png URL/predict` (or requests' `files=`) does."
+    params = (p.strip() for p in content_type.split(';')[1:])
+    b = next((p.split('=', 1)[1].strip('"') for p in params if p.lower().startswith('boundary=')), '')
+    if not b: raise RequestError(400, "The multipart/form-data Content-Type names no boundary.", fix)
+    chunks = (b'\r\n' + body).split(b'\r\n--' + b.encode('latin-1'))
+    if len(chunks) < 3 or not chunks[-1].startswith(b'--'):
+        raise RequestError(400, "The multipart/form-data body has no parts, or it is cut short.", fix)
+    parts = [c.partition(b'\r\n\r\n') for c in chunks[1:-1]]  # (boundary line rest + headers, blank line, content)
+    if any(not blank for _,blank,_ in parts):
+        raise RequestError(400, "A part of the multipart/form-data body has no blank line after its headers.", fix)
+    return [content for _,_,content in parts]
+
 # %% ../../nbs/52_hosts.ray.ipynb #sc000012
 def _image_dataset(m:dict, source, read_cpus:float=0.5):
     "Image files (a folder, a file, or a list of them) read by Ray as bytes, named by their paths."
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     files = items_from_paths(m, paths)  # folders expanded (recursively, sorted); a missing path is refused here
-    return _ray().data.read_binary_files(files, include_paths=True, num_cpus=read_cpus).rename_columns(dict(path='item'))
+    ds = _ray().data.read_binary_files(files, include_paths=True, num_cpus=read_cpus)
+    return ds.rename_columns(dict(path='item'))
 
 def _image_body(body:bytes, content_type:str)->tuple:
-    "An HTTP body that is an image file's bytes."
+    "An HTTP body that is an image file's bytes, or several files as `multipart/form-data` parts."
+    if content_type.startswith('multipart/form-data'): return _multipart(body, content_type),True
     if content_type.startswith(('application/json', 'text/')): raise RequestError(415,
         f"An image model takes the image file's bytes as the request body, not {content_type}.",
-        "POST the file as it is, e.g. `curl --data-binary @cat.png -H 'Content-Type: image/png' URL/predict`.")
+        "POST the file as it is, e.g. `curl --data-binary @cat.png -H 'Content-Type: image/png' URL/predict`, "
+        "or several files as multipart/form-data, `curl -F file=@cat.png -F file=@dog.png URL/predict`.")
     if not body: raise RequestError(400, "The request has no body.", "POST the image file's bytes.")
     return [body],False
 
-RAY_ITEMS['bytes'] = RayKind(_image_dataset, lambda b: list(b['bytes']), lambda: __import__('pyarrow').string(), _image_body)
+RAY_ITEMS['bytes'] = RayKind(_image_dataset, lambda b: list(b['bytes']), lambda: __import__('pyarrow').string(),
+                             _image_body)
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000013
 def _native(o):
@@ -222,60 +243,120 @@ def _json_response(obj, status:int=200):
 
 async def _read_body(request, limit:int)->bytes:
     "The request's body, refused with a 413 as soon as it is over `limit` bytes."
-    if int(request.headers.get('content-length') or 0) > limit: raise RequestError(413, f"The body is over {limit:,} bytes.", "Send a smaller item.")
+    big = RequestError(413, f"The body is over {limit:,} bytes.", "Send fewer or smaller items.")
+    if int(request.headers.get('content-length') or 0) > limit: raise big
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > limit: raise RequestError(413, f"The body is over {limit:,} bytes.", "Send a smaller item.")
+        if len(body) > limit: raise big
     return bytes(body)
+
+# %% ../../nbs/52_hosts.ray.ipynb #sc00032b
+class Batcher:
+    "Concurrent requests' prepared inputs gathered into one model run, the next batch forming while the model runs."
+    def __init__(self, run:Callable, # `run(inputs)` -> a result per request: a list of its predictions, or its error
+                 max_batch_size:int=16, # Most items in one run (a request with more runs alone)
+                 wait_ms:float=2.0): # Longest wait, from the oldest request's arrival, for a batch to fill
+        self.run,self.max_batch_size,self.wait = run,max_batch_size,wait_ms/1e3
+        self.pending,self.count,self.task = collections.deque(),0,None
+
+    async def __call__(self, x:dict, n:int)->list:
+        "The result of `run` for the inputs `x` of `n` items, run in one batch with other requests' inputs."
+        loop = asyncio.get_running_loop()
+        if self.task is None:  # made in the loop that serves the requests
+            self.ready,self.full,self.task = asyncio.Event(),asyncio.Event(),loop.create_task(_run_batches(self))
+        self.pending.append((x, n, fut := loop.create_future(), loop.time()))
+        self.count += n
+        self.ready.set()
+        if self.count >= self.max_batch_size: self.full.set()
+        if isinstance(out := await fut, Exception): raise out
+        return out
+
+    def _take(self)->list:
+        "The next batch: the oldest requests, up to `max_batch_size` items (at least one request)."
+        batch = [self.pending.popleft()]
+        n = batch[0][1]
+        while self.pending and n + self.pending[0][1] <= self.max_batch_size:
+            batch.append(self.pending.popleft()); n += batch[-1][1]
+        self.count -= n
+        if not self.pending: self.ready.clear()
+        return batch
+
+# %% ../../nbs/52_hosts.ray.ipynb #sc00032c
+async def _run_batches(b:Batcher):
+    "Run `b`'s batches one after the other, each taken when the model is free: what arrived meanwhile is the next one."
+    loop = asyncio.get_running_loop()
+    while True:
+        await b.ready.wait()
+        if b.count < b.max_batch_size and (left := b.pending[0][3] + b.wait - loop.time()) > 0:
+            b.full.clear()
+            with contextlib.suppress(asyncio.TimeoutError): await asyncio.wait_for(b.full.wait(), left)
+        batch = b._take()
+        try: outs = await asyncio.to_thread(b.run, [r[0] for r in batch])
+        except Exception as e: outs = [e]*len(batch)  # a bug of `run`: every request of the batch is told
+        for (_,_,fut,_),out in zip(batch, outs):
+            if not fut.done(): fut.set_result(out)  # not a request whose client went away (cancelled)
+
+# %% ../../nbs/52_hosts.ray.ipynb #sc00032d
+def predict_prepared(p:Predictor, # The replica's Predictor
+                     xs:list # Each request's inputs, as `Predictor.prepare` makes them
+                    )->list:
+    "Per request of `xs`: its predictions, run as one batch; where that fails, each request alone (its error, or its answers)."
+    sizes = [len(next(iter(x.values()))) for x in xs]
+    try:
+        x = xs[0] if len(xs) == 1 else {k: np.concatenate([f[k] for f in xs]) for k in xs[0]}
+        preds = p.decode(p.run(x))
+    except (XDeployError, ValueError) as e:  # an item the model cannot run, or inputs of different shapes
+        if len(xs) > 1: return [r for x in xs for r in predict_prepared(p, [x])]
+        if isinstance(e, XDeployError): return [e]
+        raise
+    ends = np.cumsum(sizes).tolist()
+    return [preds[e-n:e] for n,e in zip(sizes, ends)]
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000033
 class BundleServer:
-    "A Ray Serve deployment of a bundle: one `Predictor` per replica, single items batched with `@serve.batch`."
-    def __init__(self, bundle:str, device:str='cpu', threads:int=1, max_batch_size:int=8, batch_wait_ms:float=5.0, max_body_mb:float=20):
-        from ray import serve
+    "A Ray Serve deployment of a bundle: one `Predictor` per replica, requests' items run in batches by a `Batcher`."
+    def __init__(self, bundle:str, device:str='cpu', threads:int=1, max_batch_size:int=8, batch_wait_ms:float=5.0,
+                 max_body_mb:float=20):
         self.p = Predictor(bundle, device=device, threads=threads)
         self.kind,self.limit = ray_kind(self.p.manifest),int(max_body_mb*2**20)
-        self._batched = serve.batch(self._predict_items, max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_ms/1e3)
+        self.batcher = Batcher(functools.partial(predict_prepared, self.p), max_batch_size, batch_wait_ms)
         m,a = self.p.manifest,self.p.artifact
-        self.metadata = dict(task=m['task'], labels=m['labels'], kind=m['preprocessing']['kind'], inputs=m['inputs'], outputs=m['outputs'],
-                             artifact={k: a.get(k) for k in ('file', 'format', 'variant', 'sha256')}, device=self.p.device,
-                             max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms, routes=['POST /predict', 'GET /metadata', 'GET /health'])
+        self.metadata = dict(task=m['task'], labels=m['labels'], kind=m['preprocessing']['kind'], inputs=m['inputs'],
+                             outputs=m['outputs'], artifact={k: a.get(k) for k in ('file', 'format', 'variant', 'sha256')},
+                             device=self.p.device, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
+                             routes=['POST /predict', 'GET /metadata', 'GET /health'])
 
-    def predict_items(self, items:list)->list:
-        "A prediction per item, run as one batch; an item that fails gets its `XDeployError` instead, the others their predictions."
-        try: return self.p.predict_batch(items, len(items))
-        except XDeployError: pass
-        out = []
-        for x in items:
-            try: out.append(self.p.predict(x))
-            except XDeployError as e: out.append(e)
-        return out
+    async def predict(self, items:list)->list:
+        "The predictions of one request's `items`: prepared in a thread of their own, then run in a batch."
+        x = await asyncio.to_thread(self.p.prepare, items)  # a bad item is refused here, for its request alone
+        return await self.batcher(x, len(items))
 
-    async def _predict_items(self, items:list)->list: return await asyncio.to_thread(self.predict_items, items)
     async def __call__(self, request): return await handle_request(self, request)
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000035
 async def handle_request(server:BundleServer, # The replica
                          request # A starlette `Request`, as Ray Serve passes it
                         ):
-    "The response of `server` to one HTTP request: the routes of the table above; a refused request is a 4xx with `{'error', 'fix'}`."
+    "The response of `server` to one HTTP request (the routes above); a refused request is a 4xx with `{'error', 'fix'}`."
     route,method = request.url.path.rstrip('/') or '/',request.method
     try:
         if route in ('/', '/metadata', '/health'):
             if method != 'GET': raise RequestError(405, f"{route} answers GET, not {method}.", f"GET {route}")
             return _json_response(dict(status='ok', device=server.p.device) if route == '/health' else server.metadata)
-        if route != '/predict': raise RequestError(404, f"There is no route {route}.", "Use POST /predict, GET /metadata or GET /health.")
+        if route != '/predict':
+            raise RequestError(404, f"There is no route {route}.", "Use POST /predict, GET /metadata or GET /health.")
         if method != 'POST': raise RequestError(405, f"/predict answers POST, not {method}.", "POST the item to /predict.")
-        items,many = server.kind.from_body(await _read_body(request, server.limit), request.headers.get('content-type', ''))
-        if many: return _json_response(await asyncio.to_thread(server.p.predict_batch, items, len(items)))
-        if isinstance(pred := await server._batched(items[0]), XDeployError): raise pred
-        return _json_response(pred)
+        body = await _read_body(request, server.limit)
+        items,many = server.kind.from_body(body, request.headers.get('content-type', ''))
+        preds = await server.predict(items)
+        return _json_response(preds if many else preds[0])
     except RequestError as e: return _json_response(dict(error=e.problem, fix=e.fix), e.status)
     except XDeployError as e: return _json_response(dict(error=e.problem, fix=e.fix), 400)
     except Exception as e:  # a bug: told in the replica's log, not as a traceback to the client
         import logging; logging.getLogger('ray.serve').exception("xdeploy_nb's BundleServer failed")
-        return _json_response(dict(error=f"internal error ({type(e).__name__})", fix="Report it with the request that caused it."), 500)
+        return _json_response(dict(error=f"internal error ({type(e).__name__})",
+                                   fix="Report it with the request that caused it."), 500)
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000037
 def _port_free(port:int)->bool:
@@ -311,8 +392,8 @@ class Served:
 def serve(bundle, # The bundle directory
           port:int=8000, # HTTP port of Serve's proxy, on 127.0.0.1
           replicas:int=1, # Replicas of the deployment, each with one Predictor
-          max_batch_size:int=8, # Most single-item requests gathered into one model run (`@serve.batch`)
-          batch_wait_ms:float=5.0, # Longest wait for more requests to fill a batch
+          max_batch_size:int=8, # Most items of concurrent requests run as one batch (`Batcher`)
+          batch_wait_ms:float=5.0, # Longest wait for more requests to fill a batch while the model is idle
           num_cpus:float=0.5, # CPUs each replica asks Ray for
           threads:int=1, # Intra-op threads of each replica's model
           device:str='cpu', # Where the replicas run the model: a name from `list_devices()`, or 'auto'
@@ -324,13 +405,16 @@ def serve(bundle, # The bundle directory
     started = not ray.is_initialized()
     p = Predictor(bundle, device=device, threads=threads)  # refuse a bundle here, not in a replica's log
     if not isinstance(replicas, int) or replicas < 1 or not isinstance(max_batch_size, int) or max_batch_size < 1:
-        raise XDeployError(f"replicas={replicas!r} and max_batch_size={max_batch_size!r} must be positive ints.", "Pass ints >= 1.")
+        raise XDeployError(f"replicas={replicas!r} and max_batch_size={max_batch_size!r} must be positive ints.",
+                           "Pass ints >= 1.")
     from ray import serve as rs
-    if not _port_free(port): raise XDeployError(f"127.0.0.1:{port} is in use.", "Pass another port, or stop what listens there (one `serve` at a time: `stop()` the last).")
+    if not _port_free(port): raise XDeployError(f"127.0.0.1:{port} is in use.",
+        "Pass another port, or stop what listens there (one `serve` at a time: `stop()` the last).")
     start_ray()
-    import logging; logging.getLogger('ray.serve').setLevel(logging.WARNING)  # its start-up notes; `Served.url` says where it is
+    import logging; logging.getLogger('ray.serve').setLevel(logging.WARNING)  # its start-up notes: `Served.url` says
     rs.start(http_options=dict(host='127.0.0.1', port=port))
     app = rs.deployment(BundleServer, name=name, num_replicas=replicas, ray_actor_options=dict(num_cpus=num_cpus),
-                        max_ongoing_requests=max(2*max_batch_size, 16), graceful_shutdown_timeout_s=10)
-    rs.run(app.bind(str(p.path.absolute()), device, threads, max_batch_size, batch_wait_ms, max_body_mb), name=name, route_prefix='/')
+                        max_ongoing_requests=max(4*max_batch_size, 32), graceful_shutdown_timeout_s=10)
+    args = (str(p.path.absolute()), device, threads, max_batch_size, batch_wait_ms, max_body_mb)
+    rs.run(app.bind(*args), name=name, route_prefix='/')
     return Served(f'http://127.0.0.1:{port}', name, started)
