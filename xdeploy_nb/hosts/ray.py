@@ -15,7 +15,8 @@ from ..runtime import KINDS, Predictor, items_from_paths
 
 # %% auto #0
 __all__ = ['RAY_ITEMS', 'start_ray', 'RayKind', 'ray_kind', 'RequestError', 'prediction_schema', 'BatchPredictor',
-           'predict_dataset', 'Batcher', 'predict_prepared', 'BundleServer', 'handle_request', 'Served', 'serve']
+           'predict_dataset', 'Batcher', 'predict_prepared', 'predict_requests', 'BundleServer', 'handle_request',
+           'Served', 'serve']
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc000006
 def _ray():
@@ -253,15 +254,15 @@ async def _read_body(request, limit:int)->bytes:
 
 # %% ../../nbs/52_hosts.ray.ipynb #sc00032b
 class Batcher:
-    "Concurrent requests' prepared inputs gathered into one model run, the next batch forming while the model runs."
-    def __init__(self, run:Callable, # `run(inputs)` -> a result per request: a list of its predictions, or its error
+    "Concurrent requests' items gathered into one model run, the next batch forming while the model runs."
+    def __init__(self, run:Callable, # `run(requests)` -> a result per request (a list of its items): its answers, or its error
                  max_batch_size:int=16, # Most items in one run (a request with more runs alone)
                  wait_ms:float=2.0): # Longest wait, from the oldest request's arrival, for a batch to fill
         self.run,self.max_batch_size,self.wait = run,max_batch_size,wait_ms/1e3
         self.pending,self.count,self.task = collections.deque(),0,None
 
-    async def __call__(self, x:dict, n:int)->list:
-        "The result of `run` for the inputs `x` of `n` items, run in one batch with other requests' inputs."
+    async def __call__(self, x, n:int)->list:
+        "The result of `run` for the request `x` of `n` items, run in one batch with other requests."
         loop = asyncio.get_running_loop()
         if self.task is None:  # made in the loop that serves the requests
             self.ready,self.full,self.task = asyncio.Event(),asyncio.Event(),loop.create_task(_run_batches(self))
@@ -302,6 +303,7 @@ def predict_prepared(p:Predictor, # The replica's Predictor
                      xs:list # Each request's inputs, as `Predictor.prepare` makes them
                     )->list:
     "Per request of `xs`: its predictions, run as one batch; where that fails, each request alone (its error, or its answers)."
+    if not xs: return []
     sizes = [len(next(iter(x.values()))) for x in xs]
     try:
         x = xs[0] if len(xs) == 1 else {k: np.concatenate([f[k] for f in xs]) for k in xs[0]}
@@ -313,6 +315,17 @@ def predict_prepared(p:Predictor, # The replica's Predictor
     ends = np.cumsum(sizes).tolist()
     return [preds[e-n:e] for n,e in zip(sizes, ends)]
 
+def predict_requests(p:Predictor, # The replica's Predictor
+                     requests:list # Each request's items
+                    )->list:
+    "Per request: its predictions, each request prepared on its own and all run as one batch; or the error of its items."
+    xs = []
+    for items in requests:
+        try: xs.append(p.prepare(items))
+        except XDeployError as e: xs.append(e)  # a bad item refuses its own request, whole
+    answers = iter(predict_prepared(p, [x for x in xs if not isinstance(x, Exception)]))
+    return [x if isinstance(x, Exception) else next(answers) for x in xs]
+
 # %% ../../nbs/52_hosts.ray.ipynb #sc000033
 class BundleServer:
     "A Ray Serve deployment of a bundle: one `Predictor` per replica, requests' items run in batches by a `Batcher`."
@@ -320,7 +333,7 @@ class BundleServer:
                  max_body_mb:float=20):
         self.p = Predictor(bundle, device=device, threads=threads)
         self.kind,self.limit = ray_kind(self.p.manifest),int(max_body_mb*2**20)
-        self.batcher = Batcher(functools.partial(predict_prepared, self.p), max_batch_size, batch_wait_ms)
+        self.batcher = Batcher(functools.partial(predict_requests, self.p), max_batch_size, batch_wait_ms)
         m,a = self.p.manifest,self.p.artifact
         self.metadata = dict(task=m['task'], labels=m['labels'], kind=m['preprocessing']['kind'], inputs=m['inputs'],
                              outputs=m['outputs'], artifact={k: a.get(k) for k in ('file', 'format', 'variant', 'sha256')},
@@ -328,9 +341,8 @@ class BundleServer:
                              routes=['POST /predict', 'GET /metadata', 'GET /health'])
 
     async def predict(self, items:list)->list:
-        "The predictions of one request's `items`: prepared in a thread of their own, then run in a batch."
-        x = await asyncio.to_thread(self.p.prepare, items)  # a bad item is refused here, for its request alone
-        return await self.batcher(x, len(items))
+        "The predictions of one request's `items`, prepared and run in the batch's thread, off the event loop."
+        return await self.batcher(items, len(items))
 
     async def __call__(self, request): return await handle_request(self, request)
 

@@ -110,8 +110,9 @@ def python_config(m:dict, # The bundle's manifest
                 parameters=[dict(key=k, value=dict(string_value=v)) for k,v in params.items() if v is not None])
 
 # %% ../../nbs/51_hosts.triton.ipynb #tr000016
-PYTHON_MODEL = '''"""Triton python-backend model written by xdeploy_nb (`xdeploy triton`): serves ./bundle with `xdeploy_nb.runtime.Predictor`."""
+PYTHON_MODEL = '''"""Triton python-backend model written by xdeploy_nb (`xdeploy triton`): serves ./bundle with its `Predictor`."""
 import json, os, sys
+from concurrent.futures import ThreadPoolExecutor
 # The stub ignores PYTHONPATH: the folders in XDEPLOY_TRITON_PATH go first, before numpy is imported.
 sys.path[:0] = [p for p in os.environ.get('XDEPLOY_TRITON_PATH', '').split(os.pathsep) if p and p not in sys.path]
 import numpy as np
@@ -122,34 +123,53 @@ class TritonPythonModel:
     def initialize(self, args):
         params = {k: v['string_value'] for k,v in json.loads(args['model_config']).get('parameters', {}).items()}
         self.json_items = params['input_encoding'] == 'json'
-        self.bad_input = [pb_utils.TritonError.INVALID_ARG] if hasattr(pb_utils.TritonError, 'INVALID_ARG') else []  # a 400; Triton >= 23.09
+        self.bad_input = [pb_utils.TritonError.INVALID_ARG] if hasattr(pb_utils.TritonError, 'INVALID_ARG') else []  # 400
         bundle = os.path.join(args['model_repository'], args['model_version'], 'bundle')
-        self.predictor = Predictor(bundle, device=params.get('device', 'cpu'), threads=int(params['threads']) if 'threads' in params else None)
+        threads = int(params['threads']) if 'threads' in params else None
+        self.predictor = Predictor(bundle, device=params.get('device', 'cpu'), threads=threads)
+        self.pool = ThreadPoolExecutor(min(4, len(os.sched_getaffinity(0))))  # decoding releases the GIL
 
     def _items(self, request):
         raw = pb_utils.get_input_tensor_by_name(request, 'item').as_numpy().reshape(-1)
-        return [json.loads(r) if self.json_items else bytes(r) for r in raw]
+        return [json.loads(r) for r in raw] if self.json_items else list(raw)
+
+    def _prepare(self, items):
+        if isinstance(items, Exception): return items  # the request's tensor could not be read
+        try: return self.predictor.prepare(items)
+        except Exception as e: return e
+
+    def _run(self, xs):
+        "The model's outputs and predictions for the requests' inputs `xs` together; if that fails, for each alone."
+        p = self.predictor
+        try:
+            x = xs[0] if len(xs) == 1 else {k: np.concatenate([f[k] for f in xs]) for k in xs[0]}
+            out = p.run(x)
+            preds,start = p.decode(out),0
+        except Exception as e:
+            if len(xs) == 1: return [e]
+            return [r for x in xs for r in self._run([x])]
+        answers = []
+        for n in (len(next(iter(x.values()))) for x in xs):
+            answers.append((out[start:start+n], preds[start:start+n])); start += n
+        return answers
+
+    def _answer(self, out, preds):
+        text = np.array([json.dumps(d).encode() for d in preds], dtype=np.object_).reshape(-1, 1)
+        return pb_utils.InferenceResponse([pb_utils.Tensor('prediction', text),
+                                           pb_utils.Tensor('probs', out.astype(np.float32, copy=False))])
 
     def execute(self, requests):
-        p,answers,prepared = self.predictor,[None]*len(requests),[]
-        for i,r in enumerate(requests):
-            try: prepared.append((i, p.prepare(self._items(r))))
-            except Exception as e: answers[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e), *self.bad_input))
-        if not prepared: return answers
-        try:
-            x = {k: np.concatenate([f[k] for _,f in prepared]) for k in prepared[0][1]}
-            out = p.run(x)
-            preds = p.decode(out)
-        except Exception as e:
-            for i,_ in prepared: answers[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e)))
-            return answers
-        start = 0
-        for i,f in prepared:
-            n = len(next(iter(f.values())))
-            text = np.array([json.dumps(d).encode() for d in preds[start:start+n]], dtype=np.object_).reshape(n, 1)
-            answers[i] = pb_utils.InferenceResponse([pb_utils.Tensor('prediction', text),
-                                                     pb_utils.Tensor('probs', out[start:start+n].astype(np.float32))])
-            start += n
+        answers,ok,items = [None]*len(requests),[],[]
+        for r in requests:
+            try: items.append(self._items(r))
+            except Exception as e: items.append(e)
+        xs = self.pool.map(self._prepare, items) if len(items) > 1 else [self._prepare(items[0])]
+        for i,x in enumerate(xs):
+            if isinstance(x, Exception): answers[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(x), *self.bad_input))
+            else: ok.append((i, x))
+        if not ok: return answers
+        for (i,_),a in zip(ok, self._run([x for _,x in ok])):
+            answers[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(a))) if isinstance(a, Exception) else self._answer(*a)
         return answers
 '''
 
