@@ -163,7 +163,8 @@ def _multi_item_requests(url:str, files:list, want:list):
     assert got[:len(reqs)] == [(200, want[i:i+5]) for i in range(0, len(files), 5)]
     assert got[len(reqs):] == [(200, w) for w in want[:6]]
     with ThreadPoolExecutor(2) as ex:
-        bad,good = ex.map(lambda fs: call(url + '/predict', *form(fs)), [[files[0], b'not an image', files[1]], files[:3]])
+        bad,good = ex.map(lambda fs: call(url + '/predict', form(fs)[0], content_type=form(fs)[1]),
+                          [[files[0], b'not an image', files[1]], files[:3]])
     assert bad[0] == 400 and 'Item 1' in bad[1]['error'] and 'Pillow cannot identify' in bad[1]['error'] and bad[1]['fix'], bad
     assert set(bad[1]) == {'error', 'fix'} and good == (200, want[:3])
     body,ctype = form(files[:2])
