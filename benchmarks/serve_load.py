@@ -19,7 +19,11 @@ Each target also runs its engine's **ceiling** with the same client, at the same
 
 Printed per level: items/s, p50/p95/p99 latency, and served / min(in-process, ceiling at that level). The targets:
 one item per request, the best served throughput >= 0.8 x min(in-process, best ceiling); `--items-per-request` items
-per request, the best served throughput >= 0.8 x in-process.
+per request, the best served throughput >= 0.8 x in-process. The in-process figure is the better of onnxruntime on one
+thread per CPU and on one thread. Where the engine's work and the model's share the same cores (the client's too), they
+add up: the summary also gives served / (1 / (1/in-process + 1/ceiling)), the bound of a server that does nothing else.
+
+Takes about 2.5 minutes with the defaults on an idle 2-core machine (`--seconds 5`; Ray's and Triton's starts included).
 
 A target is an entry of `TARGETS`: a context manager `target(bundle, items)` that starts the servers on 127.0.0.1 and
 yields `(served, ceiling)`, two functions `f(i, k)` called from several threads at once: `served` sends items
@@ -59,7 +63,10 @@ def multipart(files:list, boundary:str='xdeploy-bench-boundary')->tuple:
     body = b''.join(head(j) + f + b'\r\n' for j,f in enumerate(files)) + f'--{boundary}--\r\n'.encode()
     return body,f'multipart/form-data; boundary={boundary}'
 
-RAY_OPTIONS = dict(replicas=2, threads=1, max_batch_size=16, batch_wait_ms=2.0)  # --ray-replicas, --ray-threads, ...
+# The servers' settings (command-line options): on 2 cores, two model workers of one thread each served more than one of
+# two threads, for Ray and Triton alike (a model on two threads loses most when the client and the engine share its cores)
+RAY_OPTIONS = dict(replicas=2, threads=1, max_batch_size=16, batch_wait_ms=2.0)
+TRITON_OPTIONS = dict(instances=2, threads=1, max_batch_size=32)
 
 class NoopServer:
     "Ray Serve's ceiling: a deployment that reads the request's body and answers a constant."
@@ -106,19 +113,23 @@ try:
     if missing := [m for m in ('tritonclient', 'xdeploy_nb.hosts.triton') if importlib.util.find_spec(m) is None]:
         print(f"(no triton target: it needs {', '.join(missing)}; install the triton extra, `pip install \"xdeploy_nb[triton]\"`)",
               file=sys.stderr)
-    else: TARGETS['triton'] = lambda bundle, items: triton_target(bundle, items, noop=True)
+    else: TARGETS['triton'] = lambda bundle, items: triton_target(bundle, items, noop=True, **TRITON_OPTIONS)
 except ImportError as e:
     if getattr(e, 'name', None) != 'triton_target': print(f"(no triton target: {e})", file=sys.stderr)
 
 def in_process(bundle, items:list, batch_size:int=64, seconds:float=4.0)->tuple:
-    "`(items per second, predictions)` of the in-process Predictor, `predict_batch` over the items (decoding included)."
+    """`(items per second, predictions, {threads: items per second})` of the in-process Predictor, `predict_batch` over the
+    items (decoding included): the better of onnxruntime on one thread per CPU (the default) and on one thread."""
     from xdeploy_nb.runtime import Predictor
-    p = Predictor(bundle, device='cpu')
-    preds = p.predict_batch(items, batch_size)  # warm-up, and the reference answers
-    work = items*max(1, 256//len(items))
-    n,t0 = 0,time.perf_counter()
-    while time.perf_counter() - t0 < seconds: p.predict_batch(work, batch_size); n += len(work)
-    return n/(time.perf_counter() - t0),preds
+    rates = {}
+    for threads in (None, 1):
+        p = Predictor(bundle, device='cpu', threads=threads)
+        preds = p.predict_batch(items, batch_size)  # warm-up, and the reference answers
+        work = items*max(1, 256//len(items))
+        n,t0 = 0,time.perf_counter()
+        while time.perf_counter() - t0 < seconds/2: p.predict_batch(work, batch_size); n += len(work)
+        rates[threads or 'per CPU'] = n/(time.perf_counter() - t0)
+    return max(rates.values()),preds,rates
 
 def closed_loop(send, k:int, concurrency:int, requests:int, seconds:float, want:list=None)->dict:
     "`concurrency` clients of `k` items per request, each sending its next when the last is answered, until `requests` or `seconds`."
@@ -184,17 +195,20 @@ def main():
     ap.add_argument('--seconds', type=float, default=5, help='most seconds per level (each of ceiling and served)')
     ap.add_argument('--ray-replicas', type=int, default=2); ap.add_argument('--ray-threads', type=int, default=1)
     ap.add_argument('--ray-max-batch-size', type=int, default=16); ap.add_argument('--ray-batch-wait-ms', type=float, default=2.0)
+    ap.add_argument('--triton-instances', type=int, default=2); ap.add_argument('--triton-threads', type=int, default=1)
     a = ap.parse_args()
+    TRITON_OPTIONS.update(instances=a.triton_instances, threads=a.triton_threads)
     RAY_OPTIONS.update(replicas=a.ray_replicas, threads=a.ray_threads, max_batch_size=a.ray_max_batch_size,
                        batch_wait_ms=a.ray_batch_wait_ms)
     t0 = time.perf_counter()
     bundle = Path(a.bundle) if a.bundle else default_bundle(a.arch, a.size)
     items = bench_items(bundle)
-    base,want = in_process(bundle, items)
+    base,want,rates = in_process(bundle, items)
     k = a.items_per_request
     levels = [(1, c) for c in a.concurrency] + [(k, c) for c in a.multi_concurrency]
-    print(f"bundle {bundle}: {len(items)} PNG items; in-process Predictor.predict_batch (batch 64): {base:.1f} items/s")
-    print(f"ray: {RAY_OPTIONS}")
+    print(f"bundle {bundle}: {len(items)} PNG items; in-process Predictor.predict_batch (batch 64): {base:.1f} items/s "
+          f"(the better of onnxruntime threads: " + ', '.join(f"{t} {r:.1f}" for t,r in rates.items()) + ")")
+    print(f"ray: {RAY_OPTIONS}; triton: {TRITON_OPTIONS}")
     print(f"{'target':<7} {'what':<8} {'k':>3} {'conc':>4} {'requests':>8} {'wrong':>5} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} "
           f"{'p99 ms':>8} {'items/s':>8} {'x min(in-proc, ceiling)':>8}")
     summary = []
@@ -202,12 +216,14 @@ def main():
         best = run_target(name, bundle, items, want, base, levels, a)
         one,many = best[1],best.get(k)
         ref = min(base, one['ceiling'])
+        shared = 1/(1/base + 1/one['ceiling'])  # the engine's work and the model's on the same cores, one after the other
         summary.append(f"{name}, 1 item per request: best {one['served']:.1f} items/s, ceiling {one['ceiling']:.1f}, "
-                       f"= {one['served']/ref:.2f}x min(in-process, ceiling) (target >= 0.8): {'met' if one['served'] >= 0.8*ref else 'NOT met'}")
+                       f"= {one['served']/ref:.2f}x min(in-process, ceiling) (target >= 0.8): {'met' if one['served'] >= 0.8*ref else 'NOT met'}"
+                       f"; {one['served']/shared:.2f}x the shared-cores bound 1/(1/in-process + 1/ceiling) = {shared:.1f}")
         if many and k > 1: summary.append(
             f"{name}, {k} items per request: best {many['served']:.1f} items/s (ceiling {many['ceiling']:.1f}) = "
             f"{many['served']/base:.2f}x in-process (target >= 0.8): {'met' if many['served'] >= 0.8*base else 'NOT met'}")
-    after,_ = in_process(bundle, items)
+    after,_,_ = in_process(bundle, items)
     print(f"in-process again after the load: {after:.1f} items/s (before: {base:.1f}); {time.perf_counter() - t0:.0f} s in all")
     print('\n'.join(summary))
 

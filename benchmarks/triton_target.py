@@ -52,6 +52,7 @@ def triton_target(bundle, # The bundle directory
                   items:list=None, # Raw items: image files (paths or bytes), or table rows (dicts); None: `serve_load.bench_items(bundle)`
                   max_batch_size:int=32, # Largest batch Triton's dynamic batcher gathers
                   instances:int=1, # Instances of the python model
+                  threads:int=None, # onnxruntime threads of each instance; None: one per CPU
                   timeout:float=120, # Seconds to wait for the server
                   noop:bool=False # Yield `(served, ceiling)` (serve_load.py's targets) with a no-op model beside the bundle's
                  ):
@@ -64,7 +65,7 @@ def triton_target(bundle, # The bundle directory
     raw,local = _raw_items(Path(bundle), items),threading.local()
     with tempfile.TemporaryDirectory(prefix='xdeploy-triton-load-') as tmp:
         repo = Path(tmp)/'repo'
-        triton_repository(bundle, repo, name='model', max_batch_size=max_batch_size, instances=instances)
+        triton_repository(bundle, repo, name='model', max_batch_size=max_batch_size, instances=instances, threads=threads)
         if noop: _noop_model(Path(bundle), repo, max_batch_size, instances)
         with tritonserver(repo, models=['model_python', *(['noop_python'] if noop else [])], timeout=timeout) as server:
             def infer(model:str, i:int, k:int):

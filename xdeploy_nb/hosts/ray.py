@@ -271,9 +271,9 @@ class Batcher:
     "Concurrent requests' items gathered into one model run, the next batch forming while the model runs."
     def __init__(self, run:Callable, # `run(requests)` -> per request (a list of items): its answers, or its error
                  max_batch_size:int=16, # Most items in one run (a request with more runs alone)
-                 wait_ms:float=2.0): # Longest wait, from the oldest request's arrival, for a batch to fill
+                 wait_ms:float=2.0): # Longest wait for a batch to fill, from the oldest request's arrival
         self.run,self.max_batch_size,self.wait = run,max_batch_size,wait_ms/1e3
-        self.pending,self.count,self.task = collections.deque(),0,None
+        self.pending,self.count,self.task,self.last = collections.deque(),0,None,1  # `last`: requests in the last batch
 
     async def __call__(self, x, n:int)->list:
         "The result of `run` for the request `x` of `n` items, run in one batch with other requests."
@@ -293,7 +293,7 @@ class Batcher:
         n = batch[0][1]
         while self.pending and n + self.pending[0][1] <= self.max_batch_size:
             batch.append(self.pending.popleft()); n += batch[-1][1]
-        self.count -= n
+        self.count,self.last = self.count - n,len(batch)
         if not self.pending: self.ready.clear()
         return batch
 
@@ -303,7 +303,8 @@ async def _run_batches(b:Batcher):
     loop = asyncio.get_running_loop()
     while True:
         await b.ready.wait()
-        if b.count < b.max_batch_size and (left := b.pending[0][3] + b.wait - loop.time()) > 0:
+        # wait only where requests come together (the last batch had several): one client alone is not kept waiting
+        if b.last > 1 and b.count < b.max_batch_size and (left := b.pending[0][3] + b.wait - loop.time()) > 0:
             b.full.clear()
             with contextlib.suppress(asyncio.TimeoutError): await asyncio.wait_for(b.full.wait(), left)
         batch = b._take()

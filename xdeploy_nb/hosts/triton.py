@@ -301,6 +301,7 @@ def triton_repository(bundle, # The bundle directory
                       name:str=None, # The ONNX model's name (the python model's: NAME_python); None: the bundle's
                       max_batch_size:int=8, # Largest batch Triton's dynamic batcher gathers
                       instances:int=1, # Instances of each model
+                      threads:int=None, # onnxruntime threads of each python model instance; None: one per CPU
                       instance_kind:str='auto', # The ONNX model's instances: 'auto' (a GPU if any), 'gpu' or 'cpu'
                       variant:str='fp32', # Which variant of the bundle's ONNX model the onnxruntime_onnx model serves
                       python:bool=True, # Also write the python-backend model (the bundle's full preprocessing)
@@ -320,7 +321,7 @@ def triton_repository(bundle, # The bundle directory
     out = {name: _write_model(repo, name, onnx_config(m, name, max_batch_size, instances, instance_kind), {
         '1/model.onnx': read_checked(bundle, _artifact(m, 'onnx', variant)), **extra}, overwrite)}
     if python: out[f'{name}_python'] = _write_model(
-        repo, f'{name}_python', python_config(m, f'{name}_python', max_batch_size, instances),
+        repo, f'{name}_python', python_config(m, f'{name}_python', max_batch_size, instances, threads=threads),
         {'1/model.py': PYTHON_MODEL.encode(), '1/bundle': bundle.absolute(), **extra}, overwrite)
     return out
 
