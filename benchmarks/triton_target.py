@@ -65,7 +65,8 @@ def triton_target(bundle, # The bundle directory
     raw,local = _raw_items(Path(bundle), items),threading.local()
     with tempfile.TemporaryDirectory(prefix='xdeploy-triton-load-') as tmp:
         repo = Path(tmp)/'repo'
-        triton_repository(bundle, repo, name='model', max_batch_size=max_batch_size, instances=instances, threads=threads)
+        triton_repository(bundle, repo, name='model', max_batch_size=max_batch_size, instances=instances,
+                          **({} if threads is None else dict(threads=threads)))
         if noop: _noop_model(Path(bundle), repo, max_batch_size, instances)
         with tritonserver(repo, models=['model_python', *(['noop_python'] if noop else [])], timeout=timeout) as server:
             def infer(model:str, i:int, k:int):
