@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def bench_items(bundle, n:int=64)->list:
-    "The items every target sends: `n` generated shape images as PNG bytes, twice the model's input size (so the resize runs)."
+    "The items every target sends: `n` generated shape images as PNG bytes, twice the model's input size (resized)."
     from xdeploy_nb.core import read_manifest
     from xdeploy_nb.data import SHAPES, draw_shape_image
     h,w = read_manifest(Path(bundle))['inputs'][0]['shape'][2:]
@@ -66,8 +66,9 @@ def multipart(files:list, boundary:str='xdeploy-bench-boundary')->tuple:
     body = b''.join(head(j) + f + b'\r\n' for j,f in enumerate(files)) + f'--{boundary}--\r\n'.encode()
     return body,f'multipart/form-data; boundary={boundary}'
 
-# The servers' settings (command-line options): on 2 cores, two model workers of one thread each served more than one of
-# two threads, for Ray and Triton alike (a model on two threads loses most when the client and the engine share its cores)
+# The servers' settings (command-line options): on 2 cores, two model workers of one thread each served more than one
+# of two threads, for Ray and Triton alike (a model on two threads loses most when the client and the engine share its
+# cores)
 RAY_OPTIONS = dict(replicas=2, threads=1, max_batch_size=16, batch_wait_ms=2.0)
 TRITON_OPTIONS = dict(instances=2, threads=1, max_batch_size=32)
 
@@ -84,8 +85,8 @@ def ray_target(bundle, items:list):
     from ray import serve as rs
     from xdeploy_nb.hosts.ray import serve
     port,o = free_port(),RAY_OPTIONS
-    s = serve(bundle, port=port, replicas=o['replicas'], max_batch_size=o['max_batch_size'], batch_wait_ms=o['batch_wait_ms'],
-              num_cpus=1/o['replicas'], threads=o['threads'])
+    s = serve(bundle, port=port, replicas=o['replicas'], max_batch_size=o['max_batch_size'],
+              batch_wait_ms=o['batch_wait_ms'], num_cpus=1/o['replicas'], threads=o['threads'])
     noop = rs.deployment(NoopServer, name='noop', num_replicas=o['replicas'], ray_actor_options=dict(num_cpus=0.01),
                          max_ongoing_requests=max(4*o['max_batch_size'], 32))  # as `serve` sets it
     rs.run(noop.bind(), name='noop', route_prefix='/noop')
@@ -112,17 +113,17 @@ def ray_target(bundle, items:list):
 TARGETS = dict(ray=ray_target)
 try:
     import importlib.util
-    from triton_target import triton_target  # benchmarks/triton_target.py (Triton's python backend over gRPC), where it exists
+    from triton_target import triton_target  # benchmarks/triton_target.py (Triton's python backend over gRPC)
     if missing := [m for m in ('tritonclient', 'xdeploy_nb.hosts.triton') if importlib.util.find_spec(m) is None]:
-        print(f"(no triton target: it needs {', '.join(missing)}; install the triton extra, `pip install \"xdeploy_nb[triton]\"`)",
-              file=sys.stderr)
+        print(f"(no triton target: it needs {', '.join(missing)}; install the triton extra, "
+              '`pip install "xdeploy_nb[triton]"`)', file=sys.stderr)
     else: TARGETS['triton'] = lambda bundle, items: triton_target(bundle, items, noop=True, **TRITON_OPTIONS)
 except ImportError as e:
     if getattr(e, 'name', None) != 'triton_target': print(f"(no triton target: {e})", file=sys.stderr)
 
 def in_process(bundle, items:list, batch_size:int=64, seconds:float=4.0)->tuple:
-    """`(items per second, predictions, {threads: items per second})` of the in-process Predictor, `predict_batch` over the
-    items (decoding included): the better of onnxruntime on one thread per CPU (the default) and on one thread."""
+    """`(items per second, predictions, {threads: items per second})` of the in-process Predictor, `predict_batch`
+    over the items (decoding included): the better of onnxruntime on one thread per CPU (the default) and on one."""
     from xdeploy_nb.runtime import Predictor
     rates = {}
     for threads in (None, 1):
@@ -135,7 +136,7 @@ def in_process(bundle, items:list, batch_size:int=64, seconds:float=4.0)->tuple:
     return max(rates.values()),preds,rates
 
 def closed_loop(send, k:int, concurrency:int, requests:int, seconds:float, want:list=None)->dict:
-    "`concurrency` clients of `k` items per request, each sending its next when the last is answered, until `requests` or `seconds`."
+    "`concurrency` clients of `k` items per request, each sending its next when the last is answered, within bounds."
     lat,wrong,errors,lock,count = [],[0],[],threading.Lock(),iter(range(requests))
     def client():
         while time.perf_counter() < stop:
@@ -156,8 +157,8 @@ def closed_loop(send, k:int, concurrency:int, requests:int, seconds:float, want:
     for t in threads: t.start()
     for t in threads: t.join(seconds + 120)
     elapsed,ms = time.perf_counter() - t0,np.array(lat or [np.nan])*1e3
-    return dict(k=k, concurrency=concurrency, requests=len(lat), wrong=wrong[0], errors=errors, items_s=k*len(lat)/elapsed,
-                **{f'p{q}': float(np.percentile(ms, q)) for q in (50, 95, 99)})
+    return dict(k=k, concurrency=concurrency, requests=len(lat), wrong=wrong[0], errors=errors,
+                items_s=k*len(lat)/elapsed, **{f'p{q}': float(np.percentile(ms, q)) for q in (50, 95, 99)})
 
 def default_bundle(arch:str, size:int)->Path:
     "An untrained `arch` image bundle of `size` px in a temporary folder (needs the train extra)."
@@ -165,13 +166,13 @@ def default_bundle(arch:str, size:int)->Path:
     from xdeploy_nb.train import image_dls, image_learner
     from xdeploy_nb.export import export_bundle
     tmp = Path(tempfile.mkdtemp())
-    learn = image_learner(image_dls(make_image_folder(tmp/'shapes', classes=3, n_train=4, n_valid=4, size=size), size=size, bs=4),
-                          arch=arch)
+    folder = make_image_folder(tmp/'shapes', classes=3, n_train=4, n_valid=4, size=size)
+    learn = image_learner(image_dls(folder, size=size, bs=4), arch=arch)
     export_bundle(learn, tmp/'bundle', formats=('onnx',))
     return tmp/'bundle'
 
 def run_target(name:str, bundle, items:list, want:list, base:float, levels:list, a)->dict:
-    "Each level `(k, concurrency)`: the ceiling, then the served bundle, printed as they finish; the best items/s of each per k."
+    "Each level `(k, concurrency)`: the ceiling, then the served bundle, printed; the best items/s of each, per k."
     best = {}
     with TARGETS[name](bundle, items) as (served, ceiling):
         for k,c in levels:
@@ -181,8 +182,8 @@ def run_target(name:str, bundle, items:list, want:list, base:float, levels:list,
             b['served'],b['ceiling'] = max(b['served'], r['items_s']),max(b['ceiling'], top['items_s'])
             for what,x in (('ceiling', top), ('served', r)):
                 ratio = f"{x['items_s']/min(base, top['items_s']):>8.2f}" if what == 'served' else ''
-                print(f"{name:<7} {what:<8} {k:>3} {c:>4} {x['requests']:>8} {x['wrong']:>5} {len(x['errors']):>6} {x['p50']:>8.1f} "
-                      f"{x['p95']:>8.1f} {x['p99']:>8.1f} {x['items_s']:>8.1f} {ratio}", flush=True)
+                print(f"{name:<7} {what:<8} {k:>3} {c:>4} {x['requests']:>8} {x['wrong']:>5} {len(x['errors']):>6} "
+                      f"{x['p50']:>8.1f} {x['p95']:>8.1f} {x['p99']:>8.1f} {x['items_s']:>8.1f} {ratio}", flush=True)
                 if x['errors']: print(f"   e.g. {x['errors'][0]}")
     return best
 
@@ -192,12 +193,14 @@ def main():
     ap.add_argument('--arch', default='resnet18'); ap.add_argument('--size', type=int, default=64)
     ap.add_argument('--targets', nargs='+', default=list(TARGETS))
     ap.add_argument('--concurrency', nargs='+', type=int, default=[1, 8, 32], help='clients, one item per request')
-    ap.add_argument('--multi-concurrency', nargs='*', type=int, default=[2, 8], help='clients, several items per request')
+    ap.add_argument('--multi-concurrency', nargs='*', type=int, default=[2, 8],
+                    help='clients, several items per request')
     ap.add_argument('--items-per-request', type=int, default=16)
     ap.add_argument('--requests', type=int, default=4000, help='most requests per level')
     ap.add_argument('--seconds', type=float, default=5, help='most seconds per level (each of ceiling and served)')
     ap.add_argument('--ray-replicas', type=int, default=2); ap.add_argument('--ray-threads', type=int, default=1)
-    ap.add_argument('--ray-max-batch-size', type=int, default=16); ap.add_argument('--ray-batch-wait-ms', type=float, default=2.0)
+    ap.add_argument('--ray-max-batch-size', type=int, default=16)
+    ap.add_argument('--ray-batch-wait-ms', type=float, default=2.0)
     ap.add_argument('--triton-instances', type=int, default=2)
     ap.add_argument('--triton-threads', type=int, default=1, help='0: one per CPU')
     a = ap.parse_args()
@@ -213,8 +216,8 @@ def main():
     print(f"bundle {bundle}: {len(items)} PNG items; in-process Predictor.predict_batch (batch 64): {base:.1f} items/s "
           f"(the better of onnxruntime threads: " + ', '.join(f"{t} {r:.1f}" for t,r in rates.items()) + ")")
     print(f"ray: {RAY_OPTIONS}; triton: {TRITON_OPTIONS}")
-    print(f"{'target':<7} {'what':<8} {'k':>3} {'conc':>4} {'requests':>8} {'wrong':>5} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'p99 ms':>8} {'items/s':>8} {'x min(in-proc, ceiling)':>8}")
+    print(f"{'target':<7} {'what':<8} {'k':>3} {'conc':>4} {'requests':>8} {'wrong':>5} {'errors':>6} {'p50 ms':>8} "
+          f"{'p95 ms':>8} {'p99 ms':>8} {'items/s':>8} {'x min(in-proc, ceiling)':>8}")
     summary = []
     for name in a.targets:
         best = run_target(name, bundle, items, want, base, levels, a)
@@ -222,13 +225,16 @@ def main():
         ref = min(base, one['ceiling'])
         turns = 1/(1/base + 1/one['ceiling'])  # the engine's work and the model's taking turns on the same cores
         summary.append(f"{name}, 1 item per request: best {one['served']:.1f} items/s, ceiling {one['ceiling']:.1f}, "
-                       f"= {one['served']/ref:.2f}x min(in-process, ceiling) (target >= 0.8): {'met' if one['served'] >= 0.8*ref else 'NOT met'}"
-                       f"; {one['served']/turns:.2f}x the rate 1/(1/in-process + 1/ceiling) = {turns:.1f} of the two taking turns")
+                       f"= {one['served']/ref:.2f}x min(in-process, ceiling) (target >= 0.8): "
+                       f"{'met' if one['served'] >= 0.8*ref else 'NOT met'}; {one['served']/turns:.2f}x the rate "
+                       f"1/(1/in-process + 1/ceiling) = {turns:.1f} of the two taking turns")
         if many and k > 1: summary.append(
             f"{name}, {k} items per request: best {many['served']:.1f} items/s (ceiling {many['ceiling']:.1f}) = "
-            f"{many['served']/base:.2f}x in-process (target >= 0.8): {'met' if many['served'] >= 0.8*base else 'NOT met'}")
+            f"{many['served']/base:.2f}x in-process (target >= 0.8): "
+            f"{'met' if many['served'] >= 0.8*base else 'NOT met'}")
     after,_,_ = in_process(bundle, items)
-    print(f"in-process again after the load: {after:.1f} items/s (before: {base:.1f}); {time.perf_counter() - t0:.0f} s in all")
+    print(f"in-process again after the load: {after:.1f} items/s (before: {base:.1f}); "
+          f"{time.perf_counter() - t0:.0f} s in all")
     print('\n'.join(summary))
 
 if __name__ == '__main__': main()
