@@ -10,7 +10,8 @@ import onnxruntime as ort
 from .core import VARIANTS, Variant, XDeployError, quiet
 
 # %% auto #0
-__all__ = ['variant_file', 'check_variants', 'make_variant', 'count_flops']
+__all__ = ['SLOWER', 'variant_file', 'check_variants', 'make_variant', 'count_flops', 'cpu_name', 'time_variant', 'slower_note',
+           'speed_note', 'speed_cell', 'record_speeds']
 
 # %% ../nbs/10_variants.ipynb #22a843de
 VARIANTS['fp32'] = Variant('fp32')  # the exported graph itself: held to the caller's tolerance, 1e-3 on a device's sample check
@@ -64,9 +65,15 @@ def _optimized(src:Path, dst:Path, calibration=None):
     ort.InferenceSession(str(src), so, providers=['CPUExecutionProvider'])
 
 # %% ../nbs/10_variants.ipynb #reg0va01
-VARIANTS['fp16'] = Variant('fp16', _fp16, tolerance=1e-2, sample_tolerance=1e-2)  # fp16 rounds to ~1e-3 by itself
-VARIANTS['int8-dynamic'] = Variant('int8', _int8_dynamic, by_accuracy=True, sample_tolerance=5e-2)
-VARIANTS['int8-static'] = Variant('int8', _int8_static, by_accuracy=True, sample_tolerance=5e-2, needs_calibration=True)
+VARIANTS['fp16'] = Variant('fp16', _fp16, tolerance=1e-2, sample_tolerance=1e-2,  # fp16 rounds to ~1e-3 by itself
+    slower_because="a CPU computes in float32, so ONNX Runtime's CPU provider wraps most half-precision operators "
+                   "in casts (fp16 pays off on GPUs and NPUs)", instead='fp32')
+VARIANTS['int8-dynamic'] = Variant('int8', _int8_dynamic, by_accuracy=True, sample_tolerance=5e-2,
+    slower_because="dynamic quantization turns convolutions into ConvInteger, which ONNX Runtime's CPU provider runs "
+                   "slower than float convolutions (it pays off on MatMul models: transformers, MLPs)", instead='int8-static')
+VARIANTS['int8-static'] = Variant('int8', _int8_static, by_accuracy=True, sample_tolerance=5e-2, needs_calibration=True,
+    slower_because="on a small model or batch, the quantize and dequantize steps around each layer cost more than int8 "
+                   "arithmetic saves (it pays off on large convolutions, and on CPUs with VNNI or AMX)", instead='fp32')
 VARIANTS['optimized'] = Variant('fp32', _optimized)
 
 # %% ../nbs/10_variants.ipynb #f255f5e9
@@ -122,3 +129,68 @@ def count_flops(path:Path # An ONNX model with a leading batch dimension
         else: macs = math.prod(out)*(a[0] if any(x.name == 'transA' and x.i for x in n.attribute) else a[-1])
         total += 2*macs
     return total
+
+# %% ../nbs/10_variants.ipynb #spd00002
+def cpu_name()->str:
+    "The CPU's model name, where the OS says it."
+    import platform
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except Exception: return platform.processor() or platform.machine()
+
+# %% ../nbs/10_variants.ipynb #spd00003
+def time_variant(fp32:Path, # The fp32 ONNX model
+                 variant:Path, # A variant of it
+                 feeds:dict, # One batch: input name -> array
+                 min_time:float=0.3, # Seconds of timed runs of each model, at least...
+                 min_runs:int=3, # ...and at least this many runs of each
+                 max_runs:int=20 # Stop after this many, however fast
+                )->dict:
+    "Throughput of `variant` over `fp32` on `feeds`, run alternately on the CPU: `{'fp32_ratio', 'batch_size', 'cpu'}`."
+    so = ort.SessionOptions(); so.log_severity_level = 3
+    runs = [ort.InferenceSession(str(f), so, providers=['CPUExecutionProvider']) for f in (fp32, variant)]
+    for s in runs: s.run(None, feeds)  # warm-up
+    ts,t0 = ([], []),time.perf_counter()
+    while len(ts[0]) < max_runs and (len(ts[0]) < min_runs or time.perf_counter() - t0 < 2*min_time):
+        for s,t in zip(runs, ts): t1 = time.perf_counter(); s.run(None, feeds); t.append(time.perf_counter() - t1)
+    med = lambda t: sorted(t)[len(t)//2]
+    return dict(fp32_ratio=round(med(ts[0])/med(ts[1]), 3), batch_size=len(next(iter(feeds.values()))), cpu=cpu_name())
+
+# %% ../nbs/10_variants.ipynb #spd00006
+SLOWER = 0.9  # a variant below this fraction of fp32's throughput counts as slower than fp32
+
+def slower_note(variant:str, # The variant's name, a key of `VARIANTS`
+                ratio:float, # Its throughput over the fp32 model's
+                where:str='' # Where it was measured, e.g. 'at batch 64 on <cpu>'
+               )->str|None:
+    "A sentence for a variant that ran at `ratio` of fp32's throughput: how much, why, what instead; None if not slower."
+    if ratio is None or ratio >= SLOWER or variant == 'fp32': return None
+    v = VARIANTS.get(variant)
+    why = getattr(v, 'slower_because', None) or "its operators ran slower than the fp32 model's here"
+    return (f"{variant} ran at {ratio:.2f}× the fp32 model's throughput{' ' + where if where else ''}: {why}. "
+            f"Use {getattr(v, 'instead', None) or 'fp32'} instead.")
+
+# %% ../nbs/10_variants.ipynb #spd00008
+def speed_note(a:dict # An artifact's manifest entry
+              )->str|None:
+    "`slower_note` of an artifact from the `speed` its export recorded; None where it was not timed or is not slower."
+    s = a.get('speed') or {}
+    where = f"at batch {s.get('batch_size')}" + (f" on {s['cpu']}" if s.get('cpu') else '') + ' (the export machine)'
+    return slower_note(a.get('variant', 'fp32'), s.get('fp32_ratio'), where)
+
+def speed_cell(a:dict # An artifact's manifest entry
+              )->str:
+    "An artifact's speed beside fp32 for a summary table: '0.21× fp32 (slower)', '2.95× fp32', or '-' where not timed."
+    r = (a.get('speed') or {}).get('fp32_ratio')
+    return '-' if r is None else f"{r:.2f}× fp32" + (' (slower)' if r < SLOWER else '')
+
+# %% ../nbs/10_variants.ipynb #spd00011
+def record_speeds(d:Path, # The bundle directory being written
+                  artifacts:list, # Its manifest's artifacts: the ONNX variants get `speed`
+                  feeds:dict # Prepared validation items: input name -> array
+                 ):
+    "Time each ONNX variant in `artifacts` against the fp32 model in `d` on up to 64 of `feeds`; record it as `speed`."
+    batch = {k: v[:64] for k,v in feeds.items()}
+    for a in artifacts:
+        if a['format'] != 'onnx' or a.get('variant', 'fp32') == 'fp32': continue
+        try: a['speed'] = time_variant(Path(d)/variant_file('fp32'), Path(d)/a['file'], batch)
+        except Exception: pass  # a variant that does not run was refused by verification already: nothing to time
