@@ -5,9 +5,11 @@
 # %% ../nbs/43_bench.ipynb #ec7caf3e
 from __future__ import annotations
 import base64, importlib, io, json, math, os, platform, subprocess, sys, time
+from html import escape
 from pathlib import Path
 import numpy as np
-from .core import XDeployError, read_manifest
+from .core import VARIANTS, XDeployError, read_manifest
+from .variants import SLOWER, cpu_name, slower_note
 
 # %% auto #0
 __all__ = ['COLUMNS', 'time_runs', 'sample_batch', 'bench_cell', 'run_cell', 'matmul_peak', 'BenchReport', 'bench']
@@ -162,7 +164,7 @@ def _baseline_rows(path, m, learn, items, batch_sizes, min_time, min_runs, threa
 
 # %% ../nbs/43_bench.ipynb #98ffaede
 COLUMNS = ['format', 'variant', 'device', 'pipeline', 'batch_size', 'load_s', 'first_run_ms', 'p50_ms', 'p95_ms', 'p99_ms',
-           'items_per_s', 'speedup', 'peak_rss_mb', 'gflops', 'peak_fraction', 'accuracy', 'fp32_accuracy', 'runs', 'error']
+           'items_per_s', 'speedup', 'vs_fp32', 'peak_rss_mb', 'gflops', 'peak_fraction', 'accuracy', 'fp32_accuracy', 'runs', 'error']
 
 # %% ../nbs/43_bench.ipynb #4b8e1f06
 def _cell_rows(f:str, d:str|None, v:str, res:dict, batch_sizes:list)->list:
@@ -186,6 +188,14 @@ def _with_speedups(rows:list)->list:
     base = {r['batch_size']: r['items_per_s'] for r in rows if (r['format'], r['variant'], r['device'], r['pipeline']) == ref}
     return [dict(r, speedup=r['items_per_s']/base[r['batch_size']] if r['items_per_s'] and base.get(r['batch_size']) else None) for r in rows]
 
+# %% ../nbs/43_bench.ipynb #vsf00002
+def _with_vs_fp32(rows:list)->list:
+    "`rows` with `vs_fp32`: a variant row's throughput over its fp32 model's (same format, device, batch size)."
+    key = lambda r: (r['format'], r['device'], r['pipeline'], r['batch_size'])
+    base = {key(r): r['items_per_s'] for r in rows if r['variant'] == 'fp32'}
+    ok = lambda r: r['variant'] in VARIANTS and r['variant'] != 'fp32' and r['items_per_s'] and base.get(key(r))
+    return [dict(r, vs_fp32=r['items_per_s']/base[key(r)] if ok(r) else None) for r in rows]
+
 # %% ../nbs/43_bench.ipynb #0f8c4d26
 def _derived_rows(rows:list, m:dict, peak:float)->list:
     "The report's rows: every key of `COLUMNS`, with throughput, GFLOP/s, fraction of `peak`, accuracy and speedup added."
@@ -195,7 +205,7 @@ def _derived_rows(rows:list, m:dict, peak:float)->list:
         ips = r['batch_size']/(r['p50_ms']/1e3) if r['p50_ms'] and r['batch_size'] else None
         gf,a = (ips*flops/1e9 if ips and flops else None),acc.get((r['format'], r['variant']), {})
         out.append(dict(r, items_per_s=ips, gflops=gf, peak_fraction=gf/peak if gf and peak else None, accuracy=a.get('value'), fp32_accuracy=a.get('fp32_value')))
-    return _with_speedups(out)
+    return _with_vs_fp32(_with_speedups(out))
 
 # %% ../nbs/43_bench.ipynb #1a7f3c58
 def _bench_needs(name:str, # The module to import, e.g. 'pandas' or 'matplotlib.figure'
@@ -210,7 +220,7 @@ def _bench_needs(name:str, # The module to import, e.g. 'pandas' or 'matplotlib.
 
 # %% ../nbs/43_bench.ipynb #2c8e5b71
 _VALUE_FORMATS = dict(load_s='{:.2f}', first_run_ms='{:.1f}', p50_ms='{:.2f}', p95_ms='{:.2f}', p99_ms='{:.2f}', items_per_s='{:,.0f}',
-                      speedup='{:.2f}×', peak_rss_mb='{:.0f}', gflops='{:.1f}', peak_fraction='{:.1%}', accuracy='{:.1%}')
+                      speedup='{:.2f}×', vs_fp32='{:.2f}×', peak_rss_mb='{:.0f}', gflops='{:.1f}', peak_fraction='{:.1%}', accuracy='{:.1%}')
 
 def _value_text(col:str, v)->str:
     "The value `v` of column `col` as the text table shows it: formatted, on one line; empty where missing."
@@ -229,15 +239,28 @@ def _text_table(rows:list, # Dicts
     line = lambda vs: '  '.join(v.rjust(w) if rj else v.ljust(w) for v,w,rj in zip(vs, ws, right)).rstrip()
     return '\n'.join(line(vs) for vs in [cols] + cells)
 
+# %% ../nbs/43_bench.ipynb #vsf00005
+def _slower_notes(rows:list, # The report's rows, with `vs_fp32`
+                  cpu:str # The machine, for the notes
+                 )->list:
+    "A note per variant (and format, device) slower than fp32 at the largest batch size it was timed at."
+    last = {}
+    for r in rows:
+        if r.get('vs_fp32') is not None: last[(r['format'], r['variant'], r['device'], r['pipeline'])] = r
+    notes = [(k, slower_note(r['variant'], r['vs_fp32'], f"at batch {r['batch_size']} on {r['device']} ({cpu})"))
+             for k,r in last.items()]
+    return [f"{k[0]} {n}" for k,n in notes if n]
+
 # %% ../nbs/43_bench.ipynb #7a5c2f14
-_TEXT_COLUMNS = ['format', 'variant', 'device', 'pipeline', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup',
+_TEXT_COLUMNS = ['format', 'variant', 'device', 'pipeline', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup', 'vs_fp32',
                  'peak_rss_mb', 'accuracy', 'error']
 
 def _report_text(rows:list, meta:dict)->str:
     "The report as plain text: the `_TEXT_COLUMNS` that hold a value, then the machine, threads, matmul peak and duration."
     cols = [c for c in _TEXT_COLUMNS if c in ('format', 'variant', 'device') or any(_value_text(c, r.get(c)) for r in rows)]
+    notes = ''.join(f"\nSlower than fp32: {n}" for n in _slower_notes(rows, meta['cpu']))
     return (f"{_text_table(rows, cols)}\n{meta['cpu']}, {meta['threads']} threads, "
-            f"matmul peak {meta['matmul_peak_gflops']:.0f} GFLOP/s; {meta['seconds']:.0f} s")
+            f"matmul peak {meta['matmul_peak_gflops']:.0f} GFLOP/s; {meta['seconds']:.0f} s{notes}")
 
 # %% ../nbs/43_bench.ipynb #8b1e6c39
 def _config_name(r:dict)->str:
@@ -262,6 +285,13 @@ def _plot_latency(ax, one:list, configs:list, bs:int|None):
     ax.set_yticks(y, ['']*len(y)); ax.invert_yaxis(); ax.set_xscale('log'); ax.set_xlabel('ms (log scale)')
     ax.set_title(f"Latency at batch {'-' if bs is None else bs}"); ax.legend(loc='best', fontsize='small')
 
+# %% ../nbs/43_bench.ipynb #vsf00008
+def _mark_slower(ax, configs:list, slow:set):
+    "Label the configurations in `slow` on `ax` in red, as slower than fp32."
+    ax.set_yticks(ax.get_yticks(), [c + ('\n(slower than fp32)' if c in slow else '') for c in configs])
+    for t,c in zip(ax.get_yticklabels(), configs):
+        if c in slow: t.set_color('tab:red')
+
 # %% ../nbs/43_bench.ipynb #3b7d9e16
 def _plot_rows(rows:list, title:str):
     "A matplotlib Figure of the timed `rows`: throughput beside latency percentiles at the smallest batch size."
@@ -271,6 +301,7 @@ def _plot_rows(rows:list, title:str):
     fig = Figure(figsize=(11, 0.5 + 0.45*max(4, len(configs))), layout='constrained')
     ax1,ax2 = fig.subplots(1, 2, width_ratios=(3, 2))
     _plot_throughput(ax1, ok, configs, sizes)
+    _mark_slower(ax1, configs, {_config_name(r) for r in ok if (r.get('vs_fp32') or 1) < SLOWER})
     _plot_latency(ax2, [r for r in ok if r['batch_size'] == min(sizes)] if sizes else [], configs, min(sizes, default=None))
     fig.suptitle(title)
     return fig
@@ -287,12 +318,6 @@ def _report_json(rows:list, meta:dict)->str:
     plain = lambda d: {k: _value_json(v) for k,v in d.items()}
     return json.dumps(dict(meta=plain(meta), rows=[plain(r) for r in rows]), indent=1)
 
-# %% ../nbs/43_bench.ipynb #4a2e8c75
-def _cpu_name()->str:
-    "The CPU's model name, where the OS says it."
-    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except Exception: return platform.processor() or platform.machine()
-
 # %% ../nbs/43_bench.ipynb #7d4f1a08
 _BUDGET_OUT = 'the time budget ran out'
 
@@ -300,18 +325,19 @@ def _bench_meta(path:Path, m:dict, peak:float, timing:dict, budget:float|None, r
     "What a benchmark ran on and how: bundle, machine, versions, settings, and whether the time budget stopped it."
     import onnxruntime
     from xdeploy_nb.runtime import _cpus
-    return dict(bundle=str(path), bundle_name=path.name, cpu=_cpu_name(), cpus=os.cpu_count(), threads=timing['threads'] or _cpus(),
+    return dict(bundle=str(path), bundle_name=path.name, cpu=cpu_name(), cpus=os.cpu_count(), threads=timing['threads'] or _cpus(),
                 matmul_peak_gflops=peak, flops_per_item=m.get('flops'), python=platform.python_version(), onnxruntime=onnxruntime.__version__,
                 seconds=seconds, budget=budget, budget_hit=any(_BUDGET_OUT in str(r.get('error')) for r in rows), batch_sizes=timing['batch_sizes'],
                 min_time=timing['min_time'], min_runs=timing['min_runs'], created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
 
 # %% ../nbs/43_bench.ipynb #6f3b8a05
-def _report_html(meta:dict, table:str, fig)->str:
+def _report_html(meta:dict, table:str, fig, notes:list=())->str:
     "The notebook's view of a report: a header from `meta`, the `table` HTML, then `fig` as an inline PNG."
     buf,m = io.BytesIO(),meta
     fig.savefig(buf, format='png', dpi=90)
     head = (f"<p><b>Benchmark</b> of <code>{m['bundle']}</code> on {m['cpu']} ({m['threads']} threads; matmul peak "
             f"{m['matmul_peak_gflops']:.0f} GFLOP/s), {m['seconds']:.0f} s{'; stopped by the time budget' if m['budget_hit'] else ''}.</p>")
+    head += ''.join(f"<p style='color:#b00'><b>Slower than fp32</b>: {escape(n)}</p>" for n in notes)
     return head + table + f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
 
 # %% ../nbs/43_bench.ipynb #a884bb26
@@ -357,7 +383,7 @@ class BenchReport:
 
     def _repr_html_(self)->str|None:
         "The notebook's view: a header, the table and the plot; None (so the text form) without pandas or matplotlib."
-        try: return _report_html(self.meta, self.table().to_html(), self.plot())
+        try: return _report_html(self.meta, self.table().to_html(), self.plot(), _slower_notes(self.rows, self.meta['cpu']))
         except XDeployError: return None
 
 # %% ../nbs/43_bench.ipynb #3c8f1b52

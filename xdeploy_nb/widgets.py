@@ -17,7 +17,8 @@ from .accel import list_devices
 from .runtime import Predictor
 from .core import FORMATS, KINDS, VARIANTS
 from .export import export_bundle
-from .bench import bench
+from .variants import speed_note
+from .bench import bench, _slower_notes
 from .verify import reference_items
 from .preprocess import load_image
 from .tasks.segmentation import mask_overlay, mask_to_original
@@ -205,20 +206,35 @@ def image_png(img:Image.Image # A PIL image
 def bundle_html(bundle # A `Bundle`, from `export_bundle`
                )->str:
     "The artifacts of a bundle, their sizes and verification, as an HTML table (the rows of `Bundle.rows`)."
-    cell = lambda s: f"<td>{'<b>' + html.escape(s) + '</b>' if s.startswith('NOT') else html.escape(s)}</td>"
+    loud = lambda s: s.startswith('NOT') or s.endswith('(slower)')
+    cell = lambda s: f"<td>{'<b>' + html.escape(s) + '</b>' if loud(s) else html.escape(s)}</td>"
     rs = bundle.rows()
     head = ''.join(f'<th>{html.escape(h)}</th>' for h in rs[0])
     rows = [f"<tr>{''.join(map(cell, r.values()))}</tr>" for r in rs]
-    left_out = ''.join(f"<p>Variant <b>{html.escape(r['variant'])}</b> left out: {html.escape(r['reason'])}</p>" for r in bundle.manifest.get('rejected', []))
+    left_out = ''.join(f"<p>Variant <b>{html.escape(r['variant'])}</b> left out: {html.escape(r['reason'])}</p>"
+                       for r in bundle.manifest.get('rejected', []))
+    left_out += ''.join(f"<p class='xd-slower'><b>Slower than fp32 on this machine</b>: {html.escape(n)}</p>"
+                        for a in bundle.artifacts if (n := speed_note(a)))
     return (f'<b>Bundle</b> <code>{html.escape(str(bundle.path))}</code>'
             f'<table class="xd-table xd-verify"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>' + left_out)
+
+# %% ../nbs/60_widgets.ipynb #vtip0001
+def _variant_tip(v:str # A key of `VARIANTS`
+                )->str:
+    "The export widget's tooltip for variant `v`: where it can run slower than fp32, and what to use there instead."
+    e = VARIANTS[v]
+    if v == 'fp32': return 'the exported model itself: always in the bundle, the reference for the others'
+    return f"Can run slower than fp32: {e.slower_because}; use {e.instead} there." if e.slower_because else v
 
 # %% ../nbs/60_widgets.ipynb #c6d7e8f9a4
 def bench_html(report # A `BenchReport`, from `xdeploy_nb.bench.bench`
               )->str:
     "The format, device, variant, batch size, latency and throughput of each configuration, as an HTML table."
-    cols = [c for c in ('format', 'device', 'variant', 'batch_size', 'p50_ms', 'p95_ms', 'items_per_s', 'error') if c in report.df.columns]
-    return table_html(report.df[cols].dropna(axis=1, how='all'), index=False, float_format='{:.3g}'.format)
+    cols = ('format', 'device', 'variant', 'batch_size', 'p50_ms', 'p95_ms', 'items_per_s', 'vs_fp32', 'error')
+    df = report.df[[c for c in cols if c in report.df.columns]].dropna(axis=1, how='all')
+    notes = ''.join(f"<p class='xd-slower'><b>Slower than fp32</b>: {html.escape(n)}</p>"
+                    for n in _slower_notes(report.rows, report.meta['cpu']))
+    return table_html(df, index=False, float_format='{:.3g}'.format) + notes
 
 # %% ../nbs/60_widgets.ipynb #36d8df91
 class Panel(W.VBox):
@@ -484,7 +500,8 @@ class ExportWidget(Panel):
         super().__init__()
         self.learn,self.bundle,self.on_exported = learn,None,[]
         self.formats = {f: W.Checkbox(f in formats, description=f, indent=False, layout=W.Layout(width='9em')) for f,e in FORMATS.items() if e.export}
-        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='10em')) for v in VARIANTS}
+        self.variants = {v: W.Checkbox(v in variants, description=v, indent=False, layout=W.Layout(width='10em'),
+                                       tooltip=_variant_tip(v)) for v in VARIANTS}
         self.variants['fp32'].value,self.variants['fp32'].disabled = True,True  # always exported: the reference
         self.opset,self.path = _box(W.BoundedIntText, opset, 'ONNX opset', '10em', min=13, max=23),_box(W.Text, str(path), 'Output folder', '30em')
         self.overwrite = W.Checkbox(True, description='replace an existing bundle', indent=False)
@@ -507,8 +524,10 @@ def export(self:ExportWidget, background:bool=True # Run in a thread
         self.bundle = export_bundle(self.learn, Path(self.path.value).expanduser(), formats=fmts, variants=variants,
                                     opset=self.opset.value, overwrite=self.overwrite.value)
         self.report.value,left = bundle_html(self.bundle),self.bundle.manifest.get('rejected', [])
+        slow = [a for a in self.bundle.artifacts if speed_note(a)]
         self.say(f"Exported and verified: {len(self.bundle.artifacts)} artifact(s), all faithful"
-                 + (f"; {len(left)} variant(s) left out, see below." if left else "."))
+                 + (f"; {len(left)} variant(s) left out, see below." if left else ".")
+                 + (f" {len(slow)} variant(s) ran slower than fp32 on this machine: see why below." if slow else ''))
         for f in self.on_exported: f(self.bundle)
     self.run_job('Exporting', job, background)
 
