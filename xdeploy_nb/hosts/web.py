@@ -74,12 +74,14 @@ def ort_web_files(ort_web=None, # A local onnxruntime-web package folder (or its
 # %% ../../nbs/50_hosts.web.ipynb #web00014
 def site_files(bundle:Path # The bundle directory
               )->list:
-    "The manifest entries (`{file, sha256, size}`) of the bundle files a browser needs: ONNX models, preprocessing graph, sample."
+    "The manifest entries (`{file, sha256, size}`) of the bundle files a browser needs: models, preprocessing graph, sample."
     m = read_manifest(bundle)
     graph = (m['preprocessing'].get('graph') or None) if m['preprocessing']['kind'] == 'image' else None
     onnx = [a for a in m['artifacts'] if a['format'] == 'onnx']
-    if not onnx: raise XDeployError(f"The bundle {bundle} has no ONNX model, which is what the browser runs.", "Re-export it with 'onnx' among its formats.")
-    return onnx + [e for e in (graph, m.get('sample')) if e]
+    if not onnx: raise XDeployError(f"The bundle {bundle} has no ONNX model, which is what the browser runs.",
+                                    "Re-export it with 'onnx' among its formats.")
+    ort = [a for a in m['artifacts'] if a['format'] == 'ort']  # the same graph in ORT format: `variant: 'auto'` may pick it
+    return onnx + ort + [e for e in (graph, m.get('sample')) if e]
 
 # %% ../../nbs/50_hosts.web.ipynb #web00015
 HEADERS = {'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp',
