@@ -40,7 +40,7 @@ def main():
         print(f"  {a['variant']:>12}: {a['size']/1e6:6.2f} MB, accuracy {acc['value']:.1%} (fp32 {acc['fp32_value']:.1%}), "
               f"{acc['agreement_with_fp32']:.1%} top-1 agreement with fp32, max abs diff to the Learner {a['verification']['max_abs_diff']:.2g}")
     for r in b.manifest.get('rejected', []): print(f"  left out: {r['reason']}")
-    r = bench(out/'bundle', learn, batch_sizes=(1, 8, 64), min_time=args.min_time)
+    r = bench(out/'bundle', learn, devices=['cpu'], batch_sizes=(1, 8, 64), min_time=args.min_time)  # the variants' own device
     r.save(out/'bench.json', out/'bench.png')
     cols = ['format', 'variant', 'pipeline', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup', 'vs_fp32',
             'peak_rss_mb', 'gflops', 'peak_fraction']
