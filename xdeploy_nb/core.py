@@ -419,8 +419,8 @@ MANIFEST_SCHEMA = {
             "The artifact's accuracy on the validation items beside the fp32 model's (empty when it could not be "
             "computed)."),
         'speed?': Doc({
-            'fp32_ratio': Doc(_num, "Throughput of this artifact over the fp32 ONNX model's, timed alternately on the same "
-                              "batch (below 1: slower than fp32).", minimum=0),
+            'fp32_ratio': Doc(_num, "Throughput of this artifact over the fp32 ONNX model's, timed alternately on the "
+                              "same batch (below 1: slower than fp32).", minimum=0),
             'batch_size': Doc(int, "Items in the batch timed.", minimum=1),
             'cpu?': Doc(str, "The CPU it was timed on: the export machine.")},
             "Variants: how fast the export machine's CPU ran it beside the fp32 model (missing: not timed)."),

@@ -531,7 +531,8 @@ class ExportWidget(Panel):
         self.export_button.on_click(lambda _: self.export())
         self.children = [W.HBox([W.Label('Formats'), *self.formats.values()]),
                          W.HBox([W.Label('Variants'), *self.variants.values()]),
-                         W.HBox([self.opset, self.path, self.overwrite]), self.export_button, self.status, self.message, self.report]
+                         W.HBox([self.opset, self.path, self.overwrite]), self.export_button, self.status, self.message,
+                         self.report]
 
 # %% ../nbs/60_widgets.ipynb #de1f494f
 @patch
