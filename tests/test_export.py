@@ -192,6 +192,7 @@ def check_variants(learn, path, item):
         p = Predictor(path, variant=a['variant'])
         assert p.check() <= 0.05 and p.predict(item).keys() == Predictor(path).predict(item).keys()
     assert not any((path/f"model.{v}.onnx").exists() for v in rejected)
+    assert all(a['speed']['fp32_ratio'] > 0 and a['speed']['batch_size'] >= 1 for a in m['artifacts'][1:])  # timed here
     return m
 
 @pytest.mark.parametrize('target', ['species', 'body_mass_g'])

@@ -224,6 +224,8 @@ class Variant:
     by_accuracy:bool=False # Judged by accuracy (within `max_accuracy_drop` of fp32) instead of by the difference
     sample_tolerance:float=1e-3 # Largest difference from its own CPU outputs that a device may show (`device='auto'`)
     needs_calibration:bool=False # Does `make` need calibration inputs?
+    slower_because:str=None # Why it can run slower than fp32 (e.g. on a CPU): the summaries say it where it measured so
+    instead:str=None # The variant to use instead where it runs slower than fp32
 
 # %% ../nbs/00_core.ipynb #reg00008
 @dataclass
@@ -416,6 +418,12 @@ MANIFEST_SCHEMA = {
             'fp32_value?': Doc(_num, "The fp32 model's metric on the same items.")},
             "The artifact's accuracy on the validation items beside the fp32 model's (empty when it could not be "
             "computed)."),
+        'speed?': Doc({
+            'fp32_ratio': Doc(_num, "Throughput of this artifact over the fp32 ONNX model's, timed alternately on the "
+                              "same batch (below 1: slower than fp32).", minimum=0),
+            'batch_size': Doc(int, "Items in the batch timed.", minimum=1),
+            'cpu?': Doc(str, "The CPU it was timed on: the export machine.")},
+            "Variants: how fast the export machine's CPU ran it beside the fp32 model (missing: not timed)."),
         'warnings?': Doc([str], "Warnings the exporter gave that are not known to be harmless."),
         'seconds?': Doc(_num, "How long writing the artifact took.", minimum=0),
         'eager_max_abs_diff?': Doc(MapOf(_num), "The exporter's check of its file: the largest difference from the "

@@ -16,7 +16,7 @@ from .core import (FORMATS, KINDS, SCHEMA_NAME, SCHEMA_VERSION, TASKS, VARIANTS,
 from .preprocess import image_spec, tabular_spec, BATCH_OPS
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
 from .artifact import ExportError, _eval_mode, export_artifact, export_onnx, export_pt2, export_torchscript
-from .variants import check_variants, count_flops, make_variant, variant_file
+from .variants import check_variants, count_flops, make_variant, variant_file, record_speeds, speed_cell, speed_note
 from .core import RTOL, TOLERANCE
 from .runtime import Predictor
 from .verify import References, VerifyReport, format_metric, kind_of, references, verify_bundle
@@ -383,11 +383,13 @@ class Bundle:
 def rows(self:Bundle)->list:
     "The summary table: one dict (column -> text) per artifact, for notebooks and widgets."
     metric = next((a['accuracy']['metric'] for a in self.artifacts if 'metric' in a.get('accuracy', {})), 'accuracy')
+    timed = any('speed' in a for a in self.artifacts)
     def row(a, v):
         return {'format': a['format'], 'variant': a.get('variant', 'fp32'), 'file': a['file'], 'size': _size(a['size']),
                 'exporter': a.get('exporter', '') + (f" (fallback: {a['fallback_reason']})" if a.get('fallback_reason') else ''),
                 'agreement': f"{v.get('agreement', float('nan')):.1%}", 'max abs diff': f"{v.get('max_abs_diff', float('nan')):.2g}",
-                metric: _accuracy_cell(a), 'verification': 'faithful' if v.get('passed') else 'NOT faithful'}
+                metric: _accuracy_cell(a), 'verification': 'faithful' if v.get('passed') else 'NOT faithful',
+                **({'speed': speed_cell(a)} if timed else {})}  # variants: throughput beside fp32 on the export machine
     return [row(a, a.get('verification', {})) for a in self.artifacts]
 
 # %% ../nbs/42_export.ipynb #bd0ex009
@@ -416,6 +418,7 @@ def _repr_markdown_(self:Bundle)->str:
     bold = lambda s: f"**{s}**" if s.startswith('NOT') else s
     rows = ['| ' + ' | '.join(rows[0]) + ' |', '|' + '---|'*len(rows[0])] + ['| ' + ' | '.join(map(bold, r.values())) + ' |' for r in rows]
     rejected = ''.join(f"\n\nVariant **{r['variant']}** left out: {r['reason']}" for r in m.get('rejected', []))
+    rejected += ''.join(f"\n\n**Slower than fp32**: {n}" for a in m['artifacts'] if (n := speed_note(a)))
     inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
     return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
             f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
@@ -484,6 +487,7 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
                                trust_code=True, rtol=rtol, refs=refs.first(n_items))  # the artifacts it has just written itself
         for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))  # none: it did not run
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
+        record_speeds(d, m['artifacts'], refs.first(n_items).inputs)  # each variant's throughput beside fp32, here
         if (extra := KINDS[m['preprocessing']['kind']].export_extra): m['preprocessing'].update(extra(learn, d, m, formats, refs.items[:n_items]))
         m['sample'] = _write_sample(d, refs, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)
