@@ -96,6 +96,7 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
     from xdeploy_nb.export import export_bundle, spec_from_learner
     from xdeploy_nb.runtime import items_from_paths
     from xdeploy_nb.core import bundle_digest
+    from xdeploy_nb.variants import speed_note
     from fastai.learner import load_learner
     if not Path(learner).is_file():
         raise XDeployError(f"{learner} is not a file.", "Pass the file that `learn.export()` wrote.")
@@ -109,7 +110,8 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
                                      "Pass --items with validation image files or folders, or a CSV file of rows.")
     b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), variants=variants or (), opset=opset,
                       n_items=n_items, items=items_from_paths(spec_from_learner(learn), items), overwrite=overwrite)
-    print(f"wrote {out}\n{b.report}\ndigest {bundle_digest(out)} (pin it: Predictor(path, digest=...))")
+    slower = ''.join(f"\nslower than fp32: {n}" for a in b.artifacts if (n := speed_note(a)))
+    print(f"wrote {out}\n{b.report}{slower}\ndigest {bundle_digest(out)} (pin it: Predictor(path, digest=...))")
     return b
 
 # %% ../nbs/61_cli.ipynb #22dfda57
