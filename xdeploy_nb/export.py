@@ -353,11 +353,11 @@ def _flops(d:Path)->int|None:
     except Exception: return None
 
 # %% ../nbs/42_export.ipynb #4f8b988c
-def _write_sample(d:Path, refs:References, variants:list=(), n:int=4)->dict:
-    "Save `n` prepared inputs, the Learner's outputs and each of `variants`' CPU outputs for them as `sample.npz` in `d`; return its manifest entry."
+def _write_sample(d:Path, m:dict, refs:References, variants:list=(), n:int=4)->dict:
+    "Save `n` prepared inputs, the Learner's outputs and `variants`' outputs as `sample.npz` in `d`; its manifest entry."
     s = refs.first(n)
     x,f = s.inputs,d/'sample.npz'
-    own = {f"expected.{a['file']}": Predictor(d, device='cpu', variant=a['variant']).run(x) for a in variants}
+    own = {f"expected.{a['file']}": Predictor(d, device='cpu', variant=a['variant'], manifest=m).run(x) for a in variants}
     np.savez(f, expected=s.outputs, **own, **{f'input.{k}': v for k,v in x.items()})
     return dict(file=f.name, sha256=file_sha256(f), size=f.stat().st_size, n=len(s.items))
 
@@ -479,13 +479,13 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
         artifacts += [_variant_artifact(v, d, calibration) for v in variants]
         provenance = dict(created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), versions=_versions())
         m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, flops=_flops(d), provenance=provenance)
-        write_manifest(d, m)
+        # the artifacts it has just written itself, run from the manifest in memory: it is written once, when complete
         report = verify_bundle(d, learn, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop,
-                               trust_code=True, rtol=rtol, refs=refs.first(n_items))  # the artifacts it has just written itself
+                               trust_code=True, rtol=rtol, refs=refs.first(n_items), manifest=m)
         for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))  # none: it did not run
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
         if (extra := KINDS[m['preprocessing']['kind']].export_extra): m['preprocessing'].update(extra(learn, d, m, formats, refs.items[:n_items]))
-        m['sample'] = _write_sample(d, refs, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
+        m['sample'] = _write_sample(d, m, refs, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)
         check_artifacts(d, m)
         fp32 = VerifyReport([r for r in report.rows if r['variant'] == 'fp32'], report.tolerance)

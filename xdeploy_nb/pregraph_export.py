@@ -29,21 +29,24 @@ def _photo_files(folder:Path, mode:str, sizes=PHOTO_SIZES)->list:
 
 def measure_agreement(learn, # The Learner
                       bundle:Path, # The bundle directory, with its model
-                      m:dict, # Its manifest, with `preprocessing.graph`
+                      m:dict, # Its manifest, with `preprocessing.graph` (in memory: not read from `bundle`)
                       items:list, # Raw image files (the validation items)
                       sizes=PHOTO_SIZES # Also photo-like JPEGs of these sizes `(height, width)`
                      )->dict:
-    "The graph path against the Pillow path (pixels) and against the Learner (`learner_outputs` on the raw files), on `items` and photo-like files."
+    "The graph path against the Pillow path (pixels) and against the Learner, on `items` and photo-like files."
+    name,plain = m['inputs'][0]['name'],dict(m, preprocessing={k: v for k,v in m['preprocessing'].items() if k != 'graph'})
+    # the model the export has just written, in any format, opened from the manifest in memory
+    fmt = next(a['format'] for a in m['artifacts'] if a.get('variant', 'fp32') == 'fp32')
+    p = Predictor(bundle, device='cpu', format=fmt, trust_code=True, manifest=plain)
     with tempfile.TemporaryDirectory() as tmp:
-        extra = _photo_files(tmp, m['preprocessing']['spec']['input']['mode'], sizes)
-        fmt = next(a['format'] for a in m['artifacts'] if a.get('variant', 'fp32') == 'fp32')  # the model the export has just written: any format
-        xs,p = list(items) + extra,Predictor(bundle, device='cpu', format=fmt, trust_code=True)
-        pillow = p.prepare(xs)[m['inputs'][0]['name']]
+        xs = list(items) + _photo_files(tmp, m['preprocessing']['spec']['input']['mode'], sizes)
+        pillow,ref = p.prepare(xs)[name],learner_outputs(learn, xs)
         graph = graph_batch(Pregraph(bundle, m), xs, m['preprocessing']['spec'])
-        ref = learner_outputs(learn, xs)
-    res = dict(images=f"{len(items)} validation files" + (f" + photo-like JPEGs of {', '.join(f'{w}x{h}' for h,w in sizes)}" if sizes else ''),
-               n_images=len(xs), **pixel_agreement(pillow, graph), **output_agreement(ref, p.run({m['inputs'][0]['name']: graph}), m))
-    return dict(res, identical=res['max_pixel_diff'] == 0, meets_targets=res['pixels_within_1'] >= 0.999 and res['top1'] >= 0.995)
+    photos = f" + photo-like JPEGs of {', '.join(f'{w}x{h}' for h,w in sizes)}" if sizes else ''
+    res = dict(images=f"{len(items)} validation files{photos}", n_images=len(xs), **pixel_agreement(pillow, graph),
+               **output_agreement(ref, p.run({name: graph}), m))
+    return dict(res, identical=res['max_pixel_diff'] == 0,
+                meets_targets=res['pixels_within_1'] >= 0.999 and res['top1'] >= 0.995)
 
 # %% ../nbs/41a_pregraph_export.ipynb #pg000038
 def _graph_ort(d:Path, f:Path)->dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from .core import FORMATS, KINDS, TASKS, VARIANTS, ManifestError, XDeployError, read_checked, read_manifest
+from .core import validate_manifest
 from .core import RTOL, TOLERANCE, within_tolerance  # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
 from .accel import _cpus, _manifest_error, _sample_diff, _session_options, _shape, load_sample  # sessions of a model
 from .preprocess import SPEC_VERSION, _describe
@@ -121,9 +122,10 @@ class Predictor:
                  max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
                  trust_code:bool=False, # Allow formats whose loading can run code (TorchScript, torch.export): only for bundles you trust
                  preprocess:str='pillow', # Images: 'pillow' (fastai's exact steps), 'graph' (decode, then the bundle's preprocess.onnx, in parallel threads) or 'auto' (the graph where measured identical)
-                 digest:str=None): # The bundle's digest ('sha256:...', from `xdeploy digest`): any other is refused
+                 digest:str=None, # The bundle's digest ('sha256:...', from `xdeploy digest`): any other is refused
+                 manifest:dict=None): # The manifest in memory (an export's, not written yet); None: read from `path`
         self.path = Path(path)
-        self.manifest = m = read_manifest(self.path, digest)
+        self.manifest = m = read_manifest(self.path, digest) if manifest is None else validate_manifest(manifest)
         _check_bundle(m)
         self._kind,self._task = KINDS[m['preprocessing']['kind']],TASKS[m['task']]
         self.artifact = a = _artifact(m, format, variant)

@@ -150,10 +150,12 @@ KINDS['collab'].reference_targets = KINDS['tabular'].reference_targets
 def artifact_outputs(bundle:Path, # The bundle directory
                      artifact:dict, # One entry of `manifest['artifacts']`
                      feeds:dict, # Input name -> array, from `prepare_inputs`
-                     trust_code:bool=False # Load formats whose loading can run code (TorchScript, torch.export)
+                     trust_code:bool=False, # Load formats whose loading can run code (TorchScript, torch.export)
+                     manifest:dict=None # The bundle's manifest in memory (an export's); None: read from `bundle`
                     )->np.ndarray:
-    "Run one artifact of the bundle on the CPU on prepared inputs, with the runtime's `Predictor` (ONNX with onnxruntime, the others with torch)."
-    return Predictor(bundle, device='cpu', format=artifact['format'], variant=artifact.get('variant', 'fp32'), trust_code=trust_code).run(feeds)
+    "Run one artifact of the bundle on the CPU on prepared inputs, with the runtime's `Predictor`."
+    return Predictor(bundle, device='cpu', format=artifact['format'], variant=artifact.get('variant', 'fp32'),
+                     trust_code=trust_code, manifest=manifest).run(feeds)
 
 # %% ../nbs/41_verify.ipynb #10799608
 def compare(ref:np.ndarray, # The Learner's activated outputs, [n, k]
@@ -259,8 +261,8 @@ def _repr_html_(self:VerifyReport)->str:
 
 # %% ../nbs/41_verify.ipynb #7a562112
 def _outputs(path, m, a, feeds, trust_code=False)->tuple:
-    "`(outputs, problem)` of artifact `a`: its outputs, or None and what went wrong."
-    try: return artifact_outputs(path, a, feeds, trust_code),None
+    "`(outputs, problem)` of artifact `a` of the bundle whose manifest is `m`: its outputs, or None and what went wrong."
+    try: return artifact_outputs(path, a, feeds, trust_code, m),None
     except Exception as e: return None,str(e)
 
 def _verify_row(a:dict, out, problem, ref, fp32, targets, m:dict, tolerance:float, max_accuracy_drop:float, rtol:float=RTOL)->dict:
@@ -306,10 +308,11 @@ def verify_bundle(path:Path, # A bundle directory
                   max_accuracy_drop:float=0.01, # Variants judged by accuracy (int8): largest drop below the fp32 model's
                   trust_code:bool=False, # Also run artifacts whose loading can run code (TorchScript, torch.export); else they fail
                   rtol:float=RTOL, # Relative tolerance of the activated outputs (fp32)
-                  refs:References=None # The reference items already resolved (`references`); None: resolved here from `items`
+                  refs:References=None, # The reference items already resolved (`references`); None: from `items`
+                  manifest:dict=None # The bundle's manifest in memory (an export's, not written yet); None: read it
                  )->VerifyReport:
     "Compare every artifact of the bundle at `path` with `learn` on real items; return the report."
-    m = read_manifest(path)
+    m = read_manifest(path) if manifest is None else manifest
     check_artifacts(path, m)
     refs = refs or references(learn, m, items, n_items)
     ref,targets,feeds = refs.outputs,refs.targets,refs.inputs
