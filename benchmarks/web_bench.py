@@ -45,7 +45,8 @@ def main():
     from xdeploy_nb.data import make_image_folder
     from xdeploy_nb.train import image_dls, image_learner
     from xdeploy_nb.export import export_bundle
-    from xdeploy_nb.runtime import Predictor, _cpus
+    from xdeploy_nb.runtime import Predictor
+    from xdeploy_nb.accel import usable_cpus
     from xdeploy_nb.hosts.web import JS_DIR, write_site
     from playwright.sync_api import sync_playwright
     tmp = Path(tempfile.mkdtemp())
@@ -55,7 +56,7 @@ def main():
     site = write_site(tmp/'bundle', tmp/'site', ort_web=JS_DIR/'node_modules'/'onnxruntime-web')['path']
     from PIL import Image
     arr = np.asarray(Image.open(sorted((data/'valid').rglob('*.png'))[0]).convert('RGB'))
-    cpus = _cpus()
+    cpus = usable_cpus()
     natives = {t: Predictor(tmp/'bundle', device='cpu', threads=t, preprocess='graph') for t in (cpus, 1)}
     feeds = {t: p.prepare([arr]) for t,p in natives.items()}
     for t,p in natives.items(): p.run(feeds[t]); p.predict(arr)  # warm-up

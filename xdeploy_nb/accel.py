@@ -17,7 +17,8 @@ __all__ = ['EP_NAMES', 'NOT_DEVICES', 'CLASSIC_TYPES', 'DEVICE_ID_EPS', 'INSTALL
            'EXACT_OPTIONS', 'NO_FALLBACK', 'CPU_FALLBACK', 'FALLBACK_REFUSED', 'CPU_SHAPE_EPS', 'SHAPE_OPS',
            'AUTO_ORDER', 'ep_short_name', 'plugin_packages', 'register_plugin_eps', 'DeviceList', 'list_devices',
            'SessionPlan', 'providers_for', 'fallback_session', 'auto_candidates', 'torch_runner', 'load_sample',
-           'choose_session']
+           'sample_diff', 'choose_session', 'usable_cpus', 'session_options', 'run_options', 'shape_text',
+           'manifest_error', 'check_session']
 
 # %% ../nbs/01_accel.ipynb #ac000007
 EP_NAMES = {  # execution provider -> the short name its devices are named by
@@ -494,7 +495,7 @@ def load_sample(bundle:Path, # The bundle directory
         return {k[len('input.'):]: z[k] for k in z.files if k.startswith('input.')},z[key]
 
 # %% ../nbs/01_accel.ipynb #rt000007-1
-def _sample_diff(run, # `run(inputs)` -> the model's outputs
+def sample_diff(run, # `run(inputs)` -> the model's outputs
                  bundle:Path, m:dict, artifact:dict=None)->float:
     "The largest difference between the outputs of `run` and the Learner's (a variant's: its own), on the bundle's sample."
     inputs,expected = load_sample(bundle, m, artifact)
@@ -512,11 +513,11 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
                   threads:int=None # Intra-op threads
                  )->ort.InferenceSession:
     "An onnxruntime session of `model` on the device of `plan`, checked to really run there."
-    options = _session_options(threads)
+    options = session_options(threads)
     try: sess = ort.InferenceSession(model, sess_options=options, **plan.apply(options))
     except Exception as e:
         if FALLBACK_REFUSED in str(e):  # nodes left to the CPU: kept only if they are the EP's own shape computations
-            sess = fallback_session(plan, model, lambda: _session_options(threads))
+            sess = fallback_session(plan, model, lambda: session_options(threads))
         elif 'external' in str(e).lower(): raise XDeployError(
             f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
             "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
@@ -530,8 +531,8 @@ def _device_agrees(sess:ort.InferenceSession, # A session of `artifact` on an ac
                    plan:SessionPlan, bundle:Path, m:dict, artifact:dict)->str:
     "Raise `XDeployError` if `sess` misses the bundle's sample by more than its tolerance; else what `why` adds."
     if 'sample' not in m: return "; not checked on the bundle's sample (it keeps none)"
-    run = lambda x: sess.run([m['outputs'][0]['name']], x, _run_options())[0]
-    d,tol,v = _sample_diff(run, bundle, m, artifact),_sample_tolerance(artifact),artifact.get('variant', 'fp32')
+    run = lambda x: sess.run([m['outputs'][0]['name']], x, run_options())[0]
+    d,tol,v = sample_diff(run, bundle, m, artifact),_sample_tolerance(artifact),artifact.get('variant', 'fp32')
     if d <= tol: return f"; matches the bundle's sample ({d:.2g})"
     who = 'Learner' if v == 'fp32' else 'CPU'
     raise XDeployError(f"{artifact['file']} on {plan.device} gives outputs that differ from the {who}'s by {d:.2g} "
@@ -570,24 +571,24 @@ def choose_session(bundle:Path, # The bundle directory
     raise XDeployError(f"No device could open {file}: {'; '.join(passed)}.", "Re-export the bundle, or check the onnxruntime install.")
 
 # %% ../nbs/01_accel.ipynb #rt000010
-def _cpus()->int:
+def usable_cpus()->int:
     "How many CPUs this process may run on (its CPU affinity where the OS says, else all of them)."
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
 
-def _session_options(threads:int=None # Intra-op threads; None: `_cpus()`
+def session_options(threads:int=None # Intra-op threads; None: `usable_cpus()`
                     )->ort.SessionOptions:
     "onnxruntime session options: `threads` intra-op threads, sequential execution, errors-only logging."
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise XDeployError(f"threads={threads!r} is not a positive number of threads.", "Pass an int >= 1, or None for one per CPU.")
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or _cpus()
+    so.intra_op_num_threads = threads or usable_cpus()
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3  # 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
     return so
 
-def _run_options()->ort.RunOptions:
+def run_options()->ort.RunOptions:
     "Options for one run: its errors are raised, not also logged."
     ro = ort.RunOptions()
     ro.log_severity_level = 4
@@ -596,13 +597,13 @@ def _run_options()->ort.RunOptions:
 # %% ../nbs/01_accel.ipynb #ac0chk01
 _ORT_TYPES = {'uint8': 'tensor(uint8)', 'int64': 'tensor(int64)', 'float32': 'tensor(float)', 'float16': 'tensor(float16)'}
 
-def _shape(shape:list)->str: return f"[{', '.join(map(str, shape))}]"
+def shape_text(shape:list)->str: return f"[{', '.join(map(str, shape))}]"
 
-def _manifest_error(problem:str)->ManifestError:
+def manifest_error(problem:str)->ManifestError:
     "The error for a manifest this version cannot serve."
     return ManifestError(f"manifest.json: {problem}.", "Re-export the bundle with this version of xdeploy_nb.")
 
-def _check_session(sess:ort.InferenceSession, # The session of the bundle's model
+def check_session(sess:ort.InferenceSession, # The session of the bundle's model
                    m:dict, # Its manifest
                    file:str # The model file, for messages
                   ):
@@ -628,5 +629,5 @@ def _check_shapes(sess:ort.InferenceSession, # The session of the bundle's model
         have,want = dims.get(s['name']),s['shape']
         if have is None: continue
         if len(have) != len(want) or any(isinstance(d, int) and d != h for d,h in zip(want, have)): raise XDeployError(
-            f"{file}: {s['name']} has the shape {_shape(have)}, but manifest.json says {_shape(want)}.",
+            f"{file}: {s['name']} has the shape {shape_text(have)}, but manifest.json says {shape_text(want)}.",
             "Re-export the bundle: its model file and manifest.json do not belong together.")

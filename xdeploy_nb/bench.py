@@ -299,8 +299,8 @@ _BUDGET_OUT = 'the time budget ran out'
 def _bench_meta(path:Path, m:dict, peak:float, timing:dict, budget:float|None, rows:list, seconds:float)->dict:
     "What a benchmark ran on and how: bundle, machine, versions, settings, and whether the time budget stopped it."
     import onnxruntime
-    from xdeploy_nb.runtime import _cpus
-    return dict(bundle=str(path), bundle_name=path.name, cpu=_cpu_name(), cpus=os.cpu_count(), threads=timing['threads'] or _cpus(),
+    from xdeploy_nb.accel import usable_cpus
+    return dict(bundle=str(path), bundle_name=path.name, cpu=_cpu_name(), cpus=os.cpu_count(), threads=timing['threads'] or usable_cpus(),
                 matmul_peak_gflops=peak, flops_per_item=m.get('flops'), python=platform.python_version(), onnxruntime=onnxruntime.__version__,
                 seconds=seconds, budget=budget, budget_hit=any(_BUDGET_OUT in str(r.get('error')) for r in rows), batch_sizes=timing['batch_sizes'],
                 min_time=timing['min_time'], min_runs=timing['min_runs'], created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))

@@ -4,30 +4,36 @@
 
 # %% ../nbs/42_export.ipynb #3f50ca66
 from __future__ import annotations
-import copy, datetime, platform, types
+import datetime, platform
 from pathlib import Path
 import numpy as np
-import torch, torch.nn.functional as F
+import torch
 from torch import nn
 from fastcore.basics import patch, patch_to
 import xdeploy_nb
-from .core import (FORMATS, KINDS, SCHEMA_NAME, SCHEMA_VERSION, TASKS, VARIANTS, Task, XDeployError, atomic_directory,
-                             check_artifacts, file_sha256, write_manifest, bundle_digest)
-from .preprocess import image_spec, tabular_spec, BATCH_OPS
+from .core import (FORMATS, KINDS, SCHEMA_NAME, SCHEMA_VERSION, TASKS, VARIANTS, Task, XDeployError,
+                             atomic_directory, check_artifacts, file_sha256, write_manifest, bundle_digest)
 from .train import Learner  # fastai, imported quietly by xdeploy_nb.train
-from .artifact import ExportError, _eval_mode, export_artifact, export_onnx, export_pt2, export_torchscript
+from .artifact import ExportError, eval_mode, export_artifact
+from .formats.onnx import export_onnx
+from .formats.torchscript import export_torchscript
+from .formats.pt2 import export_pt2
+from .kinds.image_train import BATCH_TORCH_OPS, ImageGraph  # each registers its kind's spec and graph
+from .kinds.tabular_train import TabularGraph
+from .kinds.collab_train import CollabGraph
 from .variants import check_variants, count_flops, make_variant, variant_file
 from .core import RTOL, TOLERANCE
 from .runtime import Predictor
 from .verify import References, VerifyReport, format_metric, kind_of, references, verify_bundle
-from .pregraph_export import export_pregraph
+from .pregraph_export import export_pregraph  # registers the image kind's `export_extra`
 
 # %% auto #0
-__all__ = ['BATCH_TORCH_OPS', 'task_of', 'activation_of', 'spec_from_learner', 'ImageGraph', 'TabularGraph', 'deploy_graph',
-           'CollabGraph', 'Bundle', 'export_bundle']
+__all__ = ['task_of', 'activation_of', 'spec_from_learner', 'deploy_graph', 'Bundle', 'export_bundle']
 
 # %% ../nbs/42_export.ipynb #ex0kept1
-_KEPT = (ExportError, export_artifact)  # names callers import from here, defined in `xdeploy_nb.artifact` now
+# names callers import from here, defined in their rooms now (`artifact`, `formats`, `kinds`, `pregraph_export`)
+_KEPT = (ExportError, export_artifact, export_onnx, export_torchscript, export_pt2, BATCH_TORCH_OPS, ImageGraph,
+         TabularGraph, CollabGraph, export_pregraph)
 
 # %% ../nbs/42_export.ipynb #tk0ex001
 def _loss_name(learn)->str:
@@ -82,7 +88,7 @@ def _output_shape(learn)->tuple|None:
     "The shape of the model's output on one validation batch, or None where the Learner has no data (e.g. from `load_learner`)."
     try:
         xb = learn.dls.valid.one_batch()[:learn.dls.n_inp]
-        with _eval_mode(learn.model), torch.no_grad(): out = learn.model(*xb)
+        with eval_mode(learn.model), torch.no_grad(): out = learn.model(*xb)
         if isinstance(out, tuple) and any(type(c).__name__ == 'RNNCallback' for c in learn.cbs): out = out[0]  # fastai keeps the first of an RNN's outputs
         return tuple(out.shape) if isinstance(out, torch.Tensor) else ('not one tensor',)
     except Exception: return None
@@ -112,176 +118,12 @@ def spec_from_learner(learn:Learner, # A trained fastai Learner
                **(t.output(learn) if t.output else {}))
     return dict(task=task, inputs=io['inputs'], preprocessing=dict(kind=kind, steps=io['steps'], spec=io['spec']), outputs=[out], labels=labels)
 
-# %% ../nbs/42_export.ipynb #kd0ex002
-def _item_hw(pre:dict)->tuple:
-    "Height and width of the images the item steps produce (the graph's input size)."
-    sizes = [s['size'] for s in pre['item_tfms'] if 'size' in s]
-    if not sizes: raise XDeployError("The Learner's validation pipeline does not resize its images to one size.",
-                                     "Add item_tfms=Resize(size) to the DataLoaders, so every image reaches the model at one size.")
-    return tuple(sizes[-1])
-
-def _image_io(learn)->dict:
-    "The image kind's `spec`: one uint8 NCHW input; decode, item steps outside the graph, batch steps inside."
-    pre = image_spec(learn)
-    inputs = [dict(name='image', dtype='uint8', shape=['batch', 1 if pre['input']['mode'] == 'L' else 3, *_item_hw(pre)], layout='NCHW')]
-    steps = ([dict(op='decode', mode=pre['input']['mode'], in_graph=False)] +
-             [dict(s, in_graph=False) for s in pre['item_tfms']] + [dict(s, in_graph=True) for s in pre['batch_tfms']])
-    return dict(inputs=inputs, steps=steps, spec=pre)
-
-# %% ../nbs/42_export.ipynb #kd0ex003
-def _tabular_io(learn)->dict:
-    "The tabular kind's `spec`: `x_cat` codes and `x_cont` values in; fill and categorify outside the graph, normalize inside."
-    pre = tabular_spec(learn)
-    inputs = [dict(name='x_cat', dtype='int64', shape=['batch', len(pre['x_cat'])]),
-              dict(name='x_cont', dtype='float32', shape=['batch', len(pre['x_cont'])])]
-    steps = [dict(op='fill_missing', in_graph=False), dict(op='categorify', in_graph=False)]
-    return dict(inputs=inputs, steps=steps + ([dict(op='normalize', in_graph=True)] if pre['normalize'] else []), spec=pre)
-
-KINDS['image'].spec,KINDS['tabular'].spec = _image_io,_tabular_io
-KINDS['image'].export_extra = export_pregraph  # writes preprocess.onnx and its manifest entry (`xdeploy_nb.pregraph_export`)
-
-# %% ../nbs/42_export.ipynb #4d2bf87c
-def _int_to_float(x, div, div_mask, in_hw=None): return x.float().div_(div)
-
-# %% ../nbs/42_export.ipynb #4d2bf87c-1
-def _normalize_batch(x, mean, std, in_hw=None):
-    stat = lambda v: torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
-    return (x - stat(mean)) / stat(std)
-
-# %% ../nbs/42_export.ipynb #4d2bf87c-2
-def _crop_ratio_box(h:int, w:int, ratio, valid_scale)->tuple:
-    "`(top, left, height, width)` of `RandomResizedCropGPU`'s validation crop of an h x w batch."
-    if   w/h < ratio[0]: ch,cw = int(w/ratio[0]), w
-    elif w/h > ratio[1]: ch,cw = h, int(h*ratio[1])
-    else:                ch,cw = h, w
-    ch,cw = int(ch*valid_scale), int(cw*valid_scale)
-    return (h-ch)//2, (w-cw)//2, ch, cw
-
-# %% ../nbs/42_export.ipynb #4d2bf87c-3
-def _center_crop_ratio(x, ratio, valid_scale, in_hw=None):
-    t,l,ch,cw = _crop_ratio_box(*(in_hw or x.shape[-2:]), ratio, valid_scale)
-    return x[..., t:t+ch, l:l+cw]
-
-# %% ../nbs/42_export.ipynb #4d2bf87c-4
-def _identity_grid(h:int, w:int, align_corners:bool):
-    "fastai's identity `affine_grid` for one h x w image: a constant of the graph."
-    return F.affine_grid(torch.eye(3)[:2][None], [1, 1, h, w], align_corners=align_corners)
-
-# %% ../nbs/42_export.ipynb #4d2bf87c-5
-def _grid_resample(x, size, mode, pad_mode, align_corners, in_hw=None, grid=None):
-    H,W = in_hw or x.shape[-2:]
-    h,w = (H, W) if size is None else size
-    # the grid is made for one image and expanded to the batch: nothing depends on the (dynamic) batch size
-    coords = (_identity_grid(h, w, align_corners) if grid is None else grid).expand(x.shape[0], h, w, 2)
-    if mode == 'bilinear':  # fastai's `_grid_sample` pre-shrink, its formula as it is (coords.shape[-2] is w, [-1] is 2)
-        z = 1. if align_corners else 1/(1 - 1/max(h, w))  # = 2/(coords.max()-coords.min()) for the identity grid
-        d = min(H/w, W/2)/2
-        if d > 1 and d > z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
-    return F.grid_sample(x, coords, mode=mode, padding_mode=pad_mode, align_corners=align_corners)
-
-# %% ../nbs/42_export.ipynb #4d2bf87c-6
-def _with_sizes(steps:list, hw:tuple)->list:
-    "Each batch step with `in_hw`, the height and width it gets: fixed in the graph, where only the batch size varies."
-    res = []
-    for s in steps:
-        res.append({**{k:v for k,v in s.items() if k not in ('op', 'in_graph')}, 'op': s['op'], 'in_hw': tuple(hw)})
-        if s['op'] == 'center_crop_ratio': hw = _crop_ratio_box(*hw, s['ratio'], s['valid_scale'])[2:]
-        elif s['op'] == 'grid_resample':
-            res[-1]['grid'] = _identity_grid(*(s['size'] or hw), s['align_corners'])
-            if s['size'] is not None: hw = tuple(s['size'])
-    return res
-
-BATCH_TORCH_OPS = dict(int_to_float=_int_to_float, normalize=_normalize_batch, center_crop_ratio=_center_crop_ratio, grid_resample=_grid_resample)
-
-assert set(BATCH_TORCH_OPS) == set(BATCH_OPS)
-
-# %% ../nbs/42_export.ipynb #5b11e83e
-def _activate(x, act:str):
-    if act == 'softmax': return x.softmax(1)  # over the labels: [batch, n], or [batch, n, H, W] (segmentation)
-    if act == 'sigmoid': return x.sigmoid()
-    return x
-
-class ImageGraph(nn.Module):
-    "A vision model for deployment: uint8 NCHW in, the recorded batch steps, the model, the activation out."
-    def __init__(self, model:nn.Module, batch_tfms:list, activation:str, hw:tuple):
-        super().__init__()
-        self.model,self.steps,self.activation = model,_with_sizes(batch_tfms, hw),activation
-    def forward(self, image):
-        x = image
-        for s in self.steps: x = BATCH_TORCH_OPS[s['op']](x, **{k:v for k,v in s.items() if k != 'op'})
-        return _activate(self.model(x), self.activation)
-
-# %% ../nbs/42_export.ipynb #gr0ex001
-class TabularGraph(nn.Module):
-    "A fastai TabularModel for deployment: encoded `x_cat` and raw `x_cont` in, normalized inside, activation out."
-    def __init__(self, model:nn.Module, normalize:dict, activation:str):
-        super().__init__()
-        self.model,self.activation = model,activation
-        n = normalize or dict(mean=[], std=[])
-        self.register_buffer('mean', torch.tensor(n['mean'], dtype=torch.float32))
-        self.register_buffer('std', torch.tensor(n['std'], dtype=torch.float32))
-        self.has_norm = normalize is not None
-    def forward(self, x_cat, x_cont):
-        if self.has_norm: x_cont = (x_cont - self.mean) / self.std
-        return _activate(self.model(x_cat, x_cont), self.activation)
-
-# %% ../nbs/42_export.ipynb #sg000e02
-def _unet_block_forward(self, up_in):
-    "fastai's `UnetBlock.forward` without its size test: the nearest resize to the skip connection's size is exact where they agree."
-    s = self.hook.stored
-    up_out = F.interpolate(self.shuf(up_in), s.shape[-2:], mode='nearest')
-    return self.conv2(self.conv1(self.relu(torch.cat([up_out, self.bn(s)], dim=1))))
-
-# %% ../nbs/42_export.ipynb #sg000e02-1
-def _resize_to_orig_forward(self, x): return F.interpolate(x, x.orig.shape[-2:], mode=self.mode)
-
-# %% ../nbs/42_export.ipynb #sg000e02-2
-def _same_forward(self, x): return x  # `ToTensorBase` only casts to fastai's TensorBase (same values), which torch.export cannot trace
-
-# %% ../nbs/42_export.ipynb #sg000e02-3
-def _size_free(model:nn.Module)->nn.Module:
-    "`model`, or a copy of it whose U-Net blocks resize without testing sizes and skip the TensorBase cast (traceable), if it has any."
-    from fastai.layers import ToTensorBase
-    from fastai.vision.models.unet import UnetBlock, ResizeToOrig
-    fwd = {UnetBlock: _unet_block_forward, ResizeToOrig: _resize_to_orig_forward, ToTensorBase: _same_forward}
-    if not any(type(m) in fwd for m in model.modules()): return model
-    for m in model.modules():
-        if type(m) is UnetBlock: m.hook.stored = None  # the last batch's features, not a leaf tensor: deepcopy refuses it
-    model = copy.deepcopy(model)
-    for m in model.modules():
-        if type(m) in fwd: m.forward = types.MethodType(fwd[type(m)], m)
-    return model
-
 # %% ../nbs/42_export.ipynb #gr0ex002
-KINDS['image'].graph = lambda learn, spec, act: ImageGraph(_size_free(learn.model), spec['preprocessing']['spec']['batch_tfms'], act, tuple(spec['inputs'][0]['shape'][2:]))
-KINDS['tabular'].graph = lambda learn, spec, act: TabularGraph(learn.model, spec['preprocessing']['spec']['normalize'], act)
-
 def deploy_graph(learn:Learner, # The Learner whose model to wrap
                  spec:dict # Its spec, from `spec_from_learner`
                 )->nn.Module:
     "The module to export: the Learner's model inside the graph's preprocessing and activation (the kind's `graph`)."
     return KINDS[spec['preprocessing']['kind']].graph(learn, spec, spec['outputs'][0]['activation'])
-
-# %% ../nbs/42_export.ipynb #cf000e02
-def _collab_io(learn)->dict:
-    "The collab kind's `spec`: the codes of the user and the item in (`x_cat`); categorify outside the graph."
-    pre = tabular_spec(learn)
-    return dict(inputs=[dict(name='x_cat', dtype='int64', shape=['batch', len(pre['x_cat'])])],
-                steps=[dict(op='categorify', in_graph=False)], spec=pre)
-
-class CollabGraph(nn.Module):
-    "A fastai collab model (`EmbeddingDotBias`, `EmbeddingNN`) for deployment: (user, item) codes in, a [batch, 1] rating out."
-    def __init__(self, model:nn.Module, activation:str): super().__init__(); self.model,self.activation = model,activation
-    def forward(self, x_cat):
-        y = self.model(x_cat)
-        return _activate(y.unsqueeze(1) if y.ndim == 1 else y, self.activation)
-
-KINDS['collab'].spec,KINDS['collab'].graph = _collab_io,lambda learn, spec, act: CollabGraph(learn.model, act)
-
-# %% ../nbs/42_export.ipynb #sk0ex021
-FORMATS['onnx'].export = export_onnx
-FORMATS['torchscript'].export = export_torchscript
-FORMATS['torch.export'].export = export_pt2
 
 # %% ../nbs/42_export.ipynb #7adeeb5e
 def _formats(formats)->list:

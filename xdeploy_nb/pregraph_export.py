@@ -8,10 +8,10 @@ import contextlib, io, shutil, tempfile
 from pathlib import Path
 import numpy as np
 import onnxruntime as ort
-from .core import XDeployError, file_sha256
+from .core import KINDS, XDeployError, file_sha256
 from .pregraph import (GRAPH_FILE, GRAPH_INPUT, GRAPH_OPSET, GRAPH_ORT_FILE, PHOTO_SIZES, GraphUnavailable, Pregraph,
                                  build_pregraph, graph_batch, output_agreement, photo_like, pixel_agreement)
-from .formats.ort import _convert
+from .formats.ort import convert_to_ort
 from .runtime import Predictor
 from .verify import learner_outputs
 
@@ -53,7 +53,7 @@ def _graph_ort(d:Path, f:Path)->dict:
     "`preprocess.ort` converted from the graph `f` with onnxruntime's tool, checked to give the same pixels; its manifest entry."
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp)/f.name; shutil.copyfile(f, src)
-        with contextlib.redirect_stdout(io.StringIO()): ort_file = _convert(src, Path(tmp)/'ort')[0]  # the tool prints its progress
+        with contextlib.redirect_stdout(io.StringIO()): ort_file = convert_to_ort(src, Path(tmp)/'ort')[0]  # the tool prints its progress
         shutil.copyfile(ort_file, d/GRAPH_ORT_FILE)
     so = ort.SessionOptions(); so.log_severity_level = 3
     a,b = (ort.InferenceSession(str(p), so, providers=['CPUExecutionProvider']) for p in (f, d/GRAPH_ORT_FILE))
@@ -86,3 +86,6 @@ def export_pregraph(learn, # The Learner
     if 'ort' in formats: g['ort'] = _graph_ort(Path(d), f)
     g['agreement'] = measure_agreement(learn, d, dict(m, preprocessing=dict(m['preprocessing'], graph=g)), items, PHOTO_SIZES)
     return dict(graph=g)
+
+# %% ../nbs/41a_pregraph_export.ipynb #op000061
+KINDS['image'].export_extra = export_pregraph  # writes preprocess.onnx and its manifest entry, at export

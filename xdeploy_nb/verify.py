@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .core import KINDS, RTOL, TASKS, TOLERANCE, VARIANTS, XDeployError, check_artifacts, read_manifest, within_tolerance
-from .preprocess import PreprocessError, _input_spec, _open_cls
+from .preprocess import PreprocessError, input_spec, open_cls
 from .runtime import Predictor, prepare_inputs
 
 # %% auto #0
@@ -21,7 +21,7 @@ __all__ = ['UNSUPPORTED', 'kind_of', 'reference_items', 'reference_targets', 'le
 # %% ../nbs/41_verify.ipynb #kd0ve001
 def _is_image_dls(dls)->bool:
     "Do `dls` have one image input, opened by `PILImage.create` or `PILImageBW.create`?"
-    try: _input_spec(dls.valid.dataset); return True
+    try: input_spec(dls.valid.dataset); return True
     except (PreprocessError, AttributeError, TypeError): return False
 
 def _is_tabular_dls(dls)->bool: return hasattr(getattr(dls, 'train_ds', None), 'procs') and not _is_collab(dls)  # collab: a kind of its own
@@ -37,7 +37,7 @@ def _target_tls(dls)->list:
 def _has_mask_target(dls)->bool:
     "Is a target of `dls` opened by `PILMask.create` (a segmentation mask)?"
     from fastai.vision.core import PILMask
-    return any((c := _open_cls(tl.tfms)[0]) is not None and issubclass(c, PILMask) for tl in _target_tls(dls))
+    return any((c := open_cls(tl.tfms)[0]) is not None and issubclass(c, PILMask) for tl in _target_tls(dls))
 
 # %% ../nbs/41_verify.ipynb #kd0ve005-2
 def _has_tokenizer(dls)->bool:
@@ -84,8 +84,8 @@ def _tabular_rows(learn, n:int)->list:
 def _image_reference_items(learn, n:int)->list:
     "Up to `n` validation images as the files they are: the items through the Learner's own getters (`ColReader`, ...) before `PILBase.create`."
     ds = learn.dls.valid_ds
-    tl = next(tl for tl in ds.tls if _open_cls(tl.tfms)[0] is not None)
-    getters = _open_cls(tl.tfms)[1]
+    tl = next(tl for tl in ds.tls if open_cls(tl.tfms)[0] is not None)
+    getters = open_cls(tl.tfms)[1]
     items,res = getattr(tl.items, 'iloc', tl.items),[]  # a DataFrame's rows (from_df, from_csv, ColReader), or a list of files
     for i in range(min(n, len(tl.items))):
         x = items[i]

@@ -10,7 +10,7 @@ import onnxruntime
 from ..core import RTOL, TOLERANCE, FORMATS, Format, Runner, XDeployError, read_checked, read_manifest
 
 # %% auto #0
-__all__ = ['export_ort', 'reduced_build_config', 'mobile_usability', 'fix_batch']
+__all__ = ['convert_to_ort', 'export_ort', 'reduced_build_config', 'mobile_usability', 'fix_batch']
 
 # %% ../../nbs/33_formats.ort.ipynb #ort00006
 def _ort_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
@@ -18,7 +18,7 @@ def _ort_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', thread
     return FORMATS['onnx'].runner(path, m, a, data, device, threads)  # registered before this format
 
 # %% ../../nbs/33_formats.ort.ipynb #ort00007
-def _convert(src:Path, # An ONNX file
+def convert_to_ort(src:Path, # An ONNX file
              dst:Path # A folder for the ORT-format file and its operator config
             )->tuple:
     "`(ort_file, config_text)`: `src` converted to ORT format (fixed optimisations), and the operators a minimal build needs for it."
@@ -48,7 +48,8 @@ def export_ort(module, # The graph to export (e.g. from `deploy_graph`)
                rtol:float=None # Relative tolerance of that check; None: `xdeploy_nb.runtime.RTOL`
               )->dict:
     "Convert `module`'s ONNX graph (the bundle's `model.onnx` beside `path`, else exported with `export_onnx`) to ORT format, and check the `.ort` file against the eager module."
-    from xdeploy_nb.artifact import export_artifact, export_onnx, forward_input_names, plain_tensors  # torch: train side
+    from xdeploy_nb.artifact import export_artifact, forward_input_names, plain_tensors
+    from xdeploy_nb.formats.onnx import export_onnx  # torch: train side
     atol,rtol = TOLERANCE if atol is None else atol,RTOL if rtol is None else rtol
     names = forward_input_names(module, len(plain_tensors(example_inputs)))
     info = dict(format='ort', exporter='onnxruntime.tools.convert_onnx_models_to_ort')
@@ -65,7 +66,7 @@ def export_ort(module, # The graph to export (e.g. from `deploy_graph`)
                 info.update(exporter=f"{info['exporter']} (from the {o['exporter']} ONNX exporter)", opset=o['opset'],
                             fallback_reason=o['fallback_reason'], onnx_seconds=o['seconds'])
             t0 = time.perf_counter()
-            ort_file,config = _convert(src, Path(tmp)/'ort')
+            ort_file,config = convert_to_ort(src, Path(tmp)/'ort')
             shutil.copyfile(ort_file, p)
         info.update(convert_seconds=round(time.perf_counter() - t0, 3), required_operators=config)
     return export_artifact(module, example_inputs, path, save, lambda p: _ort_load(p, names), info, dynamic_batch, check, atol, rtol)

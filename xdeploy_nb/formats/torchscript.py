@@ -5,11 +5,11 @@
 # %% ../../nbs/31_formats.torchscript.ipynb #79d1063e
 from __future__ import annotations
 from pathlib import Path
-from ..core import FORMATS, Format, Runner
+from ..core import FORMATS, RTOL, TOLERANCE, Format, Runner, XDeployError
 from ..accel import torch_runner
 
 # %% auto #0
-__all__ = ['torch_artifact_runner']
+__all__ = ['torch_artifact_runner', 'export_torchscript']
 
 # %% ../../nbs/31_formats.torchscript.ipynb #fmt00001
 def torch_artifact_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
@@ -17,5 +17,46 @@ def torch_artifact_runner(path:Path, m:dict, a:dict, data:bytes, device:str='aut
     run,dev,why,n = torch_runner(data, a['format'], [i['name'] for i in m['inputs']], device, threads)
     return Runner(run, dev, why, ['torch'], n)
 
+# %% ../../nbs/31_formats.torchscript.ipynb #op000014
+def _ts_save(module, inputs, path, ws):
+    "Trace `module` with `torch.jit.trace`, checked at another batch size, and save it."
+    import torch
+    from xdeploy_nb.artifact import (DATA_FLOW_FIX, ExportError, capture_error, resample_batch, short_error,
+                                     tracer_error, tracer_warnings)
+    with torch.no_grad():
+        try: traced = torch.jit.trace(module, inputs, check_trace=True, check_inputs=[resample_batch(inputs, 3, seed=1)])
+        except torch.jit.TracingCheckError as e:
+            if tw := tracer_warnings(ws): raise tracer_error(module, tw) from e
+            raise ExportError(f"{type(module).__name__}: the traced graph differs between batch sizes: {short_error(e)}",
+                              DATA_FLOW_FIX) from e
+        except XDeployError: raise
+        except Exception as e: raise capture_error(module, e) from e
+        if tw := tracer_warnings(ws): raise tracer_error(module, tw)
+    traced.save(str(path))
+
+# %% ../../nbs/31_formats.torchscript.ipynb #op000015
+def _ts_load(path):
+    "The saved TorchScript file, loaded: `run(inputs)` -> a list of numpy arrays."
+    import torch
+    from xdeploy_nb.artifact import as_arrays
+    loaded = torch.jit.load(str(path))
+    return lambda xb: as_arrays(loaded(*xb))
+
+# %% ../../nbs/31_formats.torchscript.ipynb #op000016
+def export_torchscript(module, # The graph to export (an `nn.Module`)
+                       example_inputs, # A real batch
+                       path:Path, # The file to write
+                       dynamic_batch:bool=True, # Check at several batch sizes (a traced graph takes any batch size)
+                       opset:int=None, # Not used: TorchScript has no opset
+                       check=(1, 3, 8), # Batch sizes for the check against the eager module
+                       atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
+                       rtol:float=RTOL # Relative tolerance of that check
+                      )->dict:
+    "Trace `module` with `torch.jit.trace` (checked at two batch sizes), save, reload and check it."
+    from xdeploy_nb.artifact import export_artifact
+    return export_artifact(module, example_inputs, path, _ts_save, _ts_load,
+                           dict(format='torchscript', exporter='torch.jit.trace'), dynamic_batch, check, atol, rtol)
+
 # %% ../../nbs/31_formats.torchscript.ipynb #fmt00002
-FORMATS['torchscript'] = Format('model.ts', runs_code=True, needs_torch=True, runner=torch_artifact_runner, device_kind='torch')
+FORMATS['torchscript'] = Format('model.ts', runs_code=True, needs_torch=True, runner=torch_artifact_runner,
+                                export=export_torchscript, device_kind='torch')

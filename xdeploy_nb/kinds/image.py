@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from ..core import KINDS, Kind, XDeployError
-from ..accel import _manifest_error, _shape
-from ..preprocess import IMAGE_PREPROCESSING_SCHEMA, _describe, _fit, _item_error, _load
+from ..accel import manifest_error, shape_text
+from ..preprocess import IMAGE_PREPROCESSING_SCHEMA, describe_item, fit_input, item_error, load_item
 from ..pregraph import PREGRAPH_SCHEMA
 
 # %% auto #0
@@ -21,8 +21,8 @@ def _check_image_inputs(m:dict):
     "Refuse an image manifest whose inputs are not one uint8 NCHW image batch."
     ins = m['inputs']
     if len(ins) != 1 or ins[0]['dtype'] != 'uint8' or len(ins[0]['shape']) != 4 or ins[0].get('layout', 'NCHW') != 'NCHW':
-        raise _manifest_error("an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW; this one has "
-                              + '; '.join(f"{i['name']} {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
+        raise manifest_error("an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW; this one has "
+                              + '; '.join(f"{i['name']} {i['dtype']} {shape_text(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
 
 # %% ../../nbs/20_kinds.image.ipynb #rt000023
 def _image_batch(items:list, # Image items
@@ -34,9 +34,9 @@ def _image_batch(items:list, # Image items
     "The NCHW uint8 batch of `items` for an input of `shape`."
     arrs = []
     for i,item in enumerate(items, first):
-        try: arr = _load(item, spec, max_pixels)
-        except Exception as e: raise _item_error(e, i, item) from None
-        arrs.append(_fit(arr, shape, f"Item {i} ({_describe(item)})"))
+        try: arr = load_item(item, spec, max_pixels)
+        except Exception as e: raise item_error(e, i, item) from None
+        arrs.append(fit_input(arr, shape, f"Item {i} ({describe_item(item)})"))
     if not arrs: return np.zeros([0, *(d if isinstance(d, int) else 0 for d in shape[1:])], np.uint8)
     if len({a.shape for a in arrs}) > 1: raise XDeployError(
         f"Items {first}-{first+len(arrs)-1} have different sizes after preprocessing ({sorted({a.shape[1:] for a in arrs})}).",
@@ -46,9 +46,9 @@ def _image_batch(items:list, # Image items
 def _image_items(items)->list:
     "`items` as a list of image items; a lone image is refused, so that a path is not taken for a list of characters."
     if isinstance(items, (str, os.PathLike, bytes, bytearray, Image.Image)) or (isinstance(items, np.ndarray) and items.ndim < 4):
-        raise XDeployError(f"Expected a list of images, got one image ({_describe(items)}).", "Pass a list, `[item]`, or use `predict(item)`.")
+        raise XDeployError(f"Expected a list of images, got one image ({describe_item(items)}).", "Pass a list, `[item]`, or use `predict(item)`.")
     try: return list(items)
-    except TypeError: raise XDeployError(f"Expected a list of images, not {_describe(items)}.", "Pass a list of images.") from None
+    except TypeError: raise XDeployError(f"Expected a list of images, not {describe_item(items)}.", "Pass a list of images.") from None
 
 # %% ../../nbs/20_kinds.image.ipynb #kdi00002
 def _prepare_images(m:dict, items, max_pixels:int=None, first:int=0)->dict:
