@@ -23,24 +23,29 @@ __all__ = ['EP_NAMES', 'NOT_DEVICES', 'CLASSIC_TYPES', 'DEVICE_ID_EPS', 'INSTALL
 # %% ../nbs/01_accel.ipynb #ac000007
 EP_NAMES = {  # execution provider -> the short name its devices are named by
     'CPUExecutionProvider': 'cpu', 'CUDAExecutionProvider': 'cuda', 'TensorrtExecutionProvider': 'tensorrt',
-    'NvTensorRTRTXExecutionProvider': 'tensorrt-rtx', 'ROCMExecutionProvider': 'rocm', 'MIGraphXExecutionProvider': 'migraphx',
+    'NvTensorRTRTXExecutionProvider': 'tensorrt-rtx', 'ROCMExecutionProvider': 'rocm',
+    'MIGraphXExecutionProvider': 'migraphx',
     'DmlExecutionProvider': 'dml', 'CoreMLExecutionProvider': 'coreml', 'OpenVINOExecutionProvider': 'openvino',
     'QNNExecutionProvider': 'qnn', 'WebGpuExecutionProvider': 'webgpu', 'VitisAIExecutionProvider': 'vitisai',
     'CANNExecutionProvider': 'cann', 'DnnlExecutionProvider': 'dnnl', 'XnnpackExecutionProvider': 'xnnpack',
     'NnapiExecutionProvider': 'nnapi', 'RknpuExecutionProvider': 'rknpu', 'VSINPUExecutionProvider': 'vsinpu'}
 NOT_DEVICES = {'AzureExecutionProvider', 'JsExecutionProvider', 'WebNNExecutionProvider'}
 CLASSIC_TYPES = {  # short name -> what a classic provider runs on ('CPU', 'GPU', 'NPU'; None: the provider decides)
-    'cpu': 'CPU', 'cuda': 'GPU', 'tensorrt': 'GPU', 'tensorrt-rtx': 'GPU', 'rocm': 'GPU', 'migraphx': 'GPU', 'dml': 'GPU',
+    'cpu': 'CPU', 'cuda': 'GPU', 'tensorrt': 'GPU', 'tensorrt-rtx': 'GPU', 'rocm': 'GPU', 'migraphx': 'GPU',
+    'dml': 'GPU',
     'webgpu': 'GPU', 'coreml': None, 'openvino': 'CPU', 'qnn': 'NPU', 'vitisai': 'NPU', 'cann': 'NPU', 'nnapi': 'NPU',
     'rknpu': 'NPU', 'vsinpu': 'NPU', 'dnnl': 'CPU', 'xnnpack': 'CPU'}
-DEVICE_ID_EPS = {'cuda', 'tensorrt', 'tensorrt-rtx', 'rocm', 'migraphx', 'dml'}  # classic providers with a `device_id` option
+# classic providers with a `device_id` option
+DEVICE_ID_EPS = {'cuda', 'tensorrt', 'tensorrt-rtx', 'rocm', 'migraphx', 'dml'}
 INSTALL_HINTS = {  # short name -> what to install to get it
     'cuda': '`pip install onnxruntime-gpu` (in place of onnxruntime) on a machine with an NVIDIA GPU and its driver',
     'tensorrt': '`pip install onnxruntime-gpu` and TensorRT', 'rocm': '`pip install onnxruntime-migraphx`',
     'migraphx': '`pip install onnxruntime-migraphx`', 'dml': '`pip install onnxruntime-directml` (Windows)',
     'coreml': 'run on macOS, whose onnxruntime wheel has CoreML', 'qnn': '`pip install onnxruntime-qnn` (Snapdragon)',
-    'openvino': ('on Intel CPUs, GPUs and NPUs `pip install "xdeploy_nb[openvino]"` (the plugin onnxruntime-ep-openvino, beside '
-                 'onnxruntime); on any x86 CPU, AMD\'s too, `pip install onnxruntime-openvino` in a virtual environment of its own, '
+    'openvino': ('on Intel CPUs, GPUs and NPUs `pip install "xdeploy_nb[openvino]"` (the plugin '
+                 'onnxruntime-ep-openvino, beside '
+                 'onnxruntime); on any x86 CPU, AMD\'s too, `pip install onnxruntime-openvino` in a virtual '
+                 'environment of its own, '
                  'without onnxruntime (it writes the same onnxruntime/ folder)'),
     'webgpu': '`pip install onnxruntime-ep-webgpu`'}
 
@@ -82,9 +87,12 @@ def _register_plugin(dist:str, module:str)->dict:
     try:
         mod = importlib.import_module(module)
         rec['library'] = str(mod.get_library_path())
-        names = mod.get_ep_names() if hasattr(mod, 'get_ep_names') else [mod.get_ep_name()] if hasattr(mod, 'get_ep_name') else []
+        names = mod.get_ep_names() if hasattr(mod,
+                                              'get_ep_names') else [mod.get_ep_name()] if hasattr(mod,
+                                                                                                  'get_ep_name') else []
         rec['ep_names'] = [str(n) for n in names]
-        if rec['ep_names'] and set(rec['ep_names']) <= {d.ep_name for d in ort.get_ep_devices()}: rec['status'] = 'already registered'
+        if rec['ep_names'] and set(rec['ep_names']) <= {d.ep_name for d in ort.get_ep_devices()}:
+            rec['status'] = 'already registered'
         else:
             ort.register_execution_provider_library(dist, rec['library'])
             rec['status'] = 'registered'
@@ -103,7 +111,8 @@ def register_plugin_eps()->list:
 # %% ../nbs/01_accel.ipynb #ac000019
 TYPE_ORDER = ('GPU', None, 'NPU', 'CPU')  # which of an EP's devices auto tries first
 
-def _record(kind:str, ep:str=None, type:str=None, name:str=None, vendor:str=None, vendor_id:int=None, device_id:int=None,
+def _record(kind:str, ep:str=None, type:str=None, name:str=None, vendor:str=None, vendor_id:int=None,
+            device_id:int=None,
             source:str=None, detail:str='', aliases:list=None, options:dict=None)->dict:
     "One device record, with every key `list_devices` records have."
     return dict(name=name, kind=kind, ep=ep, type=type, vendor=vendor, vendor_id=vendor_id, device_id=device_id,
@@ -155,7 +164,8 @@ def _ep_device_record(d, # An `ort.OrtEpDevice`
     t = getattr(hw.type, 'name', str(hw.type)).upper()
     meta = {**dict(hw.metadata), **dict(d.ep_metadata)}
     detail = meta.get('Description') or meta.get('FULL_DEVICE_NAME') or ', '.join(f"{k}={v}" for k,v in meta.items())
-    pkg = plugin_eps.get(d.ep_name) or plugin_eps.get(d.ep_name.partition('.')[0])  # 'OpenVINOExecutionProvider.AUTO' too
+    # 'OpenVINOExecutionProvider.AUTO' too
+    pkg = plugin_eps.get(d.ep_name) or plugin_eps.get(d.ep_name.partition('.')[0])
     src = f"plugin:{pkg}" if pkg else 'ep_device'
     return _record('ep_device', d.ep_name, t if t in TYPE_ORDER else None, vendor=hw.vendor or d.ep_vendor,
                    vendor_id=int(hw.vendor_id), device_id=int(hw.device_id), source=src, detail=detail[:120])
@@ -164,7 +174,8 @@ _preloaded = []
 
 def _preload_cuda():
     "Load the CUDA and cuDNN libraries that pip packages installed, once: onnxruntime-gpu looks for them in system paths only."
-    if _preloaded or 'CUDAExecutionProvider' not in ort.get_available_providers() or not hasattr(ort, 'preload_dlls'): return
+    if _preloaded or 'CUDAExecutionProvider' not in ort.get_available_providers() or not hasattr(ort, 'preload_dlls'):
+        return
     _preloaded.append(True)
     try: ort.preload_dlls()
     except Exception: pass
@@ -197,17 +208,22 @@ def _torch_devices()->list:
             hip = getattr(torch.version, 'hip', None)
             for i in range(torch.cuda.device_count()):
                 p = torch.cuda.get_device_properties(i)
-                cap = f"ROCm {p.gcnArchName}" if hip and hasattr(p, 'gcnArchName') else f"compute capability {p.major}.{p.minor}"
-                recs.append(_record('torch', None, 'GPU', name=f"torch:cuda:{i}", vendor='AMD' if hip else 'NVIDIA', device_id=i,
+                cap = f"ROCm {p.gcnArchName}" if hip and hasattr(
+                    p, 'gcnArchName') else f"compute capability {p.major}.{p.minor}"
+                recs.append(_record('torch', None, 'GPU', name=f"torch:cuda:{i}", vendor='AMD' if hip else 'NVIDIA',
+                                    device_id=i,
                                     source='torch', detail=f"{p.name}, {cap}, {p.total_memory/2**30:.0f} GiB"))
     except Exception: pass
     try:
-        if torch.backends.mps.is_available(): recs.append(_record('torch', None, 'GPU', name='torch:mps', vendor='Apple', device_id=0, source='torch', detail='Apple Metal (MPS)'))
+        if torch.backends.mps.is_available():
+            recs.append(_record('torch', None, 'GPU', name='torch:mps', vendor='Apple', device_id=0, source='torch',
+                                detail='Apple Metal (MPS)'))
     except Exception: pass
     try:
         if hasattr(torch, 'xpu') and torch.xpu.is_available():
             for i in range(torch.xpu.device_count()):
-                recs.append(_record('torch', None, 'GPU', name=f"torch:xpu:{i}", vendor='Intel', device_id=i, source='torch',
+                recs.append(_record('torch', None, 'GPU', name=f"torch:xpu:{i}", vendor='Intel', device_id=i,
+                                    source='torch',
                                     detail=torch.xpu.get_device_name(i)))
     except Exception: pass
     return recs
@@ -225,7 +241,8 @@ class DeviceList(list):
 
     def _repr_markdown_(self)->str:
         esc = lambda s: '' if s is None else str(s).replace('|', '\\|')
-        rows = [f"| `{d['name']}` | {d['kind']} | {esc(d['ep'])} | {esc(d['type'])} | {esc(d['vendor'])} | {esc(d['source'])} | {esc(d['detail'])} |" for d in self]
+        rows = [f"| `{d['name']}` | {d['kind']} | {esc(d['ep'])} | {esc(d['type'])} | {esc(d['vendor'])} | "
+                f"{esc(d['source'])} | {esc(d['detail'])} |" for d in self]
         out = "| name | kind | execution provider | type | vendor | source | detail |\n|---|---|---|---|---|---|---|\n" + '\n'.join(rows)
         for p in self.plugins:
             out += f"\n\nPlugin `{p['package']}`: {p['status']}" + (f" ({esc(p['error'])})" if p['error'] else '')
@@ -251,7 +268,8 @@ class SessionPlan:
     provider_options:list = None # Classic path: one dict of options per provider
     ep_devices:list = None # EP-device path: the `OrtEpDevice`s, all of one EP
     ep_options:dict = field(default_factory=dict) # EP-device path: the EP's options (str -> str)
-    fallback:bool = False # Let nodes the EP does not take run on the CPU (a name ending in '+cpu'); else refuse such a session
+    # Let nodes the EP does not take run on the CPU (a name ending in '+cpu'); else refuse such a session
+    fallback:bool = False
 
     def apply(self, options:ort.SessionOptions # Fresh session options, which this adds the EP devices to
              )->dict:
@@ -259,9 +277,11 @@ class SessionPlan:
         if self.ep != 'CPUExecutionProvider' and not self.fallback:
             options.add_session_config_entry(DISABLE_CPU_FALLBACK, '1')
         if self.providers is not None:
-            return dict(providers=list(self.providers), provider_options=[dict(o) for o in self.provider_options or [{}]*len(self.providers)])
+            return dict(providers=list(self.providers),
+                        provider_options=[dict(o) for o in self.provider_options or [{}]*len(self.providers)])
         if not self.ep_devices: raise XDeployError(
-            f"The device {self.device!r} ({self.ep}) is not on this machine: this plan was made from records, not from `list_devices()`.",
+            f"The device {self.device!r} ({self.ep}) is not on this machine: this plan was made from records, not from "
+            "`list_devices()`.",
             "Make the plan with `providers_for(name)` on the machine that runs the session.")
         options.add_provider_for_devices(list(self.ep_devices), {str(k): str(v) for k,v in self.ep_options.items()})
         return {}
@@ -270,12 +290,14 @@ class SessionPlan:
              ):
         "Raise `XDeployError` if `session` does not use this plan's execution provider."
         if self.ep not in session.get_providers(): raise XDeployError(
-            f"onnxruntime could not start {self.ep} for device {self.device!r}; the session runs on {', '.join(session.get_providers())}.",
+            f"onnxruntime could not start {self.ep} for device {self.device!r}; the session runs on "
+            f"{', '.join(session.get_providers())}.",
             f"Check the drivers and libraries {self.ep} needs (onnxruntime printed why above), or use device='cpu'.")
 
     def to_dict(self)->dict:
         "The plan as plain data, for `describe()` and logs."
-        return dict(device=self.device, ep=self.ep, why=self.why, providers=self.providers, provider_options=self.provider_options,
+        return dict(device=self.device, ep=self.ep, why=self.why, providers=self.providers,
+                    provider_options=self.provider_options,
                     ep_devices=len(self.ep_devices or []), ep_options=dict(self.ep_options), fallback=self.fallback)
 
 # %% ../nbs/01_accel.ipynb #ov000006
@@ -301,11 +323,15 @@ def _unknown_device(name:str, devices:list)->XDeployError:
     "The error for a device name that is not among `devices`."
     names = [d['name'] for d in devices if d['kind'] != 'torch']
     base = name.split(':')[0]
-    if base == 'torch': return XDeployError(f"{name!r} is a torch device; a Predictor runs ONNX models with onnxruntime.",
-                                            f"Use one of {', '.join(map(repr, names))}, or load the bundle's TorchScript artifact with torch.")
+    if base == 'torch':
+        return XDeployError(f"{name!r} is a torch device; a Predictor runs ONNX models with onnxruntime.",
+                                            f"Use one of {', '.join(map(repr, names))}, or load the bundle's "
+                            "TorchScript artifact with torch.")
     hints = [f"for {base!r}: {INSTALL_HINTS[base]}"] if base in INSTALL_HINTS else []
-    if base == 'cuda' and any(d['name'].startswith('torch:cuda') for d in devices): hints.append("torch sees a CUDA GPU, onnxruntime does not")
-    hints += [f"the plugin {p['package']} failed to register ({p['error']})" for p in getattr(devices, 'plugins', []) if p['status'] == 'failed']
+    if base == 'cuda' and any(d['name'].startswith('torch:cuda') for d in devices):
+        hints.append("torch sees a CUDA GPU, onnxruntime does not")
+    hints += [f"the plugin {p['package']} failed to register ({p['error']})" for p in getattr(devices, 'plugins',
+                                                                                              []) if p['status'] == 'failed']
     hints[:0] = [f"the plugin {p['package']} registered {e}, which offers no device on this machine ({_cpu_name()})"
                  for p in getattr(devices, 'plugins', []) for e in p['ep_names']
                  if p['status'] != 'failed' and ep_short_name(e) == base and not any(d['ep'] == e for d in devices)]
@@ -328,7 +354,8 @@ def _find(name:str, devices:list)->tuple:
         if base in DEVICE_ID_EPS and rest.isdigit(): return d,{'device_id': str(int(rest))}
     typed = [d for d in ort_recs if d['ep'] and ep_short_name(d['ep']) == base and str(d['type']).lower() == rest]
     if typed: return typed[0],None  # 'openvino:cpu': the first CPU of OpenVINO's, whatever its name
-    if name in ('cpu', 'cpu:0'): return _record('provider', 'CPUExecutionProvider', 'CPU', name='cpu', source='onnxruntime build'),None
+    if name in ('cpu', 'cpu:0'):
+        return _record('provider', 'CPUExecutionProvider', 'CPU', name='cpu', source='onnxruntime build'),None
     raise _unknown_device(name, devices)
 
 # %% ../nbs/01_accel.ipynb #ac000035
@@ -336,11 +363,13 @@ def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', '
                   devices:list=None # The records to choose from; None: this machine's, `list_devices(torch=False)`
                  )->SessionPlan:
     "The `SessionPlan` that opens an onnxruntime session on the device `name` ('name+cpu': CPU fallback allowed)."
-    if not isinstance(name, str): raise XDeployError(f"device={name!r} is not a device name.", "Pass a string such as 'cpu' or 'cuda'.")
+    if not isinstance(name, str):
+        raise XDeployError(f"device={name!r} is not a device name.", "Pass a string such as 'cpu' or 'cuda'.")
     devices = list_devices(torch=False) if devices is None else devices
     name = name.strip().lower()
     fallback,name = name.endswith('+cpu'),name.removesuffix('+cpu')
-    if name == 'auto': raise XDeployError("'auto' is a policy, not a device.", "Try the names `auto_candidates()` returns, in order.")
+    if name == 'auto':
+        raise XDeployError("'auto' is a policy, not a device.", "Try the names `auto_candidates()` returns, in order.")
     d,opt = _find(name, devices)
     ep,name = d['ep'],(name if opt else d['name'])  # the device's own name, not an alias
     fallback,exact = fallback and ep != 'CPUExecutionProvider',EXACT_OPTIONS.get(ep_short_name(ep), lambda d: {})(d)
@@ -349,25 +378,30 @@ def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', '
     if d['kind'] == 'provider' or ep == 'CPUExecutionProvider':
         opts = dict(opt or d.get('options') or ({'device_id': '0'} if d['name'] in DEVICE_ID_EPS else {}))
         providers,options = [ep],[{**opts, **exact}]
-        if ep == 'TensorrtExecutionProvider' and any(r['ep'] == 'CUDAExecutionProvider' and r['kind'] == 'provider' for r in devices):
+        if ep == 'TensorrtExecutionProvider' and any(
+            r['ep'] == 'CUDAExecutionProvider' and r['kind'] == 'provider' for r in devices):
             providers.append('CUDAExecutionProvider'); options.append(dict(opts))
         if fallback: providers.append('CPUExecutionProvider'); options.append({})
         said = ''.join(f", {k}={v}" for k,v in opts.items())
-        where = f" on the {d['vendor'] or ''} CPU".replace('  ', ' ') if d['kind'] == 'ep_device' else f", a provider of this onnxruntime build ({ort.__version__})"
+        where = f" on the {d['vendor'] or ''} CPU".replace('  ',
+                                                           ' ') if d['kind'] == 'ep_device' else f", a provider of this onnxruntime build ({ort.__version__})"
         return SessionPlan(label, ep, f"{ep}{said}{where}{placed}", providers=providers, provider_options=options,
                            fallback=fallback)
     handle = getattr(devices, 'handles', {}).get(d['name'])
-    if handle is None and not isinstance(devices, DeviceList):  # plain records: find the device on this machine, if it is here
+    # plain records: find the device on this machine, if it is here
+    if handle is None and not isinstance(devices, DeviceList):
         handle = list_devices(torch=False).handles.get(d['name'])
         if handle is not None and handle.ep_name != ep: handle = None
     plugin = d['source'].removeprefix('plugin:') if d['source'].startswith('plugin:') else None
-    why = (f"{ep} on the {d['vendor'] or 'unknown vendor'} {d['type'] or 'device'}" + (f" ({d['detail']})" if d['detail'] else '')
+    why = (f"{ep} on the {d['vendor'] or 'unknown vendor'} {d['type'] or 'device'}" + (
+        f" ({d['detail']})" if d['detail'] else '')
            + (f", from the plugin package {plugin}" if plugin else '') + placed)
     return SessionPlan(label, ep, why, ep_devices=[handle] if handle is not None else [], ep_options=exact,
                        fallback=fallback)
 
 # %% ../nbs/01_accel.ipynb #ov000011
-FALLBACK_REFUSED = 'fallback to CPU EP has been explicitly disabled'  # onnxruntime's refusal: a node would run on the CPU
+# onnxruntime's refusal: a node would run on the CPU
+FALLBACK_REFUSED = 'fallback to CPU EP has been explicitly disabled'
 
 def _captured_stderr(f)->tuple:
     "`(f() or the exception it raised, what was written to file descriptor 2 meanwhile)`."
@@ -389,7 +423,8 @@ def _placements(log:str # onnxruntime's verbose log of one session
     for l in log.splitlines():
         if m := re.search(r'(?:All nodes|Node\(s\)) placed on \[([^\]]+)\]\. Number of nodes: (\d+)', l):
             ep = m[1]; out[ep] = (int(m[2]), [])
-        elif ep and (m := re.search(r'VerifyEachNodeIsAssignedToAnEp\]\s{3}(\S.*)$', l)): out[ep][1].append(m[1].strip())
+        elif ep and (m := re.search(r'VerifyEachNodeIsAssignedToAnEp\]\s{3}(\S.*)$', l)):
+            out[ep][1].append(m[1].strip())
         elif 'VerifyEachNodeIsAssignedToAnEp' not in l: ep = None
     return out
 
@@ -399,9 +434,12 @@ def _logged_errors(log:str)->list:
     return list(dict.fromkeys(re.sub(r'^.*\[(?:ERROR|E:onnxruntime[^\]]*)\]\s*', '', l).strip() for l in lines))
 
 # %% ../nbs/01_accel.ipynb #ov000016
-CPU_SHAPE_EPS = {'cuda', 'tensorrt', 'tensorrt-rtx', 'rocm', 'migraphx'}  # EPs that put shape computations on the CPU themselves
-SHAPE_OPS = {'Shape', 'Size', 'Squeeze', 'Unsqueeze', 'Concat', 'Gather', 'Slice', 'Cast', 'Range', 'Reshape', 'ConstantOfShape',
-             'Expand', 'Add', 'Sub', 'Mul', 'Div', 'Equal', 'Where', 'Identity', 'ReduceProd', 'NonZero'}  # what they put there
+# EPs that put shape computations on the CPU themselves
+CPU_SHAPE_EPS = {'cuda', 'tensorrt', 'tensorrt-rtx', 'rocm', 'migraphx'}
+SHAPE_OPS = {'Shape', 'Size', 'Squeeze', 'Unsqueeze', 'Concat', 'Gather', 'Slice', 'Cast', 'Range', 'Reshape',
+             'ConstantOfShape',
+             # what they put there
+             'Expand', 'Add', 'Sub', 'Mul', 'Div', 'Equal', 'Where', 'Identity', 'ReduceProd', 'NonZero'}
 
 def fallback_session(plan:SessionPlan, # The plan whose session onnxruntime refused (`FALLBACK_REFUSED`)
                      model, # The ONNX model: its bytes or path
@@ -413,7 +451,8 @@ def fallback_session(plan:SessionPlan, # The plan whose session onnxruntime refu
     so = options()
     so.log_severity_level = 0  # verbose: the node placements
     sess,log = _captured_stderr(lambda: ort.InferenceSession(model, sess_options=so, **loose.apply(so)))
-    why = '; '.join(_logged_errors(log)[:2]) or (str(sess).strip().splitlines()[0] if isinstance(sess, Exception) else '')
+    why = '; '.join(_logged_errors(log)[:2]) or (str(sess).strip().splitlines()[0] if isinstance(sess,
+                                                                                                 Exception) else '')
     if isinstance(sess, Exception) or plan.ep not in sess.get_providers(): raise XDeployError(
         f"onnxruntime could not start {plan.ep} for device {plan.device!r}" + (f" ({why})" if why else '')
         + ": every node would run on the CPU, so the session was refused.",
@@ -424,7 +463,8 @@ def fallback_session(plan:SessionPlan, # The plan whose session onnxruntime refu
     if ep_short_name(plan.ep) in CPU_SHAPE_EPS and set(kinds) <= SHAPE_OPS:
         plan.why += f"; {n} shape computations on the CPU, where {plan.ep} puts them ({ops})"
         so = options()
-        so.log_severity_level = max(so.log_severity_level, 3)  # onnxruntime's warning about them: the line above says it
+        # onnxruntime's warning about them: the line above says it
+        so.log_severity_level = max(so.log_severity_level, 3)
         return ort.InferenceSession(model, sess_options=so, **loose.apply(so))
     raise XDeployError(f"{plan.ep} does not take every node of the model: {n} would fall back to the CPU"
                        + (f" ({ops})" if ops else '') + f", so the session on {plan.device!r} was refused.",
@@ -432,7 +472,8 @@ def fallback_session(plan:SessionPlan, # The plan whose session onnxruntime refu
                        "shown), or device='cpu'.") from None
 
 # %% ../nbs/01_accel.ipynb #ac000045
-AUTO_ORDER = ('tensorrt-rtx', 'tensorrt', 'cuda', 'migraphx', 'rocm', 'dml', 'coreml', 'qnn', 'openvino', 'vitisai', 'cann', 'webgpu')
+AUTO_ORDER = ('tensorrt-rtx', 'tensorrt', 'cuda', 'migraphx', 'rocm', 'dml', 'coreml', 'qnn', 'openvino', 'vitisai',
+              'cann', 'webgpu')
 
 def auto_candidates(devices:list=None # Device records; None: this machine's, `list_devices(torch=False)`
                    )->list:
@@ -442,7 +483,9 @@ def auto_candidates(devices:list=None # Device records; None: this machine's, `l
         i,d = i_d
         short = ep_short_name(d['ep'])
         return (AUTO_ORDER.index(short) if short in AUTO_ORDER else len(AUTO_ORDER), TYPE_ORDER.index(d['type']), i)
-    picks = [(i,d) for i,d in enumerate(devices) if d['kind'] != 'torch' and d['type'] != 'CPU' and d['ep'] not in NOT_DEVICES]
+    picks = [
+        (i,d) for i,d in enumerate(
+            devices) if d['kind'] != 'torch' and d['type'] != 'CPU' and d['ep'] not in NOT_DEVICES]
     return [d['name'] for _,d in sorted(picks, key=rank)] + ['cpu']
 
 # %% ../nbs/01_accel.ipynb #08fd00b3
@@ -466,10 +509,12 @@ def torch_runner(model, # A TorchScript (.ts) or torch.export (.pt2) file, or it
     names = [d['name'] for d in list_devices(torch=True) if d['kind'] == 'torch']
     if device == 'auto':
         device = names[0] if names else 'cpu'
-        why = f"device='auto': {device}, " + ("the first device torch sees" if names else "as torch sees no accelerator here")
+        why = f"device='auto': {device}, " + ("the first device torch sees" if names else "as torch sees no "
+                                              "accelerator here")
     elif device in ('cpu', *names): why = f"device={device!r}"
     else: raise XDeployError(f"A {fmt} artifact runs with torch, which has no device {device!r} here.",
-                             f"Use 'cpu'{''.join(', ' + repr(n) for n in names)}, or format='onnx' for onnxruntime's devices.")
+                             f"Use 'cpu'{''.join(', ' + repr(n) for n in names)}, or format='onnx' for onnxruntime's "
+                             "devices.")
     dev = torch.device(device.removeprefix('torch:'))
     if threads: torch.set_num_threads(threads)
     with warnings.catch_warnings():
@@ -479,7 +524,8 @@ def torch_runner(model, # A TorchScript (.ts) or torch.export (.pt2) file, or it
         except Exception as e: raise XDeployError(f"torch {torch.__version__} cannot load the {fmt} artifact: {e}",
                                                   "Re-export the bundle with this torch, or use format='onnx'.") from None
     def run(feeds):
-        with torch.inference_mode(): return net(*[torch.from_numpy(feeds[k]).to(dev) for k in input_names]).float().cpu().numpy()
+        with torch.inference_mode():
+            return net(*[torch.from_numpy(feeds[k]).to(dev) for k in input_names]).float().cpu().numpy()
     return run,device,f"{why}; {fmt} with torch {torch.__version__}",torch.get_num_threads()
 
 # %% ../nbs/01_accel.ipynb #rt000007
@@ -522,7 +568,8 @@ def _open_session(model:bytes, # The ONNX model's bytes, as `read_checked` retur
             f"{name} keeps its weights in external data files, which a bundle does not hash, so they are not loaded.",
             "Re-export the bundle: `export_bundle` writes each ONNX model as one self-contained file.") from None
         else: raise XDeployError(f"onnxruntime {ort.__version__} cannot load {name} on {plan.device}: {e}",
-            "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer one.") from None
+            "Re-export the bundle, or upgrade onnxruntime (`pip install -U onnxruntime`) if the model needs a newer "
+                                 "one.") from None
     plan.check(sess)
     return sess
 
@@ -564,11 +611,13 @@ def choose_session(bundle:Path, # The bundle directory
             if name != 'cpu': _device_agrees(sess, plan, bundle, m, artifact)
         except Exception as e:
             passed.append(f"{name} ({getattr(e, 'problem', e)})"); continue
-        plan.why = (f"device='auto': {name}, " + ("the fastest device here that opened the model and matched the Learner on the bundle's sample"
+        plan.why = (f"device='auto': {name}, " + ("the fastest device here that opened the model and matched the "
+                                                  "Learner on the bundle's sample"
                     if name != 'cpu' else "as no accelerator here opened the model and matched the Learner" if passed else "the only device here")
                     + (f"; passed over: {'; '.join(passed)}" if passed else ''))
         return sess,plan
-    raise XDeployError(f"No device could open {file}: {'; '.join(passed)}.", "Re-export the bundle, or check the onnxruntime install.")
+    raise XDeployError(f"No device could open {file}: {'; '.join(passed)}.",
+                       "Re-export the bundle, or check the onnxruntime install.")
 
 # %% ../nbs/01_accel.ipynb #rt000010
 def usable_cpus()->int:
@@ -580,7 +629,8 @@ def session_options(threads:int=None # Intra-op threads; None: `usable_cpus()`
                     )->ort.SessionOptions:
     "onnxruntime session options: `threads` intra-op threads, sequential execution, errors-only logging."
     if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise XDeployError(f"threads={threads!r} is not a positive number of threads.", "Pass an int >= 1, or None for one per CPU.")
+        raise XDeployError(f"threads={threads!r} is not a positive number of threads.",
+                           "Pass an int >= 1, or None for one per CPU.")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or usable_cpus()
     so.inter_op_num_threads = 1
@@ -595,7 +645,8 @@ def run_options()->ort.RunOptions:
     return ro
 
 # %% ../nbs/01_accel.ipynb #ac0chk01
-_ORT_TYPES = {'uint8': 'tensor(uint8)', 'int64': 'tensor(int64)', 'float32': 'tensor(float)', 'float16': 'tensor(float16)'}
+_ORT_TYPES = {'uint8': 'tensor(uint8)', 'int64': 'tensor(int64)', 'float32': 'tensor(float)',
+              'float16': 'tensor(float16)'}
 
 def shape_text(shape:list)->str: return f"[{', '.join(map(str, shape))}]"
 
@@ -614,7 +665,8 @@ def check_session(sess:ort.InferenceSession, # The session of the bundle's model
     out = m['outputs'][0]
     have = {o.name: o.type for o in sess.get_outputs()}
     if have.get(out['name']) != _ORT_TYPES[out['dtype']]:
-        raise XDeployError(f"{file} has the outputs {have}, but manifest.json says {out['name']!r} ({_ORT_TYPES[out['dtype']]}).", fix)
+        raise XDeployError(f"{file} has the outputs {have}, but manifest.json says {out['name']!r} "
+                           f"({_ORT_TYPES[out['dtype']]}).", fix)
     _check_shapes(sess, m, file)
 
 # %% ../nbs/01_accel.ipynb #jsh00102

@@ -104,7 +104,8 @@ def _max_abs_diff(a:list, b:list)->float:
 # %% ../nbs/03_artifact.ipynb #sk0ex005
 def _within(a:list, b:list, atol:float, rtol:float)->bool:
     "Are the arrays `b` within `within_tolerance` of the arrays `a` (same shapes)?"
-    return len(a) == len(b) and all(x.shape == y.shape and bool(within_tolerance(x, y, atol, rtol).all()) for x,y in zip(a, b))
+    return len(a) == len(b) and all(x.shape == y.shape and bool(within_tolerance(x, y, atol,
+                                                                                 rtol).all()) for x,y in zip(a, b))
 
 def _check_batches(module, run, inputs, batches, atol, info, rtol=RTOL):
     "Run the artifact (`run`, returning a list of arrays) and the eager `module` at each batch size; raise unless `within_tolerance`."
@@ -124,7 +125,8 @@ def _check_batches(module, run, inputs, batches, atol, info, rtol=RTOL):
 # %% ../nbs/03_artifact.ipynb #sk0ex006
 def forward_input_names(module, n:int)->list:
     "The names of the first `n` parameters of `module.forward`, for the graph's inputs."
-    ps = [p for p in inspect.signature(module.forward).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    ps = [p for p in inspect.signature(module.forward).parameters.values() if p.kind in (p.POSITIONAL_ONLY,
+                                                                                         p.POSITIONAL_OR_KEYWORD)]
     return [p.name for p in ps[:n]] if len(ps) >= n else [f'input{i}' for i in range(n)]
 
 def short_error(e:BaseException, n:int=600)->str:
@@ -144,7 +146,8 @@ def _where(module:nn.Module, filename:str, lineno:int):
             lines,start = inspect.getsourcelines(fwd)
             if Path(inspect.getsourcefile(fwd)).resolve() != Path(filename).resolve(): continue
         except (TypeError, OSError): continue
-        if start <= lineno < start + len(lines) and (best is None or len(lines) <= best[2]): best = (name, type(m).__name__, len(lines))
+        if start <= lineno < start + len(lines) and (best is None or len(lines) <= best[2]):
+            best = (name, type(m).__name__, len(lines))
     return (best[0] or '<root>', best[1]) if best else None
 
 # %% ../nbs/03_artifact.ipynb #9697f03a-1
@@ -158,7 +161,8 @@ _BENIGN_TRACER = r'torch\.tensor results are registered as constants'
 
 # %% ../nbs/03_artifact.ipynb #9697f03a-2
 def tracer_warnings(ws)->list:
-    return [w for w in ws if issubclass(w.category, torch.jit.TracerWarning) and not re.search(_BENIGN_TRACER, str(w.message))]
+    return [w for w in ws if issubclass(w.category, torch.jit.TracerWarning) and not re.search(_BENIGN_TRACER,
+                                                                                               str(w.message))]
 
 DATA_FLOW_FIX = "Make it branchless (torch.where) or use torch.cond; meanwhile the 'torch.export' or 'onnx' format may still work."
 
@@ -166,7 +170,8 @@ DATA_FLOW_FIX = "Make it branchless (torch.where) or use torch.cond; meanwhile t
 def tracer_error(module, tws)->ExportError:
     w = tws[0]
     first = re.split(r'(?<=[.!])\s', str(w.message))[0]
-    return ExportError(f"{type(module).__name__}: tracing froze a value computed from tensor data in {_code_location(module, w.filename, w.lineno)}: "
+    return ExportError(f"{type(module).__name__}: tracing froze a value computed from tensor data in "
+                       f"{_code_location(module, w.filename, w.lineno)}: "
                        f"{first} The traced graph would only be right for inputs like the example.", DATA_FLOW_FIX)
 
 # %% ../nbs/03_artifact.ipynb #9697f03a-4
@@ -175,7 +180,8 @@ def _user_frame(module, e):
     for fr,lineno in traceback.walk_tb(e.__traceback__):
         co = fr.f_code
         obj = fr.f_locals.get(co.co_varnames[0]) if co.co_argcount else None
-        if co.co_name == 'forward' and id(obj) in names: found = (co.co_filename, lineno, names[id(obj)] or '<root>', type(obj).__name__)
+        if co.co_name == 'forward' and id(obj) in names:
+            found = (co.co_filename, lineno, names[id(obj)] or '<root>', type(obj).__name__)
     if found: return found
     m = re.search(r'File "([^"]+)", line (\d+), in forward', str(e))  # torch.export quotes the user's line
     return (m.group(1), int(m.group(2)), None, None) if m else None
@@ -188,11 +194,15 @@ def capture_error(module, e)->ExportError:
     if re.search(r'data-dependent|GuardOnDataDependent|Data-dependent branching', msg):
         return ExportError(f"{type(module).__name__} cannot be captured{where}: data-dependent Python control flow "
                            "(an if/while/bool()/.item() on tensor values).",
-                           "Make it branchless (torch.where) or use torch.cond. Tracing ('torchscript') would silently keep one branch.")
+                           "Make it branchless (torch.where) or use torch.cond. Tracing ('torchscript') would silently "
+                           "keep one branch.")
     if re.search(r'Constraints violated|specialized', msg):
-        dim = (re.search(r'Constraints violated \((\w+)\)', msg) or [None, 'batch'])[1]  # the dim torch names, e.g. a text's length
-        return ExportError(f"{type(module).__name__} cannot keep a dynamic {dim} size{where}: the code fixes or constrains it.",
-                           "Avoid branching on x.shape[0] and reshapes with a fixed batch, or export with dynamic_batch=False.")
+        # the dim torch names, e.g. a text's length
+        dim = (re.search(r'Constraints violated \((\w+)\)', msg) or [None, 'batch'])[1]
+        return ExportError(f"{type(module).__name__} cannot keep a dynamic {dim} size{where}: the code fixes or "
+                           "constrains it.",
+                           "Avoid branching on x.shape[0] and reshapes with a fixed batch, or export with "
+                           "dynamic_batch=False.")
     return ExportError(f"{type(module).__name__} cannot be captured by torch.export{where}: {short_error(e)}",
                        "Try formats=('torchscript',), whose tracing accepts more Python code.")
 

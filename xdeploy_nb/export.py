@@ -56,14 +56,19 @@ def task_of(learn:Learner, # A fastai Learner
     if task is not None: return TASKS[task] and task
     name = _loss_name(learn)
     cands = [n for n,t in TASKS.items() if name in t.losses and rank in (None, t.rank)]
-    if not cands: raise XDeployError(f"Cannot tell the task from the loss function {name}{'' if rank is None else f' and outputs of rank {rank}'}.",
+    if not cands:
+        raise XDeployError("Cannot tell the task from the loss function "
+                           f"{name}{'' if rank is None else f' and outputs of rank {rank}'}.",
                                      f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle.")
     for n in cands:
         t = TASKS[n]
-        if n_out is None and t.labels is not None and _n_labels(t, learn) is None: continue  # e.g. no vocab: not a classifier
+        # e.g. no vocab: not a classifier
+        if n_out is None and t.labels is not None and _n_labels(t, learn) is None: continue
         if n_out is None or t.fits is None or t.fits(n_out, _n_labels(t, learn, n_out)): return n
-    raise XDeployError(f"The loss {name} means {' or '.join(cands)}, but the model has {n_out} outputs for {_n_labels(TASKS[cands[0]], learn, n_out)} labels.",
-                       f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle, or check the model's last layer.")
+    raise XDeployError(f"The loss {name} means {' or '.join(cands)}, but the model has {n_out} outputs for "
+                       f"{_n_labels(TASKS[cands[0]], learn, n_out)} labels.",
+                       f"Pass task= one of {', '.join(map(repr, TASKS))} to export_bundle, or check the model's last "
+                       "layer.")
 
 # %% ../nbs/42_export.ipynb #tk0ex003
 def activation_of(learn:Learner, # A fastai Learner
@@ -77,11 +82,14 @@ def activation_of(learn:Learner, # A fastai Learner
     try:
         with torch.no_grad(): y = act(x.clone())
         for name,f in (('none', lambda x: x), ('softmax', lambda x: x.softmax(1)), ('sigmoid', torch.sigmoid)):
-            if isinstance(y, torch.Tensor) and y.shape == x.shape and torch.allclose(y.float(), f(x), atol=1e-6): return name
+            if isinstance(y, torch.Tensor) and y.shape == x.shape and torch.allclose(y.float(), f(x), atol=1e-6):
+                return name
     except Exception: pass
-    raise XDeployError(f"The loss {_loss_name(learn)} applies an activation ({getattr(act, '__qualname__', act)}) that is not softmax, "
+    raise XDeployError(f"The loss {_loss_name(learn)} applies an activation ({getattr(act, '__qualname__', act)}) that "
+                       "is not softmax, "
                        "sigmoid or none, so the bundle cannot reproduce what fastai's get_preds returns.",
-                       "Use a loss whose activation is one of these (CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, or a plain PyTorch loss).")
+                       "Use a loss whose activation is one of these (CrossEntropyLossFlat, BCEWithLogitsLossFlat, "
+                       "MSELossFlat, or a plain PyTorch loss).")
 
 # %% ../nbs/42_export.ipynb #7cbf2b24
 def _output_shape(learn)->tuple|None:
@@ -89,7 +97,8 @@ def _output_shape(learn)->tuple|None:
     try:
         xb = learn.dls.valid.one_batch()[:learn.dls.n_inp]
         with eval_mode(learn.model), torch.no_grad(): out = learn.model(*xb)
-        if isinstance(out, tuple) and any(type(c).__name__ == 'RNNCallback' for c in learn.cbs): out = out[0]  # fastai keeps the first of an RNN's outputs
+        # fastai keeps the first of an RNN's outputs
+        if isinstance(out, tuple) and any(type(c).__name__ == 'RNNCallback' for c in learn.cbs): out = out[0]
         return tuple(out.shape) if isinstance(out, torch.Tensor) else ('not one tensor',)
     except Exception: return None
 
@@ -97,11 +106,15 @@ def _output_width(learn)->tuple:
     "`(n, map)`: the model's values per item (or per pixel) and the shape of its map ([H, W]; () for a row per item); `(None, None)` where the Learner has no data."
     shape = _output_shape(learn)
     if shape is None: return None,None
-    if len(shape) == 1 and isinstance(shape[0], int): return 1,()  # one value per item, flattened (fastai's collab models): a [batch, 1] output
-    if len(shape) not in {t.rank for t in TASKS.values()} or not all(isinstance(d, int) for d in shape): raise XDeployError(
-        f"The model returns outputs of shape {list(shape)} for a batch, not one row of values per item ([batch, n]) nor a map of them "
+    # one value per item, flattened (fastai's collab models): a [batch, 1] output
+    if len(shape) == 1 and isinstance(shape[0], int): return 1,()
+    if len(shape) not in {t.rank for t in TASKS.values()} or not all(isinstance(d, int) for d in shape):
+        raise XDeployError(
+        f"The model returns outputs of shape {list(shape)} for a batch, not one row of values per item ([batch, n]) "
+        "nor a map of them "
         "([batch, n, H, W]), which is what a bundle returns (classification, multi-label, regression; segmentation).",
-        "Export a model whose output is [batch, n] or [batch, n, H, W]; text and other per-token outputs are not supported yet.")
+        "Export a model whose output is [batch, n] or [batch, n, H, W]; text and other per-token outputs are not "
+        "supported yet.")
     return int(shape[1]),tuple(int(d) for d in shape[2:])
 
 def spec_from_learner(learn:Learner, # A trained fastai Learner
@@ -113,10 +126,13 @@ def spec_from_learner(learn:Learner, # A trained fastai Learner
     io,task = KINDS[kind].spec(learn),task_of(learn, task, n_out, None if hw is None else 2 + len(hw))
     t = TASKS[task]
     labels = t.labels(learn, n_out)
-    if hw is None: hw = io['inputs'][0]['shape'][2:t.rank]  # no data to run the model on: a map of a task of rank 4 is at the input's size
-    out = dict(name='output', dtype='float32', shape=['batch', len(labels), *hw], activation=activation_of(learn, len(labels), t.rank),
+    # no data to run the model on: a map of a task of rank 4 is at the input's size
+    if hw is None: hw = io['inputs'][0]['shape'][2:t.rank]
+    out = dict(name='output', dtype='float32', shape=['batch', len(labels), *hw],
+               activation=activation_of(learn, len(labels), t.rank),
                **(t.output(learn) if t.output else {}))
-    return dict(task=task, inputs=io['inputs'], preprocessing=dict(kind=kind, steps=io['steps'], spec=io['spec']), outputs=[out], labels=labels)
+    return dict(task=task, inputs=io['inputs'], preprocessing=dict(kind=kind, steps=io['steps'], spec=io['spec']),
+                outputs=[out], labels=labels)
 
 # %% ../nbs/42_export.ipynb #gr0ex002
 def deploy_graph(learn:Learner, # The Learner whose model to wrap
@@ -131,8 +147,10 @@ def _formats(formats)->list:
     formats = [formats] if isinstance(formats, str) else list(formats)
     if not formats: raise XDeployError("No export format asked for.", "Pass formats=('onnx',) or more.")
     for f in formats:
-        if FORMATS[f].export is None: raise XDeployError(f"The {f} format can be read but not exported by this xdeploy_nb.",
-                                                          f"Use some of {', '.join(n for n,e in FORMATS.items() if e.export)}.")
+        if FORMATS[f].export is None:
+            raise XDeployError(f"The {f} format can be read but not exported by this xdeploy_nb.",
+                                                          "Use some of "
+                               f"{', '.join(n for n,e in FORMATS.items() if e.export)}.")
     return list(dict.fromkeys(formats))
 
 # %% ../nbs/42_export.ipynb #bd0ex002
@@ -140,10 +158,13 @@ def _check_learner(learn:Learner, items=None):
     "Refuse a Learner that cannot be exported and verified, saying how to fix it."
     if items is None and not len(getattr(learn.dls, 'valid_ds', []) or []):
         raise XDeployError("The Learner has no validation set, so its export cannot be verified.",
-                           "Make the DataLoaders with a validation split (a valid/ folder, valid_pct > 0 or valid_idx), or pass "
+                           "Make the DataLoaders with a validation split (a valid/ folder, valid_pct > 0 or "
+                           "valid_idx), or pass "
                            "items= (image files or table rows): a Learner read with load_learner keeps no data.")
     bad = [n for n,p in learn.model.named_parameters() if not torch.isfinite(p).all()]
-    if bad: raise XDeployError(f"The model has NaN or infinite weights (in {bad[0]}{f' and {len(bad)-1} more' if len(bad) > 1 else ''}): training diverged.",
+    if bad:
+        raise XDeployError("The model has NaN or infinite weights (in "
+                           f"{bad[0]}{f' and {len(bad)-1} more' if len(bad) > 1 else ''}): training diverged.",
                                "Retrain with a lower learning rate, or load weights saved before it diverged.")
 
 # %% ../nbs/42_export.ipynb #bd0ex003
@@ -169,14 +190,19 @@ def _example_inputs(learn, spec, items)->tuple:
 def _export_artifact(fmt, graph, example, d:Path, opset, dynamic_batch, atol:float=TOLERANCE, rtol:float=RTOL)->dict:
     "Export `graph` in format `fmt` into `d` with the format's exporter, checked against the eager graph within `atol` + `rtol`; return its manifest entry."
     f = d/FORMATS[fmt].file
-    if why := (no := getattr(graph, 'unsupported_formats', {})).get(fmt): raise XDeployError(  # a graph that says what cannot hold it, and why
-        f"The {fmt} format cannot hold this model ({type(graph).__name__}): {why}. An export is all or nothing, so no bundle was written.",
-        f"Export without {fmt!r}: the formats {', '.join(n for n,e in FORMATS.items() if e.export and n not in no)} hold it.")
+    # a graph that says what cannot hold it, and why
+    if why := (no := getattr(graph, 'unsupported_formats', {})).get(fmt): raise XDeployError(
+        f"The {fmt} format cannot hold this model ({type(graph).__name__}): {why}. An export is all or nothing, so no "
+        "bundle was written.",
+        f"Export without {fmt!r}: the formats {', '.join(n for n,e in FORMATS.items() if e.export and n not in no)} "
+        "hold it.")
     info = FORMATS[fmt].export(graph, example, f, dynamic_batch=dynamic_batch, opset=opset, atol=atol, rtol=rtol)
-    rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32', exporter=info['exporter'])
+    rec = dict(format=fmt, file=f.name, sha256=file_sha256(f), size=f.stat().st_size, precision='fp32',
+               exporter=info['exporter'])
     rec.update({k: info[k] for k in ('opset', 'fallback_reason') if k in info})
     if info.get('warnings'): rec['warnings'] = info['warnings']
-    return dict(rec, variant='fp32', sample_tolerance=VARIANTS['fp32'].sample_tolerance, seconds=info['seconds'], eager_max_abs_diff=info['eager_max_abs_diff'])
+    return dict(rec, variant='fp32', sample_tolerance=VARIANTS['fp32'].sample_tolerance, seconds=info['seconds'],
+                eager_max_abs_diff=info['eager_max_abs_diff'])
 
 # %% ../nbs/42_export.ipynb #bd0ex005
 def _variant_artifact(variant:str, d:Path, calibration:list)->dict:
@@ -199,7 +225,8 @@ def _write_sample(d:Path, m:dict, refs:References, variants:list=(), n:int=4)->d
     "Save `n` prepared inputs, the Learner's outputs and `variants`' outputs as `sample.npz` in `d`; its manifest entry."
     s = refs.first(n)
     x,f = s.inputs,d/'sample.npz'
-    own = {f"expected.{a['file']}": Predictor(d, device='cpu', variant=a['variant'], manifest=m).run(x) for a in variants}
+    own = {f"expected.{a['file']}": Predictor(d, device='cpu', variant=a['variant'],
+                                              manifest=m).run(x) for a in variants}
     np.savez(f, expected=s.outputs, **own, **{f'input.{k}': v for k,v in x.items()})
     return dict(file=f.name, sha256=file_sha256(f), size=f.stat().st_size, n=len(s.items))
 
@@ -215,7 +242,8 @@ def _size(n:int)->str: return f"{n/1e6:.2f} MB" if n >= 1e5 else f"{n/1e3:.1f} k
 # %% ../nbs/42_export.ipynb #bd0ex007
 class Bundle:
     "An exported bundle: its path, manifest and verification report, with a summary for notebooks."
-    def __init__(self, path:Path, manifest:dict, report=None): self.path,self.manifest,self.report = Path(path),manifest,report
+    def __init__(self, path:Path, manifest:dict,
+                 report=None): self.path,self.manifest,self.report = Path(path),manifest,report
     @property
     def artifacts(self)->list: return self.manifest['artifacts']
     def __repr__(self)->str: return f"Bundle({str(self.path)!r}, artifacts={[a['file'] for a in self.artifacts]})"
@@ -227,8 +255,10 @@ def rows(self:Bundle)->list:
     metric = next((a['accuracy']['metric'] for a in self.artifacts if 'metric' in a.get('accuracy', {})), 'accuracy')
     def row(a, v):
         return {'format': a['format'], 'variant': a.get('variant', 'fp32'), 'file': a['file'], 'size': _size(a['size']),
-                'exporter': a.get('exporter', '') + (f" (fallback: {a['fallback_reason']})" if a.get('fallback_reason') else ''),
-                'agreement': f"{v.get('agreement', float('nan')):.1%}", 'max abs diff': f"{v.get('max_abs_diff', float('nan')):.2g}",
+                'exporter': a.get('exporter',
+                                  '') + (f" (fallback: {a['fallback_reason']})" if a.get('fallback_reason') else ''),
+                'agreement': f"{v.get('agreement', float('nan')):.1%}",
+                'max abs diff': f"{v.get('max_abs_diff', float('nan')):.2g}",
                 metric: _accuracy_cell(a), 'verification': 'faithful' if v.get('passed') else 'NOT faithful'}
     return [row(a, a.get('verification', {})) for a in self.artifacts]
 
@@ -237,8 +267,10 @@ def _activation_note(m:dict)->str:
     "A sentence for the summary where the output's activation is not the one the task's usual losses apply, else ''."
     act,usual = m['outputs'][0]['activation'],TASKS[m['task']].activation
     if act == usual: return ''
-    return (f" **The outputs are {'raw scores' if act == 'none' else act + ' outputs'}, not {usual} probabilities**: the Learner's loss "
-            f"applies {'no activation' if act == 'none' else act} (fastai: `loss_func.activation`), so fastai's `get_preds` and `predict` "
+    return (f" **The outputs are {'raw scores' if act == 'none' else act + ' outputs'}, not {usual} probabilities**: "
+            "the Learner's loss "
+            f"applies {'no activation' if act == 'none' else act} (fastai: `loss_func.activation`), so fastai's "
+            "`get_preds` and `predict` "
             f"return them so, and so does this bundle.")
 
 def _graph_note(m:dict)->str:
@@ -247,21 +279,26 @@ def _graph_note(m:dict)->str:
     if 'graph' not in pre: return ''
     if not (g := pre['graph']): return f"\n\nNo preprocessing graph: {pre.get('graph_unavailable', '')}"
     a = g['agreement']
-    return (f"\n\nPreprocessing graph `{g['file']}`" + (f" (and `{g['ort']['file']}`)" if 'ort' in g else '') + f", {_size(g['size'])}: "
-            f"on {a['n_images']} images, {a['pixels_within_1']:.3%} of pixels within 1 level of Pillow's ({a['pixels_equal']:.3%} equal, "
-            f"max {a['max_pixel_diff']}); the Learner's decision on {a['top1']:.1%}, outputs within {a['max_prob_diff']:.2g}"
+    return (f"\n\nPreprocessing graph `{g['file']}`" + (
+        f" (and `{g['ort']['file']}`)" if 'ort' in g else '') + f", {_size(g['size'])}: "
+            f"on {a['n_images']} images, {a['pixels_within_1']:.3%} of pixels within 1 level of Pillow's "
+            f"({a['pixels_equal']:.3%} equal, "
+            f"max {a['max_pixel_diff']}); the Learner's decision on {a['top1']:.1%}, outputs within "
+            f"{a['max_prob_diff']:.2g}"
             + ("; identical to Pillow, so `preprocess='auto'` runs it." if a['identical'] else '.'))
 
 @patch
 def _repr_markdown_(self:Bundle)->str:
     m,rows = self.manifest,self.rows()
     bold = lambda s: f"**{s}**" if s.startswith('NOT') else s
-    rows = ['| ' + ' | '.join(rows[0]) + ' |', '|' + '---|'*len(rows[0])] + ['| ' + ' | '.join(map(bold, r.values())) + ' |' for r in rows]
+    rows = ['| ' + ' | '.join(rows[0]) + ' |',
+            '|' + '---|'*len(rows[0])] + ['| ' + ' | '.join(map(bold, r.values())) + ' |' for r in rows]
     rejected = ''.join(f"\n\nVariant **{r['variant']}** left out: {r['reason']}" for r in m.get('rejected', []))
     inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
     return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
             f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
-            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(rows) + rejected + _graph_note(m)
+            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(
+                rows) + rejected + _graph_note(m)
             + _digest_note(self))
 
 # %% ../nbs/42_export.ipynb #jsh00402
@@ -281,7 +318,8 @@ def _reject(d:Path, m:dict, report)->list:
     failed = [a for a in m['artifacts'] if a.get('variant', 'fp32') != 'fp32' and not a['verification']['passed']]
     for a in failed: (d/a['file']).unlink()
     m['artifacts'] = [a for a in m['artifacts'] if a not in failed]
-    return [dict(variant=a['variant'], reason=str(VerifyReport([r for r in report.rows if r['file'] == a['file']], report.tolerance)).strip())
+    return [dict(variant=a['variant'],
+                 reason=str(VerifyReport([r for r in report.rows if r['file'] == a['file']], report.tolerance)).strip())
             for a in failed]
 
 def _calibration(refs:References, n:int)->list:
@@ -308,32 +346,44 @@ def export_bundle(learn:Learner, # A trained fastai Learner, vision or tabular
     "Export `learn` to a verified, self-describing bundle at `path`, atomically (also `learn.export_bundle(path, ...)`)."
     formats,variants = _formats(formats),check_variants(variants)
     if variants and 'onnx' not in formats: raise XDeployError(
-        f"The variants {', '.join(variants)} are made from the ONNX model, and formats={tuple(formats)} has none.", "Add 'onnx' to formats.")
+        f"The variants {', '.join(variants)} are made from the ONNX model, and formats={tuple(formats)} has none.",
+        "Add 'onnx' to formats.")
     _check_learner(learn, items)
     spec = spec_from_learner(learn, task)
-    refs = references(learn, spec, items, max(n_items, 8))  # the validation items, resolved once: each step takes its part
+    # the validation items, resolved once: each step takes its part
+    refs = references(learn, spec, items, max(n_items, 8))
     graph,example = deploy_graph(learn, spec),_example_batch(spec, refs)
-    if not dynamic_batch:  # the artifacts take exactly the example's batch size: say so, and the runtime runs in batches of it
+    # the artifacts take exactly the example's batch size: say so, and the runtime runs in batches of it
+    if not dynamic_batch:
         for io in spec['inputs'] + spec['outputs']: io['shape'][0] = int(example[0].shape[0])
-    with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/'manifest.json').is_file(), what='bundle') as d:
+    with atomic_directory(path, overwrite=overwrite, is_ours=lambda p: (p/'manifest.json').is_file(),
+                          what='bundle') as d:
         artifacts = [_export_artifact(f, graph, example, d, opset, dynamic_batch, tolerance, rtol) for f in formats]
         calibration = _calibration(refs, n_items) if any(VARIANTS[v].needs_calibration for v in variants) else None
         artifacts += [_variant_artifact(v, d, calibration) for v in variants]
-        provenance = dict(created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), versions=_versions())
-        m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, flops=_flops(d), provenance=provenance)
+        provenance = dict(created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                          versions=_versions())
+        m = dict(schema=SCHEMA_NAME, schema_version=SCHEMA_VERSION, **spec, artifacts=artifacts, flops=_flops(d),
+                 provenance=provenance)
         # the artifacts it has just written itself, run from the manifest in memory: it is written once, when complete
         report = verify_bundle(d, learn, n_items=n_items, tolerance=tolerance, max_accuracy_drop=max_accuracy_drop,
                                trust_code=True, rtol=rtol, refs=refs.first(n_items), manifest=m)
-        for a,r in zip(artifacts, report.rows): a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))  # none: it did not run
+        # none: it did not run
+        for a,r in zip(artifacts, report.rows):
+            a.update(verification=report.result(a['file']), accuracy=r.get('accuracy', {}))
         if not keep_unfaithful and (rejected := _reject(d, m, report)): m['rejected'] = rejected
-        if (extra := KINDS[m['preprocessing']['kind']].export_extra): m['preprocessing'].update(extra(learn, d, m, formats, refs.items[:n_items]))
-        m['sample'] = _write_sample(d, m, refs, [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
+        if (extra := KINDS[m['preprocessing']['kind']].export_extra):
+            m['preprocessing'].update(extra(learn, d, m, formats, refs.items[:n_items]))
+        m['sample'] = _write_sample(d, m, refs,
+                                    [a for a in m['artifacts'] if a['variant'] != 'fp32' and a['format'] == 'onnx'])
         write_manifest(d, m)
         check_artifacts(d, m)
         fp32 = VerifyReport([r for r in report.rows if r['variant'] == 'fp32'], report.tolerance)
         if not fp32.passed and not keep_unfaithful:
             raise XDeployError(f"The export is not faithful:\n{fp32}",
-                               "Check the preprocessing the report names; pass keep_unfaithful=True to keep the bundle anyway.")
+                               "Check the preprocessing the report names; pass keep_unfaithful=True to keep the bundle "
+                               "anyway.")
     return Bundle(path, m, report)
 
-patch_to(Learner)(export_bundle)  # also `learn.export_bundle(path, ...)`: fastcore's patch, as fastai adds its own methods
+# also `learn.export_bundle(path, ...)`: fastcore's patch, as fastai adds its own methods
+patch_to(Learner)(export_bundle)

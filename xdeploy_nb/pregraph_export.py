@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from .core import KINDS, XDeployError, file_sha256
-from .pregraph import (GRAPH_FILE, GRAPH_INPUT, GRAPH_OPSET, GRAPH_ORT_FILE, PHOTO_SIZES, GraphUnavailable, Pregraph,
+from .pregraph import (GRAPH_FILE, GRAPH_INPUT, GRAPH_OPSET, GRAPH_ORT_FILE, PHOTO_SIZES, GraphUnavailable,
+                                 Pregraph,
                                  build_pregraph, graph_batch, output_agreement, photo_like, pixel_agreement)
 from .formats.ort import convert_to_ort
 from .runtime import Predictor
@@ -34,7 +35,8 @@ def measure_agreement(learn, # The Learner
                       sizes=PHOTO_SIZES # Also photo-like JPEGs of these sizes `(height, width)`
                      )->dict:
     "The graph path against the Pillow path (pixels) and against the Learner, on `items` and photo-like files."
-    name,plain = m['inputs'][0]['name'],dict(m, preprocessing={k: v for k,v in m['preprocessing'].items() if k != 'graph'})
+    name,plain = m['inputs'][0]['name'],dict(
+        m, preprocessing={k: v for k,v in m['preprocessing'].items() if k != 'graph'})
     # the model the export has just written, in any format, opened from the manifest in memory
     fmt = next(a['format'] for a in m['artifacts'] if a.get('variant', 'fp32') == 'fp32')
     p = Predictor(bundle, device='cpu', format=fmt, trust_code=True, manifest=plain)
@@ -53,13 +55,15 @@ def _graph_ort(d:Path, f:Path)->dict:
     "`preprocess.ort` converted from the graph `f` with onnxruntime's tool, checked to give the same pixels; its manifest entry."
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp)/f.name; shutil.copyfile(f, src)
-        with contextlib.redirect_stdout(io.StringIO()): ort_file = convert_to_ort(src, Path(tmp)/'ort')[0]  # the tool prints its progress
+        # the tool prints its progress
+        with contextlib.redirect_stdout(io.StringIO()): ort_file = convert_to_ort(src, Path(tmp)/'ort')[0]
         shutil.copyfile(ort_file, d/GRAPH_ORT_FILE)
     so = ort.SessionOptions(); so.log_severity_level = 3
     a,b = (ort.InferenceSession(str(p), so, providers=['CPUExecutionProvider']) for p in (f, d/GRAPH_ORT_FILE))
     x = np.asarray(photo_like(37, 51, 'RGB' if a.get_inputs()[0].shape[2] == 3 else 'L')).reshape(37, 51, -1)
     if not np.array_equal(a.run(None, {GRAPH_INPUT: x})[0], b.run(None, {GRAPH_INPUT: x})[0]):
-        raise XDeployError(f"{GRAPH_ORT_FILE} does not give the pixels of {f.name}.", "Report this: onnxruntime's converter changed the graph.")
+        raise XDeployError(f"{GRAPH_ORT_FILE} does not give the pixels of {f.name}.",
+                           "Report this: onnxruntime's converter changed the graph.")
     return dict(file=GRAPH_ORT_FILE, sha256=file_sha256(d/GRAPH_ORT_FILE), size=(d/GRAPH_ORT_FILE).stat().st_size)
 
 # %% ../nbs/41a_pregraph_export.ipynb #pg000039
@@ -67,7 +71,8 @@ def graph_entry(m:dict, f:Path)->dict:
     "The manifest's `preprocessing.graph` for the graph file `f` of the bundle whose manifest is `m` (without `agreement`)."
     pre,inp = m['preprocessing'],m['inputs'][0]
     return dict(file=f.name, sha256=file_sha256(f), size=f.stat().st_size,
-                input=dict(name=GRAPH_INPUT, dtype='uint8', shape=['height', 'width', inp['shape'][1]], layout='HWC', mode=pre['spec']['input']['mode']),
+                input=dict(name=GRAPH_INPUT, dtype='uint8', shape=['height', 'width', inp['shape'][1]], layout='HWC',
+                           mode=pre['spec']['input']['mode']),
                 output=dict(name=inp['name'], dtype='uint8', shape=[1, *inp['shape'][1:]], layout='NCHW'),
                 opset=GRAPH_OPSET, steps=[dict(s) for s in pre['spec']['item_tfms']])
 
@@ -84,7 +89,8 @@ def export_pregraph(learn, # The Learner
     f.write_bytes(model.SerializeToString())
     g = graph_entry(m, f)
     if 'ort' in formats: g['ort'] = _graph_ort(Path(d), f)
-    g['agreement'] = measure_agreement(learn, d, dict(m, preprocessing=dict(m['preprocessing'], graph=g)), items, PHOTO_SIZES)
+    g['agreement'] = measure_agreement(learn, d, dict(m, preprocessing=dict(m['preprocessing'], graph=g)), items,
+                                       PHOTO_SIZES)
     return dict(graph=g)
 
 # %% ../nbs/41a_pregraph_export.ipynb #op000061

@@ -24,7 +24,8 @@ def _is_image_dls(dls)->bool:
     try: input_spec(dls.valid.dataset); return True
     except (PreprocessError, AttributeError, TypeError): return False
 
-def _is_tabular_dls(dls)->bool: return hasattr(getattr(dls, 'train_ds', None), 'procs') and not _is_collab(dls)  # collab: a kind of its own
+# collab: a kind of its own
+def _is_tabular_dls(dls)->bool: return hasattr(getattr(dls, 'train_ds', None), 'procs') and not _is_collab(dls)
 
 KINDS['image'].detect,KINDS['tabular'].detect = _is_image_dls,_is_tabular_dls
 
@@ -50,8 +51,10 @@ def _is_collab(dls)->bool: return type(getattr(dls, 'train_ds', None)).__name__ 
 
 UNSUPPORTED = dict(  # Learners recognised and refused: name -> (detect(dls), problem, fix)
     language_model=(lambda dls: _has_tokenizer(dls) and type(getattr(dls, 'valid', None)).__name__ == 'LMDataLoader',
-        "Language-model Learners (TextBlock(is_lm=True), TextDataLoaders(is_lm=True), language_model_learner) are not supported "
-        "by xdeploy_nb: their model predicts the next token at every position of a text, and a bundle returns one row of values per item.",
+        "Language-model Learners (TextBlock(is_lm=True), TextDataLoaders(is_lm=True), language_model_learner) are not "
+                    "supported "
+        "by xdeploy_nb: their model predicts the next token at every position of a text, and a bundle returns one row "
+                    "of values per item.",
         "Export the text classifier you fine-tune from it (text_classifier_learner), which xdeploy_nb supports."))
 
 # %% ../nbs/41_verify.ipynb #kd0ve002
@@ -62,18 +65,22 @@ def kind_of(dls # A fastai `DataLoaders`
         if detect(dls): raise XDeployError(problem, fix)
     for name,k in KINDS.items():
         if k.detect is not None and k.detect(dls): return name
-    raise XDeployError(f"No input kind of xdeploy_nb ({', '.join(KINDS)}) recognises these DataLoaders ({type(dls).__name__}).",
-                       "Build them with an ImageBlock or TabularPandas, or register an input kind in `xdeploy_nb.core.KINDS`.")
+    raise XDeployError(f"No input kind of xdeploy_nb ({', '.join(KINDS)}) recognises these DataLoaders "
+                       f"({type(dls).__name__}).",
+                       "Build them with an ImageBlock or TabularPandas, or register an input kind in "
+                       "`xdeploy_nb.core.KINDS`.")
 
 # %% ../nbs/41_verify.ipynb #tx0ve001
-from .kinds.text_train import KINDS  # registers the text kind's train side (detect, spec, graph, reference items)
+# registers the text kind's train side (detect, spec, graph, reference items)
+from .kinds.text_train import KINDS
 
 # %% ../nbs/41_verify.ipynb #ef799b59
 def _tabular_rows(learn, n:int)->list:
     "Up to `n` validation rows of a tabular Learner, decoded back to raw values (missing values restored)."
     to = learn.dls.valid_ds
     dec = to.new(to.items.iloc[:n].copy()).decode().items
-    filled = [c for f in learn.dls.train_ds.procs.fs if type(f).__name__ == 'FillMissing' and f.add_col for c in f.na_dict]
+    filled = [
+        c for f in learn.dls.train_ds.procs.fs if type(f).__name__ == 'FillMissing' and f.add_col for c in f.na_dict]
     flags,rows = {f'{c}_na' for c in filled},[]
     for r in dec.to_dict('records'):
         for c in filled:
@@ -86,7 +93,8 @@ def _image_reference_items(learn, n:int)->list:
     ds = learn.dls.valid_ds
     tl = next(tl for tl in ds.tls if open_cls(tl.tfms)[0] is not None)
     getters = open_cls(tl.tfms)[1]
-    items,res = getattr(tl.items, 'iloc', tl.items),[]  # a DataFrame's rows (from_df, from_csv, ColReader), or a list of files
+    # a DataFrame's rows (from_df, from_csv, ColReader), or a list of files
+    items,res = getattr(tl.items, 'iloc', tl.items),[]
     for i in range(min(n, len(tl.items))):
         x = items[i]
         for t in getters: x = t(x)
@@ -136,11 +144,13 @@ def learner_outputs(learn, # The Learner
                    )->np.ndarray:
     "The Learner's activated outputs for `items`, through fastai's own validation pipeline."
     items = KINDS[kind_of(learn.dls)].test_items(items)
-    with warnings.catch_warnings():  # fastai's FillMissing: pandas' chained-assignment FutureWarning (see xdeploy_nb.train)
+    # fastai's FillMissing: pandas' chained-assignment FutureWarning (see xdeploy_nb.train)
+    with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='A value is trying to be set on a copy', category=FutureWarning)
         dl = learn.dls.test_dl(items, bs=KINDS[kind_of(learn.dls)].test_bs)
     with learn.no_bar(): preds = learn.get_preds(dl=dl)[0].float().numpy()
-    return preds if preds.ndim > 2 else preds.reshape(len(items), -1)  # a row per item (a flat vector: a column); maps stay maps (segmentation)
+    # a row per item (a flat vector: a column); maps stay maps (segmentation)
+    return preds if preds.ndim > 2 else preds.reshape(len(items), -1)
 
 # %% ../nbs/41_verify.ipynb #cf000v02
 KINDS['collab'].detect,KINDS['collab'].reference_items,KINDS['collab'].test_items = _is_collab,_tabular_rows,_rows_frame
@@ -198,9 +208,11 @@ def accuracy_record(out:np.ndarray, # An artifact's outputs
                     output:dict=None # The manifest's output entry (its threshold and activation), if known
                    )->dict:
     "What the manifest says about an artifact's accuracy: agreement with the fp32 model and, with targets, both models' metric."
-    rec = dict(n=len(out), agreement_with_fp32=compare(fp32, out, task, threshold, tolerance, output=output)['agreement'])
+    rec = dict(n=len(out),
+               agreement_with_fp32=compare(fp32, out, task, threshold, tolerance, output=output)['agreement'])
     if targets is not None:
-        (metric,value),(_,base) = score(out, targets, task, threshold, output),score(fp32, targets, task, threshold, output)
+        (metric,value),(_,base) = score(out, targets, task, threshold, output),score(fp32, targets, task, threshold,
+                                                                                     output)
         rec.update(metric=metric, value=value, fp32_value=base)
     return rec
 
@@ -210,7 +222,8 @@ def within_budget(acc:dict, # An accuracy record
                  )->bool:
     "Whether a variant's accuracy record is within `max_drop` of the fp32 model's."
     if 'value' not in acc: return acc['agreement_with_fp32'] >= 1 - max_drop
-    if any(t.metric == acc['metric'] and t.lower_is_better for t in TASKS.values()): return acc['value'] <= acc['fp32_value']*(1 + max_drop) + 1e-12
+    if any(t.metric == acc['metric'] and t.lower_is_better for t in TASKS.values()):
+        return acc['value'] <= acc['fp32_value']*(1 + max_drop) + 1e-12
     return acc['value'] >= acc['fp32_value'] - max_drop - 1e-12
 
 # %% ../nbs/41_verify.ipynb #e1263121
@@ -229,7 +242,8 @@ def _accuracy_text(a:dict)->str:
     "An accuracy record in words."
     if not a: return '-'
     if 'value' not in a: return f"{a['agreement_with_fp32']:.1%} agree with fp32"
-    return (f"{a['metric']} {format_metric(a['metric'], a['value'])} (fp32 {format_metric(a['metric'], a['fp32_value'])}), "
+    return (f"{a['metric']} {format_metric(a['metric'], a['value'])} (fp32 "
+            f"{format_metric(a['metric'], a['fp32_value'])}), "
             f"{a['agreement_with_fp32']:.1%} agree with fp32")
 
 # %% ../nbs/41_verify.ipynb #vr0ve011
@@ -240,7 +254,8 @@ class VerifyReport:
     def passed(self)->bool: return all(r['passed'] for r in self.rows)
     def __str__(self)->str:
         return '\n'.join(f"{r['file']:>24}: agreement {r['agreement']:.1%} ({r['ties']} ties) on {r['n']} items, "
-                         f"max abs diff {r['max_abs_diff']:.2g} ({_criterion(r)}); {_accuracy_text(r.get('accuracy'))}: "
+                         f"max abs diff {r['max_abs_diff']:.2g} ({_criterion(r)}); "
+                         f"{_accuracy_text(r.get('accuracy'))}: "
                          f"{'faithful' if r['passed'] else 'NOT FAITHFUL' + (' -- ' + r['problem'] if r.get('problem') else '')}" for r in self.rows)
     __repr__ = __str__
 
@@ -249,12 +264,15 @@ class VerifyReport:
 def result(self:VerifyReport, file:str # The artifact's file name
           )->dict:
     "The result for the artifact in `file`, as stored in the manifest."
-    return {k:v for k,v in next(r for r in self.rows if r['file'] == file).items() if k not in ('format', 'file', 'variant', 'accuracy')}
+    return {k:v for k,v in next(r for r in self.rows if r['file'] == file).items() if k not in ('format', 'file',
+                                                                                                'variant', 'accuracy')}
 
 @patch
 def _repr_html_(self:VerifyReport)->str:
-    head = ''.join(f'<th>{h}</th>' for h in ('artifact', 'variant', 'items', 'agreement', 'ties', 'max abs diff', 'check', 'accuracy', 'faithful'))
-    body = ''.join(f"<tr><td>{r['file']}</td><td>{r['variant']}</td><td>{r['n']}</td><td>{r['agreement']:.1%}</td><td>{r['ties']}</td>"
+    head = ''.join(f'<th>{h}</th>' for h in ('artifact', 'variant', 'items', 'agreement', 'ties', 'max abs diff',
+                                             'check', 'accuracy', 'faithful'))
+    body = ''.join(
+        f"<tr><td>{r['file']}</td><td>{r['variant']}</td><td>{r['n']}</td><td>{r['agreement']:.1%}</td><td>{r['ties']}</td>"
                    f"<td>{r['max_abs_diff']:.2g}</td><td>{_criterion(r)}</td><td>{_accuracy_text(r.get('accuracy'))}</td>"
                    f"<td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>" for r in self.rows)
     return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -265,13 +283,16 @@ def _outputs(path, m, a, feeds, trust_code=False)->tuple:
     try: return artifact_outputs(path, a, feeds, trust_code, m),None
     except Exception as e: return None,str(e)
 
-def _verify_row(a:dict, out, problem, ref, fp32, targets, m:dict, tolerance:float, max_accuracy_drop:float, rtol:float=RTOL)->dict:
+def _verify_row(a:dict, out, problem, ref, fp32, targets, m:dict, tolerance:float, max_accuracy_drop:float,
+                rtol:float=RTOL)->dict:
     "The verification row of artifact `a`, held to what its variant is judged by (`VARIANTS`; a variant's own tolerance is relative too)."
     v,o = a.get('variant', 'fp32'),m['outputs'][0]
     var,thr = VARIANTS[v],o.get('threshold', 0.5)
     tol,rt = var.tolerance or tolerance,var.tolerance or rtol
-    row = dict(format=a['format'], variant=v, file=a['file'], tolerance=tol, rtol=rt, max_accuracy_drop=max_accuracy_drop if var.by_accuracy else None)
-    if out is None: return dict(row, n=len(ref), agreement=0., ties=0, max_abs_diff=math.inf, passed=False, problem=problem)
+    row = dict(format=a['format'], variant=v, file=a['file'], tolerance=tol, rtol=rt,
+               max_accuracy_drop=max_accuracy_drop if var.by_accuracy else None)
+    if out is None:
+        return dict(row, n=len(ref), agreement=0., ties=0, max_abs_diff=math.inf, passed=False, problem=problem)
     res = compare(ref, out, m['task'], thr, tol, rt, o)
     acc = accuracy_record(out, fp32, targets, m['task'], thr, tolerance, o) if out.shape == fp32.shape else {}
     if var.by_accuracy and 'problem' not in res: res['passed'] = bool(acc) and within_budget(acc, max_accuracy_drop)
@@ -317,5 +338,7 @@ def verify_bundle(path:Path, # A bundle directory
     refs = refs or references(learn, m, items, n_items)
     ref,targets,feeds = refs.outputs,refs.targets,refs.inputs
     outs = [_outputs(path, m, a, feeds, trust_code) for a in m['artifacts']]
-    fp32 = next((o for a,(o,_) in zip(m['artifacts'], outs) if a.get('variant', 'fp32') == 'fp32' and o is not None), ref)
-    return VerifyReport([_verify_row(a, o, p, ref, fp32, targets, m, tolerance, max_accuracy_drop, rtol) for a,(o,p) in zip(m['artifacts'], outs)], tolerance)
+    fp32 = next((o for a,(o,_) in zip(m['artifacts'], outs) if a.get('variant', 'fp32') == 'fp32' and o is not None),
+                ref)
+    return VerifyReport([_verify_row(a, o, p, ref, fp32, targets, m, tolerance, max_accuracy_drop,
+                                     rtol) for a,(o,p) in zip(m['artifacts'], outs)], tolerance)

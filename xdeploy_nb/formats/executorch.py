@@ -13,7 +13,8 @@ from ..core import RTOL, TOLERANCE, FORMATS, Format, Runner, XDeployError
 __all__ = ['EXTRA', 'et_runtime', 'export_executorch']
 
 # %% ../../nbs/34_formats.executorch.ipynb #et000006
-EXTRA = 'executorch'  # `pip install "xdeploy_nb[executorch]"`: the extra that adds it (settings.ini: executorch_requirements)
+# `pip install "xdeploy_nb[executorch]"`: the extra that adds it (settings.ini: executorch_requirements)
+EXTRA = 'executorch'
 
 @contextlib.contextmanager
 def _quiet_import():
@@ -30,8 +31,10 @@ def et_runtime():
     try:
         with _quiet_import(): from executorch.runtime import Runtime
     except Exception as e: raise XDeployError(
-        f"The executorch artifact (model.pte) runs with ExecuTorch's Python runtime, which cannot be imported here ({type(e).__name__}: {e}).",
-        f"Install it with `pip install \"xdeploy_nb[{EXTRA}]\"` (executorch 1.5.x, which needs torch), or run the bundle's "
+        "The executorch artifact (model.pte) runs with ExecuTorch's Python runtime, which cannot be imported here "
+        f"({type(e).__name__}: {e}).",
+        f"Install it with `pip install \"xdeploy_nb[{EXTRA}]\"` (executorch 1.5.x, which needs torch), or run the "
+        "bundle's "
         "'onnx' or 'ort' artifact, which need onnxruntime only.") from None
     return Runtime.get()
 
@@ -48,7 +51,8 @@ def _pte_method(data:bytes # A .pte program (checked bytes)
     program = et_runtime().load_program(data, verification=Verification.InternalConsistency)
     n,lock = _capacity(program.load_method('forward')),threading.Lock()
     def run(arrays:list)->np.ndarray:
-        ts,method = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays],program.load_method('forward')  # loaded once, cached by the program
+        # loaded once, cached by the program
+        ts,method = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays],program.load_method('forward')
         with lock: outs = [method.execute([t[i:i+n] for t in ts])[0].numpy().copy() for i in range(0, len(ts[0]), n)]
         return np.concatenate(outs)
     return run,n
@@ -57,7 +61,8 @@ def _pte_method(data:bytes # A .pte program (checked bytes)
 def _pte_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
     "Open the .pte artifact `a` from its checked bytes `data` with ExecuTorch's Python runtime, on the CPU."
     if device not in ('auto', 'cpu'): raise XDeployError(
-        f"The executorch artifact runs on the CPU only here (ExecuTorch's Python runtime with XNNPACK), not on {device!r}.",
+        "The executorch artifact runs on the CPU only here (ExecuTorch's Python runtime with XNNPACK), not on "
+        f"{device!r}.",
         "Use device='cpu' (or 'auto'), or format='onnx' for onnxruntime's devices.")
     et_runtime()
     from executorch.extension.pybindings import portable_lib as pl
@@ -67,7 +72,8 @@ def _pte_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', thread
                                               "Re-export the bundle with this executorch, or use format='onnx'.") from None
     names = [i['name'] for i in m['inputs']]
     why = f"device={device!r}: the CPU, ExecuTorch with XNNPACK (batches of up to {n} per call)"
-    return Runner(lambda feeds: run([feeds[k] for k in names]), 'cpu', why, ['executorch', 'XnnpackBackend'], pl._threadpool_get_thread_count())
+    return Runner(lambda feeds: run([feeds[k] for k in names]), 'cpu', why, ['executorch', 'XnnpackBackend'],
+                  pl._threadpool_get_thread_count())
 
 # %% ../../nbs/34_formats.executorch.ipynb #e251340e
 def _global_pool_decompositions()->dict:
@@ -81,17 +87,23 @@ def _global_pool_decompositions()->dict:
     def avg_pool(x, output_size):
         if any(s != 1 for s in output_size): return NotImplemented
         return x.mean((-2, -1), keepdim=True)
-    return {aten.adaptive_max_pool2d.default: max_pool, aten.adaptive_avg_pool2d.default: avg_pool, aten._adaptive_avg_pool2d.default: avg_pool}
+    return {aten.adaptive_max_pool2d.default: max_pool, aten.adaptive_avg_pool2d.default: avg_pool,
+            aten._adaptive_avg_pool2d.default: avg_pool}
 
 # %% ../../nbs/34_formats.executorch.ipynb #d47055e4
 def _not_core_error(e:Exception)->XDeployError|None:
     "The error for an operator ExecuTorch's edge dialect refuses (not Core ATen): the format, the operator, and the formats that hold it; None for other errors."
     import re
     if not (op := re.search(r'Operator (\S+) is not in Core ATen opset', str(e))): return None
-    op,others = op[1].replace('torch._ops.', '').removesuffix('.default'),[n for n,f in FORMATS.items() if f.export and n != 'executorch']
-    return XDeployError(f"The executorch format cannot hold this model: its operator {op} is not in the Core ATen opset that ExecuTorch "
-                        "lowers, and no decomposition of it is known here. An export is all or nothing, so no bundle was written.",
-                        f"Export without 'executorch': the other formats ({', '.join(others)}) do not need Core ATen. Or replace the layer "
+    op,others = op[1].replace('torch._ops.',
+                              '').removesuffix(
+                                  '.default'),[n for n,f in FORMATS.items() if f.export and n != 'executorch']
+    return XDeployError(f"The executorch format cannot hold this model: its operator {op} is not in the Core ATen "
+                        "opset that ExecuTorch "
+                        "lowers, and no decomposition of it is known here. An export is all or nothing, so no bundle "
+                        "was written.",
+                        f"Export without 'executorch': the other formats ({', '.join(others)}) do not need Core ATen. "
+                        "Or replace the layer "
                         f"that calls {op} by Core ATen operations (e.g. a pool to 1x1 instead of another size).")
 
 # %% ../../nbs/34_formats.executorch.ipynb #et000014
@@ -103,8 +115,12 @@ def _lower(module, inputs:tuple, dynamic_batch:bool=True, max_batch:int=64):
         from executorch.exir import to_edge_transform_and_lower
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.devtools.backend_debug import get_delegation_info
-    batch,inputs = torch.export.Dim('batch', min=1, max=max_batch),tuple(t.contiguous() for t in inputs)  # the program keeps the example's dim order
-    try: ep = torch.export.export(module, inputs, dynamic_shapes=tuple({0: batch} for _ in inputs) if dynamic_batch else None, strict=False)
+    # the program keeps the example's dim order
+    batch,inputs = torch.export.Dim('batch', min=1, max=max_batch),tuple(t.contiguous() for t in inputs)
+    try:
+        ep = torch.export.export(module, inputs,
+                                 dynamic_shapes=tuple({0: batch} for _ in inputs) if dynamic_batch else None,
+                                 strict=False)
     except Exception as e: raise capture_error(module, e) from e
     ep = ep.run_decompositions(_global_pool_decompositions())  # fastai's global pools as amax/mean: Core ATen
     try: edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
@@ -113,7 +129,8 @@ def _lower(module, inputs:tuple, dynamic_batch:bool=True, max_batch:int=64):
         raise
     d = get_delegation_info(edge.exported_program().graph_module)
     kept = sorted(op for op,b in d.delegation_by_operator.items() if b.non_delegated)
-    return edge.to_executorch().buffer,dict(subgraphs=d.num_delegated_subgraphs, delegated=d.num_delegated_nodes, not_delegated=d.num_non_delegated_nodes, not_delegated_ops=kept)
+    return edge.to_executorch().buffer,dict(subgraphs=d.num_delegated_subgraphs, delegated=d.num_delegated_nodes,
+                                            not_delegated=d.num_non_delegated_nodes, not_delegated_ops=kept)
 
 # %% ../../nbs/34_formats.executorch.ipynb #et000015
 def _version()->str:
@@ -138,14 +155,21 @@ def export_executorch(module, # The graph to export (e.g. from `deploy_graph`)
     "Capture `module` with torch.export, lower it with XNNPACK to an ExecuTorch `.pte`, and check the file against the eager module."
     from xdeploy_nb.artifact import export_artifact, plain_tensors  # torch: train side
     atol,rtol = TOLERANCE if atol is None else atol,RTOL if rtol is None else rtol
-    if dynamic_batch and max_batch < 2: raise XDeployError(f"max_batch={max_batch!r}: a dynamic batch needs a bound of 2 or more.",
-                                                          "Pass max_batch >= 2, or dynamic_batch=False with an example of the batch size to fix.")
+    if dynamic_batch and max_batch < 2:
+        raise XDeployError(f"max_batch={max_batch!r}: a dynamic batch needs a bound of 2 or more.",
+                                                          "Pass max_batch >= 2, or dynamic_batch=False with an example "
+                           "of the batch size to fix.")
     if dynamic_batch and check and max(check) > max_batch: check = tuple(b for b in check if b <= max_batch)
-    info = dict(format='executorch', exporter=f"executorch {_version()} (torch.export, to_edge_transform_and_lower, XnnpackPartitioner)", max_batch=max_batch)
+    info = dict(format='executorch',
+                exporter=f"executorch {_version()} (torch.export, to_edge_transform_and_lower, XnnpackPartitioner)",
+                max_batch=max_batch)
     def save(m, inputs, p, ws):
-        data,info['delegation'] = _lower(m, tuple(t[:max_batch] for t in plain_tensors(inputs)) if dynamic_batch else plain_tensors(inputs), dynamic_batch, max_batch)
+        data,info['delegation'] = _lower(
+            m, tuple(t[:max_batch] for t in plain_tensors(inputs)) if dynamic_batch else plain_tensors(inputs),
+            dynamic_batch, max_batch)
         Path(p).write_bytes(data)
     return export_artifact(module, example_inputs, path, save, _pte_load, info, dynamic_batch, check, atol, rtol)
 
 # %% ../../nbs/34_formats.executorch.ipynb #et000016
-FORMATS['executorch'] = Format('model.pte', runs_code=False, needs_torch=True, runner=_pte_runner, export=export_executorch, device_kind='cpu')
+FORMATS['executorch'] = Format('model.pte', runs_code=False, needs_torch=True, runner=_pte_runner,
+                               export=export_executorch, device_kind='cpu')

@@ -93,7 +93,8 @@ def export_onnx(module, # The graph to export (an `nn.Module`, e.g. from `deploy
             if i == len(attempts) - 1:
                 why = f"{info['fallback_reason']}; then the legacy exporter: {reason}" if i else reason
                 raise ExportError(f"ONNX export of {type(module).__name__} failed: {why}",
-                                  getattr(e, 'fix', None) or "Try formats=('torchscript',) or ('torch.export',).") from e
+                                  getattr(e, 'fix',
+                                          None) or "Try formats=('torchscript',) or ('torch.export',).") from e
             info['fallback_reason'] = reason
     import onnx
     proto = onnx.load(str(path), load_external_data=False)

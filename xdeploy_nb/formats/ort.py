@@ -55,21 +55,25 @@ def export_ort(module, # The graph to export (e.g. from `deploy_graph`)
     info = dict(format='ort', exporter='onnxruntime.tools.convert_onnx_models_to_ort')
     def save(m, inputs, p, ws):
         with tempfile.TemporaryDirectory() as tmp:
-            src = Path(p).with_name(FORMATS['onnx'].file)  # the bundle's ONNX model, just exported from the same graph: not exported twice
+            # the bundle's ONNX model, just exported from the same graph: not exported twice
+            src = Path(p).with_name(FORMATS['onnx'].file)
             if src.is_file():
                 import onnx
                 info.update(exporter=f"{info['exporter']} (from the bundle's {src.name})", onnx_seconds=0.,
-                            opset=max(o.version for o in onnx.load(str(src), load_external_data=False).opset_import if o.domain in ('', 'ai.onnx')))
+                            opset=max(o.version for o in onnx.load(str(src),
+                                                                   load_external_data=False).opset_import if o.domain in ('', 'ai.onnx')))
             else:
                 src = Path(tmp)/'model.onnx'
-                o = export_onnx(m, inputs, src, dynamic_batch=dynamic_batch, opset=opset, check=check, atol=atol, rtol=rtol)
+                o = export_onnx(m, inputs, src, dynamic_batch=dynamic_batch, opset=opset, check=check, atol=atol,
+                                rtol=rtol)
                 info.update(exporter=f"{info['exporter']} (from the {o['exporter']} ONNX exporter)", opset=o['opset'],
                             fallback_reason=o['fallback_reason'], onnx_seconds=o['seconds'])
             t0 = time.perf_counter()
             ort_file,config = convert_to_ort(src, Path(tmp)/'ort')
             shutil.copyfile(ort_file, p)
         info.update(convert_seconds=round(time.perf_counter() - t0, 3), required_operators=config)
-    return export_artifact(module, example_inputs, path, save, lambda p: _ort_load(p, names), info, dynamic_batch, check, atol, rtol)
+    return export_artifact(module, example_inputs, path, save, lambda p: _ort_load(p, names), info, dynamic_batch,
+                           check, atol, rtol)
 
 # %% ../../nbs/33_formats.ort.ipynb #ort00009
 FORMATS['ort'] = Format('model.ort', runner=_ort_runner, export=export_ort)
@@ -84,7 +88,8 @@ def reduced_build_config(bundle:Path, # A bundle directory with an 'ort' artifac
     bundle = Path(bundle)
     m = read_manifest(bundle)
     a = next((a for a in m['artifacts'] if a['format'] == 'ort'), None)
-    if a is None: raise XDeployError(f"The bundle {bundle} has no ort artifact.", "Re-export it with 'ort' among its formats.")
+    if a is None:
+        raise XDeployError(f"The bundle {bundle} has no ort artifact.", "Re-export it with 'ort' among its formats.")
     g = (m['preprocessing'].get('graph') or {}).get('ort') if preprocess else None
     with tempfile.TemporaryDirectory() as tmp:
         files,config = [Path(tmp)/e['file'] for e in (a, g) if e],Path(tmp)/'required_operators.config'
@@ -105,13 +110,16 @@ def mobile_usability(onnx_file:Path # An ONNX model, e.g. a bundle's model.onnx
     from onnxruntime.tools.mobile_helpers import usability_checker as uc
     from onnxruntime.tools.onnx_model_utils import ModelProtoWithShapeInfo
     checks = {'NNAPI': uc.check_nnapi_partitions,
-              'CoreML NeuralNetwork': lambda m, fixed: uc.check_coreml_partitions(m, fixed, 'coreml_supported_neuralnetwork_ops.md'),
-              'CoreML MLProgram': lambda m, fixed: uc.check_coreml_partitions(m, fixed, 'coreml_supported_mlprogram_ops.md')}
+              'CoreML NeuralNetwork': lambda m,
+              fixed: uc.check_coreml_partitions(m, fixed, 'coreml_supported_neuralnetwork_ops.md'),
+              'CoreML MLProgram': lambda m,
+              fixed: uc.check_coreml_partitions(m, fixed, 'coreml_supported_mlprogram_ops.md')}
     with tempfile.TemporaryDirectory() as tmp:
         opt = Path(tmp)/'model.onnx'
         uc.optimize_model(Path(onnx_file), opt)
         model = ModelProtoWithShapeInfo(opt).model_with_shape_info
-        return {ep: dict(_partitions(check(model, True)), if_fixed=_partitions(check(model, False))) for ep,check in checks.items()}
+        return {ep: dict(_partitions(check(model, True)),
+                         if_fixed=_partitions(check(model, False))) for ep,check in checks.items()}
 
 def fix_batch(src:Path, # An ONNX model with a symbolic batch dimension
               dst:Path, # Where to write the copy

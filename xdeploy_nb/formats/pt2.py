@@ -39,7 +39,8 @@ def export_pt2(module, # The graph to export (an `nn.Module`)
     "Capture `module` with `torch.export`, save a `.pt2` ExportedProgram, reload and check it."
     from xdeploy_nb.artifact import export_artifact
     return export_artifact(module, example_inputs, path, lambda m, x, p, ws: _pt2_save(m, x, p, ws, dynamic_batch),
-                           _pt2_load, dict(format='torch.export', exporter='torch.export'), dynamic_batch, check, atol, rtol)
+                           _pt2_load, dict(format='torch.export', exporter='torch.export'), dynamic_batch, check, atol,
+                           rtol)
 
 # %% ../../nbs/32_formats.pt2.ipynb #fmp00001
 FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=torch_artifact_runner,

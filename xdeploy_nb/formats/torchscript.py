@@ -24,10 +24,12 @@ def _ts_save(module, inputs, path, ws):
     from xdeploy_nb.artifact import (DATA_FLOW_FIX, ExportError, capture_error, resample_batch, short_error,
                                      tracer_error, tracer_warnings)
     with torch.no_grad():
-        try: traced = torch.jit.trace(module, inputs, check_trace=True, check_inputs=[resample_batch(inputs, 3, seed=1)])
+        try:
+            traced = torch.jit.trace(module, inputs, check_trace=True, check_inputs=[resample_batch(inputs, 3, seed=1)])
         except torch.jit.TracingCheckError as e:
             if tw := tracer_warnings(ws): raise tracer_error(module, tw) from e
-            raise ExportError(f"{type(module).__name__}: the traced graph differs between batch sizes: {short_error(e)}",
+            raise ExportError(
+                f"{type(module).__name__}: the traced graph differs between batch sizes: {short_error(e)}",
                               DATA_FLOW_FIX) from e
         except XDeployError: raise
         except Exception as e: raise capture_error(module, e) from e

@@ -22,7 +22,8 @@ def _collab_io(learn)->dict:
 # %% ../../nbs/24a_kinds.collab_train.ipynb #op000054
 class CollabGraph(nn.Module):
     "A fastai collab model (`EmbeddingDotBias`, `EmbeddingNN`) for deployment: (user, item) codes in, a [batch, 1] rating out."
-    def __init__(self, model:nn.Module, activation:str): super().__init__(); self.model,self.activation = model,activation
+    def __init__(self, model:nn.Module,
+                 activation:str): super().__init__(); self.model,self.activation = model,activation
     def forward(self, x_cat):
         y = self.model(x_cat)
         return activate(y.unsqueeze(1) if y.ndim == 1 else y, self.activation)

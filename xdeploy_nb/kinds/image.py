@@ -20,9 +20,11 @@ __all__ = ['IMAGE_EXTENSIONS']
 def _check_image_inputs(m:dict):
     "Refuse an image manifest whose inputs are not one uint8 NCHW image batch."
     ins = m['inputs']
-    if len(ins) != 1 or ins[0]['dtype'] != 'uint8' or len(ins[0]['shape']) != 4 or ins[0].get('layout', 'NCHW') != 'NCHW':
+    if len(ins) != 1 or ins[0]['dtype'] != 'uint8' or len(ins[0]['shape']) != 4 or ins[0].get('layout',
+                                                                                              'NCHW') != 'NCHW':
         raise manifest_error("an image bundle has one uint8 input of shape [batch, C, H, W], layout NCHW; this one has "
-                              + '; '.join(f"{i['name']} {i['dtype']} {shape_text(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
+                              + '; '.join(
+                                  f"{i['name']} {i['dtype']} {shape_text(i['shape'])} {i.get('layout', '')}".strip() for i in ins))
 
 # %% ../../nbs/20_kinds.image.ipynb #rt000023
 def _image_batch(items:list, # Image items
@@ -39,16 +41,22 @@ def _image_batch(items:list, # Image items
         arrs.append(fit_input(arr, shape, f"Item {i} ({describe_item(item)})"))
     if not arrs: return np.zeros([0, *(d if isinstance(d, int) else 0 for d in shape[1:])], np.uint8)
     if len({a.shape for a in arrs}) > 1: raise XDeployError(
-        f"Items {first}-{first+len(arrs)-1} have different sizes after preprocessing ({sorted({a.shape[1:] for a in arrs})}).",
+        f"Items {first}-{first+len(arrs)-1} have different sizes after preprocessing "
+        f"({sorted({a.shape[1:] for a in arrs})}).",
         "The bundle's preprocessing does not resize to one size: resize the images to one size first.")
     return np.stack(arrs)
 
 def _image_items(items)->list:
     "`items` as a list of image items; a lone image is refused, so that a path is not taken for a list of characters."
-    if isinstance(items, (str, os.PathLike, bytes, bytearray, Image.Image)) or (isinstance(items, np.ndarray) and items.ndim < 4):
-        raise XDeployError(f"Expected a list of images, got one image ({describe_item(items)}).", "Pass a list, `[item]`, or use `predict(item)`.")
+    if isinstance(items,
+                  (str, os.PathLike, bytes, bytearray, Image.Image)) or (isinstance(items,
+                                                                                    np.ndarray) and items.ndim < 4):
+        raise XDeployError(f"Expected a list of images, got one image ({describe_item(items)}).",
+                           "Pass a list, `[item]`, or use `predict(item)`.")
     try: return list(items)
-    except TypeError: raise XDeployError(f"Expected a list of images, not {describe_item(items)}.", "Pass a list of images.") from None
+    except TypeError:
+        raise XDeployError(f"Expected a list of images, not {describe_item(items)}.",
+                           "Pass a list of images.") from None
 
 # %% ../../nbs/20_kinds.image.ipynb #kdi00002
 def _prepare_images(m:dict, items, max_pixels:int=None, first:int=0)->dict:
@@ -57,8 +65,10 @@ def _prepare_images(m:dict, items, max_pixels:int=None, first:int=0)->dict:
     return {inp['name']: _image_batch(_image_items(items), m['preprocessing']['spec'], inp['shape'], max_pixels, first)}
 
 # %% ../../nbs/20_kinds.image.ipynb #kdi00003
-KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item, item_encoding='bytes',
-                      spec_schema={**IMAGE_PREPROCESSING_SCHEMA, **PREGRAPH_SCHEMA})  # with the preprocessing graph (`xdeploy_nb.pregraph`)
+KINDS['image'] = Kind(check=_check_image_inputs, prepare=_prepare_images, as_list=_image_items, one=lambda item: item,
+                      item_encoding='bytes',
+                      # with the preprocessing graph (`xdeploy_nb.pregraph`)
+                      spec_schema={**IMAGE_PREPROCESSING_SCHEMA, **PREGRAPH_SCHEMA})
 
 # %% ../../nbs/20_kinds.image.ipynb #kd000006
 IMAGE_EXTENSIONS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
@@ -71,7 +81,8 @@ def _image_files(paths:list, m:dict=None)->list:
         elif p.exists(): files.append(p)
         else: raise XDeployError(f"{p} does not exist.", "Check the path.")
     if not files: raise XDeployError(f"There are no image files in {', '.join(map(str, paths))}.",
-                                     f"Pass image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) or folders that hold them.")
+                                     f"Pass image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) or folders that hold "
+                                     "them.")
     return [str(f) for f in files]
 
 # %% ../../nbs/20_kinds.image.ipynb #kdi00004

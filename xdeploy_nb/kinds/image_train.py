@@ -19,13 +19,15 @@ def _item_hw(pre:dict)->tuple:
     "Height and width of the images the item steps produce (the graph's input size)."
     sizes = [s['size'] for s in pre['item_tfms'] if 'size' in s]
     if not sizes: raise XDeployError("The Learner's validation pipeline does not resize its images to one size.",
-                                     "Add item_tfms=Resize(size) to the DataLoaders, so every image reaches the model at one size.")
+                                     "Add item_tfms=Resize(size) to the DataLoaders, so every image reaches the model "
+                                     "at one size.")
     return tuple(sizes[-1])
 
 def _image_io(learn)->dict:
     "The image kind's `spec`: one uint8 NCHW input; decode, item steps outside the graph, batch steps inside."
     pre = image_spec(learn)
-    inputs = [dict(name='image', dtype='uint8', shape=['batch', 1 if pre['input']['mode'] == 'L' else 3, *_item_hw(pre)], layout='NCHW')]
+    inputs = [dict(name='image', dtype='uint8',
+                   shape=['batch', 1 if pre['input']['mode'] == 'L' else 3, *_item_hw(pre)], layout='NCHW')]
     steps = ([dict(op='decode', mode=pre['input']['mode'], in_graph=False)] +
              [dict(s, in_graph=False) for s in pre['item_tfms']] + [dict(s, in_graph=True) for s in pre['batch_tfms']])
     return dict(inputs=inputs, steps=steps, spec=pre)
@@ -63,7 +65,8 @@ def _grid_resample(x, size, mode, pad_mode, align_corners, in_hw=None, grid=None
     h,w = (H, W) if size is None else size
     # the grid is made for one image and expanded to the batch: nothing depends on the (dynamic) batch size
     coords = (_identity_grid(h, w, align_corners) if grid is None else grid).expand(x.shape[0], h, w, 2)
-    if mode == 'bilinear':  # fastai's `_grid_sample` pre-shrink, its formula as it is (coords.shape[-2] is w, [-1] is 2)
+    # fastai's `_grid_sample` pre-shrink, its formula as it is (coords.shape[-2] is w, [-1] is 2)
+    if mode == 'bilinear':
         z = 1. if align_corners else 1/(1 - 1/max(h, w))  # = 2/(coords.max()-coords.min()) for the identity grid
         d = min(H/w, W/2)/2
         if d > 1 and d > z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
@@ -81,7 +84,8 @@ def _with_sizes(steps:list, hw:tuple)->list:
             if s['size'] is not None: hw = tuple(s['size'])
     return res
 
-BATCH_TORCH_OPS = dict(int_to_float=_int_to_float, normalize=_normalize_batch, center_crop_ratio=_center_crop_ratio, grid_resample=_grid_resample)
+BATCH_TORCH_OPS = dict(int_to_float=_int_to_float, normalize=_normalize_batch, center_crop_ratio=_center_crop_ratio,
+                       grid_resample=_grid_resample)
 
 assert set(BATCH_TORCH_OPS) == set(BATCH_OPS)
 
@@ -107,7 +111,8 @@ def _unet_block_forward(self, up_in):
 def _resize_to_orig_forward(self, x): return F.interpolate(x, x.orig.shape[-2:], mode=self.mode)
 
 # %% ../../nbs/20a_kinds.image_train.ipynb #sg000e02-2
-def _same_forward(self, x): return x  # `ToTensorBase` only casts to fastai's TensorBase (same values), which torch.export cannot trace
+# `ToTensorBase` only casts to fastai's TensorBase (same values), which torch.export cannot trace
+def _same_forward(self, x): return x
 
 # %% ../../nbs/20a_kinds.image_train.ipynb #sg000e02-3
 def _size_free(model:nn.Module)->nn.Module:
@@ -117,7 +122,8 @@ def _size_free(model:nn.Module)->nn.Module:
     fwd = {UnetBlock: _unet_block_forward, ResizeToOrig: _resize_to_orig_forward, ToTensorBase: _same_forward}
     if not any(type(m) in fwd for m in model.modules()): return model
     for m in model.modules():
-        if type(m) is UnetBlock: m.hook.stored = None  # the last batch's features, not a leaf tensor: deepcopy refuses it
+        # the last batch's features, not a leaf tensor: deepcopy refuses it
+        if type(m) is UnetBlock: m.hook.stored = None
     model = copy.deepcopy(model)
     for m in model.modules():
         if type(m) in fwd: m.forward = types.MethodType(fwd[type(m)], m)

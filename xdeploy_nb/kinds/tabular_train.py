@@ -20,7 +20,8 @@ def _tabular_io(learn)->dict:
     inputs = [dict(name='x_cat', dtype='int64', shape=['batch', len(pre['x_cat'])]),
               dict(name='x_cont', dtype='float32', shape=['batch', len(pre['x_cont'])])]
     steps = [dict(op='fill_missing', in_graph=False), dict(op='categorify', in_graph=False)]
-    return dict(inputs=inputs, steps=steps + ([dict(op='normalize', in_graph=True)] if pre['normalize'] else []), spec=pre)
+    return dict(inputs=inputs, steps=steps + ([dict(op='normalize', in_graph=True)] if pre['normalize'] else []),
+                spec=pre)
 
 # %% ../../nbs/21a_kinds.tabular_train.ipynb #op000043
 class TabularGraph(nn.Module):
