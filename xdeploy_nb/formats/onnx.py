@@ -26,7 +26,8 @@ def _rename_batch_dim(path, names, new:str='batch'):
     import onnx
     proto = onnx.load(str(path))
     g = proto.graph
-    old = {i.type.tensor_type.shape.dim[0].dim_param for i in g.input if i.name in names and i.type.tensor_type.shape.dim} - {''}
+    old = {i.type.tensor_type.shape.dim[0].dim_param for i in g.input
+           if i.name in names and i.type.tensor_type.shape.dim} - {''}
     if not old: return
     for v in [*g.input, *g.output, *g.value_info]:
         for d in v.type.tensor_type.shape.dim:
