@@ -87,9 +87,8 @@ def _register_plugin(dist:str, module:str)->dict:
     try:
         mod = importlib.import_module(module)
         rec['library'] = str(mod.get_library_path())
-        names = mod.get_ep_names() if hasattr(mod,
-                                              'get_ep_names') else [mod.get_ep_name()] if hasattr(mod,
-                                                                                                  'get_ep_name') else []
+        names = (mod.get_ep_names() if hasattr(mod, 'get_ep_names') else
+                 [mod.get_ep_name()] if hasattr(mod, 'get_ep_name') else [])
         rec['ep_names'] = [str(n) for n in names]
         if rec['ep_names'] and set(rec['ep_names']) <= {d.ep_name for d in ort.get_ep_devices()}:
             rec['status'] = 'already registered'
@@ -208,8 +207,8 @@ def _torch_devices()->list:
             hip = getattr(torch.version, 'hip', None)
             for i in range(torch.cuda.device_count()):
                 p = torch.cuda.get_device_properties(i)
-                cap = f"ROCm {p.gcnArchName}" if hip and hasattr(
-                    p, 'gcnArchName') else f"compute capability {p.major}.{p.minor}"
+                cap = (f"ROCm {p.gcnArchName}" if hip and hasattr(p, 'gcnArchName')
+                       else f"compute capability {p.major}.{p.minor}")
                 recs.append(_record('torch', None, 'GPU', name=f"torch:cuda:{i}", vendor='AMD' if hip else 'NVIDIA',
                                     device_id=i,
                                     source='torch', detail=f"{p.name}, {cap}, {p.total_memory/2**30:.0f} GiB"))
@@ -379,8 +378,8 @@ def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', '
     if d['kind'] == 'provider' or ep == 'CPUExecutionProvider':
         opts = dict(opt or d.get('options') or ({'device_id': '0'} if d['name'] in DEVICE_ID_EPS else {}))
         providers,options = [ep],[{**opts, **exact}]
-        if ep == 'TensorrtExecutionProvider' and any(
-            r['ep'] == 'CUDAExecutionProvider' and r['kind'] == 'provider' for r in devices):
+        cuda = any(r['ep'] == 'CUDAExecutionProvider' and r['kind'] == 'provider' for r in devices)
+        if ep == 'TensorrtExecutionProvider' and cuda:
             providers.append('CUDAExecutionProvider'); options.append(dict(opts))
         if fallback: providers.append('CPUExecutionProvider'); options.append({})
         said = ''.join(f", {k}={v}" for k,v in opts.items())
@@ -394,8 +393,8 @@ def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', '
         handle = list_devices(torch=False).handles.get(d['name'])
         if handle is not None and handle.ep_name != ep: handle = None
     plugin = d['source'].removeprefix('plugin:') if d['source'].startswith('plugin:') else None
-    why = (f"{ep} on the {d['vendor'] or 'unknown vendor'} {d['type'] or 'device'}" + (
-        f" ({d['detail']})" if d['detail'] else '')
+    why = (f"{ep} on the {d['vendor'] or 'unknown vendor'} {d['type'] or 'device'}"
+           + (f" ({d['detail']})" if d['detail'] else '')
            + (f", from the plugin package {plugin}" if plugin else '') + placed)
     return SessionPlan(label, ep, why, ep_devices=[handle] if handle is not None else [], ep_options=exact,
                        fallback=fallback)
@@ -452,8 +451,8 @@ def fallback_session(plan:SessionPlan, # The plan whose session onnxruntime refu
     so = options()
     so.log_severity_level = 0  # verbose: the node placements
     sess,log = _captured_stderr(lambda: ort.InferenceSession(model, sess_options=so, **loose.apply(so)))
-    why = '; '.join(_logged_errors(log)[:2]) or (str(sess).strip().splitlines()[0] if isinstance(sess,
-                                                                                                 Exception) else '')
+    why = '; '.join(_logged_errors(log)[:2]) or (str(sess).strip().splitlines()[0] if isinstance(sess, Exception)
+                                                  else '')
     if isinstance(sess, Exception) or plan.ep not in sess.get_providers(): raise XDeployError(
         f"onnxruntime could not start {plan.ep} for device {plan.device!r}" + (f" ({why})" if why else '')
         + ": every node would run on the CPU, so the session was refused.",
@@ -484,9 +483,8 @@ def auto_candidates(devices:list=None # Device records; None: this machine's, `l
         i,d = i_d
         short = ep_short_name(d['ep'])
         return (AUTO_ORDER.index(short) if short in AUTO_ORDER else len(AUTO_ORDER), TYPE_ORDER.index(d['type']), i)
-    picks = [
-        (i,d) for i,d in enumerate(
-            devices) if d['kind'] != 'torch' and d['type'] != 'CPU' and d['ep'] not in NOT_DEVICES]
+    picks = [(i,d) for i,d in enumerate(devices)
+             if d['kind'] != 'torch' and d['type'] != 'CPU' and d['ep'] not in NOT_DEVICES]
     return [d['name'] for _,d in sorted(picks, key=rank)] + ['cpu']
 
 # %% ../nbs/01_accel.ipynb #08fd00b3

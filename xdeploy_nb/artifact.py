@@ -104,8 +104,8 @@ def _max_abs_diff(a:list, b:list)->float:
 # %% ../nbs/03_artifact.ipynb #sk0ex005
 def _within(a:list, b:list, atol:float, rtol:float)->bool:
     "Are the arrays `b` within `within_tolerance` of the arrays `a` (same shapes)?"
-    return len(a) == len(b) and all(x.shape == y.shape and bool(within_tolerance(x, y, atol,
-                                                                                 rtol).all()) for x,y in zip(a, b))
+    return len(a) == len(b) and all(x.shape == y.shape and bool(within_tolerance(x, y, atol, rtol).all())
+                                    for x,y in zip(a, b))
 
 def _check_batches(module, run, inputs, batches, atol, info, rtol=RTOL):
     "Run the artifact (`run`) and the eager `module` at each batch size; raise unless `within_tolerance`."
@@ -125,8 +125,8 @@ def _check_batches(module, run, inputs, batches, atol, info, rtol=RTOL):
 # %% ../nbs/03_artifact.ipynb #sk0ex006
 def forward_input_names(module, n:int)->list:
     "The names of the first `n` parameters of `module.forward`, for the graph's inputs."
-    ps = [p for p in inspect.signature(module.forward).parameters.values() if p.kind in (p.POSITIONAL_ONLY,
-                                                                                         p.POSITIONAL_OR_KEYWORD)]
+    ps = [p for p in inspect.signature(module.forward).parameters.values()
+          if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return [p.name for p in ps[:n]] if len(ps) >= n else [f'input{i}' for i in range(n)]
 
 def short_error(e:BaseException, n:int=600)->str:
@@ -161,8 +161,8 @@ _BENIGN_TRACER = r'torch\.tensor results are registered as constants'
 
 # %% ../nbs/03_artifact.ipynb #9697f03a-2
 def tracer_warnings(ws)->list:
-    return [w for w in ws if issubclass(w.category, torch.jit.TracerWarning) and not re.search(_BENIGN_TRACER,
-                                                                                               str(w.message))]
+    return [w for w in ws if issubclass(w.category, torch.jit.TracerWarning)
+            and not re.search(_BENIGN_TRACER, str(w.message))]
 
 DATA_FLOW_FIX = ("Make it branchless (torch.where) or use torch.cond; meanwhile the 'torch.export' or 'onnx' format "
                  "may still work.")

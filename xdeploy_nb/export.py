@@ -279,8 +279,8 @@ def _graph_note(m:dict)->str:
     if 'graph' not in pre: return ''
     if not (g := pre['graph']): return f"\n\nNo preprocessing graph: {pre.get('graph_unavailable', '')}"
     a = g['agreement']
-    return (f"\n\nPreprocessing graph `{g['file']}`" + (
-        f" (and `{g['ort']['file']}`)" if 'ort' in g else '') + f", {_size(g['size'])}: "
+    return (f"\n\nPreprocessing graph `{g['file']}`" + (f" (and `{g['ort']['file']}`)" if 'ort' in g else '')
+            + f", {_size(g['size'])}: "
             f"on {a['n_images']} images, {a['pixels_within_1']:.3%} of pixels within 1 level of Pillow's "
             f"({a['pixels_equal']:.3%} equal, "
             f"max {a['max_pixel_diff']}); the Learner's decision on {a['top1']:.1%}, outputs within "
@@ -297,9 +297,8 @@ def _repr_markdown_(self:Bundle)->str:
     inp = ', '.join(f"{i['name']} {i['dtype']}{i['shape']}" for i in m['inputs'])
     return (f"**Bundle** `{self.path}`: {m['task'].replace('_', '-')} over {len(m['labels'])} labels "
             f"({', '.join(m['labels'][:8])}{', ...' if len(m['labels']) > 8 else ''}); input {inp}; "
-            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n" + '\n'.join(
-                rows) + rejected + _graph_note(m)
-            + _digest_note(self))
+            f"output {m['outputs'][0]['activation']}.{_activation_note(m)}\n\n"
+            + '\n'.join(rows) + rejected + _graph_note(m) + _digest_note(self))
 
 # %% ../nbs/42_export.ipynb #jsh00402
 @patch(as_prop=True)

@@ -35,8 +35,8 @@ def measure_agreement(learn, # The Learner
                       sizes=PHOTO_SIZES # Also photo-like JPEGs of these sizes `(height, width)`
                      )->dict:
     "The graph path against the Pillow path (pixels) and against the Learner, on `items` and photo-like files."
-    name,plain = m['inputs'][0]['name'],dict(
-        m, preprocessing={k: v for k,v in m['preprocessing'].items() if k != 'graph'})
+    name = m['inputs'][0]['name']
+    plain = dict(m, preprocessing={k: v for k,v in m['preprocessing'].items() if k != 'graph'})
     # the model the export has just written, in any format, opened from the manifest in memory
     fmt = next(a['format'] for a in m['artifacts'] if a.get('variant', 'fp32') == 'fp32')
     p = Predictor(bundle, device='cpu', format=fmt, trust_code=True, manifest=plain)

@@ -80,8 +80,8 @@ def _tabular_rows(learn, n:int)->list:
     "Up to `n` validation rows of a tabular Learner, decoded back to raw values (missing values restored)."
     to = learn.dls.valid_ds
     dec = to.new(to.items.iloc[:n].copy()).decode().items
-    filled = [
-        c for f in learn.dls.train_ds.procs.fs if type(f).__name__ == 'FillMissing' and f.add_col for c in f.na_dict]
+    filled = [c for f in learn.dls.train_ds.procs.fs if type(f).__name__ == 'FillMissing' and f.add_col
+              for c in f.na_dict]
     flags,rows = {f'{c}_na' for c in filled},[]
     for r in dec.to_dict('records'):
         for c in filled:
@@ -212,8 +212,8 @@ def accuracy_record(out:np.ndarray, # An artifact's outputs
     rec = dict(n=len(out),
                agreement_with_fp32=compare(fp32, out, task, threshold, tolerance, output=output)['agreement'])
     if targets is not None:
-        (metric,value),(_,base) = score(out, targets, task, threshold, output),score(fp32, targets, task, threshold,
-                                                                                     output)
+        (metric,value),(_,base) = (score(out, targets, task, threshold, output),
+                                   score(fp32, targets, task, threshold, output))
         rec.update(metric=metric, value=value, fp32_value=base)
     return rec
 
@@ -267,8 +267,8 @@ class VerifyReport:
 def result(self:VerifyReport, file:str # The artifact's file name
           )->dict:
     "The result for the artifact in `file`, as stored in the manifest."
-    return {k:v for k,v in next(r for r in self.rows if r['file'] == file).items() if k not in ('format', 'file',
-                                                                                                'variant', 'accuracy')}
+    row = next(r for r in self.rows if r['file'] == file)
+    return {k:v for k,v in row.items() if k not in ('format', 'file', 'variant', 'accuracy')}
 
 @patch
 def _repr_html_(self:VerifyReport)->str:

@@ -96,9 +96,8 @@ def _not_core_error(e:Exception)->XDeployError|None:
     "The error for an operator the edge dialect refuses (not Core ATen), naming the formats that hold it; else None."
     import re
     if not (op := re.search(r'Operator (\S+) is not in Core ATen opset', str(e))): return None
-    op,others = op[1].replace('torch._ops.',
-                              '').removesuffix(
-                                  '.default'),[n for n,f in FORMATS.items() if f.export and n != 'executorch']
+    op = op[1].replace('torch._ops.', '').removesuffix('.default')
+    others = [n for n,f in FORMATS.items() if f.export and n != 'executorch']
     return XDeployError(f"The executorch format cannot hold this model: its operator {op} is not in the Core ATen "
                         "opset that ExecuTorch "
                         "lowers, and no decomposition of it is known here. An export is all or nothing, so no bundle "
@@ -165,9 +164,8 @@ def export_executorch(module, # The graph to export (e.g. from `deploy_graph`)
                 exporter=f"executorch {_version()} (torch.export, to_edge_transform_and_lower, XnnpackPartitioner)",
                 max_batch=max_batch)
     def save(m, inputs, p, ws):
-        data,info['delegation'] = _lower(
-            m, tuple(t[:max_batch] for t in plain_tensors(inputs)) if dynamic_batch else plain_tensors(inputs),
-            dynamic_batch, max_batch)
+        xs = tuple(t[:max_batch] for t in plain_tensors(inputs)) if dynamic_batch else plain_tensors(inputs)
+        data,info['delegation'] = _lower(m, xs, dynamic_batch, max_batch)
         Path(p).write_bytes(data)
     return export_artifact(module, example_inputs, path, save, _pte_load, info, dynamic_batch, check, atol, rtol)
 

@@ -48,9 +48,8 @@ def _image_batch(items:list, # Image items
 
 def _image_items(items)->list:
     "`items` as a list of image items; a lone image is refused, so that a path is not taken for a list of characters."
-    if isinstance(items,
-                  (str, os.PathLike, bytes, bytearray, Image.Image)) or (isinstance(items,
-                                                                                    np.ndarray) and items.ndim < 4):
+    if (isinstance(items, (str, os.PathLike, bytes, bytearray, Image.Image))
+        or (isinstance(items, np.ndarray) and items.ndim < 4)):
         raise XDeployError(f"Expected a list of images, got one image ({describe_item(items)}).",
                            "Pass a list, `[item]`, or use `predict(item)`.")
     try: return list(items)
