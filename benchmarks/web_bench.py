@@ -92,7 +92,8 @@ def main():
     from xdeploy_nb.data import make_image_folder
     from xdeploy_nb.train import image_dls, image_learner
     from xdeploy_nb.export import export_bundle
-    from xdeploy_nb.runtime import Predictor, _cpus
+    from xdeploy_nb.runtime import Predictor
+    from xdeploy_nb.accel import usable_cpus
     from xdeploy_nb.hosts.web import JS_DIR, write_site
     from playwright.sync_api import sync_playwright
     tmp = Path(tempfile.mkdtemp())
@@ -108,7 +109,7 @@ def main():
     x1 = np.full([1, *m['inputs'][0]['shape'][1:]], 128, np.uint8)
     from PIL import Image
     arr = np.asarray(Image.open(sorted((data/'valid').rglob('*.png'))[0]).convert('RGB'))
-    cpus = _cpus()
+    cpus = usable_cpus()
     natives = {t: Predictor(tmp/'bundle', device='cpu', threads=t, preprocess='graph') for t in (cpus, 1)}
     raw = {f: native_session(tmp/'bundle'/f, cpus) for f in models}
     for f in models: raw[f](x1)  # warm-up

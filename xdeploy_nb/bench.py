@@ -12,7 +12,8 @@ from .core import VARIANTS, XDeployError, read_manifest
 from .variants import SLOWER, cpu_name, slower_note
 
 # %% auto #0
-__all__ = ['COLUMNS', 'time_runs', 'sample_batch', 'bench_cell', 'run_cell', 'matmul_peak', 'BenchReport', 'bench']
+__all__ = ['COLUMNS', 'time_runs', 'sample_batch', 'bench_cell', 'run_cell', 'matmul_peak', 'slower_notes', 'BenchReport',
+           'bench']
 
 # %% ../nbs/43_bench.ipynb #a9d0b182
 def _peak_rss_mb()->float|None:
@@ -260,7 +261,7 @@ def _text_table(rows:list, # Dicts
     return '\n'.join(line(vs) for vs in [cols] + cells)
 
 # %% ../nbs/43_bench.ipynb #vsf00005
-def _slower_notes(rows:list, # The report's rows, with `vs_fp32`
+def slower_notes(rows:list, # The report's rows, with `vs_fp32`
                   cpu:str # The machine, for the notes
                  )->list:
     "A note per variant (and format, device) slower than fp32 at the largest batch size it was timed at."
@@ -280,7 +281,7 @@ def _report_text(rows:list, meta:dict)->str:
     "The report as plain text: the `_TEXT_COLUMNS` that hold a value, then what it ran on and the slower variants."
     cols = [c for c in _TEXT_COLUMNS
             if c in ('format', 'variant', 'device') or any(_value_text(c, r.get(c)) for r in rows)]
-    notes = ''.join(f"\nSlower than fp32: {n}" for n in _slower_notes(rows, meta['cpu']))
+    notes = ''.join(f"\nSlower than fp32: {n}" for n in slower_notes(rows, meta['cpu']))
     return (f"{_text_table(rows, cols)}\n{meta['cpu']}, {meta['threads']} threads, "
             f"matmul peak {meta['matmul_peak_gflops']:.0f} GFLOP/s; {meta['seconds']:.0f} s{notes}")
 
@@ -351,9 +352,9 @@ _BUDGET_OUT = 'the time budget ran out'
 def _bench_meta(path:Path, m:dict, peak:float, timing:dict, budget:float|None, rows:list, seconds:float)->dict:
     "What a benchmark ran on and how: bundle, machine, versions, settings, and whether the time budget stopped it."
     import onnxruntime
-    from xdeploy_nb.runtime import _cpus
+    from xdeploy_nb.accel import usable_cpus
     return dict(bundle=str(path), bundle_name=path.name, cpu=cpu_name(), cpus=os.cpu_count(),
-                threads=timing['threads'] or _cpus(), matmul_peak_gflops=peak, flops_per_item=m.get('flops'),
+                threads=timing['threads'] or usable_cpus(), matmul_peak_gflops=peak, flops_per_item=m.get('flops'),
                 python=platform.python_version(), onnxruntime=onnxruntime.__version__, seconds=seconds, budget=budget,
                 budget_hit=any(_BUDGET_OUT in str(r.get('error')) for r in rows), batch_sizes=timing['batch_sizes'],
                 min_time=timing['min_time'], min_runs=timing['min_runs'], created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
@@ -413,7 +414,7 @@ class BenchReport:
 
     def _repr_html_(self)->str|None:
         "The notebook's view: a header, the table and the plot; None (so the text form) without pandas or matplotlib."
-        notes = _slower_notes(self.rows, self.meta['cpu'])
+        notes = slower_notes(self.rows, self.meta['cpu'])
         try: return _report_html(self.meta, self.table().to_html(), self.plot(), notes)
         except XDeployError: return None
 

@@ -13,11 +13,12 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'ACTIVATIONS', 'DTYPES',
-           'MANIFEST_SCHEMA', 'MANIFEST_MAX_BYTES', 'MAX_JSON_DEPTH', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'TOLERANCE',
-           'RTOL', 'XDeployError', 'file_sha256', 'recover_directory', 'remove_stale_partials', 'atomic_directory',
-           'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task', 'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf',
-           'Version', 'ManifestError', 'validate_manifest', 'read_manifest', 'write_manifest', 'bundle_digest',
-           'read_checked', 'check_artifacts', 'json_schema', 'schema_json', 'schema_file', 'within_tolerance']
+           'FILE_DOC', 'SHA256_DOC', 'SIZE_DOC', 'MANIFEST_SCHEMA', 'MANIFEST_MAX_BYTES', 'MAX_JSON_DEPTH', 'SCHEMA_ID',
+           'SCHEMA_DESCRIPTION', 'TOLERANCE', 'RTOL', 'XDeployError', 'file_sha256', 'recover_directory',
+           'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task',
+           'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError', 'validate_manifest', 'read_manifest',
+           'write_manifest', 'bundle_digest', 'read_checked', 'check_artifacts', 'json_schema', 'schema_json',
+           'schema_file', 'within_tolerance']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -325,14 +326,14 @@ _DTYPE = Doc(DTYPES, "Element type of the array, as ONNX names it: uint8, int64,
 _SHAPE = Doc([(Doc(int, minimum=0), str)], "The array's dimensions, outermost first: an integer is a fixed size (0: an "
              "empty dimension, e.g. x_cat of a table without category columns), a string names a size chosen at run "
              "time ('batch': the number of items).")
-_FILE = Doc(str, "A file name in the bundle folder, beside manifest.json: no folders, not hidden, no control "
+FILE_DOC = Doc(str, "A file name in the bundle folder, beside manifest.json: no folders, not hidden, no control "
             "characters (U+0000-U+001F, U+007F); a reader refuses a file that resolves outside the folder (a symbolic "
             "link out of it).",
             pattern=r'[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*', max_length=255, what='a plain file name in the bundle')
-_SHA256 = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it loads "
+SHA256_DOC = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it loads "
                    "the file.", pattern='[0-9a-f]{64}', min_length=64, max_length=64,
               what='a sha256 hex digest (64 lowercase hex digits)')
-_SIZE = Doc(int, "The file's size in bytes.", minimum=0)
+SIZE_DOC = Doc(int, "The file's size in bytes.", minimum=0)
 
 MANIFEST_SCHEMA = {
     'schema': Doc({SCHEMA_NAME}, "What this file is: always 'xdeploy_nb.bundle'."),
@@ -381,7 +382,7 @@ MANIFEST_SCHEMA = {
                       "ExecuTorch's runtimes, lowered with XNNPACK; none of these three runs code when loaded), "
                       "'torchscript' and 'torch.export' (run with torch: they can execute code when loaded, so a "
                       "reader loads them only when its user opts in)."),
-        'file': _FILE, 'sha256': _SHA256, 'size': _SIZE,
+        'file': FILE_DOC, 'sha256': SHA256_DOC, 'size': SIZE_DOC,
         'precision': Doc(str, "The numeric precision of the weights and arithmetic: 'fp32', 'fp16' or 'int8'."),
         'exporter?': Doc(str, "What wrote the file, e.g. 'dynamo' or 'legacy' (torch's ONNX exporters), or the variant "
                               "maker."),
@@ -433,7 +434,7 @@ MANIFEST_SCHEMA = {
     'rejected?': Doc([{'variant': VARIANTS, 'reason': Doc(str, "The verification report that rejected it.")}],
         "Variants that were made but failed verification, and so were left out of the bundle."),
     'flops?': Doc((int, type(None)), "Floating-point operations per item of the fp32 ONNX model (null: not counted)."),
-    'sample?': Doc({'file': _FILE, 'sha256': _SHA256, 'size': _SIZE,
+    'sample?': Doc({'file': FILE_DOC, 'sha256': SHA256_DOC, 'size': SIZE_DOC,
                     'n': Doc(int, "How many items it holds.", minimum=0)},
         "An .npz file (numpy arrays, no pickles) with a few prepared inputs ('input.<input name>'), the Learner's "
         "outputs for them ('expected') and each variant's own CPU outputs ('expected.<artifact file>'): a host checks "

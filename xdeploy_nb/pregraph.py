@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 import onnxruntime as ort
-from .core import _FILE, _SHA256, _SIZE, Closed, Doc, OneOf, XDeployError, read_checked
+from .core import FILE_DOC, SHA256_DOC, SIZE_DOC, Closed, Doc, OneOf, XDeployError, read_checked
 from .core import RTOL, TASKS, TOLERANCE
-from .preprocess import ITEM_STEP_SCHEMAS, PreprocessError, _item_error, _load
+from .preprocess import ITEM_STEP_SCHEMAS, PreprocessError, item_error, load_item
 
 # %% auto #0
 __all__ = ['GRAPH_FILE', 'GRAPH_ORT_FILE', 'GRAPH_INPUT', 'GRAPH_OPSET', 'GRAPH_RESAMPLES', 'GRAPH_STEPS', 'PHOTO_SIZES',
@@ -254,7 +254,7 @@ def choose_preprocess(m:dict, # A bundle's manifest
 # %% ../nbs/11_pregraph.ipynb #pg000032
 def _decoded(item, spec:dict, max_pixels:int=None)->np.ndarray:
     "`item` decoded and converted to the spec's mode as `prepare_image` opens it (checks included), before any step."
-    return _load(item, dict(spec, item_tfms=[]), max_pixels)
+    return load_item(item, dict(spec, item_tfms=[]), max_pixels)
 
 def graph_batch(pg:Pregraph, # The bundle's preprocessing graph
                 items:list, # Image items: file paths, bytes, PIL images or HWC uint8 arrays
@@ -267,7 +267,7 @@ def graph_batch(pg:Pregraph, # The bundle's preprocessing graph
     def one(ix):
         i,item = ix
         try: return pg(_decoded(item, spec, max_pixels))
-        except Exception as e: raise _item_error(e, i, item) from None
+        except Exception as e: raise item_error(e, i, item) from None
     outs = list((pool.map if pool else map)(one, enumerate(items, first)))
     return np.concatenate(outs) if outs else np.zeros([0, *pg.graph['output']['shape'][1:]], np.uint8)
 
@@ -290,7 +290,7 @@ def output_agreement(ref:np.ndarray, # The Learner's activated outputs
     return dict(top1=float((same | tie).mean()), max_prob_diff=float(d.max()), mean_prob_diff=float(d.mean()))
 
 # %% ../nbs/11_pregraph.ipynb #pg000041
-_ENTRY = {'file': _FILE, 'sha256': _SHA256, 'size': _SIZE}
+_ENTRY = {'file': FILE_DOC, 'sha256': SHA256_DOC, 'size': SIZE_DOC}
 _RATIO = Doc((int, float), minimum=0, maximum=1)
 
 # `preprocessing.graph` and `graph_unavailable` of an image bundle (part of `KINDS['image'].spec_schema`)

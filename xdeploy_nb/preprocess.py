@@ -10,10 +10,11 @@ from PIL import Image, UnidentifiedImageError
 from .core import XDeployError
 
 # %% auto #0
-__all__ = ['SPEC_VERSION', 'ITEM_OPS', 'BATCH_OPS', 'ITEM_STEP_SCHEMAS', 'BATCH_STEP_SCHEMAS', 'IMAGE_SPEC_SCHEMA',
+__all__ = ['SPEC_VERSION', 'ITEM_OPS', 'BATCH_OPS', 'ITEM_STEP_SCHEMAS', 'BATCH_STEP_SCHEMAS', 'IMAGE_SPEC_SCHEMA', 'IN_GRAPH',
            'IMAGE_PREPROCESSING_SCHEMA', 'TABULAR_SPEC_SCHEMA', 'TABULAR_PREPROCESSING_SCHEMA', 'PreprocessError',
-           'load_image', 'crop_pad', 'resize_image', 'center_crop_pad', 'apply_item_step', 'prepare_image',
-           'image_spec', 'tabular_spec', 'table_rows', 'prepare_rows']
+           'load_image', 'size_hw', 'crop_pad', 'resize_region', 'resize_image', 'center_crop_pad', 'apply_item_step',
+           'prepare_image', 'open_cls', 'input_spec', 'image_spec', 'tabular_spec', 'table_rows', 'prepare_rows',
+           'describe_item', 'load_item', 'item_error', 'fit_input']
 
 # %% ../nbs/02_preprocess.ipynb #a9e02498
 SPEC_VERSION = 1  # Version of the spec's layout; `prepare_image` refuses a newer one
@@ -84,7 +85,7 @@ def load_image(item, # A file path (str or Path), the file's bytes, a PIL image,
     return _hwc(img.convert(mode) if mode else img)
 
 # %% ../nbs/02_preprocess.ipynb #329615b2
-def _size_hw(size)->tuple:
+def size_hw(size)->tuple:
     "`size` as `(height, width)`, from an int or a pair."
     h,w = (size,size) if isinstance(size, int) else size
     return int(h),int(w)
@@ -104,13 +105,13 @@ def crop_pad(arr:np.ndarray, # HWC image
             )->np.ndarray:
     "The region of `arr` of `size` at `tl`, cropped and/or padded as fastai's `_do_crop_pad`."
     _check_choice('pad mode', pad_mode, tuple(_NP_PAD))
-    (h,w),(y,x),(H,W) = _size_hw(size),tl,arr.shape[:2]
+    (h,w),(y,x),(H,W) = size_hw(size),tl,arr.shape[:2]
     arr = arr[max(y, 0):min(y+h, H), max(x, 0):min(x+w, W)]
     pads = ((max(-y, 0), max(h-H+y, 0)), (max(-x, 0), max(w-W+x, 0)), (0, 0))
     return np.pad(arr, pads, mode=_NP_PAD[pad_mode]) if any(sum(pads, ())) else arr
 
 # %% ../nbs/02_preprocess.ipynb #3c047568
-def _resize_region(H:int, W:int, h:int, w:int, method:str):
+def resize_region(H:int, W:int, h:int, w:int, method:str):
     "Size `(h, w)` and top-left `(y, x)` of the region `Resize` crops or pads an `H×W` image to at validation."
     ratio_w,ratio_h = W/w,H/h
     m = ratio_w if (ratio_w > ratio_h if method == 'pad' else ratio_w < ratio_h) else ratio_h
@@ -131,9 +132,9 @@ def resize_image(arr:np.ndarray, # HWC uint8 image
     "fastai's `Resize` at validation: crop, pad or squish `arr` to `size`."
     _check_choice('resize method', method, ('squish', 'crop', 'pad'))
     _check_choice('resample filter', resample, tuple(Image.Resampling.__members__))
-    h,w = _size_hw(size)
+    h,w = size_hw(size)
     if method == 'squish': return _resize(arr, (h, w), resample)
-    region,tl = _resize_region(*arr.shape[:2], h, w, method)
+    region,tl = resize_region(*arr.shape[:2], h, w, method)
     return _resize(crop_pad(arr, region, tl, pad_mode), (h, w), resample)
 
 # %% ../nbs/02_preprocess.ipynb #bd9756e4
@@ -142,7 +143,7 @@ def center_crop_pad(arr:np.ndarray, # HWC image
                     pad_mode:str='zeros' # 'zeros', 'border' or 'reflection'
                    )->np.ndarray:
     "fastai's `CropPad` (and `RandomCrop` at validation): center crop and/or pad `arr` to `size`, offsets rounded down."
-    (h,w),(H,W) = _size_hw(size),arr.shape[:2]
+    (h,w),(H,W) = size_hw(size),arr.shape[:2]
     return crop_pad(arr, (h, w), ((H-h)//2, (W-w)//2), pad_mode)
 
 # %% ../nbs/02_preprocess.ipynb #e84bb706
@@ -208,7 +209,7 @@ def _is_pil_create(f)->bool:
             and getattr(func, '__qualname__', None) == 'PILBase.create')
 
 # %% ../nbs/02_preprocess.ipynb #f6a73629-4
-def _open_cls(pipe):
+def open_cls(pipe):
     "The class whose `create` opens the image in the type pipeline `pipe`, and the transforms before and after it."
     fs = list(pipe.fs)
     for i,t in enumerate(fs):
@@ -217,12 +218,12 @@ def _open_cls(pipe):
     return None, None, None
 
 # %% ../nbs/02_preprocess.ipynb #f6a73629-5
-def _input_spec(ds)->dict:
+def input_spec(ds)->dict:
     "The `input` section of a spec: the class that opens the image, and the mode it converts files to."
     from fastai.data.core import Pipeline
     from fastai.vision.core import PILBase, PILMask
     pipes = [ds.tfms] if isinstance(ds.tfms, Pipeline) else list(ds.tfms)[:getattr(ds, 'n_inp', 1) or 1]
-    found = [r for r in map(_open_cls, pipes) if r[0] is not None]
+    found = [r for r in map(open_cls, pipes) if r[0] is not None]
     fix = "Build the DataLoaders with one ImageBlock (ImageBlock() or ImageBlock(PILImageBW)) as its input block."
     if len(found) != 1: raise PreprocessError(
         f"Expected one image input opened by PILImage.create or PILImageBW.create, found {len(found)} in {pipes}.", fix)
@@ -291,12 +292,12 @@ def _batch_steps(t)->list:
     if type(t) is IntToFloatTensor: return [dict(op='int_to_float', div=float(t.div), div_mask=int(t.div_mask))]
     if type(t) is Normalize: return [dict(op='normalize', mean=_stats(t.mean), std=_stats(t.std))]
     if type(t) in _affine_classes():
-        size = None if t.size is None else list(_size_hw(t.size))
+        size = None if t.size is None else list(size_hw(t.size))
         return [dict(op='grid_resample', size=size, mode=str(t.mode), pad_mode=str(t.pad_mode),
                      align_corners=bool(t.align_corners))]
     if type(t) is RandomResizedCropGPU:
         return [dict(op='center_crop_ratio', ratio=[float(r) for r in t.ratio], valid_scale=float(t.valid_scale)),
-                dict(op='grid_resample', size=list(_size_hw(t.size)), mode=str(t.mode), pad_mode='reflection',
+                dict(op='grid_resample', size=list(size_hw(t.size)), mode=str(t.mode), pad_mode='reflection',
                      align_corners=True)]
     raise _unreproducible(t, 'batch')
 
@@ -331,7 +332,7 @@ def image_spec(learn_or_dls # A fastai `Learner` or `DataLoaders` of images
     if [s['op'] for s in item][-1:] != ['to_tensor']: raise PreprocessError(
         "The item transforms do not end with ToTensor, so this is not an image pipeline xdeploy_nb knows.",
         "Build the DataLoaders with an ImageBlock, which adds ToTensor.")
-    return dict(version=SPEC_VERSION, input=_input_spec(dl.dataset), item_tfms=item[:-1], batch_tfms=batch,
+    return dict(version=SPEC_VERSION, input=input_spec(dl.dataset), item_tfms=item[:-1], batch_tfms=batch,
                 skipped=skipped)
 
 # %% ../nbs/02_preprocess.ipynb #d0dfad5b
@@ -544,18 +545,18 @@ IMAGE_SPEC_SCHEMA = Closed(
     skipped=Doc([str], "fastai's training-only transforms (augmentations) that do not run at validation, by name: "
                        "informational."))
 
-_IN_GRAPH = Doc(bool, "Whether the exported graph does this step (true) or the host does it before feeding the graph "
+IN_GRAPH = Doc(bool, "Whether the exported graph does this step (true) or the host does it before feeding the graph "
                       "(false).")
 
 def _listed(cases:dict)->dict:
     "Step schemas as the manifest's `steps` list them: the same, with `in_graph`."
-    return {op: Doc(Closed({**s.schema, 'in_graph?': _IN_GRAPH}), s.doc) for op,s in cases.items()}
+    return {op: Doc(Closed({**s.schema, 'in_graph?': IN_GRAPH}), s.doc) for op,s in cases.items()}
 
 IMAGE_PREPROCESSING_SCHEMA = {  # `preprocessing` of an image bundle: `KINDS['image'].spec_schema`
     'spec': Doc(IMAGE_SPEC_SCHEMA, "Every parameter of the image preprocessing: decode, then item_tfms on the host, "
                 "then batch_tfms in the graph."),
     'steps': Doc([OneOf('op', dict(decode=Doc(Closed({'mode': IMAGE_SPEC_SCHEMA['input'].schema['mode'],
-                                                      'in_graph?': _IN_GRAPH}),
+                                                      'in_graph?': IN_GRAPH}),
                                                      "Decode the file and convert it to mode (see spec.input)."),
                                    **_listed(ITEM_STEP_SCHEMAS), **_listed(BATCH_STEP_SCHEMAS)))],
                  "A summary of the spec as one list: decode, the item steps (in_graph false), the batch steps "
@@ -593,7 +594,7 @@ TABULAR_SPEC_SCHEMA = Closed(
 TABULAR_PREPROCESSING_SCHEMA = {  # `preprocessing` of a tabular bundle: `KINDS['tabular'].spec_schema`
     'spec': Doc(TABULAR_SPEC_SCHEMA, "Every parameter of the tabular preprocessing: fill_missing, then categories "
                 "(host), then normalize (graph)."),
-    'steps': Doc([OneOf('op', {op: Doc(Closed({'in_graph?': _IN_GRAPH}), doc) for op,doc in (
+    'steps': Doc([OneOf('op', {op: Doc(Closed({'in_graph?': IN_GRAPH}), doc) for op,doc in (
                     ('fill_missing', "See spec.fill_missing."), ('categorify', "See spec.categories."),
                     ('normalize', "See spec.normalize."))})],
                  "A summary of the spec: fill_missing and categorify (host), normalize (graph).")}
@@ -601,7 +602,7 @@ TABULAR_PREPROCESSING_SCHEMA = {  # `preprocessing` of a tabular bundle: `KINDS[
 # %% ../nbs/02_preprocess.ipynb #rt000020
 _IMAGE_ITEMS = (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray)
 
-def _describe(item)->str:
+def describe_item(item)->str:
     "A short description of `item`, for messages."
     if isinstance(item, (bytes, bytearray)): return f"{len(item)} bytes"
     if isinstance(item, Image.Image): return f"a {item.mode} PIL image of {item.width}x{item.height}"
@@ -610,7 +611,7 @@ def _describe(item)->str:
     s = repr(str(item))
     return s if len(s) <= 80 else f"{s[:38]}...{s[-38:]}"
 
-def _load(item, # A file path, bytes, a PIL image or an HWC uint8 array
+def load_item(item, # A file path, bytes, a PIL image or an HWC uint8 array
           spec:dict, # The image spec of the bundle
           max_pixels:int=None # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`
          )->np.ndarray:
@@ -630,12 +631,12 @@ def _load(item, # A file path, bytes, a PIL image or an HWC uint8 array
     return prepare_image(item, spec, max_pixels)  # which checks the size from the file's header, before decoding
 
 # %% ../nbs/02_preprocess.ipynb #rt000021
-def _item_error(e:Exception, # What preparing the item raised
+def item_error(e:Exception, # What preparing the item raised
                 i:int, # The item's index
                 item # The item
                )->XDeployError:
     "`e`, raised while preparing item `i`, as an `XDeployError` that names the item and says what to do."
-    where = f"Item {i} ({_describe(item)})"
+    where = f"Item {i} ({describe_item(item)})"
     if isinstance(e, XDeployError): return type(e)(f"{where}: {e.problem}", e.fix)
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)): return XDeployError(
         f"{where}: Pillow refuses to decode it: {e}",
@@ -650,7 +651,7 @@ def _item_error(e:Exception, # What preparing the item raised
     return XDeployError(f"{where}: the image could not be prepared ({type(e).__name__}: {e}).",
                         "Pass a file path, the file's bytes, a PIL image or an HxWxC uint8 array.")
 
-def _fit(arr:np.ndarray, # A prepared HWC image
+def fit_input(arr:np.ndarray, # A prepared HWC image
          shape:list, # The model's input shape, [batch, C, H, W]
          where:str # Which item, for messages
         )->np.ndarray:

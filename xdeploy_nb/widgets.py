@@ -18,7 +18,7 @@ from .runtime import Predictor
 from .core import FORMATS, KINDS, VARIANTS
 from .export import export_bundle
 from .variants import speed_note
-from .bench import bench, _slower_notes
+from .bench import bench, slower_notes
 from .verify import reference_items
 from .preprocess import load_image
 from .tasks.segmentation import mask_overlay, mask_to_original
@@ -241,7 +241,7 @@ def bench_html(report # A `BenchReport`, from `xdeploy_nb.bench.bench`
     cols = ('format', 'device', 'variant', 'batch_size', 'p50_ms', 'p95_ms', 'items_per_s', 'vs_fp32', 'error')
     df = report.df[[c for c in cols if c in report.df.columns]].dropna(axis=1, how='all')
     notes = ''.join(f"<p class='xd-slower'><b>Slower than fp32</b>: {html.escape(n)}</p>"
-                    for n in _slower_notes(report.rows, report.meta['cpu']))
+                    for n in slower_notes(report.rows, report.meta['cpu']))
     return table_html(df, index=False, float_format='{:.3g}'.format) + notes
 
 # %% ../nbs/60_widgets.ipynb #36d8df91

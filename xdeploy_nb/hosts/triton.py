@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import onnxruntime as ort
 from ..core import KINDS, XDeployError, atomic_directory, check_artifacts, read_checked, read_manifest
-from ..runtime import _artifact, _check_bundle
+from ..runtime import find_artifact, check_bundle
 
 # %% auto #0
 __all__ = ['TRITON_DTYPES', 'ORT_DTYPES', 'ITEM_ENCODINGS', 'KINDS_OF_INSTANCE', 'PYTHON_MODEL', 'Sym', 'pbtxt', 'onnx_config',
@@ -310,7 +310,7 @@ def triton_repository(bundle, # The bundle directory
     "Write a Triton model repository for `bundle`: an onnxruntime_onnx and a python model; `{model name: folder}`."
     bundle,repo = Path(bundle),Path(repo)
     m = read_manifest(bundle)
-    _check_bundle(m)
+    check_bundle(m)
     check_artifacts(bundle, m)  # every file inside the bundle and as hashed: the python model's copy follows links
     name = name or bundle.absolute().name
     if not name.replace('-', '_').replace('.', '_').isidentifier(): raise XDeployError(
@@ -319,7 +319,7 @@ def triton_repository(bundle, # The bundle directory
     extra = {'labels.txt': labels} if labels else {}
     repo.mkdir(parents=True, exist_ok=True)
     out = {name: _write_model(repo, name, onnx_config(m, name, max_batch_size, instances, instance_kind), {
-        '1/model.onnx': read_checked(bundle, _artifact(m, 'onnx', variant)), **extra}, overwrite)}
+        '1/model.onnx': read_checked(bundle, find_artifact(m, 'onnx', variant)), **extra}, overwrite)}
     if python: out[f'{name}_python'] = _write_model(
         repo, f'{name}_python', python_config(m, f'{name}_python', max_batch_size, instances, threads=threads),
         {'1/model.py': PYTHON_MODEL.encode(), '1/bundle': bundle.absolute(), **extra}, overwrite)

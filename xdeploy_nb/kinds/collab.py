@@ -5,7 +5,7 @@
 # %% ../../nbs/24_kinds.collab.ipynb #cf000004
 from __future__ import annotations
 from ..core import KINDS, Closed, Doc, Kind, ManifestError, OneOf
-from ..preprocess import TABULAR_SPEC_SCHEMA, _IN_GRAPH
+from ..preprocess import TABULAR_SPEC_SCHEMA, IN_GRAPH
 
 # %% auto #0
 __all__ = ['COLLAB_PREPROCESSING_SCHEMA']
@@ -15,7 +15,7 @@ COLLAB_PREPROCESSING_SCHEMA = {  # `preprocessing` of a collab bundle: `KINDS['c
     'spec': Doc(TABULAR_SPEC_SCHEMA, "The tabular spec (see the tabular kind): x_cat names the user and the item "
                 "columns, in the model's order, and categories holds their vocabularies; fill_missing and x_cont are "
                 "empty, normalize null."),
-    'steps': Doc([OneOf('op', dict(categorify=Doc(Closed({'in_graph?': _IN_GRAPH}), "See spec.categories.")))],
+    'steps': Doc([OneOf('op', dict(categorify=Doc(Closed({'in_graph?': IN_GRAPH}), "See spec.categories.")))],
                  "A summary of the spec: categorify (host).")}
 
 def _check_collab_inputs(m:dict):

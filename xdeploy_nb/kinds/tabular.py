@@ -6,8 +6,8 @@
 from __future__ import annotations
 from pathlib import Path
 from ..core import KINDS, Kind, XDeployError
-from ..accel import _manifest_error
-from ..preprocess import TABULAR_PREPROCESSING_SCHEMA, _describe, prepare_rows, table_rows
+from ..accel import manifest_error
+from ..preprocess import TABULAR_PREPROCESSING_SCHEMA, describe_item, prepare_rows, table_rows
 
 # %% auto #0
 __all__ = []
@@ -17,18 +17,18 @@ def _check_tabular_inputs(m:dict):
     "Refuse a tabular manifest whose inputs are not `x_cat` and `x_cont`, or whose spec does not fit them."
     ins = sorted((i['name'], i['dtype'], len(i['shape'])) for i in m['inputs'])
     if ins != [('x_cat', 'int64', 2), ('x_cont', 'float32', 2)]:
-        raise _manifest_error(f"a tabular bundle has the inputs x_cat (int64 [batch, n_cat]) "
+        raise manifest_error(f"a tabular bundle has the inputs x_cat (int64 [batch, n_cat]) "
                               f"and x_cont (float32 [batch, n_cont]), not {', '.join(i['name'] for i in m['inputs'])}")
     spec,width = m['preprocessing']['spec'],{i['name']: i['shape'][1] for i in m['inputs']}
     for k in ('x_cat', 'x_cont'):
         if isinstance(width[k], int) and width[k] != len(spec[k]):
-            raise _manifest_error(f"{k} has {width[k]} columns, but the spec names {len(spec[k])}")
+            raise manifest_error(f"{k} has {width[k]} columns, but the spec names {len(spec[k])}")
     for c in spec['x_cat']:
-        if (spec['categories'].get(c) or [None])[0] != '#na#': raise _manifest_error(
+        if (spec['categories'].get(c) or [None])[0] != '#na#': raise manifest_error(
             f"the category column {c!r} has no vocabulary starting with '#na#' (code 0: missing or unseen)")
     if bad := [f['column'] for f in spec['fill_missing']
                if f['column'] not in spec['x_cont'] or (f['flag'] and f['flag'] not in spec['x_cat'])]:
-        raise _manifest_error(f"fill_missing names {bad[0]!r}, "
+        raise manifest_error(f"fill_missing names {bad[0]!r}, "
                               "which is not a continuous column (or its flag not a category column)")
 
 # %% ../../nbs/21_kinds.tabular.ipynb #kdt00002
@@ -49,7 +49,7 @@ def _table_items(rows)->list:
     try: return table_rows(rows)
     except XDeployError: raise
     except Exception as e: raise XDeployError(
-        f"These are not table rows ({_describe(rows)}: {e}).",
+        f"These are not table rows ({describe_item(rows)}: {e}).",
         "Pass a dict per row (column -> value), a list of them, or a pandas DataFrame.") from None
 
 def _one_row(item)->dict:
@@ -58,7 +58,7 @@ def _one_row(item)->dict:
         rows = item.to_dict('records') if hasattr(item, 'columns') else [item.to_dict()]
         if len(rows) == 1: item = rows[0]
     if not isinstance(item, dict): raise XDeployError(
-        f"predict takes one row, a dict (column -> value), not {_describe(item)}.",
+        f"predict takes one row, a dict (column -> value), not {describe_item(item)}.",
         "Use predict_batch for several rows.")
     return item
 

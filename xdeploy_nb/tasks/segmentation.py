@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 from ..core import TASKS, Task, XDeployError
-from ..preprocess import _resize_region, _size_hw, load_image
+from ..preprocess import resize_region, size_hw, load_image
 
 # %% auto #0
 __all__ = ['PIXEL_AGREEMENT', 'PALETTE', 'pixel_agreement', 'mean_iou', 'mask_to_original', 'segment', 'mask_overlay']
@@ -96,9 +96,9 @@ def _place(m:np.ndarray, hw:tuple, tl:tuple, fill:int)->np.ndarray:
 
 def _geometry(step:dict, hw:tuple)->tuple:
     "`(out_hw, region_hw, tl)` of an item step on an `hw` image: the region of the input it takes, and where."
-    (H,W),(h,w) = hw,_size_hw(step['size'])
+    (H,W),(h,w) = hw,size_hw(step['size'])
     if step['op'] == 'resize' and step['method'] == 'squish': return (h, w),(H, W),(0, 0)
-    if step['op'] == 'resize': return (h, w),*_resize_region(H, W, h, w, step['method'])
+    if step['op'] == 'resize': return (h, w),*resize_region(H, W, h, w, step['method'])
     return (h, w),(h, w),((H-h)//2, (W-w)//2)  # crop_pad
 
 # %% ../../nbs/28_tasks.segmentation.ipynb #sg000015
