@@ -17,8 +17,8 @@ __all__ = ['EP_NAMES', 'NOT_DEVICES', 'CLASSIC_TYPES', 'DEVICE_ID_EPS', 'INSTALL
            'EXACT_OPTIONS', 'NO_FALLBACK', 'CPU_FALLBACK', 'FALLBACK_REFUSED', 'CPU_SHAPE_EPS', 'SHAPE_OPS',
            'AUTO_ORDER', 'ep_short_name', 'plugin_packages', 'register_plugin_eps', 'DeviceList', 'list_devices',
            'SessionPlan', 'providers_for', 'fallback_session', 'auto_candidates', 'torch_runner', 'load_sample',
-           'sample_diff', 'choose_session', 'usable_cpus', 'session_options', 'run_options', 'shape_text',
-           'manifest_error', 'check_session']
+           'sample_diff', 'choose_session', 'usable_cpus', 'session_options', 'run_options', 'worker_split',
+           'shape_text', 'manifest_error', 'check_session']
 
 # %% ../nbs/01_accel.ipynb #ac000007
 EP_NAMES = {  # execution provider -> the short name its devices are named by
@@ -645,6 +645,16 @@ def run_options()->ort.RunOptions:
     ro = ort.RunOptions()
     ro.log_severity_level = 4
     return ro
+
+# %% ../nbs/01_accel.ipynb #wsplit02
+def worker_split(workers:int=None, # Copies of the model; None: one per CPU, up to 4
+                 threads:int=None # Intra-op threads of each; None: this machine's CPUs shared among the copies
+                )->tuple:
+    "`(workers, threads)` that fill this machine's CPUs with model copies; counts given are kept (callers check them)."
+    n,ok = usable_cpus(),lambda v: isinstance(v, int) and v > 0
+    if workers is None: workers = min(4, max(1, n // (threads if ok(threads) else 1)))
+    if threads is None: threads = max(1, n // (workers if ok(workers) else 1))
+    return workers, threads
 
 # %% ../nbs/01_accel.ipynb #ac0chk01
 _ORT_TYPES = {'uint8': 'tensor(uint8)', 'int64': 'tensor(int64)', 'float32': 'tensor(float)',

@@ -276,10 +276,10 @@ COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devi
 # %% ../nbs/61_cli.ipynb #clsrv002
 def serve_command(bundle:str, # The bundle directory
                   port:int=8000, # HTTP port, on 127.0.0.1
-                  replicas:int=1, # Replicas, each with one Predictor
+                  replicas:int=None, # Replicas, each with one Predictor (default: one per CPU, up to 4)
                   max_batch_size:int=8, # Most single-item requests run as one batch
                   batch_wait_ms:float=5.0, # Longest wait for more requests to fill a batch
-                  threads:int=1 # Intra-op threads of each replica's model
+                  threads:int=None # Intra-op threads of each replica's model (default: CPUs / replicas)
                  ):
     "Serve a bundle over HTTP on 127.0.0.1 with Ray Serve until interrupted (`pip install \"xdeploy_nb[serve]\"`)."
     from xdeploy_nb.hosts.ray import serve
@@ -296,7 +296,7 @@ def triton(bundle:str, # The bundle directory
            repo:str, # The model repository folder to write into (other models in it are left alone)
            name:str=None, # The model's name (default: the bundle folder's name)
            max_batch_size:int=8, # Largest batch Triton's dynamic batcher gathers
-           instances:int=1, # Instances of each model
+           instances:int=None, # Instances of each model (default: one per CPU, up to 4)
            instance_kind:str='auto', # The ONNX model's instances: auto (a GPU where there is one), gpu or cpu
            no_python:bool=False, # Write only the onnxruntime_onnx model
            overwrite:bool=False # Replace these models' folders if they exist

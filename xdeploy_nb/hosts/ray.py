@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 from ..core import Registry, XDeployError, atomic_directory
-from ..accel import load_sample
+from ..accel import load_sample, worker_split
 from ..runtime import KINDS, Predictor, items_from_paths
 
 # %% auto #0
@@ -421,11 +421,11 @@ class Served:
 # %% ../../nbs/52_hosts.ray.ipynb #sc000039
 def serve(bundle, # The bundle directory
           port:int=8000, # HTTP port of Serve's proxy, on 127.0.0.1
-          replicas:int=1, # Replicas of the deployment, each with one Predictor
+          replicas:int=None, # Replicas, each with one Predictor; None: one per CPU, up to 4 (`worker_split`)
           max_batch_size:int=8, # Most items of concurrent requests run as one batch (`Batcher`)
           batch_wait_ms:float=5.0, # Longest wait for more requests to fill a batch while the model is idle
           num_cpus:float=0.5, # CPUs each replica asks Ray for
-          threads:int=1, # Intra-op threads of each replica's model
+          threads:int=None, # Intra-op threads of each replica's model; None: the CPUs shared among the replicas
           device:str='cpu', # Where the replicas run the model: a name from `list_devices()`, or 'auto'
           name:str='xdeploy', # Name of the Serve application
           max_body_mb:float=20 # Largest request body accepted (413 above it)
@@ -433,6 +433,7 @@ def serve(bundle, # The bundle directory
     "Serve `bundle` over HTTP on 127.0.0.1:`port` with Ray Serve (`BundleServer`); returns once it answers."
     ray = _ray()
     started = not ray.is_initialized()
+    replicas,threads = worker_split(replicas, threads)
     p = Predictor(bundle, device=device, threads=threads)  # refuse a bundle here, not in a replica's log
     if not isinstance(replicas, int) or replicas < 1 or not isinstance(max_batch_size, int) or max_batch_size < 1:
         raise XDeployError(f"replicas={replicas!r} and max_batch_size={max_batch_size!r} must be positive ints.",

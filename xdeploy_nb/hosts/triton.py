@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import onnxruntime as ort
 from ..core import KINDS, XDeployError, atomic_directory, check_artifacts, read_checked, read_manifest
+from ..accel import worker_split
 from ..runtime import find_artifact, check_bundle
 
 # %% auto #0
@@ -300,8 +301,8 @@ def triton_repository(bundle, # The bundle directory
                       repo, # The model repository folder (created if missing; other models in it are left alone)
                       name:str=None, # The ONNX model's name (the python model's: NAME_python); None: the bundle's
                       max_batch_size:int=8, # Largest batch Triton's dynamic batcher gathers
-                      instances:int=1, # Instances of each model
-                      threads:int=None, # onnxruntime threads of each python model instance; None: one per CPU
+                      instances:int=None, # Instances of each model; None: one per CPU, up to 4 (`worker_split`)
+                      threads:int=None, # onnxruntime threads of each python model instance; None: CPUs / instances
                       instance_kind:str='auto', # The ONNX model's instances: 'auto' (a GPU if any), 'gpu' or 'cpu'
                       variant:str='fp32', # Which variant of the bundle's ONNX model the onnxruntime_onnx model serves
                       python:bool=True, # Also write the python-backend model (the bundle's full preprocessing)
@@ -309,6 +310,7 @@ def triton_repository(bundle, # The bundle directory
                      )->dict:
     "Write a Triton model repository for `bundle`: an onnxruntime_onnx and a python model; `{model name: folder}`."
     bundle,repo = Path(bundle),Path(repo)
+    instances,threads = worker_split(instances, threads)
     m = read_manifest(bundle)
     check_bundle(m)
     check_artifacts(bundle, m)  # every file inside the bundle and as hashed: the python model's copy follows links
