@@ -6,7 +6,10 @@ validation images (int8-static is calibrated on the same images, as the variants
 
 Prints each variant's validation accuracy beside the fp32 model's (as the export measured it), the bench table, and
 the ratios the variants issue asks for: int8-static over fp32 throughput at batch 64 (target >= 1.5x, with <= 1 point
-of accuracy lost), and the fp32 ONNX model over torch eager at batch 64.
+of accuracy lost), and the fp32 ONNX model over torch eager at batch 64; then each variant's throughput over fp32's at
+batch 64 (the bench's `vs_fp32`) beside the ratio the export recorded in the manifest (`speed`, timed on the validation
+batch), and the notes the bundle summary and the bench print for a variant slower than fp32 (issue 25: int8-dynamic
+runs convolutions as ConvInteger).
 Usage: python benchmarks/bench_variants.py [--arch resnet18] [--epochs 10] [--size 64] [--min-time 1] [--out DIR]"""
 import argparse, tempfile, time
 from pathlib import Path
@@ -37,9 +40,10 @@ def main():
         print(f"  {a['variant']:>12}: {a['size']/1e6:6.2f} MB, accuracy {acc['value']:.1%} (fp32 {acc['fp32_value']:.1%}), "
               f"{acc['agreement_with_fp32']:.1%} top-1 agreement with fp32, max abs diff to the Learner {a['verification']['max_abs_diff']:.2g}")
     for r in b.manifest.get('rejected', []): print(f"  left out: {r['reason']}")
-    r = bench(out/'bundle', learn, batch_sizes=(1, 8, 64), min_time=args.min_time)
+    r = bench(out/'bundle', learn, devices=['cpu'], batch_sizes=(1, 8, 64), min_time=args.min_time)  # the variants' own device
     r.save(out/'bench.json', out/'bench.png')
-    cols = ['format', 'variant', 'pipeline', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup', 'peak_rss_mb', 'gflops', 'peak_fraction']
+    cols = ['format', 'variant', 'pipeline', 'batch_size', 'load_s', 'p50_ms', 'p99_ms', 'items_per_s', 'speedup', 'vs_fp32',
+            'peak_rss_mb', 'gflops', 'peak_fraction']
     with pd.option_context('display.width', 220, 'display.max_columns', 20, 'display.float_format', '{:.3g}'.format):
         print(r.df[cols].to_string(index=False))
     df = r.df.set_index(['format', 'variant', 'pipeline', 'batch_size'])
@@ -55,6 +59,15 @@ def main():
           f"int8-static / torch eager: {ips('onnx', 'int8-static', 64)/ips('torch eager', 'fp32', 64):.2f}x")
     print(f"one item, end to end: learn.predict {df.loc[('fastai', 'learn.predict', 'end-to-end', 1), 'p50_ms']:.2f} ms, "
           f"Predictor {df.loc[('onnx', 'fp32', 'end-to-end', 1), 'p50_ms']:.2f} ms")
+    for a in b.artifacts:
+        if a.get('speed'):
+            print(f"  {a['variant']:>12} / fp32 at batch 64: bench {ips('onnx', a['variant'], 64)/ips('onnx', 'fp32', 64):.2f}x; "
+                  f"export recorded {a['speed']['fp32_ratio']:.2f}x at batch {a['speed']['batch_size']}")
+    from xdeploy_nb.bench import _slower_notes
+    from xdeploy_nb.variants import speed_note
+    for a in b.artifacts:
+        if n := speed_note(a): print(f"bundle summary: Slower than fp32: {n}")
+    for n in _slower_notes(r.rows, r.meta['cpu']): print(f"bench: Slower than fp32: {n}")
     print(f"report: {out/'bench.json'}, {out/'bench.png'}")
 
 if __name__ == '__main__': main()

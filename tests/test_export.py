@@ -146,6 +146,25 @@ def test_killed_export_leaves_previous_bundle(small_dls, tmp_path):
     export_bundle(learn, tmp_path/'b', formats=('onnx',), overwrite=True)
     assert not any(p.name.startswith('.b.partial-') for p in tmp_path.iterdir())
 
+def test_one_pass_writes_the_manifest_once(small_dls, tmp_path, monkeypatch):
+    "One export: the manifest is written once, complete; verification, the preprocessing graph's agreement and the\
+    sample run from it in memory (no read of manifest.json); the items are prepared twice (references, agreement)."
+    import xdeploy_nb.export as ex, xdeploy_nb.runtime as rt, xdeploy_nb.verify as vf
+    calls = {'write': 0, 'read': 0, 'prepare': 0}
+    def counting(key, f):
+        def g(*a, **k): calls[key] += 1; return f(*a, **k)
+        return g
+    monkeypatch.setattr(ex, 'write_manifest', counting('write', ex.write_manifest))
+    for mod in (rt, vf): monkeypatch.setattr(mod, 'read_manifest', counting('read', mod.read_manifest))
+    for mod in (rt, vf): monkeypatch.setattr(mod, 'prepare_inputs', counting('prepare', mod.prepare_inputs))
+    learn = calibrate(Learner(small_dls, tiny_cnn(small_dls.c)))
+    b = export_bundle(learn, tmp_path/'b', formats=('onnx', 'torchscript'), variants=('fp16',))
+    assert calls == {'write': 1, 'read': 0, 'prepare': 2}, calls
+    m = read_manifest(tmp_path/'b')
+    assert m == json.loads(json.dumps(b.manifest)) and m['preprocessing']['graph']['agreement'] and 'sample' in m
+    assert [a['variant'] for a in m['artifacts']] == ['fp32', 'fp32', 'fp16'] and b.report.passed
+    assert Predictor(tmp_path/'b', variant='fp16').check() <= m['artifacts'][2]['sample_tolerance']
+
 class Prototypes(nn.Module):
     "Logits are minus the distances of the image features to one prototype per class (torch.cdist)."
     def __init__(self, c): super().__init__(); self.body = tiny_cnn(8); self.protos = nn.Parameter(torch.randn(c, 8))
@@ -192,6 +211,7 @@ def check_variants(learn, path, item):
         p = Predictor(path, variant=a['variant'])
         assert p.check() <= 0.05 and p.predict(item).keys() == Predictor(path).predict(item).keys()
     assert not any((path/f"model.{v}.onnx").exists() for v in rejected)
+    assert all(a['speed']['fp32_ratio'] > 0 and a['speed']['batch_size'] >= 1 for a in m['artifacts'][1:])  # timed here
     return m
 
 @pytest.mark.parametrize('target', ['species', 'body_mass_g'])

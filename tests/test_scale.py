@@ -20,7 +20,7 @@ from conftest import one_sided_tabular
 pytestmark = pytest.mark.slow(seconds=50)  # about how long this module takes (measured on an idle 2-core machine)
 
 LIMITS = dict(test_predict_dataset_images=150, test_predict_dataset_table=90, test_predict_dataset_one_sided_tables=120,
-              test_cli_predict_ray=90, test_serve=150, test_text_and_collab_on_ray=150)  # seconds, a loaded 2-CPU machine's
+              test_cli_predict_ray=90, test_serve=180, test_text_and_collab_on_ray=150)  # seconds, a loaded 2-CPU machine's
 
 @contextmanager
 def time_limit(seconds:float, what:str):
@@ -147,6 +147,32 @@ def call(url:str, data:bytes=None, method:str=None, content_type:str='applicatio
         with urllib.request.urlopen(req, timeout=30) as r: return r.status,json.loads(r.read())
     except urllib.error.HTTPError as e: return e.code,json.loads(e.read())
 
+def form(files:list, boundary:str='xdeploy-test')->tuple:
+    "`(body, content type)` of a multipart/form-data request with one part per file, as `curl -F file=@...` sends it."
+    part = lambda j, f: (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{j}.png"\r\n'
+                         'Content-Type: image/png\r\n\r\n').encode() + f + b'\r\n'
+    return b''.join(part(j, f) for j,f in enumerate(files)) + f'--{boundary}--\r\n'.encode(),f'multipart/form-data; boundary={boundary}'
+
+def _multi_item_requests(url:str, files:list, want:list):
+    """Several images per request (multipart/form-data), from concurrent clients with single-item requests between them:
+    each request's answers in its parts' order; a bad part refuses its request whole (nothing answered for the others),
+    and neither a concurrent request nor the next one is touched."""
+    reqs = [files[i:i+5] for i in range(0, len(files), 5)]
+    sends = [(form(r), i) for i,r in enumerate(reqs)] + [((f, 'image/png'), None) for f in files[:6]]
+    with ThreadPoolExecutor(6) as ex: got = list(ex.map(lambda a: call(url + '/predict', a[0][0], content_type=a[0][1]), sends))
+    assert got[:len(reqs)] == [(200, want[i:i+5]) for i in range(0, len(files), 5)]
+    assert got[len(reqs):] == [(200, w) for w in want[:6]]
+    with ThreadPoolExecutor(2) as ex:
+        bad,good = ex.map(lambda fs: call(url + '/predict', form(fs)[0], content_type=form(fs)[1]),
+                          [[files[0], b'not an image', files[1]], files[:3]])
+    assert bad[0] == 400 and 'Item 1' in bad[1]['error'] and 'Pillow cannot identify' in bad[1]['error'] and bad[1]['fix'], bad
+    assert set(bad[1]) == {'error', 'fix'} and good == (200, want[:3])
+    body,ctype = form(files[:2])
+    for data,ct,msg in [(body[:-10], ctype, 'cut short'), (body, 'multipart/form-data', 'names no boundary'),
+                        (form([])[0], ctype, 'no parts')]:
+        status,out = call(url + '/predict', data, content_type=ct)
+        assert status == 400 and msg in out['error'] and out['fix'], (msg, status, out)
+
 def test_serve(cluster, data):
     """Served on 127.0.0.1: the validation items (sent by 8 concurrent clients, so batched) and table rows are answered
     as the Predictor answers them; metadata and health; bad input is a 4xx with a message, and the service goes on."""
@@ -166,6 +192,7 @@ def test_serve(cluster, data):
             assert status == code and msg in body['error'] and body['fix'], (args[:1], status, body)
         assert call(s.url + '/nowhere')[0] == 404
         assert call(s.url + '/predict', Path(valid[0]).read_bytes()) == (200, want[0])
+        _multi_item_requests(s.url, [Path(f).read_bytes() for f in valid], want)
     finally: s.stop()
     rows = data['penguins'].iloc[:20]
     want = json.loads(json.dumps(Predictor(data['tabular']).predict_batch(rows), allow_nan=False))

@@ -79,6 +79,30 @@ def upward(g:dict)->list:
     return [f"{a} (layer {layer(a)}) -> {b} (layer {layer(b)}), line {line}{' (in a function)' if fn else ''}"
             for a,deps in g.items() for b,(line,fn) in deps.items() if layer(b) > layer(a)]
 
+def private_imports(root:Path=ROOT)->list:
+    "`'a imports b._x (line n)'` for each private name (`_x`) a module of the package takes from another one."
+    found = []
+    for f in sorted((root/PKG).rglob('*.py')):
+        if '__pycache__' in f.parts or f.name == '_modidx.py': continue
+        mod = module_name(f, root)
+        pkg = mod if f.name == '__init__.py' else mod.rpartition('.')[0]
+        tree,aliases = ast.parse(f.read_text()),{}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ''
+                if node.level: base = '.'.join(pkg.split('.')[:len(pkg.split('.'))-node.level+1] + ([base] if base else []))
+                if base.partition('.')[0] != PKG: continue
+                found += [f"{mod} imports {base}.{a.name} (line {node.lineno})" for a in node.names if a.name.startswith('_')]
+                aliases.update({a.asname or a.name: f"{base}.{a.name}" for a in node.names if not a.name.startswith('_')})
+            elif isinstance(node, ast.Import):
+                aliases.update({a.asname: a.name for a in node.names if a.asname and a.name.partition('.')[0] == PKG})
+        for node in ast.walk(tree):  # `m._x` where `m` is a module of the package imported under a name
+            if (isinstance(node, ast.Attribute) and node.attr.startswith('_') and not node.attr.startswith('__')
+                and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and (root/Path(*aliases[node.value.id].split('.'))).with_suffix('.py').exists()):
+                found.append(f"{mod} imports {aliases[node.value.id]}.{node.attr} (line {node.lineno})")
+    return found
+
 def test_every_module_has_a_layer():
     missing = [m for m in graph() if (m.split('.')[1:] or ['__init__'])[0] not in LAYERS]
     assert not missing, f"{missing} have no layer: add them to LAYERS here and to CONTRIBUTING.md's layers"
@@ -104,6 +128,10 @@ def test_function_level_imports_of_the_package_point_down():
     lazy = sorted(f"{a} -> {b}" for a,deps in g.items() for b,(line,fn) in deps.items() if fn)
     assert all(layer(b) <= layer(a) for a,deps in g.items() for b,(line,fn) in deps.items() if fn), lazy
 
+def test_no_private_name_crosses_modules():
+    "No module takes a private name (`_x`) of another: what is shared is public, in the lower layer that holds it."
+    assert not (bad := private_imports()), "private names imported from other modules:\n" + '\n'.join(bad)
+
 def test_the_checks_can_fail(tmp_path):
     "A package with a cycle and an upward import, written here, is caught by the same readers."
     (pkg := tmp_path/PKG).mkdir()
@@ -115,9 +143,14 @@ def test_the_checks_can_fail(tmp_path):
     assert find_cycle(g) == ['xdeploy_nb.core', 'xdeploy_nb.runtime', 'xdeploy_nb.core']
     assert upward(g) == ["xdeploy_nb.core (layer 0) -> xdeploy_nb.runtime (layer 3), line 2 (in a function)"]
     with pytest.raises(KeyError): layer('xdeploy_nb.nowhere')
+    (pkg/'kinds').mkdir()
+    (pkg/'kinds'/'image.py').write_text("from ..core import _shape, f\nimport xdeploy_nb.runtime as rt\nrt._artifact\n")
+    assert private_imports(tmp_path) == ["xdeploy_nb.kinds.image imports xdeploy_nb.core._shape (line 1)",
+                                         "xdeploy_nb.kinds.image imports xdeploy_nb.runtime._artifact (line 3)"]
 
 if __name__ == '__main__':
     g = graph()
-    print(f"{len(g)} modules; cycle: {find_cycle(g) or 'none'}; upward imports: {upward(g) or 'none'}")
+    print(f"{len(g)} modules; cycle: {find_cycle(g) or 'none'}; upward imports: {upward(g) or 'none'}; "
+          f"private names crossing modules: {private_imports() or 'none'}")
     lazy = [(a, b) for a,deps in g.items() for b,(line,fn) in deps.items() if fn]
     print(f"{len(lazy)} imports of xdeploy_nb modules inside functions:", *(f"  {a} -> {b}" for a,b in lazy), sep='\n')

@@ -103,6 +103,19 @@ def test_bad_items_fail_their_own_request(server, bundles):
     preds,_ = _answers(client.infer('penguins_python', [_input(grpcclient, bundles['penguins'][1][:2])]))  # still serving
     assert len(preds) == 2
 
+def test_multi_item_requests_with_a_bad_item(server, bundles):
+    """Requests of several items sent at once (Triton batches them together): each good request gets the Predictor's
+    answers for its items; the one with a bad item is refused whole, naming the item, and answers nothing."""
+    b,raw,items = bundles['shapes']
+    p,client = Predictor(b, device='cpu'),httpclient.InferenceServerClient(server.http, concurrency=3)
+    reqs = [raw[0:4], [raw[4], b'not an image', raw[5]], raw[6:10]]
+    pending = [client.async_infer('shapes_python', [_input(httpclient, r)]) for r in reqs]
+    with pytest.raises(InferenceServerException, match=r'Item 1 \(12 bytes\): Pillow cannot identify this as an image'):
+        pending[1].get_result(timeout=30)
+    for a,want in ((pending[0], items[0:4]), (pending[2], items[6:10])):
+        preds,probs = _answers(a.get_result(timeout=30))
+        assert preds == p.predict_batch(want) and np.array_equal(probs, p.run(p.prepare(want)))
+
 def test_link_out_of_the_bundle_refused(bundles, tmp_path):
     "The python model's copy of the bundle would follow a link out of it: the repository is not written."
     b = tmp_path/'b'; shutil.copytree(bundles['penguins'][0], b)

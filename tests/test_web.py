@@ -17,7 +17,7 @@ from xdeploy_nb.data import make_image_folder, load_penguins, PENGUIN_CATS, PENG
 from xdeploy_nb.train import image_dls, tabular_dls, trained_learner
 from xdeploy_nb.export import export_bundle
 from xdeploy_nb.runtime import Predictor
-from xdeploy_nb.core import bundle_digest
+from xdeploy_nb.core import bundle_digest, file_sha256
 from xdeploy_nb.hosts.web import JS_DIR, site_server, write_site
 
 pytestmark = pytest.mark.slow(seconds=25)  # about how long this module takes (measured on an idle 2-core machine)
@@ -38,9 +38,33 @@ def img(tmp_path_factory):
     root = tmp_path_factory.mktemp('web_img')
     data = make_image_folder(classes=3, n_train=8, n_valid=4, size=24)  # the shared sample folder: the trained Learner is cached
     learn = trained_learner(image_dls(data, size=16, bs=8), epochs=2)
-    b = export_bundle(learn, root/'bundle', formats=('onnx',), variants=('int8-static',))
+    b = export_bundle(learn, root/'bundle', formats=('onnx', 'ort'), variants=('int8-static',))
     assert b.report.passed, b.report
     return root/'bundle',sorted((data/'valid').rglob('*.png'))
+
+def tampered(bundle, dst, keys:list):
+    "A copy of `bundle` at `dst` whose sample.npz has the arrays `keys` moved by 1 (the manifest's hash of it updated): a failing sample check."
+    shutil.copytree(bundle, dst)
+    z = dict(np.load(dst/'sample.npz'))
+    for k in keys: z[k] = z[k] + 1
+    np.savez(dst/'sample.npz', **z)
+    m = json.loads((dst/'manifest.json').read_text())
+    m['sample'].update(sha256=file_sha256(dst/'sample.npz'), size=(dst/'sample.npz').stat().st_size)
+    (dst/'manifest.json').write_text(json.dumps(m, indent=1))
+    return dst
+
+@pytest.fixture(scope='module')
+def img_bad(img, tmp_path_factory):
+    "The image bundle with its int8 variant's sample outputs wrong (`bad_int8`), and with every model's wrong (`all_bad`)."
+    root = tmp_path_factory.mktemp('web_img_bad')
+    return dict(bad_int8=tampered(img[0], root/'bad_int8', ['expected.model.int8-static.onnx']),
+                all_bad=tampered(img[0], root/'all_bad', ['expected', 'expected.model.int8-static.onnx']))
+
+def expected_by_file(bundle, items)->dict:
+    "Python's answers for `items` from each model a browser can run (onnx and ort, each variant), by file name."
+    m = json.loads((bundle/'manifest.json').read_text())
+    return {a['file']: python_predictor(bundle, format=a['format'], variant=a.get('variant', 'fp32')).predict_batch(items)
+            for a in m['artifacts'] if a['format'] in ('onnx', 'ort')}
 
 @pytest.fixture(scope='module')
 def tab(tmp_path_factory):
@@ -66,9 +90,10 @@ class PlainHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
 
 @pytest.fixture(scope='module')
-def sites(img, tab, tmp_path_factory):
+def sites(img, tab, img_bad, tmp_path_factory):
     root = tmp_path_factory.mktemp('web_sites')
     out = {k: write_site(b, root/k, ort_web=ORT_WEB)['path'] for k,(b, _) in dict(img=img, tab=tab).items()}
+    out['img_bad'] = write_site(img_bad['bad_int8'], root/'img_bad', ort_web=ORT_WEB)['path']
     servers = {k: _serve(p) for k,p in out.items()}
     servers['img_plain'] = _serve(out['img'], PlainHandler)
     yield {k: url for k,(_, url) in servers.items()}
@@ -187,6 +212,26 @@ def test_int8_variant_in_the_browser(browser, sites, img):
     assert top1 == 1.0 and diff <= 1e-4, (top1, diff)
     page.close()
 
+def test_variant_auto_in_the_browser(browser, sites, img):
+    """variant 'auto': every model the site has (model.onnx, model.ort, the int8 variant) is checked on the bundle's sample and
+    timed; the fastest that passed runs, with its own Python answers. Where the int8 variant's sample check fails, it is passed over."""
+    bundle,files = img
+    page = open_page(browser, sites['img'] + '?variant=auto')
+    d = page.evaluate('window.xdeploy.predictor.describe()')
+    assert sorted(c['file'] for c in d['candidates']) == ['model.int8-static.onnx', 'model.onnx', 'model.ort'], d
+    assert all(c['passed'] and c['device'] == 'wasm' for c in d['candidates']), d['candidates']
+    assert d['artifact']['file'] == min(d['candidates'], key=lambda c: c['ms'])['file'] and 'the fastest that passed' in d['why']
+    report(variant_auto={c['file']: round(c['ms'], 3) for c in d['candidates']})
+    top1,diff = agreement(pick(page, files[:4]), expected_by_file(bundle, files[:4])[d['artifact']['file']])
+    assert top1 == 1.0 and diff <= 1e-4, (top1, diff)
+    page.close()
+    page = open_page(browser, sites['img_bad'] + '?variant=auto')
+    d = page.evaluate('window.xdeploy.predictor.describe()')
+    int8 = next(c for c in d['candidates'] if c['variant'] == 'int8-static')
+    assert not int8['passed'] and "differ from its CPU outputs" in int8['problem'], int8
+    assert d['artifact']['variant'] == 'fp32' and d['artifact']['file'] in ('model.onnx', 'model.ort'), d
+    page.close()
+
 def test_tabular_rows_through_the_form(browser, sites, tab):
     bundle,rows = tab
     page = open_page(browser, sites['tab'])
@@ -218,14 +263,15 @@ def one_sided(tmp_path_factory)->dict:
                                        expected=[dict(label=str(learn.dls.vocab[int(w.argmax())]), probs=w.tolist()) for w in want])
     return out
 
-def test_node(img, tab, one_sided, tmp_path):
+def test_node(img, tab, one_sided, img_bad, tmp_path):
     "`node --test` (the module's own tests) under Node with onnxruntime-node, on these bundles and the Python Predictor's answers."
     (bundle,files),(tbundle,rows) = img,tab
     arrs = [np.asarray(Image.open(f).convert('RGB')) for f in files]
     pix = [dict(data=base64.b64encode(a.tobytes()).decode(), width=a.shape[1], height=a.shape[0], channels=3) for a in arrs]
     fx = dict(bundles=dict(image=dict(path=str(bundle), pixels=pix, expected=python_predictor(bundle).predict_batch(arrs),
                                       files=[str(f) for f in files], expected_files=python_predictor(bundle).predict_batch([str(f) for f in files]),
-                                      digest=bundle_digest(bundle)),
+                                      digest=bundle_digest(bundle), by_file=expected_by_file(bundle, arrs),
+                                      bad_int8=str(img_bad['bad_int8']), all_bad=str(img_bad['all_bad'])),
                            tabular=dict(path=str(tbundle), rows=rows, expected=Predictor(tbundle, device='cpu').predict_batch(rows)),
                            **one_sided))  # their expected answers are learn.predict's
     (f := tmp_path/'fixture.json').write_text(json.dumps(fx))

@@ -31,7 +31,8 @@ def _add_argument(p:argparse.ArgumentParser, name:str, param:inspect.Parameter, 
     elif anno in (int, float): kw['type'] = anno
     if param.default is inspect.Parameter.empty: return p.add_argument(name, **kw)
     flag = '--' + name.replace('_', '-')
-    if anno is bool: return p.add_argument(flag, dest=name, action='store_false' if param.default else 'store_true', help=kw['help'])
+    if anno is bool:
+        return p.add_argument(flag, dest=name, action='store_false' if param.default else 'store_true', help=kw['help'])
     if kw['help']: kw['help'] += f" (default: {param.default})"
     p.add_argument(flag, dest=name, default=param.default, **kw)
 
@@ -67,7 +68,8 @@ def demo(epochs:int=15, # Training epochs
         loss,acc = learn.validate()
     print(f"trained {arch}: validation accuracy {acc:.1%} (chance {1/learn.dls.c:.1%}), loss {loss:.3f}")
     out = Path(out or data_home()/'demo-bundle')
-    b = export_bundle(learn, out, formats=('onnx', 'torchscript', 'torch.export'), overwrite=(out/'manifest.json').exists())
+    b = export_bundle(learn, out, formats=('onnx', 'torchscript', 'torch.export'),
+                      overwrite=(out/'manifest.json').exists())
     print(f"bundle: {out}\n{b.report}")
     p = Predictor(out)
     files = sorted((path/'valid').rglob('*.png'))
@@ -94,36 +96,42 @@ def export(learner:str, # A Learner saved with `learn.export()` (a pickle: load 
     from xdeploy_nb.export import export_bundle, spec_from_learner
     from xdeploy_nb.runtime import items_from_paths
     from xdeploy_nb.core import bundle_digest
+    from xdeploy_nb.variants import speed_note
     from fastai.learner import load_learner
-    if not Path(learner).is_file(): raise XDeployError(f"{learner} is not a file.", "Pass the file that `learn.export()` wrote.")
+    if not Path(learner).is_file():
+        raise XDeployError(f"{learner} is not a file.", "Pass the file that `learn.export()` wrote.")
     with warnings.catch_warnings():  # the pickle warning says what the help of this command says
         warnings.filterwarnings('ignore', message='load_learner` uses', category=UserWarning)
         try: learn = load_learner(learner)
-        except Exception as e: raise XDeployError(f"{learner} could not be read as a saved fastai Learner ({type(e).__name__}: {e}).",
-                                                  "Pass the file that `learn.export()` wrote, with the same fastai version.") from None
+        except Exception as e: raise XDeployError(
+            f"{learner} could not be read as a saved fastai Learner ({type(e).__name__}: {e}).",
+            "Pass the file that `learn.export()` wrote, with the same fastai version.") from None
     if not items: raise XDeployError("A saved Learner keeps no data, so there is nothing to verify the export on.",
                                      "Pass --items with validation image files or folders, or a CSV file of rows.")
-    b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), variants=variants or (), opset=opset, n_items=n_items,
-                      items=items_from_paths(spec_from_learner(learn), items), overwrite=overwrite)
-    print(f"wrote {out}\n{b.report}\ndigest {bundle_digest(out)} (pin it: Predictor(path, digest=...))")
+    b = export_bundle(learn, out, formats=formats or ('onnx', 'torchscript'), variants=variants or (), opset=opset,
+                      n_items=n_items, items=items_from_paths(spec_from_learner(learn), items), overwrite=overwrite)
+    slower = ''.join(f"\nslower than fp32: {n}" for a in b.artifacts if (n := speed_note(a)))
+    print(f"wrote {out}\n{b.report}{slower}\ndigest {bundle_digest(out)} (pin it: Predictor(path, digest=...))")
     return b
 
 # %% ../nbs/61_cli.ipynb #22dfda57
 def predict(bundle:str, # The bundle directory
-            items:list, # Image files or folders of them; one CSV file of rows (tabular); .txt files, folders of them or a CSV file (text)
+            items:list, # Image files or folders; a CSV file of rows (tabular); .txt files, folders or a CSV file (text)
             json:bool=False, # Print JSON (a list of prediction dicts, each with its item) instead of lines
             device:str='auto', # Where to run: a name from `xdeploy devices`, or auto
             variant:str='fp32', # Which variant of the ONNX model to run, e.g. int8-static (see the bundle's manifest)
             batch_size:int=64, # Items per run of the model
-            preprocess:str='pillow', # Images: pillow (fastai's exact item steps), graph (the bundle's preprocess.onnx) or auto
-            engine:str='local', # local (this process) or ray (Ray Data: an actor pool; `pip install "xdeploy_nb[serve]"`)
-            out:str=None # With --engine ray: write the predictions to this folder (Parquet; CSV files if it ends in .csv)
+            preprocess:str='pillow', # Images: pillow (fastai's exact steps), graph (preprocess.onnx) or auto
+            engine:str='local', # local (this process) or ray (Ray Data: an actor pool)
+            out:str=None # With --engine ray: write the predictions to this folder (Parquet; CSV if it ends in .csv)
            ):
-    "Print the predictions of a bundle for image files, the rows of a CSV file, or texts (.txt files, a CSV file's text column)."
+    "Print the predictions of a bundle for image files, the rows of a CSV file, or texts."
     from xdeploy_nb.runtime import KINDS, Predictor, items_from_paths
-    if engine not in ('local', 'ray'): raise XDeployError(f"--engine {engine} is not an engine.", "Use --engine local or --engine ray.")
+    if engine not in ('local', 'ray'):
+        raise XDeployError(f"--engine {engine} is not an engine.", "Use --engine local or --engine ray.")
     if engine == 'ray': return _predict_ray(bundle, items, json, device, variant, batch_size, out)
-    if out: raise XDeployError("--out writes the predictions of --engine ray.", "Add --engine ray, or leave out --out to print them.")
+    if out: raise XDeployError("--out writes the predictions of --engine ray.",
+                               "Add --engine ray, or leave out --out to print them.")
     p = Predictor(bundle, device=device, variant=variant, preprocess=preprocess)
     xs = items_from_paths(p.manifest, items)
     preds = p.predict_batch(xs, batch_size=batch_size)
@@ -137,25 +145,34 @@ def _print_predictions(names:list, preds:list, json:bool=False):
     for n,d in zip(names, preds):
         if 'label' in d: print(f"{n}: {d['label']} ({d['probs'][d['index']]:.1%})")
         elif 'labels' in d: print(f"{n}: {', '.join(d['labels']) or '(none)'}")
-        elif 'mask' in d: print(f"{n}: {len(d['mask'])}x{len(d['mask'][0])} mask: {', '.join(f'{k} {v:.0%}' for k,v in d['classes'].items())}")
+        elif 'mask' in d:
+            print(f"{n}: {len(d['mask'])}x{len(d['mask'][0])} mask: "
+                  + ', '.join(f'{k} {v:.0%}' for k,v in d['classes'].items()))
         else: print(f"{n}: {d['value']}")
 
 # %% ../nbs/61_cli.ipynb #clray002
 def _predict_ray(bundle:str, items:list, json:bool, device:str, variant:str, batch_size:int, out:str=None):
     "`xdeploy predict --engine ray`: `predict_dataset`, written to `out` or printed in the order of the items."
     from xdeploy_nb.hosts.ray import predict_dataset
-    if variant != 'fp32': raise XDeployError("--engine ray runs the fp32 model.", "Leave out --variant, or use --engine local.")
+    if variant != 'fp32':
+        raise XDeployError("--engine ray runs the fp32 model.", "Leave out --variant, or use --engine local.")
     source = items if len(items) > 1 or Path(items[0]).suffix.lower() != '.csv' else items[0]
-    res = predict_dataset(bundle, source, out=out, batch_size=batch_size, device='cpu' if device == 'auto' else device, overwrite=False)
+    res = predict_dataset(bundle, source, out=out, batch_size=batch_size, device='cpu' if device == 'auto' else device,
+                          overwrite=False)
     if out:
         import pyarrow.dataset as pads
-        t = pads.dataset(str(res), format='csv' if res.suffix.lower() == '.csv' else 'parquet').to_table(columns=['error'])
+        fmt = 'csv' if res.suffix.lower() == '.csv' else 'parquet'
+        t = pads.dataset(str(res), format=fmt).to_table(columns=['error'])
         bad = sum(1 for e in t['error'].to_pylist() if e)
-        return print(f"wrote {t.num_rows} predictions to {res}" + (f" ({bad} items could not be predicted: see the error column)" if bad else ''))
+        return print(f"wrote {t.num_rows} predictions to {res}"
+                     + (f" ({bad} items could not be predicted: see the error column)" if bad else ''))
     rows = sorted(res.take_all(), key=lambda r: r['item'])
-    preds = [{k: v.tolist() if hasattr(v, 'tolist') else v for k,v in r.items() if k not in ('item', 'error')} for r in rows]
+    preds = [{k: v.tolist() if hasattr(v, 'tolist') else v for k,v in r.items() if k not in ('item', 'error')}
+             for r in rows]
     for r in rows:
-        if r['error']: raise XDeployError(f"{r['item']}: {r['error'].partition(chr(10))[0]}", r['error'].partition('Fix: ')[2] or None)
+        if r['error']:
+            raise XDeployError(f"{r['item']}: {r['error'].partition(chr(10))[0]}",
+                               r['error'].partition('Fix: ')[2] or None)
     _print_predictions([r['item'] if isinstance(r['item'], str) else f"row {r['item']}" for r in rows], preds, json)
 
 # %% ../nbs/61_cli.ipynb #cl0cl020
@@ -166,19 +183,21 @@ def devices(json:bool=False # Print the records as JSON
     from xdeploy_nb.accel import list_devices
     ds = list_devices()
     if json: return print(_json.dumps(list(ds), indent=1, default=str))
-    for d in ds: print(f"{d['name']:<16} {d['kind']:<10} {d['ep'] or '':<28} {d['type'] or '':<5} {d['vendor'] or '':<12} {d['source']}")
+    for d in ds:
+        print(f"{d['name']:<16} {d['kind']:<10} {d['ep'] or '':<28} {d['type'] or '':<5} {d['vendor'] or '':<12} "
+              f"{d['source']}")
 
 # %% ../nbs/61_cli.ipynb #cl0cl021
 def bench(bundle:str, # The bundle directory
           json:str=None, # Write the report (rows and meta) as JSON to this file
           plot:str=None, # Write the plot as PNG to this file
           devices:list=None, # Device names (default: all this machine has)
-          formats:list=None, # Some of onnx, ort, executorch, torchscript, torch.export (default: all the bundle has that run no code when loaded)
+          formats:list=None, # Some of onnx, ort, executorch, torchscript, torch.export (default: all that run no code)
           variants:list=None, # Some of the bundle's variants, e.g. fp32 int8-static (default: all)
           batch_sizes:list=None, # Batch sizes (default: 1 8 64)
           min_time:float=0.5, # Seconds of timed runs per row, at least
           budget:float=None, # Stop after this many seconds; rows not reached say so
-          trust_code:bool=False # Also time TorchScript and torch.export artifacts, whose loading can run code: only bundles you trust
+          trust_code:bool=False # Also time TorchScript and torch.export artifacts (loading them can run code)
          ):
     "Time every artifact of a bundle on every device, and print the table."
     from xdeploy_nb.bench import bench as run_bench
@@ -192,7 +211,7 @@ def bench(bundle:str, # The bundle directory
 # %% ../nbs/61_cli.ipynb #cl0web01
 def web(bundle:str, # The bundle directory
         out:str, # The site folder to write
-        ort_web:str=None, # A local onnxruntime-web package folder (default: the one npm installed beside the module, else npm pack at the pinned version)
+        ort_web:str=None, # A local onnxruntime-web package folder (default: the one installed beside the module)
         overwrite:bool=False, # Replace an existing site at OUT
         serve:bool=False, # Then serve it on 127.0.0.1 with the headers for multi-threaded wasm, until Ctrl-C
         port:int=8000 # The port for --serve
@@ -203,13 +222,14 @@ def web(bundle:str, # The bundle directory
     print(f"wrote {site['path']}: {len(site['files'])} files, {site['bytes']/1e6:.1f} MB\n{site['ort_web']}")
     if not serve: return site
     srv = site_server(out, port)
-    print(f"serving {out} at http://127.0.0.1:{srv.server_address[1]}/ (cross-origin isolated: wasm threads); Ctrl-C stops")
+    print(f"serving {out} at http://127.0.0.1:{srv.server_address[1]}/ (cross-origin isolated: wasm threads); "
+          "Ctrl-C stops")
     try: srv.serve_forever()
     finally: srv.server_close()
 
 # %% ../nbs/61_cli.ipynb #dd0cli02
-def train(source:str='shapes', # Data: a folder with train/<class>/ and valid/<class>/ images, a CSV file, or a sample set (shapes, digits, penguins)
-          out:str=None, # The bundle directory rank 0 writes (default: `ddp-bundle` under `xdeploy_nb.data.data_home()`)
+def train(source:str='shapes', # Data: an image folder (train/, valid/), a CSV file, or shapes, digits, penguins
+          out:str=None, # The bundle directory rank 0 writes (default: `ddp-bundle` under `data_home()`)
           nproc:int=None, # Processes: default one per GPU, or 2 without a GPU
           epochs:int=2, # Epochs of `fit_one_cycle`
           lr:float=1e-2, # Its maximum learning rate
@@ -217,49 +237,56 @@ def train(source:str='shapes', # Data: a folder with train/<class>/ and valid/<c
           size:int=64, # Image size in pixels
           bs:int=16, # Batch size of each process
           target:str=None, # The target column of a CSV file
-          recipe:str=None, # Your own 'package.module:function' that returns an untrained Learner (called with no arguments), instead of the options above
+          recipe:str=None, # Your 'package.module:function' returning an untrained Learner, instead of the options above
           formats:list=None, # Some of onnx, ort, executorch, torchscript, torch.export (default: onnx)
           weights:str=None, # Also save the trained state dict to this file
           overwrite:bool=False, # Replace an existing bundle at OUT
           timeout:float=3600, # Seconds before every process is stopped
           json:bool=False # Print the ranks' records as JSON (and not the processes' output)
          ):
-    "Train data-parallel on several processes (torchrun: gloo on CPUs, NCCL on GPUs), then export a verified bundle from rank 0."
+    "Train data-parallel on several processes (torchrun), then export a verified bundle from rank 0."
     import json as _json, os
     from xdeploy_nb.data import data_home
     from xdeploy_nb.distributed import launch
     kw = {} if recipe else dict(source=source, arch=arch, size=size, bs=bs, target=target)
-    if recipe and os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())  # its module may be here, as for `python -m` (and the processes)
-    if out is None: out = data_home()/'ddp-bundle'; overwrite = overwrite or (out/'manifest.json').is_file()  # as `demo` does
-    r = launch(recipe or 'xdeploy_nb.distributed:default_recipe', nproc=nproc, epochs=epochs, lr=lr, out=out, formats=formats or ('onnx',),
-               overwrite=overwrite, weights=weights, timeout=timeout, quiet=json, **kw)
+    # its module may be here, as for `python -m` (and the processes)
+    if recipe and os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())
+    if out is None: out = data_home()/'ddp-bundle'; overwrite = overwrite or (out/'manifest.json').is_file()  # as demo
+    r = launch(recipe or 'xdeploy_nb.distributed:default_recipe', nproc=nproc, epochs=epochs, lr=lr, out=out,
+               formats=formats or ('onnx',), overwrite=overwrite, weights=weights, timeout=timeout, quiet=json, **kw)
     if json: print(_json.dumps(r, indent=1))
     else: _train_summary(r)
-    if not r['identical']: raise XDeployError("The processes ended with different weights.", "This is a bug: please report it with the command you ran.")
+    if not r['identical']: raise XDeployError("The processes ended with different weights.",
+                                              "This is a bug: please report it with the command you ran.")
     return r
 
 def _train_summary(r:dict):
     "Print what `xdeploy train` did: a line per rank, the metrics, the bundle."
-    for o in r['ranks']: print(f"rank {o['rank']} ({o['backend'] or 'single process'}, {o['device']}): {o['items']} training items per epoch, "
-                               f"weights {o['state'][:12]}, fit {o['fit_seconds']:.1f} s")
-    print(f"replicas identical: {'yes' if r['identical'] else 'NO'}; " + ', '.join(f"{k} {v:.4g}" for k,v in r['ranks'][0]['metrics'].items()))
+    for o in r['ranks']:
+        print(f"rank {o['rank']} ({o['backend'] or 'single process'}, {o['device']}): {o['items']} training items per "
+              f"epoch, weights {o['state'][:12]}, fit {o['fit_seconds']:.1f} s")
+    print(f"replicas identical: {'yes' if r['identical'] else 'NO'}; "
+          + ', '.join(f"{k} {v:.4g}" for k,v in r['ranks'][0]['metrics'].items()))
     print(f"bundle (rank 0): {r['bundle']}; {r['seconds']:.1f} s in all")
 
 # %% ../nbs/61_cli.ipynb #cl0cl022
-COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, web=web, train=train)
+COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devices=devices, bench=bench, web=web,
+                train=train)
 
 # %% ../nbs/61_cli.ipynb #clsrv002
 def serve_command(bundle:str, # The bundle directory
                   port:int=8000, # HTTP port, on 127.0.0.1
-                  replicas:int=1, # Replicas, each with one Predictor
+                  replicas:int=None, # Replicas, each with one Predictor (default: one per CPU, up to 4)
                   max_batch_size:int=8, # Most single-item requests run as one batch
                   batch_wait_ms:float=5.0, # Longest wait for more requests to fill a batch
-                  threads:int=1 # Intra-op threads of each replica's model
+                  threads:int=None # Intra-op threads of each replica's model (default: CPUs / replicas)
                  ):
     "Serve a bundle over HTTP on 127.0.0.1 with Ray Serve until interrupted (`pip install \"xdeploy_nb[serve]\"`)."
     from xdeploy_nb.hosts.ray import serve
-    s = serve(bundle, port=port, replicas=replicas, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms, threads=threads)
-    s.wait(ready=lambda: print(f"serving {bundle} at {s.url}: POST /predict, GET /metadata, GET /health. Ctrl-C or SIGTERM stops it.", flush=True))
+    s = serve(bundle, port=port, replicas=replicas, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
+              threads=threads)
+    s.wait(ready=lambda: print(f"serving {bundle} at {s.url}: POST /predict, GET /metadata, GET /health. "
+                               "Ctrl-C or SIGTERM stops it.", flush=True))
     print("stopped", flush=True)
 
 COMMANDS['serve'] = serve_command
@@ -267,36 +294,38 @@ COMMANDS['serve'] = serve_command
 # %% ../nbs/61_cli.ipynb #tr0cli02
 def triton(bundle:str, # The bundle directory
            repo:str, # The model repository folder to write into (other models in it are left alone)
-           name:str=None, # The model's name (the python-backend model's: NAME_python); default: the bundle folder's name
+           name:str=None, # The model's name (default: the bundle folder's name)
            max_batch_size:int=8, # Largest batch Triton's dynamic batcher gathers
-           instances:int=1, # Instances of each model
+           instances:int=None, # Instances of each model (default: one per CPU, up to 4)
            instance_kind:str='auto', # The ONNX model's instances: auto (a GPU where there is one), gpu or cpu
            no_python:bool=False, # Write only the onnxruntime_onnx model
            overwrite:bool=False # Replace these models' folders if they exist
           ):
-    "Write a Triton Inference Server model repository for a bundle: an onnxruntime_onnx model and a python-backend model."
+    "Write a Triton model repository for a bundle: an onnxruntime_onnx model and a python-backend model."
     from xdeploy_nb.hosts.triton import check_config, triton_repository
     models = triton_repository(bundle, repo, name=name, max_batch_size=max_batch_size, instances=instances,
                                instance_kind=instance_kind, python=not no_python, overwrite=overwrite)
     for n,f in models.items():
         cfg = check_config(f)
-        print(f"{f}: {cfg.platform or cfg.backend}, max_batch_size {cfg.max_batch_size}, {cfg.instance_group[0].count} instance(s); config.pbtxt checked")
+        print(f"{f}: {cfg.platform or cfg.backend}, max_batch_size {cfg.max_batch_size}, "
+              f"{cfg.instance_group[0].count} instance(s); config.pbtxt checked")
     return models
 
 COMMANDS['triton'] = triton
 
 # %% ../nbs/61_cli.ipynb #cpp0cli1
 def cpp(bundle:str, # The bundle directory
-        out:str, # The C++ project folder to write: the library, xdeploy-predict, a Qt 6 app, ONNX Runtime's SDK, the bundle
-        build:bool=False, # Also build it into OUT/dist with CMake (Debian: cmake g++ nlohmann-json3-dev libssl-dev libpng-dev libjpeg62-turbo-dev)
+        out:str, # The C++ project folder to write (sources, ONNX Runtime's SDK, the bundle)
+        build:bool=False, # Also build it into OUT/dist with CMake
         overwrite:bool=False # Replace an existing project at OUT
        ):
-    "Write a ready CMake project that runs the bundle from C++ with ONNX Runtime (and a Qt 6 app), and optionally build it."
+    "Write a ready CMake project that runs the bundle from C++ with ONNX Runtime, and optionally build it."
     from xdeploy_nb.hosts.cpp import cpp_project
     p = cpp_project(bundle, out, build=build, overwrite=overwrite)
-    print(f"wrote {p}: C++ sources, CMakeLists.txt, third_party/onnxruntime, bundle/" + (
-          f"\nbuilt {p/'dist'}: run {p/'dist'/'bin'/'xdeploy-predict'} {p/'dist'/'bundle'} IMAGES... --json" if build else
-          f"\nbuild it: cmake -S {p} -B {p}/build && cmake --build {p}/build && cmake --install {p}/build --prefix {p}/dist"))
+    built = f"\nbuilt {p/'dist'}: run {p/'dist'/'bin'/'xdeploy-predict'} {p/'dist'/'bundle'} IMAGES... --json"
+    todo = (f"\nbuild it: cmake -S {p} -B {p}/build && cmake --build {p}/build && "
+            f"cmake --install {p}/build --prefix {p}/dist")
+    print(f"wrote {p}: C++ sources, CMakeLists.txt, third_party/onnxruntime, bundle/" + (built if build else todo))
     return p
 
 COMMANDS['cpp'] = cpp
@@ -322,7 +351,7 @@ def _parser()->argparse.ArgumentParser:
 
 # %% ../nbs/61_cli.ipynb #cl0cl010
 def _fail(cmd:str, problem:str, fix:str=None, as_json:bool=False):
-    "Exit with status 1 and one message naming the problem and the fix: a line on stderr, or a JSON object on stdout with `--json`."
+    "Exit with status 1 and one message naming the problem and the fix: on stderr, or as JSON on stdout with `--json`."
     if as_json:
         print(json.dumps(dict(error=problem, fix=fix, command=cmd)))
         sys.exit(1)
@@ -339,4 +368,5 @@ def main(argv:list=None # Arguments (default: `sys.argv[1:]`)
     try: COMMANDS[cmd](**args)
     except XDeployError as e: _fail(cmd, e.problem, e.fix, as_json)
     except KeyboardInterrupt: sys.exit(130)
-    except Exception as e: _fail(cmd, f"unexpected {type(e).__name__}: {e}", "This is a bug of xdeploy_nb: please report it with the command you ran.", as_json)
+    except Exception as e: _fail(cmd, f"unexpected {type(e).__name__}: {e}",
+                                 "This is a bug of xdeploy_nb: please report it with the command you ran.", as_json)

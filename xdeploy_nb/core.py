@@ -13,11 +13,12 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NAME', 'SCHEMA_VERSION', 'ACTIVATIONS', 'DTYPES',
-           'MANIFEST_SCHEMA', 'MANIFEST_MAX_BYTES', 'MAX_JSON_DEPTH', 'SCHEMA_ID', 'SCHEMA_DESCRIPTION', 'TOLERANCE',
-           'RTOL', 'XDeployError', 'file_sha256', 'recover_directory', 'remove_stale_partials', 'atomic_directory',
-           'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task', 'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf',
-           'Version', 'ManifestError', 'validate_manifest', 'read_manifest', 'write_manifest', 'bundle_digest',
-           'read_checked', 'check_artifacts', 'json_schema', 'schema_json', 'schema_file', 'within_tolerance']
+           'FILE_DOC', 'SHA256_DOC', 'SIZE_DOC', 'MANIFEST_SCHEMA', 'MANIFEST_MAX_BYTES', 'MAX_JSON_DEPTH', 'SCHEMA_ID',
+           'SCHEMA_DESCRIPTION', 'TOLERANCE', 'RTOL', 'XDeployError', 'file_sha256', 'recover_directory',
+           'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task',
+           'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError', 'validate_manifest', 'read_manifest',
+           'write_manifest', 'bundle_digest', 'read_checked', 'check_artifacts', 'json_schema', 'schema_json',
+           'schema_file', 'within_tolerance']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -49,10 +50,11 @@ def _pid_alive(pid:int)->bool:
     return True
 
 def _dead_siblings(dest:Path, old:bool)->list:
-    "Temporary siblings of `dest` left by writers that no longer run: the displaced old directories (`old`), or the others."
+    "Temporary siblings of `dest` whose writers no longer run: the displaced old directories if `old`, else the others."
     pat = re.compile(rf"^\.{re.escape(dest.name)}\.partial-(\d+)-(old-)?")
     if not dest.parent.exists(): return []
-    return [p for p in sorted(dest.parent.iterdir()) if (m := pat.match(p.name)) and bool(m.group(2)) == old and not _pid_alive(int(m.group(1)))]
+    return [p for p in sorted(dest.parent.iterdir())
+            if (m := pat.match(p.name)) and bool(m.group(2)) == old and not _pid_alive(int(m.group(1)))]
 
 # %% ../nbs/00_core.ipynb #at000001
 def recover_directory(dest:Path # A destination that `atomic_directory` writes
@@ -65,7 +67,7 @@ def recover_directory(dest:Path # A destination that `atomic_directory` writes
 
 def remove_stale_partials(dest:Path # Destination whose leftover temporary siblings to remove
                          )->list:
-    "Remove temporary siblings of `dest` left by writers that no longer run (after `recover_directory`); return their paths."
+    "Remove the temporary siblings of `dest` whose writers no longer run; return their paths."
     dest = Path(dest).absolute()
     recover_directory(dest)
     removed = _dead_siblings(dest, old=False) + _dead_siblings(dest, old=True)
@@ -95,7 +97,7 @@ _step_hook = None  # tests: called with the name of each step of a swap, to kill
 
 # %% ../nbs/00_core.ipynb #70d91bc5
 def _swap_in(tmp:Path, dest:Path):
-    "Put `tmp` at `dest`, replacing what is there: atomically where the system can, else by two renames that `recover_directory` repairs."
+    "Put `tmp` at `dest`, replacing what is there: atomically where the system can, else by two renames."
     step = _step_hook or (lambda name: None)
     if not dest.exists(): tmp.rename(dest); step('renamed')
     elif _exchange(tmp, dest): step('exchanged'); shutil.rmtree(tmp, ignore_errors=True)
@@ -141,7 +143,8 @@ KNOWN_WARNINGS = [  # (category, message regex, why it is harmless here)
      'TorchScript is what the torchscript format is, on purpose'),
 ]
 
-def _known(w)->bool: return any(issubclass(w.category, c) and re.search(rx, str(w.message)) for c,rx,_ in KNOWN_WARNINGS)
+def _known(w)->bool:
+    return any(issubclass(w.category, c) and re.search(rx, str(w.message)) for c,rx,_ in KNOWN_WARNINGS)
 
 # %% ../nbs/00_core.ipynb #b678446c-1
 def _fmt_warning(w)->str: return f"{w.category.__name__}: {str(w.message).strip()} ({Path(w.filename).name}:{w.lineno})"
@@ -185,11 +188,12 @@ def quiet(info:dict # Collects 'warnings', 'stdout', 'stderr', 'native_output' a
 
 # %% ../nbs/00_core.ipynb #reg00002
 class Registry(dict):
-    "Names of one axis of a bundle -> their entries; a plain dict whose `[name]` names what it has when `name` is not there."
+    "Names of one axis of a bundle -> their entries: a plain dict whose error for a missing name lists the names."
     def __init__(self, what:str): # What the names are, for messages: 'task', 'artifact format', ...
         super().__init__(); self.what = what
     def __missing__(self, name):
-        raise XDeployError(f"Unknown {self.what} {name!r}.", f"Use one of {', '.join(map(repr, self))}, or register it first.")
+        raise XDeployError(f"Unknown {self.what} {name!r}.",
+                           f"Use one of {', '.join(map(repr, self))}, or register it first.")
     def names(self, **where)->list:
         "The names whose entries have the attribute values in `where`, e.g. `FORMATS.names(runs_code=False)`."
         return [n for n,e in self.items() if all(getattr(e, k) == v for k,v in where.items())]
@@ -202,8 +206,8 @@ class Format:
     runs_code:bool=False # Can loading it execute code? Such artifacts load only when the caller opts in
     needs_torch:bool=False # Does running it need torch?
     runner:Callable=None # `runner(path, manifest, artifact, device, threads)` -> `Runner`
-    export:Callable=None # `export(module, example_inputs, path, dynamic_batch, opset, check, atol, rtol)` -> info dict (checked `within_tolerance`) (train side)
-    device_kind:str='onnxruntime' # Whose devices run it: 'onnxruntime' (`list_devices().names()`), 'torch' (the CPU and torch's devices) or 'cpu' (the CPU only)
+    export:Callable=None # `export(module, example_inputs, path, dynamic_batch, opset, check, atol, rtol)` (train side)
+    device_kind:str='onnxruntime' # Whose devices run it: 'onnxruntime', 'torch' or 'cpu' (the CPU only)
 
 # %% ../nbs/00_core.ipynb #reg00006
 @dataclass
@@ -221,12 +225,14 @@ class Variant:
     by_accuracy:bool=False # Judged by accuracy (within `max_accuracy_drop` of fp32) instead of by the difference
     sample_tolerance:float=1e-3 # Largest difference from its own CPU outputs that a device may show (`device='auto'`)
     needs_calibration:bool=False # Does `make` need calibration inputs?
+    slower_because:str=None # Why it can run slower than fp32 (e.g. on a CPU): the summaries say it where it measured so
+    instead:str=None # The variant to use instead where it runs slower than fp32
 
 # %% ../nbs/00_core.ipynb #reg00008
 @dataclass
 class Task:
     "What a model's outputs mean: activation, how rows become results, how two outputs agree, the metric."
-    activation:str # 'softmax', 'sigmoid' or 'none': what its usual losses apply (the graph applies the Learner's own, as fastai does)
+    activation:str # 'softmax', 'sigmoid' or 'none': what its usual losses apply
     decode:Callable # `decode(outputs, labels, output)` -> a plain dict per row (`output`: the manifest's output entry)
     agree:Callable # `agree(ref, out, output, atol, rtol)` -> (same, tie): per-row bool arrays
     metric:str # Name of the metric `score` computes
@@ -236,7 +242,7 @@ class Task:
     fits:Callable=None # `fits(n_outputs, n_labels)` -> bool: can a model with this output width be this task?
     labels:Callable=None # `labels(learn, n_out)` -> output names, for a model of `n_out` outputs if known (train side)
     output:Callable=None # `output(learn)` -> extra fields of the manifest's output entry, e.g. a threshold (train side)
-    rank:int=2 # Dimensions of the output: 2 for [batch, n] (a row per item), 4 for [batch, n, H, W] (a map per item, e.g. segmentation)
+    rank:int=2 # Dimensions of the output: 2 ([batch, n]) or 4 ([batch, n, H, W])
 
 # %% ../nbs/00_core.ipynb #reg00009
 @dataclass
@@ -252,12 +258,12 @@ class Kind:
     reference_items:Callable=None # `reference_items(learn, n)` -> raw validation items (train side)
     reference_targets:Callable=None # `reference_targets(learn, n)` -> their targets as an [n, k] array (train side)
     test_items:Callable=None # `test_items(items)` -> what `learn.dls.test_dl` takes (train side)
-    test_bs:int=64 # Items per batch of the Learner's reference outputs (1: each alone, as `learn.predict` runs it) (train side)
+    test_bs:int=64 # Items per batch of the Learner's reference outputs (train side)
     from_paths:Callable=None # `from_paths(paths, manifest)` -> items, for the CLI
     names:Callable=None # `names(items)` -> a display name per item, for the CLI
-    spec_schema:dict=None # The schema of `preprocessing` for this kind (its `spec` and `steps`), in the notation of `MANIFEST_SCHEMA`
-    item_encoding:str=None # How a host receives one item: 'bytes' (a file's bytes), 'json' (a JSON object: a row) or 'text' (a string)
-    export_extra:Callable=None # `export_extra(learn, bundle_dir, manifest, formats, items)` -> fields added to `preprocessing`, after writing their files into the bundle (train side)
+    spec_schema:dict=None # The schema of `preprocessing` (its `spec` and `steps`), in `MANIFEST_SCHEMA`'s notation
+    item_encoding:str=None # How a host receives one item: 'bytes', 'json' or 'text'
+    export_extra:Callable=None # `export_extra(learn, bundle_dir, manifest, formats, items)` -> fields (train side)
 
 # %% ../nbs/00_core.ipynb #reg00010
 KINDS,TASKS,FORMATS,VARIANTS = Registry('input kind'),Registry('task'),Registry('artifact format'),Registry('variant')
@@ -273,9 +279,10 @@ class Doc:
                  min_length:int=None, max_length:int=None, # Limits of a string's length
                  what:str=None): # The rule in words, for messages ('a plain file name'); default: the limits
         self.schema,self.doc,self.what = schema,doc,what
-        self.limits = {k:v for k,v in dict(pattern=pattern, minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
-                                           min_items=min_items, max_items=max_items,
-                                           min_length=min_length, max_length=max_length).items() if v is not None}
+        self.limits = {k:v for k,v in dict(pattern=pattern, minimum=minimum, maximum=maximum,
+                                           exclusive_minimum=exclusive_minimum, min_items=min_items,
+                                           max_items=max_items, min_length=min_length,
+                                           max_length=max_length).items() if v is not None}
     def __repr__(self): return f"Doc({self.schema!r}, {self.doc[:40]!r}...)"
 
 # %% ../nbs/00_core.ipynb #sch00001-1
@@ -314,76 +321,94 @@ ACTIVATIONS = {'softmax', 'sigmoid', 'none'}
 DTYPES = {'uint8', 'int64', 'float32', 'float16'}
 _num = (int, float)
 
-_DTYPE = Doc(DTYPES, "Element type of the array, as ONNX names it: uint8, int64, float32 (IEEE single) or float16 (IEEE half).")
-_SHAPE = Doc([(Doc(int, minimum=0), str)], "The array's dimensions, outermost first: an integer is a fixed size (0: an empty dimension, "
-             "e.g. x_cat of a table without category columns), a string names a size chosen at run time ('batch': the number of items).")
-_FILE = Doc(str, "A file name in the bundle folder, beside manifest.json: no folders, not hidden, no control characters "
-            "(U+0000-U+001F, U+007F); a reader refuses a file that resolves outside the folder (a symbolic link out of it).",
+_DTYPE = Doc(DTYPES, "Element type of the array, as ONNX names it: uint8, int64, float32 (IEEE single) or float16 "
+                     "(IEEE half).")
+_SHAPE = Doc([(Doc(int, minimum=0), str)], "The array's dimensions, outermost first: an integer is a fixed size (0: an "
+             "empty dimension, e.g. x_cat of a table without category columns), a string names a size chosen at run "
+             "time ('batch': the number of items).")
+FILE_DOC = Doc(str, "A file name in the bundle folder, beside manifest.json: no folders, not hidden, no control "
+            "characters (U+0000-U+001F, U+007F); a reader refuses a file that resolves outside the folder (a symbolic "
+            "link out of it).",
             pattern=r'[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*', max_length=255, what='a plain file name in the bundle')
-_SHA256 = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it loads the file.",
-              pattern='[0-9a-f]{64}', min_length=64, max_length=64, what='a sha256 hex digest (64 lowercase hex digits)')
-_SIZE = Doc(int, "The file's size in bytes.", minimum=0)
+SHA256_DOC = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it loads "
+                   "the file.", pattern='[0-9a-f]{64}', min_length=64, max_length=64,
+              what='a sha256 hex digest (64 lowercase hex digits)')
+SIZE_DOC = Doc(int, "The file's size in bytes.", minimum=0)
 
 MANIFEST_SCHEMA = {
     'schema': Doc({SCHEMA_NAME}, "What this file is: always 'xdeploy_nb.bundle'."),
     'schema_version': Doc(Version(SCHEMA_VERSION, 'manifest schema'),
-        "The layout of this manifest. It grows only for changes an older reader cannot ignore; a reader refuses a larger "
-        "one than it knows (the Python runtime says: upgrade xdeploy_nb), and ignores fields it does not know in a version it reads."),
-    'task': Doc(TASKS, "What the outputs mean. single_label: one class per item; the outputs are softmax probabilities (or raw scores, "
-        "where the output's activation is 'none') and the prediction is the label with the highest one. multi_label: an "
-        "independent yes/no per label; the outputs are sigmoid probabilities and a label is predicted when its probability is "
-        ">= the output's threshold (raw scores, where the activation is 'none': >= logit(threshold)). regression: the outputs "
-        "are the predicted values, one per label (the labels name the targets). segmentation: a class per pixel; the outputs "
-        "are [batch, n, H, W], the softmax probabilities of the n labels (the classes' codes) at each pixel of the model's input "
-        "size, and a pixel's class is the label with the highest one."),
-    'inputs': Doc([{'name': Doc(str, "The graph input this array is fed to, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
-                    'layout?': Doc(str, "Image inputs: the order of the dimensions, 'NCHW' (batch, channels, height, width).")}],
-        "The model's inputs. An image bundle has one, 'image': the uint8 NCHW batch that the item steps of the preprocessing "
-        "make from decoded images (pixel values 0-255, channels in the order of the decoded mode). A tabular bundle has two: "
-        "'x_cat' (int64 [batch, number of x_cat columns], category codes) and 'x_cont' (float32 [batch, number of x_cont "
-        "columns], filled but not normalized values). A text bundle has two: 'tokens' (int64 [batch, length], each text's "
-        "token ids from the left, right-padded with the spec's pad id) and 'lengths' (int64 [batch], each text's number of ids). "
-        "A collab (collaborative filtering) bundle has one: 'x_cat' (int64 [batch, 2], the codes of the user and the item)."),
+        "The layout of this manifest. It grows only for changes an older reader cannot ignore; a reader refuses a "
+        "larger one than it knows (the Python runtime says: upgrade xdeploy_nb), and ignores fields it does not know "
+        "in a version it reads."),
+    'task': Doc(TASKS, "What the outputs mean. single_label: one class per item; the outputs are softmax probabilities "
+        "(or raw scores, where the output's activation is 'none') and the prediction is the label with the highest "
+        "one. multi_label: an independent yes/no per label; the outputs are sigmoid probabilities and a label is "
+        "predicted when its probability is >= the output's threshold (raw scores, where the activation is 'none': >= "
+        "logit(threshold)). regression: the outputs are the predicted values, one per label (the labels name the "
+        "targets). segmentation: a class per pixel; the outputs are [batch, n, H, W], the softmax probabilities of the "
+        "n labels (the classes' codes) at each pixel of the model's input size, and a pixel's class is the label with "
+        "the highest one."),
+    'inputs': Doc([{'name': Doc(str, "The graph input this array is fed to, by name."),
+                    'dtype': _DTYPE, 'shape': _SHAPE,
+                    'layout?': Doc(str, "Image inputs: the order of the dimensions, 'NCHW' (batch, channels, height, "
+                                        "width).")}],
+        "The model's inputs. An image bundle has one, 'image': the uint8 NCHW batch that the item steps of the "
+        "preprocessing make from decoded images (pixel values 0-255, channels in the order of the decoded mode). A "
+        "tabular bundle has two: 'x_cat' (int64 [batch, number of x_cat columns], category codes) and 'x_cont' "
+        "(float32 [batch, number of x_cont columns], filled but not normalized values). A text bundle has two: "
+        "'tokens' (int64 [batch, length], each text's token ids from the left, right-padded with the spec's pad id) "
+        "and 'lengths' (int64 [batch], each text's number of ids). A collab (collaborative filtering) bundle has one: "
+        "'x_cat' (int64 [batch, 2], the codes of the user and the item)."),
     'preprocessing': Doc(OneOf('kind', KINDS, attr='spec_schema', default={'steps': [{'op': str}]}),
-        "How raw items become the inputs: the input kind ('image': image files; 'tabular': table rows; 'text': strings; "
-        "'collab': rows of a user and an item), the steps in order "
-        "(a summary: each step says whether the exported graph does it, in_graph, or the host must) and the spec, which has "
-        "every parameter a host needs. Steps marked in_graph are done by every model artifact itself; a host does the others."),
+        "How raw items become the inputs: the input kind ('image': image files; 'tabular': table rows; 'text': "
+        "strings; 'collab': rows of a user and an item), the steps in order (a summary: each step says whether the "
+        "exported graph does it, in_graph, or the host must) and the spec, which has every parameter a host needs. "
+        "Steps marked in_graph are done by every model artifact itself; a host does the others."),
     'outputs': Doc([{'name': Doc(str, "The graph output, by name."), 'dtype': _DTYPE, 'shape': _SHAPE,
-                     'activation': Doc(ACTIVATIONS, "What the graph applies last, so the outputs are already activated: 'softmax' "
-                                       "(over dimension 1, the labels), 'sigmoid' (each value) or 'none' (the model's raw scores: the "
-                                       "Learner's loss had no activation, so fastai's own predictions are those scores too)."),
-                     'threshold?': Doc(_num, "multi_label: a label is predicted when its probability is >= this.", minimum=0, maximum=1)}],
+                     'activation': Doc(ACTIVATIONS, "What the graph applies last, so the outputs are already "
+                                       "activated: 'softmax' (over dimension 1, the labels), 'sigmoid' (each value) or "
+                                       "'none' (the model's raw scores: the Learner's loss had no activation, so "
+                                       "fastai's own predictions are those scores too)."),
+                     'threshold?': Doc(_num, "multi_label: a label is predicted when its probability is >= this.",
+                                       minimum=0, maximum=1)}],
         "The model's outputs: one, of shape [batch, n], with n values per item, one per label in the order of labels "
         "(segmentation: [batch, n, H, W], n values per pixel)."),
-    'labels': Doc([str], "The class names in output order (regression: the names of the predicted targets). At least one, "
-                  "unless the task is regression."),
+    'labels': Doc([str], "The class names in output order (regression: the names of the predicted targets). At least "
+                  "one, unless the task is regression."),
     'artifacts': Doc([{
-        'format': Doc(FORMATS, "How the model is stored: 'onnx' (an ONNX model, run with ONNX Runtime; the default), 'ort' "
-                      "(the same graph in ONNX Runtime's mobile format), 'executorch' (a .pte program for ExecuTorch's runtimes, lowered with XNNPACK; "
-                      "none of these three runs code when loaded), 'torchscript' and 'torch.export' (run with torch: they can "
-                      "execute code when loaded, so a reader loads them only when its user opts in)."),
-        'file': _FILE, 'sha256': _SHA256, 'size': _SIZE,
+        'format': Doc(FORMATS, "How the model is stored: 'onnx' (an ONNX model, run with ONNX Runtime; the default), "
+                      "'ort' (the same graph in ONNX Runtime's mobile format), 'executorch' (a .pte program for "
+                      "ExecuTorch's runtimes, lowered with XNNPACK; none of these three runs code when loaded), "
+                      "'torchscript' and 'torch.export' (run with torch: they can execute code when loaded, so a "
+                      "reader loads them only when its user opts in)."),
+        'file': FILE_DOC, 'sha256': SHA256_DOC, 'size': SIZE_DOC,
         'precision': Doc(str, "The numeric precision of the weights and arithmetic: 'fp32', 'fp16' or 'int8'."),
-        'exporter?': Doc(str, "What wrote the file, e.g. 'dynamo' or 'legacy' (torch's ONNX exporters), or the variant maker."),
+        'exporter?': Doc(str, "What wrote the file, e.g. 'dynamo' or 'legacy' (torch's ONNX exporters), or the variant "
+                              "maker."),
         'opset?': Doc(int, "ONNX opset of the model.", minimum=1),
         'fallback_reason?': Doc((str, type(None)), "Why the fallback exporter was used (null: it was not)."),
-        'variant?': Doc(VARIANTS, "Which variant of the model this is: 'fp32' is the exported graph itself; the others are made "
-                        "from the fp32 ONNX model ('fp16': half precision; 'int8-dynamic', 'int8-static': quantized; "
-                        "'optimized': ONNX Runtime's graph optimizations applied offline). Missing means 'fp32'."),
-        'sample_tolerance?': Doc(_num, "How far a device other than the CPU may be from this artifact's own CPU outputs on the "
-                                 "bundle's sample (absolute difference): its variant's tolerance, written at export so that every "
-                                 "host reads it here. Missing (bundles written before it): 0.001, or the variant's.", minimum=0),
+        'variant?': Doc(VARIANTS, "Which variant of the model this is: 'fp32' is the exported graph itself; the others "
+                        "are made from the fp32 ONNX model ('fp16': half precision; 'int8-dynamic', 'int8-static': "
+                        "quantized; 'optimized': ONNX Runtime's graph optimizations applied offline). Missing means "
+                        "'fp32'."),
+        'sample_tolerance?': Doc(_num, "How far a device other than the CPU may be from this artifact's own CPU "
+                                 "outputs on the bundle's sample (absolute difference): its variant's tolerance, "
+                                 "written at export so that every host reads it here. Missing (bundles written before "
+                                 "it): 0.001, or the variant's.", minimum=0),
         'verification?': Doc({
             'passed': Doc(bool, "Whether the artifact reproduced the Learner's predictions within the criterion."),
             'n?': Doc(int, "Validation items compared.", minimum=0),
             'agreement?': Doc(_num, "Fraction of items with the same decision as the Learner (ties apart)."),
-            'ties?': Doc(int, "Items where the Learner's decision was a tie (closer than the tolerance) and the artifact chose otherwise.", minimum=0),
-            'max_abs_diff?': Doc((int, float, type(None)), "Largest absolute difference from the Learner's activated outputs (null: not measured)."),
-            'tolerance?': Doc(_num, "Largest difference allowed: the absolute tolerance atol of |out - ref| <= atol + rtol*|ref|."),
+            'ties?': Doc(int, "Items where the Learner's decision was a tie (closer than the tolerance) and the "
+                              "artifact chose otherwise.", minimum=0),
+            'max_abs_diff?': Doc((int, float, type(None)), "Largest absolute difference from the Learner's activated "
+                                 "outputs (null: not measured)."),
+            'tolerance?': Doc(_num, "Largest difference allowed: the absolute tolerance atol of |out - ref| <= atol + "
+                                    "rtol*|ref|."),
             'rtol?': Doc(_num, "The relative tolerance rtol of |out - ref| <= atol + rtol*|ref| (missing: 0)."),
-            'max_accuracy_drop?': Doc((int, float, type(None)), "int8 variants: the largest accuracy drop below the fp32 model allowed "
-                                      "(they are judged by accuracy); null for the others."),
+            'max_accuracy_drop?': Doc((int, float, type(None)), "int8 variants: the largest accuracy drop below the "
+                                      "fp32 model allowed (they are judged by accuracy); null for the others."),
             'problem?': Doc(str, "What went wrong, when the artifact could not be run or compared.")},
             "How the artifact was checked against the Learner on real validation items, at export."),
         'accuracy?': Doc({
@@ -392,21 +417,30 @@ MANIFEST_SCHEMA = {
             'metric?': Doc(str, "The metric: 'accuracy', 'accuracy_multi' or 'rmse'."),
             'value?': Doc(_num, "This artifact's metric on the validation items."),
             'fp32_value?': Doc(_num, "The fp32 model's metric on the same items.")},
-            "The artifact's accuracy on the validation items beside the fp32 model's (empty when it could not be computed)."),
+            "The artifact's accuracy on the validation items beside the fp32 model's (empty when it could not be "
+            "computed)."),
+        'speed?': Doc({
+            'fp32_ratio': Doc(_num, "Throughput of this artifact over the fp32 ONNX model's, timed alternately on the "
+                              "same batch (below 1: slower than fp32).", minimum=0),
+            'batch_size': Doc(int, "Items in the batch timed.", minimum=1),
+            'cpu?': Doc(str, "The CPU it was timed on: the export machine.")},
+            "Variants: how fast the export machine's CPU ran it beside the fp32 model (missing: not timed)."),
         'warnings?': Doc([str], "Warnings the exporter gave that are not known to be harmless."),
         'seconds?': Doc(_num, "How long writing the artifact took.", minimum=0),
-        'eager_max_abs_diff?': Doc(MapOf(_num), "The exporter's check of its file: the largest difference from the eager torch "
-                                   "graph, by the batch size it was run at.")}],
+        'eager_max_abs_diff?': Doc(MapOf(_num), "The exporter's check of its file: the largest difference from the "
+                                   "eager torch graph, by the batch size it was run at.")}],
         "The model files, each with its format, file name, size and sha256, and how it was verified. A reader runs the "
         "'onnx' artifact of variant 'fp32' unless told otherwise."),
     'rejected?': Doc([{'variant': VARIANTS, 'reason': Doc(str, "The verification report that rejected it.")}],
         "Variants that were made but failed verification, and so were left out of the bundle."),
     'flops?': Doc((int, type(None)), "Floating-point operations per item of the fp32 ONNX model (null: not counted)."),
-    'sample?': Doc({'file': _FILE, 'sha256': _SHA256, 'size': _SIZE,
+    'sample?': Doc({'file': FILE_DOC, 'sha256': SHA256_DOC, 'size': SIZE_DOC,
                     'n': Doc(int, "How many items it holds.", minimum=0)},
-        "An .npz file (numpy arrays, no pickles) with a few prepared inputs ('input.<input name>'), the Learner's outputs for "
-        "them ('expected') and each variant's own CPU outputs ('expected.<artifact file>'): a host checks a device against it."),
-    'provenance': Doc({'created': Doc(str, "When the bundle was written: an ISO 8601 date and time with its UTC offset."),
+        "An .npz file (numpy arrays, no pickles) with a few prepared inputs ('input.<input name>'), the Learner's "
+        "outputs for them ('expected') and each variant's own CPU outputs ('expected.<artifact file>'): a host checks "
+        "a device against it."),
+    'provenance': Doc({'created': Doc(str, "When the bundle was written: an ISO 8601 date and time with its UTC "
+                                           "offset."),
                        'versions': Doc(MapOf(str), "The versions of the packages that made it, by package name.")},
         "What made the bundle, and when."),
 }
@@ -425,9 +459,11 @@ def _limits_fail(obj, limits:dict)->str:
     if isinstance(obj, (int, float)) and not isinstance(obj, bool):
         if 'minimum' in limits and obj < limits['minimum']: return f">= {limits['minimum']}"
         if 'maximum' in limits and obj > limits['maximum']: return f"<= {limits['maximum']}"
-        if 'exclusive_minimum' in limits and obj <= limits['exclusive_minimum']: return f"> {limits['exclusive_minimum']}"
+        if 'exclusive_minimum' in limits and obj <= limits['exclusive_minimum']:
+            return f"> {limits['exclusive_minimum']}"
     if n is not None and n < limits.get('min_items', 0): return f"a list of at least {limits['min_items']}"
-    if n is not None and 'max_items' in limits and n > limits['max_items']: return f"a list of at most {limits['max_items']}"
+    if n is not None and 'max_items' in limits and n > limits['max_items']:
+        return f"a list of at most {limits['max_items']}"
     if isinstance(obj, str) and not limits.get('min_length', 0) <= len(obj) <= limits.get('max_length', len(obj)):
         return f"a string of {limits.get('min_length', 0)} to {limits.get('max_length', 'any number of')} characters"
 
@@ -451,7 +487,8 @@ def _check_schema(obj, schema, where:str):
     elif isinstance(schema, Version):
         _check_schema(obj, int, where)
         if obj > schema.current: raise ManifestError(
-            f"manifest.json: {where} is {obj}: the bundle uses {schema.what} {obj}; this xdeploy_nb reads up to {schema.current}.", _UPGRADE)
+            f"manifest.json: {where} is {obj}: the bundle uses {schema.what} {obj}; this xdeploy_nb reads up to "
+            f"{schema.current}.", _UPGRADE)
         if obj < 1: bad(f"is {obj}, not a version (1 or more)")
     elif isinstance(schema, OneOf):
         if not isinstance(obj, dict): bad(f"should be an object, not {type(obj).__name__}")
@@ -474,7 +511,8 @@ def _check_schema(obj, schema, where:str):
             if key in obj: _check_schema(obj[key], sub, f"{where}.{key}" if where else key)
             elif not k.endswith('?'): bad(f"has no {key!r}")
         if isinstance(schema, Closed) and (extra := [k for k in obj if k not in {k.rstrip('?') for k in schema}]):
-            bad(f"has the unknown field {extra[0]!r} (it has {', '.join(k.rstrip('?') for k in schema) or 'no fields'})")
+            bad(f"has the unknown field {extra[0]!r} (it has "
+                f"{', '.join(k.rstrip('?') for k in schema) or 'no fields'})")
     elif isinstance(schema, tuple) and not all(isinstance(t, type) for t in schema):  # alternatives: one must fit
         for alt in schema:
             try: return _check_schema(obj, alt, where)
@@ -490,11 +528,13 @@ def _check_schema(obj, schema, where:str):
 # %% ../nbs/00_core.ipynb #b971d378
 def validate_manifest(m:dict # A parsed manifest
                      )->dict:
-    "Check `m` against `MANIFEST_SCHEMA` (with the preprocessing schema of its kind) and the rules a schema cannot say; return it unchanged."
+    "Check `m` against `MANIFEST_SCHEMA` and the rules a schema cannot say; return it unchanged."
     if not isinstance(m, dict) or m.get('schema') != SCHEMA_NAME:
-        raise ManifestError("This manifest.json is not an xdeploy_nb bundle manifest.", "Point to a folder written by `export_bundle`.")
+        raise ManifestError("This manifest.json is not an xdeploy_nb bundle manifest.",
+                            "Point to a folder written by `export_bundle`.")
     if isinstance(m.get('schema_version'), int) and m['schema_version'] > SCHEMA_VERSION:
-        raise ManifestError(f"The bundle uses manifest schema {m['schema_version']}; this xdeploy_nb reads up to {SCHEMA_VERSION}.", _UPGRADE)
+        raise ManifestError(f"The bundle uses manifest schema {m['schema_version']}; this xdeploy_nb reads up to "
+                            f"{SCHEMA_VERSION}.", _UPGRADE)
     _check_schema(m, MANIFEST_SCHEMA, '')
     if m['task'] != 'regression' and not m['labels']:
         raise ManifestError("manifest.json: a classification bundle has no labels.", "Re-export the bundle.")
@@ -578,7 +618,7 @@ def read_manifest(bundle:Path, # Bundle directory
 
 # %% ../nbs/00_core.ipynb #05c02c98-2
 def _finite(obj):
-    "`obj` with every non-finite float (an `inf` for 'not measured') as None, so that it is valid JSON for every parser."
+    "`obj` with every non-finite float (an `inf` for 'not measured') as None: valid JSON for every parser."
     if isinstance(obj, float) and not math.isfinite(obj): return None
     if isinstance(obj, dict): return {k: _finite(v) for k,v in obj.items()}
     if isinstance(obj, list): return [_finite(v) for v in obj]
@@ -588,7 +628,7 @@ def _finite(obj):
 def write_manifest(bundle:Path, # Bundle directory (usually the temporary one `atomic_directory` yields)
                    m:dict # The manifest
                   )->Path:
-    "Validate `m`; write `bundle/manifest.json` as canonical JSON (sorted keys, fixed separators; null if not measured)."
+    "Validate `m`; write `bundle/manifest.json` as canonical JSON (sorted keys, fixed separators)."
     f = Path(bundle)/'manifest.json'
     text = json.dumps(validate_manifest(_finite(m)), indent=1, sort_keys=True, separators=(',', ': '),
                       ensure_ascii=False, allow_nan=False)
@@ -619,7 +659,7 @@ def _check_digest(data:bytes, # manifest.json's bytes
 def read_checked(bundle:Path, # Bundle directory
                  entry:dict # A manifest entry with 'file', 'size' and 'sha256' (an artifact, or the sample)
                 )->bytes:
-    "The bytes of `entry`'s file, read once and checked against the size and sha256 the manifest records: what is hashed is what is loaded."
+    "The bytes of `entry`'s file, read once and checked against the size and sha256 the manifest records."
     f = _regular_file(bundle, entry['file'])  # no symlink out of the bundle, no device or FIFO
     if f is None: raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
                                      "Copy the whole bundle folder, or re-export it.")
@@ -635,7 +675,7 @@ def check_artifacts(bundle:Path, # Bundle directory
                     m:dict, # Its manifest
                     formats=None # Check only artifacts of these formats (default: all)
                    ):
-    "Raise `XDeployError` if an artifact of `m` (and its sample) is missing or differs in size or sha256 from the manifest."
+    "Raise `XDeployError` if an artifact of `m` (or its sample) is missing or not the size and sha256 recorded."
     for a in m['artifacts']:
         if formats is None or a['format'] in formats: read_checked(bundle, a)
     if formats is None and 'sample' in m: read_checked(bundle, m['sample'])
@@ -643,10 +683,11 @@ def check_artifacts(bundle:Path, # Bundle directory
 # %% ../nbs/00_core.ipynb #sch00021
 SCHEMA_ID = 'https://xdeploy-nb.github.io/xdeploy_nb/manifest.schema.json'
 
-_JSON_TYPES = {str: 'string', int: 'integer', float: 'number', bool: 'boolean', dict: 'object', list: 'array', type(None): 'null'}
+_JSON_TYPES = {str: 'string', int: 'integer', float: 'number', bool: 'boolean', dict: 'object', list: 'array',
+               type(None): 'null'}
 
-_JSON_LIMITS = dict(minimum='minimum', maximum='maximum', exclusive_minimum='exclusiveMinimum', min_items='minItems', max_items='maxItems',
-                    min_length='minLength', max_length='maxLength')
+_JSON_LIMITS = dict(minimum='minimum', maximum='maximum', exclusive_minimum='exclusiveMinimum',
+                    min_items='minItems', max_items='maxItems', min_length='minLength', max_length='maxLength')
 
 def _json_types(types)->dict:
     names = list(dict.fromkeys(_JSON_TYPES[t] for t in types))
@@ -658,8 +699,10 @@ def _json(schema)->dict:
     "One schema of the notation as JSON Schema."
     if isinstance(schema, Doc):
         res = _json(schema.schema)
-        if schema.doc: res = {'description': schema.doc + (f" {res.pop('description')}" if 'description' in res else ''), **res}
-        for k,v in schema.limits.items(): res['pattern' if k == 'pattern' else _JSON_LIMITS[k]] = f"^(?:{v})$" if k == 'pattern' else v
+        if schema.doc:
+            res = {'description': schema.doc + (f" {res.pop('description')}" if 'description' in res else ''), **res}
+        for k,v in schema.limits.items():
+            res['pattern' if k == 'pattern' else _JSON_LIMITS[k]] = f"^(?:{v})$" if k == 'pattern' else v
         return res
     if isinstance(schema, Version): return {'type': 'integer', 'minimum': 1, 'maximum': schema.current}
     if isinstance(schema, OneOf):
@@ -669,10 +712,12 @@ def _json(schema)->dict:
             case['properties'] = {schema.tag: {'const': name}, **case.get('properties', {})}
             case['required'] = [schema.tag, *case.get('required', [])]
             cases.append(case)
-        return {'type': 'object', 'required': [schema.tag], 'properties': {schema.tag: {'enum': [n for n,_ in schema.items()]}}, 'oneOf': cases}
+        return {'type': 'object', 'required': [schema.tag],
+                'properties': {schema.tag: {'enum': [n for n,_ in schema.items()]}}, 'oneOf': cases}
     if isinstance(schema, MapOf): return {'type': 'object', 'additionalProperties': _json(schema.schema)}
     if isinstance(schema, Registry):
-        return {'type': 'string', 'enum': sorted(schema), 'description': f"A registered {schema.what}: the names this version knows."}
+        return {'type': 'string', 'enum': sorted(schema),
+                'description': f"A registered {schema.what}: the names this version knows."}
     if isinstance(schema, set): return {'type': 'string', 'enum': sorted(schema)}
     if isinstance(schema, list): return {'type': 'array', 'items': _json(schema[0])}
     if isinstance(schema, dict):
@@ -687,22 +732,22 @@ def _json(schema)->dict:
     return _json_types((schema,))
 
 SCHEMA_DESCRIPTION = (
-    "The manifest.json of an xdeploy_nb bundle: a folder with this file and the model files it lists. It alone says what the "
-    "model takes (inputs, and every preprocessing step with its parameters), what it returns (outputs, their activation, "
-    "labels) and which files hold it (each with its size and sha256, and how it was verified), so that any host can serve "
-    "the model from it. Generated from the schema that the Python runtime checks (xdeploy_nb.core.MANIFEST_SCHEMA). "
-    "Unknown fields: metadata objects are open, and a reader ignores fields it does not know; preprocessing steps and "
-    "the preprocessing spec are closed (additionalProperties false), because a reader that skipped an unknown parameter "
-    "would compute different numbers. Versions: schema_version (and preprocessing.spec.version) grow only for changes an "
-    "older reader cannot ignore; a reader must refuse a version newer than it knows, and ask its user to upgrade. "
-    "Rules beyond this schema: a classification bundle has at least one label; the output has one value per label; "
-    "an image bundle has one uint8 NCHW input, a tabular one the inputs x_cat and x_cont, a text one the inputs tokens and lengths, "
-    "a collab one x_cat; every file has the size and "
+    "The manifest.json of an xdeploy_nb bundle: a folder with this file and the model files it lists. It alone says "
+    "what the model takes (inputs, and every preprocessing step with its parameters), what it returns (outputs, their "
+    "activation, labels) and which files hold it (each with its size and sha256, and how it was verified), so that any "
+    "host can serve the model from it. Generated from the schema that the Python runtime checks "
+    "(xdeploy_nb.core.MANIFEST_SCHEMA). Unknown fields: metadata objects are open, and a reader ignores fields it does "
+    "not know; preprocessing steps and the preprocessing spec are closed (additionalProperties false), because a "
+    "reader that skipped an unknown parameter would compute different numbers. Versions: schema_version (and "
+    "preprocessing.spec.version) grow only for changes an older reader cannot ignore; a reader must refuse a version "
+    "newer than it knows, and ask its user to upgrade. Rules beyond this schema: a classification bundle has at least "
+    "one label; the output has one value per label; an image bundle has one uint8 NCHW input, a tabular one the inputs "
+    "x_cat and x_cont, a text one the inputs tokens and lengths, a collab one x_cat; every file has the size and "
     "sha256 recorded here.")
 
 # %% ../nbs/00_core.ipynb #sch00021-2
 def json_schema()->dict:
-    "`MANIFEST_SCHEMA` as a JSON Schema (draft 2020-12), with the names registered now in `KINDS`, `TASKS`, `FORMATS` and `VARIANTS`."
+    "`MANIFEST_SCHEMA` as a JSON Schema (draft 2020-12), with the names registered now in the registries."
     return {'$schema': 'https://json-schema.org/draft/2020-12/schema', '$id': SCHEMA_ID,
             'title': f"xdeploy_nb bundle manifest (schema_version {SCHEMA_VERSION})", 'description': SCHEMA_DESCRIPTION,
             **_json(MANIFEST_SCHEMA)}
@@ -718,7 +763,8 @@ def schema_file()->Path:
     return Path(__file__).parent/'manifest.schema.json'
 
 # %% ../nbs/00_core.ipynb #co0tol01
-TOLERANCE,RTOL = 1e-4,1e-5  # float32 defaults of `within_tolerance`, as `torch.testing.assert_close` has them (atol 1e-5, rtol 1.3e-6) but looser
+# float32 defaults of `within_tolerance`: as `torch.testing.assert_close` has them (atol 1e-5, rtol 1.3e-6), but looser
+TOLERANCE,RTOL = 1e-4,1e-5
 
 def within_tolerance(ref:np.ndarray, # The reference outputs (the Learner's, or the eager model's)
                      out:np.ndarray, # Outputs to compare with them, same shape

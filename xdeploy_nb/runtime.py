@@ -8,23 +8,25 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from .core import FORMATS, KINDS, TASKS, VARIANTS, ManifestError, XDeployError, read_checked, read_manifest
+from .core import validate_manifest
 # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
 from .core import RTOL, TOLERANCE, within_tolerance
-from .accel import _cpus, _manifest_error, _sample_diff, _session_options, _shape, load_sample  # sessions of a model
+# sessions of a model
+from .accel import usable_cpus, manifest_error, sample_diff, session_options, shape_text, load_sample
 from .accel import register_plugin_eps
-from .preprocess import SPEC_VERSION, _describe
+from .preprocess import SPEC_VERSION, describe_item
 from concurrent.futures import ThreadPoolExecutor
 from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocessing graph (onnxruntime only at import)
 
 # %% auto #0
-__all__ = ['prepare_inputs', 'items_from_paths', 'Predictor']
+__all__ = ['find_artifact', 'check_bundle', 'prepare_inputs', 'items_from_paths', 'Predictor']
 
 # %% ../nbs/40_runtime.ipynb #rt0kept1
 # names callers import from here, defined in `core`, `accel`
 _KEPT = (RTOL, TOLERANCE, VARIANTS, within_tolerance, load_sample)
 
 # %% ../nbs/40_runtime.ipynb #rt000013
-def _artifact(m:dict, # A validated manifest
+def find_artifact(m:dict, # A validated manifest
               format:str='auto', # The artifact format to run; 'auto': onnx
               variant:str='fp32' # Which variant of it
              )->dict:
@@ -54,10 +56,10 @@ def _checked_bytes(path:Path, # The bundle directory
         return data.result()
 
 # %% ../nbs/40_runtime.ipynb #rt000016
-def _check_bundle(m:dict # A validated manifest
+def check_bundle(m:dict # A validated manifest
                  )->dict:
     "Check what a Predictor relies on and the manifest schema cannot say; return the preprocessing spec."
-    bad = _manifest_error
+    bad = manifest_error
     pre,outs = m['preprocessing'],m['outputs']
     spec = pre.get('spec')
     if not isinstance(spec, dict): raise bad("preprocessing has no 'spec', so inputs cannot be prepared")
@@ -100,15 +102,15 @@ def _check_feeds(inputs:dict, # Input name -> array
     fix = "Make the inputs with `Predictor.prepare(items)`, or as `Predictor.manifest['inputs']` describes them."
     names = [s['name'] for s in specs]
     if not isinstance(inputs, dict) or set(inputs) != set(names):
-        got = list(inputs) if isinstance(inputs, dict) else _describe(inputs)
+        got = list(inputs) if isinstance(inputs, dict) else describe_item(inputs)
         raise XDeployError(f"The model takes the inputs {names}, not {got}.", fix)
     feeds,dims = {},{}
     for s in specs:
         x,name,shape = inputs[s['name']],s['name'],s['shape']
         if not isinstance(x, np.ndarray) or x.dtype != np.dtype(s['dtype']):
-            raise XDeployError(f"Input {name!r} is {_describe(x)}; the model takes {s['dtype']} arrays.", fix)
+            raise XDeployError(f"Input {name!r} is {describe_item(x)}; the model takes {s['dtype']} arrays.", fix)
         if x.ndim != len(shape) or any(isinstance(d, int) and n != d for n,d in zip(x.shape, shape)):
-            raise XDeployError(f"Input {name!r} has shape {x.shape}; the model takes {_shape(shape)}.", fix)
+            raise XDeployError(f"Input {name!r} has shape {x.shape}; the model takes {shape_text(shape)}.", fix)
         for n,d in zip(x.shape, shape):
             if isinstance(d, str) and dims.setdefault(d, (n, name))[0] != n: raise XDeployError(
                 f"Input {name!r} has {d} {n} but input {dims[d][1]!r} has {d} {dims[d][0]}: they must be the same.",
@@ -144,18 +146,19 @@ class Predictor:
                  max_pixels:int=None, # Largest image accepted; None: `PIL.Image.MAX_IMAGE_PIXELS`, read at each call
                  trust_code:bool=False, # Allow formats whose loading can run code (TorchScript, torch.export)
                  preprocess:str='pillow', # Images: 'pillow' (fastai's exact steps), 'graph' or 'auto' (see below)
-                 digest:str=None): # The bundle's digest ('sha256:...', from `xdeploy digest`): any other is refused
+                 digest:str=None, # The bundle's digest ('sha256:...', from `xdeploy digest`): any other is refused
+                 manifest:dict=None): # The manifest in memory (an export's, not written yet); None: read from `path`
         self.path = Path(path)
-        self.manifest = m = read_manifest(self.path, digest)
-        _check_bundle(m)
+        self.manifest = m = read_manifest(self.path, digest) if manifest is None else validate_manifest(manifest)
+        check_bundle(m)
         self._kind,self._task = KINDS[m['preprocessing']['kind']],TASKS[m['task']]
-        self.artifact = a = _artifact(m, format, variant)
+        self.artifact = a = find_artifact(m, format, variant)
         if FORMATS[a['format']].runs_code and not trust_code: raise XDeployError(
             f"{a['file']} is a {a['format']} artifact: loading it can run code (PyTorch: \"models are programs\"), "
             "so it is not loaded without your consent.",
             "Use format='onnx' (the default, which runs no code), or pass trust_code=True "
             "if you trust where this bundle came from.")
-        if threads is not None: _session_options(threads)  # the one check of `threads`, whatever runs the model
+        if threads is not None: session_options(threads)  # the one check of `threads`, whatever runs the model
         # a runner on onnxruntime's devices registers the plug-in EPs: done while the model is read and hashed
         ort_devices = FORMATS[a['format']].device_kind == 'onnxruntime'
         data = _checked_bytes(self.path, a, register_plugin_eps if ort_devices else None)
@@ -164,7 +167,7 @@ class Predictor:
         self._requested,self._max_pixels = device,max_pixels
         self.preprocess = choose_preprocess(m, preprocess)
         self._pregraph = Pregraph(self.path, m) if self.preprocess == 'graph' else None
-        self._pool = ThreadPoolExecutor(_cpus(), thread_name_prefix='xdeploy-decode') if self._pregraph else None
+        self._pool = ThreadPoolExecutor(usable_cpus(), thread_name_prefix='xdeploy-decode') if self._pregraph else None
 
     def prepare(self,
                 items # Images (paths, bytes, PIL images, HWC uint8 arrays), or table rows (dicts, a DataFrame)
@@ -240,7 +243,7 @@ class Predictor:
 
     def check(self)->float:
         "The largest difference between this Predictor's outputs and the Learner's, on the bundle's sample inputs."
-        return _sample_diff(self._model, self.path, self.manifest, self.artifact)
+        return sample_diff(self._model, self.path, self.manifest, self.artifact)
 
     def describe(self)->dict:
         "Where this Predictor runs and why, and what it runs, as plain data."
@@ -261,14 +264,14 @@ class Predictor:
         esc = lambda s: str(s).replace('|', '\\|')
         n = len(m['labels'])
         labels = ', '.join(map(esc, m['labels'][:10])) + (f", ... ({n} in all)" if n > 10 else '')
-        ins = '; '.join(f"`{i['name']}` {i['dtype']} {_shape(i['shape'])} {i.get('layout', '')}".strip()
+        ins = '; '.join(f"`{i['name']}` {i['dtype']} {shape_text(i['shape'])} {i.get('layout', '')}".strip()
                         for i in m['inputs'])
         act = out['activation'] + (f", threshold {out['threshold']}" if 'threshold' in out else '')
         art = (f"`{a['file']}`: {a['format']}, {a.get('variant', 'fp32')}, {a['size']:,} bytes, "
                f"sha256 `{a['sha256'][:12]}...` checked")
         pre = f" (`{self._pregraph.file}`, {self._pool._max_workers} threads)" if self._pregraph else ''
         rows = [('task', m['task']), ('labels', labels or '-'), ('inputs', ins),
-                ('output', f"`{out['name']}` {_shape(out['shape'])}, {act}"), ('artifact', art),
+                ('output', f"`{out['name']}` {shape_text(out['shape'])}, {act}"), ('artifact', art),
                 ('device', f"{self.device} ({', '.join(self._providers)}, {self._threads} threads): {self._why}"),
                 ('preprocess', self.preprocess + pre)]
         table = '\n'.join(f"| {k} | {v} |" for k,v in rows)

@@ -5,20 +5,102 @@
 # %% ../../nbs/30_formats.onnx.ipynb #a9c921b0
 from __future__ import annotations
 from pathlib import Path
-from ..core import FORMATS, Format, Runner
-from ..accel import _check_session, _run_options, choose_session
+from ..core import FORMATS, RTOL, TOLERANCE, Format, Runner, XDeployError
+from ..accel import check_session, run_options, choose_session
 
 # %% auto #0
-__all__ = []
+__all__ = ['export_onnx']
 
 # %% ../../nbs/30_formats.onnx.ipynb #fmo00001
 def _onnx_runner(path:Path, m:dict, a:dict, data:bytes, device:str='auto', threads:int=None)->Runner:
     "Open the ONNX artifact `a` (its checked bytes: `data`) with onnxruntime on `device`, checked against the manifest."
     sess,plan = choose_session(path, m, a, device, threads, data)
-    _check_session(sess, m, a['file'])
+    check_session(sess, m, a['file'])
     out = m['outputs'][0]['name']
-    return Runner(lambda feeds: sess.run([out], feeds, _run_options())[0], plan.device, plan.why,
+    return Runner(lambda feeds: sess.run([out], feeds, run_options())[0], plan.device, plan.why,
                   sess.get_providers(), sess.get_session_options().intra_op_num_threads)
 
+# %% ../../nbs/30_formats.onnx.ipynb #op000005
+def _rename_batch_dim(path, names, new:str='batch'):
+    "Rename the symbolic dim 0 of the graph inputs (torch.export calls it e.g. 's17') to `new` in the whole file."
+    import onnx
+    proto = onnx.load(str(path))
+    g = proto.graph
+    old = {i.type.tensor_type.shape.dim[0].dim_param for i in g.input
+           if i.name in names and i.type.tensor_type.shape.dim} - {''}
+    if not old: return
+    for v in [*g.input, *g.output, *g.value_info]:
+        for d in v.type.tensor_type.shape.dim:
+            if d.dim_param in old: d.dim_param = new
+    onnx.save(proto, str(path))
+
+# %% ../../nbs/30_formats.onnx.ipynb #op000006
+def _onnx_dynamo(module, inputs, path, input_names, output_names, opset, dynamic_batch):
+    "Capture `module` with torch.export and convert the program to the ONNX file `path`."
+    import torch
+    from xdeploy_nb.artifact import capture_program
+    ep = capture_program(module, inputs, dynamic_batch)
+    torch.onnx.export(ep, inputs, str(path), dynamo=True, verbose=False, external_data=False, optimize=True,
+                      input_names=input_names, output_names=output_names, opset_version=opset)
+    if dynamic_batch: _rename_batch_dim(path, input_names)
+
+# %% ../../nbs/30_formats.onnx.ipynb #op000007
+def _onnx_legacy(module, inputs, path, input_names, output_names, opset, dynamic_batch):
+    "Export `module` with the legacy (TorchScript-based) ONNX exporter to `path`."
+    import torch
+    from xdeploy_nb.artifact import dynamic_axes
+    outs = {n: {0: 'batch'} for n in output_names if dynamic_batch}
+    axes = {n: ax for n,ax in {**dynamic_axes(module, input_names, dynamic_batch), **outs}.items() if ax}
+    with torch.no_grad():
+        torch.onnx.export(module, inputs, str(path), dynamo=False, input_names=input_names, output_names=output_names,
+                          opset_version=opset, dynamic_axes=axes, do_constant_folding=True)
+
+# %% ../../nbs/30_formats.onnx.ipynb #op000008
+def _check_runner(path, names):
+    "Run an ONNX file with onnxruntime on the CPU: `run(inputs)` -> a list of arrays."
+    import onnxruntime as ort
+    opts = ort.SessionOptions(); opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
+    return lambda xb: sess.run(None, {n: t.numpy() for n,t in zip(names, xb)})
+
+# %% ../../nbs/30_formats.onnx.ipynb #op000009
+def export_onnx(module, # The graph to export (an `nn.Module`, e.g. from `deploy_graph`)
+                example_inputs, # A tensor or tuple of tensors: a real batch
+                path:Path, # The .onnx file to write
+                dynamic_batch:bool=True, # Keep the batch dimension symbolic
+                opset:int=18, # ONNX opset
+                check=(1, 3, 8), # Batch sizes at which to check the artifact against the eager module
+                atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
+                rtol:float=RTOL, # Relative tolerance of that check
+                output_names=('output',), # Names of the graph outputs
+                fallback:bool=True # Fall back to the legacy exporter if the torch.export-based one fails
+               )->dict:
+    "Export `module` to one ONNX file (torch.export-based, else legacy); check it with onnxruntime; return its info."
+    from xdeploy_nb.artifact import ExportError, export_artifact, forward_input_names, plain_tensors, short_error
+    input_names,output_names = forward_input_names(module, len(plain_tensors(example_inputs))),list(output_names)
+    info = dict(format='onnx', opset=opset, exporter='torch.export', fallback_reason=None)
+    attempts = [('torch.export', _onnx_dynamo)] + ([('legacy', _onnx_legacy)] if fallback else [])
+    if why := getattr(module, 'legacy_onnx', None):  # a graph torch.export cannot take
+        attempts,info['fallback_reason'] = [('legacy', _onnx_legacy)],why
+    for i,(name,save) in enumerate(attempts):
+        info['exporter'] = name
+        try:
+            export_artifact(module, example_inputs, path,
+                            lambda m, x, p, ws: save(m, x, p, input_names, output_names, opset, dynamic_batch),
+                            lambda p: _check_runner(p, input_names), info, dynamic_batch, check, atol, rtol)
+            break
+        except Exception as e:
+            reason = e.problem if isinstance(e, XDeployError) else short_error(e)
+            if i == len(attempts) - 1:
+                why = f"{info['fallback_reason']}; then the legacy exporter: {reason}" if i else reason
+                raise ExportError(f"ONNX export of {type(module).__name__} failed: {why}",
+                                  getattr(e, 'fix',
+                                          None) or "Try formats=('torchscript',) or ('torch.export',).") from e
+            info['fallback_reason'] = reason
+    import onnx
+    proto = onnx.load(str(path), load_external_data=False)
+    opset = max(o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx'))
+    return dict(info, opset=opset, ir_version=proto.ir_version)
+
 # %% ../../nbs/30_formats.onnx.ipynb #fmo00002
-FORMATS['onnx'] = Format('model.onnx', runner=_onnx_runner)
+FORMATS['onnx'] = Format('model.onnx', runner=_onnx_runner, export=export_onnx)

@@ -4,11 +4,44 @@
 
 # %% ../../nbs/32_formats.pt2.ipynb #d4c0802e
 from __future__ import annotations
-from ..core import FORMATS, Format
+from pathlib import Path
+from ..core import FORMATS, RTOL, TOLERANCE, Format
 from .torchscript import torch_artifact_runner
 
 # %% auto #0
-__all__ = []
+__all__ = ['export_pt2']
+
+# %% ../../nbs/32_formats.pt2.ipynb #op000019
+def _pt2_save(module, inputs, path, ws, dynamic_batch=True):
+    "Capture `module` with torch.export (`capture_program`) and save the program at `path`."
+    import torch
+    from xdeploy_nb.artifact import capture_program
+    torch.export.save(capture_program(module, inputs, dynamic_batch), str(path))
+
+# %% ../../nbs/32_formats.pt2.ipynb #op000020
+def _pt2_load(path):
+    "The saved program, loaded: `run(inputs)` -> a list of numpy arrays."
+    import torch
+    from xdeploy_nb.artifact import as_arrays
+    loaded = torch.export.load(str(path)).module()
+    return lambda xb: as_arrays(loaded(*xb))
+
+# %% ../../nbs/32_formats.pt2.ipynb #op000021
+def export_pt2(module, # The graph to export (an `nn.Module`)
+               example_inputs, # A real batch
+               path:Path, # The .pt2 file to write
+               dynamic_batch:bool=True, # Keep the batch dimension symbolic
+               opset:int=None, # Not used: an ExportedProgram has no opset
+               check=(1, 3, 8), # Batch sizes for the check against the eager module
+               atol:float=TOLERANCE, # Absolute tolerance of that check (`within_tolerance`)
+               rtol:float=RTOL # Relative tolerance of that check
+              )->dict:
+    "Capture `module` with `torch.export`, save a `.pt2` ExportedProgram, reload and check it."
+    from xdeploy_nb.artifact import export_artifact
+    return export_artifact(module, example_inputs, path, lambda m, x, p, ws: _pt2_save(m, x, p, ws, dynamic_batch),
+                           _pt2_load, dict(format='torch.export', exporter='torch.export'), dynamic_batch, check, atol,
+                           rtol)
 
 # %% ../../nbs/32_formats.pt2.ipynb #fmp00001
-FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=torch_artifact_runner, device_kind='torch')
+FORMATS['torch.export'] = Format('model.pt2', runs_code=True, needs_torch=True, runner=torch_artifact_runner,
+                                 export=export_pt2, device_kind='torch')

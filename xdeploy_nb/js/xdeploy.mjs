@@ -496,18 +496,59 @@ async function hasWebGPU(ort) {
   try { return !!(await navigator.gpu.requestAdapter()); } catch { return false; }
 }
 
-/** The largest difference between `session`'s outputs and the expected ones on the bundle's sample (sample.npz). */
-async function sampleDiff(ort, session, manifest, sample, artifact) {
+/** Items `i`..`i+b-1` of `feeds` (which hold `n` items), padded with the last item: a chunk for a model of fixed batch `b`. */
+function chunkFeeds(ort, feeds, i, b, n) {
+  const chunk = {};
+  for (const [k, t] of Object.entries(feeds)) {
+    const per = t.data.length / n, d = new t.data.constructor(b * per);
+    for (let j = 0; j < b; j++) d.set(t.data.subarray(Math.min(i + j, n - 1) * per, (Math.min(i + j, n - 1) + 1) * per), j * per);
+    chunk[k] = new ort.Tensor(t.type, d, [b, ...t.dims.slice(1)]);
+  }
+  return chunk;
+}
+
+/** `session`'s first output for `feeds` (`n` items), run in chunks where the manifest fixes the batch size: `n` rows of it. */
+async function runSession(ort, session, manifest, feeds) {
+  const n = Object.values(feeds)[0].dims[0], b = manifest.inputs[0].shape[0], name = manifest.outputs[0].name;
+  if (!Number.isInteger(b) || b === n) return (await session.run(feeds))[name].data;
+  const outs = [];
+  for (let i = 0; i < n; i += b) {
+    const o = (await session.run(chunkFeeds(ort, feeds, i, b, n)))[name].data;
+    outs.push(o.subarray(0, Math.min(b, n - i) * (o.length / b)));
+  }
+  const data = new Float32Array(outs.reduce((s, o) => s + o.length, 0));
+  outs.reduce((at, o) => (data.set(o, at), at + o.length), 0);
+  return data;
+}
+
+/** The bundle's sample inputs (sample.npz) as tensors, and the arrays of expected outputs by name. */
+function sampleFeeds(ort, manifest, sample) {
   const z = readNpz(sample), feeds = {};
   for (const i of manifest.inputs) {
     const a = z[`input.${i.name}`];
     if (!a) throw new XDeployError(`sample.npz has no input ${i.name}.`, 'Re-export the bundle.');
     feeds[i.name] = new ort.Tensor(i.dtype === 'float32' ? 'float32' : i.dtype, a.data, a.shape);
   }
-  const exp = z[`expected.${artifact.file}`] ?? z.expected, out = (await session.run(feeds))[manifest.outputs[0].name].data;
+  return {feeds, z};
+}
+
+/** The largest difference between `session`'s outputs and the expected ones on the bundle's sample (sample.npz). */
+async function sampleDiff(ort, session, manifest, sample, artifact) {
+  const {feeds, z} = sampleFeeds(ort, manifest, sample);
+  const exp = z[`expected.${artifact.file}`] ?? z.expected, out = await runSession(ort, session, manifest, feeds);
   let d = 0;
   for (let k = 0; k < out.length; k++) d = Math.max(d, Math.abs(out[k] - exp.data[k]));
   return Number.isNaN(d) ? Infinity : d;
+}
+
+/** Median milliseconds of `runs` runs of `session` on the sample's first item (a fixed-batch model: one batch of it). */
+async function sampleMs(ort, session, manifest, sample, runs = 5) {
+  const {feeds} = sampleFeeds(ort, manifest, sample), n = Object.values(feeds)[0].dims[0];
+  const b = Number.isInteger(manifest.inputs[0].shape[0]) ? manifest.inputs[0].shape[0] : 1, one = chunkFeeds(ort, feeds, 0, b, n);
+  const ts = [];
+  await session.run(one);  // warm-up
+  for (let i = 0; i < runs; i++) { const t = now(); await session.run(one); ts.push(now() - t); }
+  return ts.sort((a, c) => a - c)[Math.floor(ts.length / 2)];
 }
 
 /** Open the model on the device `device` asks for ('auto', 'webgpu', 'wasm'; in Node 'cpu'): `{session, device, why}`.
@@ -535,6 +576,46 @@ export async function chooseSession(ort, manifest, artifact, model, read, device
           why: `device='auto': ${cpu}${passed.length ? `; passed over: ${passed.join('; ')}` : ', the CPU (onnxruntime-node)'}`};
 }
 
+/** The formats a browser or Node runs: ONNX models, and the same graphs in ONNX Runtime's ORT format. */
+export const WEB_FORMATS = ['onnx', 'ort'];
+
+/** `variant: 'auto'`: open each of `artifacts` (every fp32 model and variant the bundle has in the formats asked for) on the
+ * device `device` asks for, check it on the bundle's sample against its own CPU outputs (within its `sample_tolerance`),
+ * time it on one sample item, and keep the fastest that passed: `{session, device, why, artifact, candidates}`.
+ * Where none passes (or the bundle keeps no sample), the fp32 ONNX model, as `variant: 'fp32'` loads it. */
+export async function chooseFastest(ort, manifest, artifacts, read, device = 'auto', runs = 5) {
+  const fp32 = artifacts.find(a => a.format === 'onnx' && (a.variant ?? 'fp32') === 'fp32') ?? artifacts[0];
+  const fallback = async (why, candidates) => ({...(await chooseSession(ort, manifest, fp32, await readChecked(read, fp32), read, device)),
+                                               artifact: fp32, candidates, fallbackWhy: why});
+  if (!manifest.sample) return fallback('the bundle keeps no sample to check the others with', []);
+  const sample = await readChecked(read, manifest.sample), candidates = [];
+  let best = null;
+  for (const a of artifacts) {
+    const c = {file: a.file, format: a.format, variant: a.variant ?? 'fp32', passed: false};
+    let s = null;
+    try {
+      s = await chooseSession(ort, manifest, a, await readChecked(read, a), read, device);
+      const tol = typeof a.sample_tolerance === 'number' ? a.sample_tolerance : DEFAULT_SAMPLE_TOLERANCE;
+      c.device = s.device; c.diff = await sampleDiff(ort, s.session, manifest, sample, a);
+      if (c.diff > tol) throw new XDeployError(`its outputs differ from its CPU outputs by ${c.diff.toPrecision(2)} on the bundle's sample (tolerance ${tol})`);
+      c.ms = await sampleMs(ort, s.session, manifest, sample, runs); c.passed = true;
+    } catch (e) { c.problem = e.problem ?? e.message; }
+    candidates.push(c);
+    if (c.passed && (!best || c.ms < best.c.ms)) { await best?.s.session.release?.(); best = {a, s, c}; }
+    else await s?.session.release?.();
+  }
+  if (!best) return fallback('no model passed the sample check', candidates);
+  return {...best.s, artifact: best.a, candidates};
+}
+
+/** The `why` of a predictor loaded with `variant: 'auto'`: what was chosen, against what, and the device's own why. */
+function fastestWhy(r) {
+  const ms = c => c.passed ? `${c.file} ${c.ms.toFixed(2)} ms` : `${c.file} failed (${c.problem})`;
+  const tried = r.candidates.length ? ` (one item: ${r.candidates.map(ms).join('; ')})` : '';
+  return r.fallbackWhy ? `variant='auto': ${r.artifact.file}, the fp32 model, as ${r.fallbackWhy}${tried}; ${r.why}`
+                       : `variant='auto': ${r.artifact.file} (${r.artifact.variant ?? 'fp32'}), the fastest that passed the sample check${tried}; ${r.why}`;
+}
+
 // ---------------------------------------------------------------- the predictor
 /** Where the bundle schema is, by default: beside this module's folder (xdeploy_nb/manifest.schema.json in the Python
  * package; the site's root in a site `xdeploy web` writes). */
@@ -554,11 +635,14 @@ async function loadSchema(schema) {
 export class Predictor {
   /** Load the bundle at `source` (a URL, or in Node a folder path): validate manifest.json, check each file's sha256,
    * open the preprocessing graph (images) and the model on the chosen device. Options: `ort` (the onnxruntime module;
-   * in Node onnxruntime-node by default), `device` ('auto', 'wasm', 'webgpu'; 'cpu' in Node), `variant` ('fp32' or one the
-   * bundle has), `threads` (wasm threads; default: one per core where the page is cross-origin isolated, else 1),
+   * in Node onnxruntime-node by default), `device` ('auto', 'wasm', 'webgpu'; 'cpu' in Node), `variant` ('fp32', one the
+   * bundle has, or 'auto': the fastest model here that passes the sample check, see `chooseFastest`; its answers stay within
+   * that variant's tolerance of fp32's, so it is for callers who accept that), `format` ('auto': the ONNX model, as Python's
+   * Predictor, or with variant 'auto' the ONNX and ORT-format models; 'onnx'; 'ort'), `runs` (timed runs per candidate of
+   * variant 'auto'), `threads` (wasm threads; default: one per core where the page is cross-origin isolated, else 1),
    * `schema` (the bundle schema, or its URL), `maxPixels` (the largest image accepted: Pillow's MAX_IMAGE_PIXELS),
    * `digest` (the bundle's digest, 'sha256:...', as `xdeploy digest` prints it: any other bundle is refused). */
-  static async load(source, {ort, device = 'auto', variant = 'fp32', threads, schema, maxPixels = 89478485, digest} = {}) {
+  static async load(source, {ort, device = 'auto', variant = 'fp32', format = 'auto', threads, schema, maxPixels = 89478485, digest, runs = 5} = {}) {
     ort = ort ?? (isNode ? await import('onnxruntime-node') : globalThis.ort);
     if (!ort?.InferenceSession) throw new XDeployError('No onnxruntime module was given.', "Pass {ort}: import * as ort from 'onnxruntime-web' (browsers) or 'onnxruntime-node' (Node).");
     if (!isNode && ort.env?.wasm) {
@@ -570,9 +654,11 @@ export class Predictor {
     if (digest !== undefined && digest !== null) await checkDigest(bytes, digest);
     const manifest = parseManifest(bytes);
     validateManifest(manifest, await loadSchema(schema));
-    const arts = manifest.artifacts.filter(a => a.format === 'onnx');
-    const artifact = arts.find(a => (a.variant ?? 'fp32') === variant);
-    if (!artifact) throw new XDeployError(`The bundle has no ${JSON.stringify(variant)} variant of its onnx model (it has ${arts.map(a => JSON.stringify(a.variant ?? 'fp32')).join(', ') || 'none'}).`, 'Pass variant: one of those, or re-export the bundle.');
+    if (!['auto', ...WEB_FORMATS].includes(format)) throw new XDeployError(`format=${JSON.stringify(format)} is not a format this module runs.`, "Use 'auto' (the ONNX model), 'onnx' or 'ort'.");
+    const formats = format !== 'auto' ? [format] : variant === 'auto' ? WEB_FORMATS : ['onnx'];
+    const arts = manifest.artifacts.filter(a => formats.includes(a.format));
+    const artifact = variant === 'auto' ? arts.find(a => a.format === 'onnx') ?? arts[0] : arts.find(a => (a.variant ?? 'fp32') === variant);
+    if (!artifact) throw new XDeployError(`The bundle has no ${JSON.stringify(variant)} variant of its ${formats.join(' or ')} model (it has ${arts.map(a => JSON.stringify(a.variant ?? 'fp32')).join(', ') || 'none'}).`, 'Pass variant: one of those, or re-export the bundle.');
     const pre = manifest.preprocessing;
     Object.assign(p, {ort, manifest, artifact, maxPixels, source: String(source), kind: pre.kind, spec: pre.spec, graph: null, preSession: null});
     if (pre.kind === 'image') {
@@ -585,9 +671,11 @@ export class Predictor {
       }
       else p.graphUnavailable = pre.graph_unavailable ?? 'the bundle has no preprocessing graph (it was exported before xdeploy_nb wrote one)';
     }
-    const model = await readChecked(read, artifact);
-    Object.assign(p, await chooseSession(ort, manifest, artifact, model, read, device));
-    checkSession(p.session, manifest, artifact.file);
+    if (variant === 'auto') {
+      const r = await chooseFastest(ort, manifest, arts, read, device, runs);
+      Object.assign(p, {session: r.session, device: r.device, artifact: r.artifact, candidates: r.candidates, why: fastestWhy(r)});
+    } else Object.assign(p, await chooseSession(ort, manifest, artifact, await readChecked(read, artifact), read, device));
+    checkSession(p.session, manifest, p.artifact.file);
     p.digest = await bundleDigest(bytes);
     p.threads = isNode ? null : ort.env?.wasm?.numThreads ?? 1;
     p.crossOriginIsolated = !!globalThis.crossOriginIsolated;
@@ -628,13 +716,7 @@ export class Predictor {
     if (Number.isInteger(b) && n !== b) {
       const outs = [];
       for (let i = 0; i < n; i += b) {
-        const chunk = {};
-        for (const [k, t] of Object.entries(feeds)) {
-          const per = t.data.length / n, d = new t.data.constructor(b * per);
-          for (let j = 0; j < b; j++) d.set(t.data.subarray(Math.min(i + j, n - 1) * per, (Math.min(i + j, n - 1) + 1) * per), j * per);
-          chunk[k] = new this.ort.Tensor(t.type, d, [b, ...t.dims.slice(1)]);
-        }
-        const o = await this.run(chunk);
+        const o = await this.run(chunkFeeds(this.ort, feeds, i, b, n));
         outs.push(o.data.subarray(0, Math.min(b, n - i) * (o.data.length / b)));
       }
       const data = new Float32Array(outs.reduce((s, o) => s + o.length, 0));
@@ -667,6 +749,7 @@ export class Predictor {
   describe() {
     const a = this.artifact;
     return {device: this.device, why: this.why, threads: this.threads, crossOriginIsolated: this.crossOriginIsolated, digest: this.digest,
+            ...(this.candidates ? {candidates: this.candidates} : {}),
             artifact: {file: a.file, format: a.format, precision: a.precision, size: a.size, sha256: a.sha256, variant: a.variant ?? 'fp32'},
             preprocessing: this.kind === 'image' ? (this.graph ? {graph: this.graph.file, mode: this.graph.input.mode} : {graph: null, why: this.graphUnavailable}) : {kind: 'tabular'},
             onnxruntime: this.ort.env?.versions?.web ?? this.ort.env?.versions?.node ?? this.ort.env?.versions?.common ?? null, module: VERSION};

@@ -13,14 +13,15 @@ __all__ = []
 
 # %% ../../nbs/26_tasks.multi_label.ipynb #tk000004
 def _multi_cut(output:dict)->float:
-    "The value an output is compared with: the threshold, or its logit where the outputs are raw scores (activation 'none')."
+    "The value an output is compared with: the threshold, or its logit where the outputs are raw scores."
     thr = output.get('threshold', 0.5)
     if output.get('activation', 'sigmoid') != 'none': return thr
-    return -np.inf if thr <= 0 else np.inf if thr >= 1 else float(np.log(thr/(1 - thr)))  # sigmoid(x) >= thr  <=>  x >= logit(thr)
+    # sigmoid(x) >= thr  <=>  x >= logit(thr)
+    return -np.inf if thr <= 0 else np.inf if thr >= 1 else float(np.log(thr/(1 - thr)))
 
 # %% ../../nbs/26_tasks.multi_label.ipynb #tk000004-1
 def _decode_multi(outputs, labels, output)->list:
-    "`{'labels', 'probs'}` per row: the labels at or above the threshold (`probs`: the outputs, raw scores where the activation is 'none')."
+    "`{'labels', 'probs'}` per row: the labels at or above the threshold, and the outputs."
     cut = _multi_cut(output)
     return [dict(labels=[l for l,p in zip(labels, r.tolist()) if p >= cut], probs=r.tolist()) for r in outputs]
 
@@ -32,7 +33,7 @@ def _agree_multi(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
 
 # %% ../../nbs/26_tasks.multi_label.ipynb #tk000004-3
 def _accuracy_multi(outputs, targets, output)->float:
-    "fastai's `accuracy_multi` (which applies a sigmoid to raw scores too): the share of (item, label) decisions that are right."
+    "fastai's `accuracy_multi`: the share of (item, label) decisions that are right."
     return float(((outputs >= _multi_cut(output)) == (targets.reshape(outputs.shape) > 0.5)).mean())
 
 TASKS['multi_label'] = Task('sigmoid', _decode_multi, _agree_multi, 'accuracy_multi', _accuracy_multi,

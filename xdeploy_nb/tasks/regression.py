@@ -22,12 +22,13 @@ def _agree_regression(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
 
 # %% ../../nbs/27_tasks.regression.ipynb #tk000007-2
 def _target_names(learn, n_out:int=None)->list:
-    "The names of a regression Learner's targets: `y_names`, else the target getter's columns, else `value`/`value_<i>` for `n_out` outputs."
+    "The names of a regression Learner's targets: `y_names`, the target getter's columns, or `value`/`value_<i>`."
     names = getattr(learn.dls, 'y_names', None)
     if not names:
         try: tfms = learn.dls.valid_ds.tls[-1].tfms.fs
         except (AttributeError, IndexError): tfms = []
-        cols = next((t.cols for t in tfms if getattr(t, 'cols', None) is not None), None)  # a `ColReader`'s columns (an `L`)
+        # a `ColReader`'s columns (an `L`)
+        cols = next((t.cols for t in tfms if getattr(t, 'cols', None) is not None), None)
         names = None if cols is None else [cols] if isinstance(cols, (str, int)) else list(cols)
     if names: return [str(o) for o in names]
     return ['value'] if n_out in (None, 1) else [f'value_{i}' for i in range(n_out)]

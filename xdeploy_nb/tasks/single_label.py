@@ -12,7 +12,7 @@ __all__ = ['learner_vocab']
 
 # %% ../../nbs/25_tasks.single_label.ipynb #rt000036
 def _decode_single(outputs, labels, output)->list:
-    "`{'label', 'index', 'probs'}` per row: the label with the highest output (`probs`: the outputs, raw scores where the activation is 'none')."
+    "`{'label', 'index', 'probs'}` per row: the label with the highest output, and the outputs."
     return [dict(label=labels[int(r.argmax())], index=int(r.argmax()), probs=r.tolist()) for r in outputs]
 
 def _agree_single(ref, out, output, atol=TOLERANCE, rtol=RTOL)->tuple:
@@ -26,9 +26,12 @@ def _accuracy(outputs, targets, output)->float: return float((outputs.argmax(1) 
 def learner_vocab(learn, n_out:int=None)->list:
     "The class names of a classifier's DataLoaders (the last vocab, for a DataBlock with several)."
     vocab = learn.dls.vocab
-    if len(vocab) and (isinstance(vocab[0], (list, tuple)) or type(vocab[0]).__name__ in ('L', 'CategoryMap')): vocab = vocab[-1]  # e.g. a text's tokens, then the classes
+    # several vocabs (e.g. a text's tokens, then the classes): the last
+    if len(vocab) and (isinstance(vocab[0], (list, tuple)) or type(vocab[0]).__name__ in ('L', 'CategoryMap')):
+        vocab = vocab[-1]
     return [str(o) for o in vocab]
 
 TASKS['single_label'] = Task('softmax', _decode_single, _agree_single, 'accuracy', _accuracy,
-    losses=('CrossEntropyLossFlat', 'LabelSmoothingCrossEntropyFlat', 'LabelSmoothingCrossEntropy', 'FocalLossFlat', 'CrossEntropyLoss'),
+    losses=('CrossEntropyLossFlat', 'LabelSmoothingCrossEntropyFlat', 'LabelSmoothingCrossEntropy', 'FocalLossFlat',
+            'CrossEntropyLoss'),
     fits=lambda n, n_labels: n == n_labels and n > 1, labels=learner_vocab)

@@ -124,6 +124,34 @@ test('image bundle in Node: decoded pixel arrays, the Python Predictor\'s answer
   await assert.rejects(small.predict(items[0]), /more than the 100 this predictor accepts/);
 });
 
+test("variant 'auto' in Node: the fastest model that passes the sample check; the others where one fails; fp32 where all do", needs, async () => {
+  const b = fx.bundles.image, items = b.pixels.map(x => ({data: Buffer.from(x.data, 'base64'), width: x.width, height: x.height, channels: x.channels}));
+  const p = await load(b.path, {variant: 'auto', runs: 3}), d = p.describe();
+  assert.deepEqual(d.candidates.map(c => c.file).sort(), ['model.int8-static.onnx', 'model.onnx', 'model.ort']);
+  assert.ok(d.candidates.every(c => c.passed && c.ms > 0), JSON.stringify(d.candidates));
+  assert.equal(d.artifact.file, d.candidates.reduce((a, c) => c.ms < a.ms ? c : a).file);
+  assert.match(d.why, /^variant='auto': .* the fastest that passed the sample check/);
+  const got = await p.predictBatch(items), want = b.by_file[d.artifact.file];
+  assert.deepEqual(got.map(r => r.label), want.map(r => r.label));
+  assert.ok(Math.max(...got.map((r, i) => close(r.probs, want[i].probs))) <= 1e-5);
+  const bad = (await load(b.bad_int8, {variant: 'auto', runs: 3})).describe(), int8 = bad.candidates.find(c => c.variant === 'int8-static');
+  assert.ok(!int8.passed && /differ from its CPU outputs by/.test(int8.problem), JSON.stringify(int8));
+  assert.equal(bad.artifact.variant, 'fp32');
+  const none = (await load(b.all_bad, {variant: 'auto', runs: 3})).describe();
+  assert.equal(none.artifact.file, 'model.onnx'); assert.match(none.why, /the fp32 model, as no model passed the sample check/);
+  assert.ok(none.candidates.every(c => !c.passed));
+});
+
+test("format 'ort': the bundle's ORT-format model, the same answers; an unknown format is refused", needs, async () => {
+  const b = fx.bundles.image, items = b.pixels.map(x => ({data: Buffer.from(x.data, 'base64'), width: x.width, height: x.height, channels: x.channels}));
+  const p = await load(b.path, {format: 'ort'});
+  assert.equal(p.describe().artifact.file, 'model.ort'); assert.equal(p.describe().candidates, undefined);
+  const got = await p.predictBatch(items), want = b.by_file['model.ort'];
+  assert.ok(Math.max(...got.map((r, i) => close(r.probs, want[i].probs))) <= 1e-5);
+  await assert.rejects(load(b.path, {format: 'pte'}), /format="pte" is not a format this module runs/);
+  assert.equal((await load(b.path)).describe().artifact.file, 'model.onnx');  // format 'auto' is the ONNX model, as in Python
+});
+
 test('a changed model file is refused before it is loaded', needs, async () => {
   const {mkdtemp, cp, writeFile} = await import('node:fs/promises'), {tmpdir} = await import('node:os');
   const dir = await mkdtemp(`${tmpdir()}/xdeploy-`);
