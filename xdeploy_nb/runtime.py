@@ -224,8 +224,7 @@ class Predictor:
         if self._pregraph is None: return prepare_inputs(self.manifest, items, self._max_pixels, first=first)
         m = self.manifest
         items = self._kind.as_list(items)
-        pool = self._pool if len(items) > 1 else None  # one item: in this thread, no handoff to the pool
-        x = graph_batch(self._pregraph, items, m['preprocessing']['spec'], self._max_pixels, first, pool)
+        x = graph_batch(self._pregraph, items, m['preprocessing']['spec'], self._max_pixels, first, self._pool)
         return {m['inputs'][0]['name']: x}
 
     def predict_batch(self,
