@@ -79,8 +79,9 @@ def timed(f)->float:
 
 def start_part(bundle:Path, f:str, size:int, starts:int):
     "New process -> first prediction: the Predictor against a bare onnxruntime script, alternately."
-    ours = f"from xdeploy_nb.runtime import Predictor\nPredictor({str(bundle)!r}).predict({f!r})"
-    codes = dict(Predictor=ours, bare=bare_code(bundle/'model.onnx', f, size))
+    ours = f"from xdeploy_nb.runtime import Predictor\nPredictor({str(bundle)!r}{{}}).predict({f!r})"
+    # device='auto' (the default) registers the installed plug-in EPs to consider them; device='cpu' loads none
+    codes = dict(Predictor=ours.format(''), cpu=ours.format(", device='cpu'"), bare=bare_code(bundle/'model.onnx', f, size))
     env = {k: v for k,v in os.environ.items() if k != 'PYTHONDONTWRITEBYTECODE'}  # as installed: bytecode cached
     def once(code):
         t0 = time.perf_counter()
@@ -93,9 +94,11 @@ def start_part(bundle:Path, f:str, size:int, starts:int):
     best,med = {k: min(v) for k,v in times.items()},{k: statistics.median(v) for k,v in times.items()}
     print(f"start: new process -> first prediction (s), {starts} runs each, alternated: "
           f"Predictor best {best['Predictor']:.3f} median {med['Predictor']:.3f}; "
+          f"Predictor(device='cpu') best {best['cpu']:.3f} median {med['cpu']:.3f}; "
           f"bare onnxruntime best {best['bare']:.3f} median {med['bare']:.3f}")
-    print(f"   Predictor / bare: best {best['Predictor']/best['bare']:.2f}x (target <= 1.15x), "
-          f"median {med['Predictor']/med['bare']:.2f}x", flush=True)
+    for k,what in (('Predictor', "Predictor (device='auto')"), ('cpu', "Predictor(device='cpu')")):
+        print(f"   {what} / bare: best {best[k]/best['bare']:.2f}x (target <= 1.15x), "
+              f"median {med[k]/med['bare']:.2f}x", flush=True)
     import json
     from xdeploy_nb.core import read_checked
     a = json.loads((bundle/'manifest.json').read_text())['artifacts'][0]

@@ -366,8 +366,9 @@ def providers_for(name:str, # A device name from `list_devices()`, e.g. 'cpu', '
     "The `SessionPlan` that opens an onnxruntime session on the device `name` ('name+cpu': CPU fallback allowed)."
     if not isinstance(name, str):
         raise XDeployError(f"device={name!r} is not a device name.", "Pass a string such as 'cpu' or 'cuda'.")
-    devices = list_devices(torch=False) if devices is None else devices
     name = name.strip().lower()
+    # the CPU is onnxruntime's own: asking for it loads no plug-in EP library (tens of ms of a start)
+    devices = list_devices(torch=False, plugins=name != 'cpu') if devices is None else devices
     fallback,name = name.endswith('+cpu'),name.removesuffix('+cpu')
     if name == 'auto':
         raise XDeployError("'auto' is a policy, not a device.", "Try the names `auto_candidates()` returns, in order.")

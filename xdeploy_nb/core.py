@@ -17,8 +17,8 @@ __all__ = ['KNOWN_WARNINGS', 'KINDS', 'TASKS', 'FORMATS', 'VARIANTS', 'SCHEMA_NA
            'SCHEMA_DESCRIPTION', 'TOLERANCE', 'RTOL', 'XDeployError', 'file_sha256', 'recover_directory',
            'remove_stale_partials', 'atomic_directory', 'quiet', 'Registry', 'Format', 'Runner', 'Variant', 'Task',
            'Kind', 'Doc', 'Closed', 'MapOf', 'OneOf', 'Version', 'ManifestError', 'validate_manifest', 'read_manifest',
-           'write_manifest', 'bundle_digest', 'read_checked', 'check_artifacts', 'json_schema', 'schema_json',
-           'schema_file', 'within_tolerance']
+           'write_manifest', 'bundle_digest', 'read_sized', 'check_sha256', 'read_checked', 'check_artifacts',
+           'json_schema', 'schema_json', 'schema_file', 'within_tolerance']
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 class XDeployError(Exception):
@@ -656,21 +656,39 @@ def _check_digest(data:bytes, # manifest.json's bytes
         "Load the bundle you pinned (copy it again from its source); for a re-export you trust, pin its new digest.")
 
 # %% ../nbs/00_core.ipynb #8ab08e03
+def read_sized(bundle:Path, # Bundle directory
+               entry:dict # A manifest entry with 'file', 'size' and 'sha256' (an artifact, or the sample)
+              )->bytes:
+    "The bytes of `entry`'s file, read once, refused unless a regular file in the bundle of the recorded size."
+    f = _regular_file(bundle, entry['file'])  # no symlink out of the bundle, no device or FIFO
+    if f is None: raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
+                                     "Copy the whole bundle folder, or re-export it.")
+    if f.stat().st_size != entry['size']: raise _mismatch(bundle, entry)
+    with open(f, 'rb') as fh: data = fh.read(entry['size'] + 1)  # never more than the manifest says (+1: it grew)
+    if len(data) != entry['size']: raise _mismatch(bundle, entry)
+    return data
+
+def _mismatch(bundle:Path, entry:dict)->XDeployError:
+    return XDeployError(f"{Path(bundle)/entry['file']} does not match the sha256 in manifest.json: it is truncated "
+                        "or was changed after export.",
+                        "Copy the bundle again from its source, or re-export it.")
+
+# %% ../nbs/00_core.ipynb #8ab08e0b
+def check_sha256(bundle:Path, # Bundle directory
+                 entry:dict, # The manifest entry `data` was read for
+                 data:bytes # What `read_sized` returned
+                )->bytes:
+    "`data`, if it has the sha256 the manifest records for `entry`; else the error that says so."
+    if hashlib.sha256(data).hexdigest() != entry['sha256']: raise _mismatch(bundle, entry)
+    return data
+
 def read_checked(bundle:Path, # Bundle directory
                  entry:dict # A manifest entry with 'file', 'size' and 'sha256' (an artifact, or the sample)
                 )->bytes:
     "The bytes of `entry`'s file, read once and checked against the size and sha256 the manifest records."
-    f = _regular_file(bundle, entry['file'])  # no symlink out of the bundle, no device or FIFO
-    if f is None: raise XDeployError(f"The bundle {bundle} lacks {entry['file']}, which its manifest lists.",
-                                     "Copy the whole bundle folder, or re-export it.")
-    bad = XDeployError(f"{Path(bundle)/entry['file']} does not match the sha256 in manifest.json: it is truncated "
-                       "or was changed after export.",
-                       "Copy the bundle again from its source, or re-export it.")
-    if f.stat().st_size != entry['size']: raise bad
-    with open(f, 'rb') as fh: data = fh.read(entry['size'] + 1)  # never more than the manifest says (+1: it grew)
-    if len(data) != entry['size'] or hashlib.sha256(data).hexdigest() != entry['sha256']: raise bad
-    return data
+    return check_sha256(bundle, entry, read_sized(bundle, entry))
 
+# %% ../nbs/00_core.ipynb #8ab08e0c
 def check_artifacts(bundle:Path, # Bundle directory
                     m:dict, # Its manifest
                     formats=None # Check only artifacts of these formats (default: all)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from .core import FORMATS, KINDS, TASKS, VARIANTS, ManifestError, XDeployError, read_checked, read_manifest
+from .core import check_sha256, read_sized
 from .core import validate_manifest
 # the one comparison rule (`xdeploy_nb.runtime.TOLERANCE` as before)
 from .core import RTOL, TOLERANCE, within_tolerance
 # sessions of a model
 from .accel import usable_cpus, manifest_error, sample_diff, session_options, shape_text, load_sample
-from .accel import register_plugin_eps
 from .preprocess import SPEC_VERSION, describe_item
 from concurrent.futures import ThreadPoolExecutor
 from .pregraph import Pregraph, choose_preprocess, graph_batch  # the preprocessing graph (onnxruntime only at import)
@@ -44,16 +44,16 @@ def find_artifact(m:dict, # A validated manifest
                        f"Use variant= one of {have}, or re-export with variants=({variant!r},).")
 
 # %% ../nbs/40_runtime.ipynb #rtck0002
-def _checked_bytes(path:Path, # The bundle directory
-                   a:dict, # The artifact, an entry of the manifest's `artifacts`
-                   meanwhile=None # Work to do while the file is read and hashed; None: none
-                  )->bytes:
-    "The bytes of `a`, checked by `read_checked` in a thread while this one runs `meanwhile()`."
-    if meanwhile is None: return read_checked(path, a)
-    with ThreadPoolExecutor(1, thread_name_prefix='xdeploy-read') as pool:
-        data = pool.submit(read_checked, path, a)
-        meanwhile()
-        return data.result()
+def _load_checked(path:Path, # The bundle directory
+                  a:dict, # The artifact, an entry of the manifest's `artifacts`
+                  load # `load(data)` -> what the bytes make (a runner)
+                 ):
+    "`load` of `a`'s bytes while a thread checks their sha256; a mismatch is raised whatever `load` did."
+    data = read_sized(path, a)
+    with ThreadPoolExecutor(1, thread_name_prefix='xdeploy-hash') as pool:
+        ok = pool.submit(check_sha256, path, a, data)
+        try: return load(data)
+        finally: ok.result()  # raises the mismatch, over `load`'s result or error
 
 # %% ../nbs/40_runtime.ipynb #rt000016
 def check_bundle(m:dict # A validated manifest
@@ -159,10 +159,9 @@ class Predictor:
             "Use format='onnx' (the default, which runs no code), or pass trust_code=True "
             "if you trust where this bundle came from.")
         if threads is not None: session_options(threads)  # the one check of `threads`, whatever runs the model
-        # a runner on onnxruntime's devices registers the plug-in EPs: done while the model is read and hashed
-        ort_devices = FORMATS[a['format']].device_kind == 'onnxruntime'
-        data = _checked_bytes(self.path, a, register_plugin_eps if ort_devices else None)
-        r = FORMATS[a['format']].runner(self.path, m, a, data, device, threads)
+        load = lambda data: FORMATS[a['format']].runner(self.path, m, a, data, device, threads)
+        # code-running formats: hashed, then loaded; the others load while a thread hashes them (`_load_checked`)
+        r = load(read_checked(self.path, a)) if FORMATS[a['format']].runs_code else _load_checked(self.path, a, load)
         self._model,self.device,self._why,self._providers,self._threads = r.run,r.device,r.why,r.providers,r.threads
         self._requested,self._max_pixels = device,max_pixels
         self.preprocess = choose_preprocess(m, preprocess)
