@@ -63,11 +63,11 @@ def main():
         if a.get('speed'):
             print(f"  {a['variant']:>12} / fp32 at batch 64: bench {ips('onnx', a['variant'], 64)/ips('onnx', 'fp32', 64):.2f}x; "
                   f"export recorded {a['speed']['fp32_ratio']:.2f}x at batch {a['speed']['batch_size']}")
-    from xdeploy_nb.bench import _slower_notes
+    from xdeploy_nb.bench import slower_notes
     from xdeploy_nb.variants import speed_note
     for a in b.artifacts:
         if n := speed_note(a): print(f"bundle summary: Slower than fp32: {n}")
-    for n in _slower_notes(r.rows, r.meta['cpu']): print(f"bench: Slower than fp32: {n}")
+    for n in slower_notes(r.rows, r.meta['cpu']): print(f"bench: Slower than fp32: {n}")
     print(f"report: {out/'bench.json'}, {out/'bench.png'}")
 
 if __name__ == '__main__': main()

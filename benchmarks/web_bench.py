@@ -67,10 +67,10 @@ AUTO = """async () => {
 def fixed_batch_ort(bundle:Path, out:Path)->Path:
     "The bundle's fp32 ONNX model with its batch fixed to 1, in ORT format, at `out` (the formats.ort converter)."
     import tempfile
-    from xdeploy_nb.formats.ort import _convert, fix_batch
+    from xdeploy_nb.formats.ort import convert_to_ort, fix_batch
     with tempfile.TemporaryDirectory() as t:
         src = fix_batch(bundle/'model.onnx', Path(t)/'model.b1.onnx', 1)
-        ort_file,_ = _convert(src, Path(t)/'ort')
+        ort_file,_ = convert_to_ort(src, Path(t)/'ort')
         out.write_bytes(ort_file.read_bytes())
     return out
 

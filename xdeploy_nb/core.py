@@ -330,7 +330,7 @@ FILE_DOC = Doc(str, "A file name in the bundle folder, beside manifest.json: no 
             "characters (U+0000-U+001F, U+007F); a reader refuses a file that resolves outside the folder (a symbolic "
             "link out of it).",
             pattern=r'[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*', max_length=255, what='a plain file name in the bundle')
-SHA256_DOC = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it loads "
+SHA256_DOC = Doc(str, "The file's sha256 as 64 lowercase hex digits: a reader checks it (and the size) before it runs "
                    "the file.", pattern='[0-9a-f]{64}', min_length=64, max_length=64,
               what='a sha256 hex digest (64 lowercase hex digits)')
 SIZE_DOC = Doc(int, "The file's size in bytes.", minimum=0)
