@@ -7,20 +7,20 @@ Parts (`--part`, one or more; default all of them):
   of each and their ratio (target: best <= 1.15x). The child processes may write bytecode, as an installed package has.
   Also prints what the Predictor's check of the model file (read once, sha256 against the manifest) costs alone.
 - `call`: one image file -> label, `Predictor.predict` against a hand-written onnxruntime loop doing the same decode and
-  resize, alternated over `--rounds` short rounds, each call timed; prints the ratio of the median calls (target
-  <= 1.05x), and the median and quartiles of the per-round ratio (medians are robust to the bursts of other work
-  that make whole rounds of either loop twice as slow on a shared machine).
+  resize, each in a process of its own (two sessions in one process slow each other: their idle threads spin on the
+  same cores), alternated over `--rounds` rounds of 8 files x 20 calls each, every call timed; prints the ratio of the
+  median calls (target <= 1.05x), and the median and range of the per-round ratio.
 - `file`: file -> answer for PNG files of 64x64 and of twice the model's size, at batch 1 and 64: `t_model` (the model
   alone on the prepared batch, a bare session with the Predictor's threads), `t_decode` (bare Pillow decode of the same
-  files), end-to-end by the Pillow path and by the graph path (`preprocess='graph'`), all per item, alternated over
-  `--file-rounds` rounds. ceiling = t_model / (t_model + t_decode), the share of model-only throughput left once
+  files), a hand-written Pillow + onnxruntime loop, end-to-end by the Pillow path and by the graph path
+  (`preprocess='graph'`), all per item, each in a process of its own, alternated over `--file-rounds` rounds. ceiling = t_model / (t_model + t_decode), the share of model-only throughput left once
   decoding competes with the model for the cores; prints end-to-end / model-only and its share of the ceiling
   (target >= 0.95).
 - `fastai`: fastai's `learn.predict` and `load_learner` beside the Predictor (one file -> label; new process -> first
   prediction), a batch of 64 against torch eager on the same graph and threads, resident memory after loading; also for
   the bundle's int8-static variant where the export kept it. Trains the resnet18 5 epochs (the other parts use random
   weights: speed does not depend on them).
-Usage: python benchmarks/runtime_bench.py [--part start call file fastai] [--starts 9] [--rounds 60] [--file-rounds 5]
+Usage: python benchmarks/runtime_bench.py [--part start call file fastai] [--starts 9] [--rounds 10] [--file-rounds 3]
                                           [--files 40] [--runs 3]
 Start, per-call and file -> answer alone (no training): python benchmarks/runtime_bench.py --part start call file"""
 import argparse, os, statistics, subprocess, sys, tempfile, textwrap, time, warnings
@@ -81,7 +81,8 @@ def start_part(bundle:Path, f:str, size:int, starts:int):
     "New process -> first prediction: the Predictor against a bare onnxruntime script, alternately."
     ours = f"from xdeploy_nb.runtime import Predictor\nPredictor({str(bundle)!r}{{}}).predict({f!r})"
     # device='auto' (the default) registers the installed plug-in EPs to consider them; device='cpu' loads none
-    codes = dict(Predictor=ours.format(''), cpu=ours.format(", device='cpu'"), bare=bare_code(bundle/'model.onnx', f, size))
+    codes = dict(Predictor=ours.format(''), cpu=ours.format(", device='cpu'"),
+                 bare=bare_code(bundle/'model.onnx', f, size))
     env = {k: v for k,v in os.environ.items() if k != 'PYTHONDONTWRITEBYTECODE'}  # as installed: bytecode cached
     def once(code):
         t0 = time.perf_counter()
@@ -106,69 +107,98 @@ def start_part(bundle:Path, f:str, size:int, starts:int):
     print(f"   of which the model's read and sha256 check, which the bare script skips: {check:.3f} s, "
           f"{check/best['bare']:.2f}x of the bare start ({a['size']/1e6:.0f} MB)", flush=True)
 
-def call_part(p, files:list, size:int, rounds:int):
-    "Per-call overhead: `Predictor.predict` against the hand-written loop, alternated in short rounds, each call timed."
-    by_hand = by_hand_loop(p.path/'model.onnx', p.manifest['labels'], p.describe()['threads'], size)
-    fs = dict(Predictor=p.predict, hand=by_hand)
-    for f in fs.values(): f(files[0])
-    calls,ratios = {k: [] for k in fs},[]
+def worker(spec:dict)->list:
+    "Runs in a process of its own (one onnxruntime session per process): seconds per call, or per item, of `spec`."
+    import json
+    from PIL import Image
+    from xdeploy_nb.runtime import Predictor
+    bundle,files,key,reps = Path(spec['bundle']),spec['files'],spec['key'],spec['reps']
+    if spec['part'] == 'call':
+        p = Predictor(bundle, device='cpu')
+        f = p.predict if key == 'Predictor' else by_hand_loop(bundle/'model.onnx', p.manifest['labels'],
+                                                                 p.describe()['threads'], spec['size'])
+        for x in files: f(x)  # warm-up
+        return [timed(lambda: f(x)) for _ in range(reps) for x in files]
+    bs,n = spec['bs'],len(files)
+    if key == 'model':
+        import onnxruntime as ort
+        opts = ort.SessionOptions(); opts.intra_op_num_threads,opts.inter_op_num_threads = spec['threads'],1
+        sess = ort.InferenceSession(str(bundle/'model.onnx'), opts, providers=['CPUExecutionProvider'])
+        x = Predictor(bundle, device='cpu').prepare(files[:bs])  # its session is made and left idle
+        run = lambda: [sess.run(None, x) for _ in range(n//bs)]
+    elif key == 'hand':  # the hand-written loop: decode, resize, stack, run, by Pillow and onnxruntime alone
+        import onnxruntime as ort
+        opts = ort.SessionOptions(); opts.intra_op_num_threads,opts.inter_op_num_threads = spec['threads'],1
+        sess,s = ort.InferenceSession(str(bundle/'model.onnx'), opts, providers=['CPUExecutionProvider']),spec['size']
+        def run():
+            for i in range(0, n, bs):
+                xs = [np.asarray(Image.open(f).convert('RGB').resize((s, s), Image.BILINEAR)) for f in files[i:i+bs]]
+                sess.run(None, {'image': np.ascontiguousarray(np.stack(xs).transpose(0, 3, 1, 2))})
+    elif key == 'decode':
+        def run():
+            for f in files:
+                with Image.open(f) as im: im.load()
+    else:
+        p = Predictor(bundle, device='cpu', preprocess='graph' if key == 'graph' else 'pillow')
+        run = (lambda: [p.predict(f) for f in files]) if bs == 1 else (lambda: p.predict_batch(files, batch_size=bs))
+    run()  # warm-up
+    return [timed(run)/n for _ in range(reps)]
+
+def in_worker(**spec)->list:
+    "`worker(spec)` in a new process: two sessions in one process slow each other (their idle threads spin)."
+    import json
+    code = f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); import runtime_bench as rb; " \
+           f"print(json.dumps(rb.worker(json.loads({json.dumps(spec)!r}))))"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+def call_part(bundle:Path, files:list, size:int, rounds:int):
+    "Per-call overhead: `Predictor.predict` against the hand-written loop, each in its own process, alternated."
+    calls,ratios = {'Predictor': [], 'hand': []},[]
     for r in range(rounds):
         med = {}
-        for k in (list(fs) if r % 2 == 0 else list(fs)[::-1]):
-            ts = [timed(lambda: fs[k](x)) for x in files]
+        for k in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+            ts = in_worker(part='call', key=k, bundle=str(bundle), files=files, size=size, reps=20)
             calls[k] += ts; med[k] = statistics.median(ts)
         ratios.append(med['Predictor']/med['hand'])
-    q1,q2,q3 = statistics.quantiles(ratios, n=4)
     m = {k: statistics.median(v) for k,v in calls.items()}
-    print(f"call: one image file -> label, {rounds} alternated rounds of {len(files)} files, each call timed: "
-          f"median ms per call: Predictor.predict {m['Predictor']*1e3:.3f}, hand-written onnxruntime {m['hand']*1e3:.3f}")
-    print(f"   Predictor / hand-written: {m['Predictor']/m['hand']:.3f}x over all calls (target <= 1.05x); per round "
-          f"(median call of each): median {q2:.3f}x, quartiles {q1:.3f}-{q3:.3f}", flush=True)
+    print(f"call: one image file -> label, {rounds} alternated rounds of a process each timing {len(files)} files x 20; "
+          f"median ms per call: Predictor.predict {m['Predictor']*1e3:.3f}, "
+          f"hand-written onnxruntime {m['hand']*1e3:.3f}")
+    print(f"   Predictor / hand-written: {m['Predictor']/m['hand']:.3f}x over all calls (target <= 1.05x); per round: "
+          f"median {statistics.median(ratios):.3f}x, range {min(ratios):.3f}-{max(ratios):.3f}", flush=True)
 
 def file_part(bundle:Path, tmp:Path, size:int, rounds:int):
     "File -> answer against its ceiling t_model / (t_model + t_decode), at batch 1 and 64, by both image paths."
-    import onnxruntime as ort
-    from PIL import Image
+    from xdeploy_nb.accel import usable_cpus
     from xdeploy_nb.pregraph import photo_like
-    from xdeploy_nb.runtime import Predictor
-    pil,gr = Predictor(bundle, device='cpu'),Predictor(bundle, device='cpu', preprocess='graph')
-    threads = pil.describe()['threads']
-    opts = ort.SessionOptions(); opts.intra_op_num_threads,opts.inter_op_num_threads = threads,1
-    sess = ort.InferenceSession(str(bundle/'model.onnx'), opts, providers=['CPUExecutionProvider'])
-    def decode(fs):
-        for f in fs:
-            with Image.open(f) as im: im.load()
-    print(f"file: file -> answer, resnet18 at {size} px, {threads} threads; graph path: {gr._pool._max_workers} decode "
-          f"threads; medians of {rounds} alternated rounds (ms per item)")
+    threads = usable_cpus()
+    print(f"file: file -> answer, resnet18 at {size} px, {threads} threads; each figure from a process of its own; "
+          f"medians of {rounds} alternated rounds (ms per item)")
     print(f"{'PNG files':10} {'batch':>5} {'t_model':>8} {'t_decode':>8} {'pillow':>8} {'graph':>8} {'ceiling':>8} "
-          f"{'pillow/model':>12} {'graph/model':>11} {'pillow/ceil':>11} {'graph/ceil':>10}")
+          f"{'pillow/model':>12} {'graph/model':>11} {'hand/ceil':>9} {'pillow/ceil':>11} {'graph/ceil':>10}")
     for side in (64, 2*size):
         d = tmp/f'png{side}'; d.mkdir(exist_ok=True)
         files = [str(d/f'{i}.png') for i in range(64)]
         for i,f in enumerate(files): photo_like(side, side, seed=i).save(f)
         for bs in (1, 64):
-            n = 64 if bs == 1 else 256  # items per timing: 64 single files, or four batches of 64 in a row
-            stream = [files[i % 64] for i in range(n)]
-            x = {'image': pil.prepare(files[:bs])['image']}
-            runs = dict(model=lambda: [sess.run(None, x) for _ in range(n//bs)], decode=lambda: decode(stream),
-                        pillow=(lambda: [pil.predict(f) for f in stream]) if bs == 1 else
-                               (lambda: pil.predict_batch(stream, batch_size=bs)),
-                        graph=(lambda: [gr.predict(f) for f in stream]) if bs == 1 else
-                              (lambda: gr.predict_batch(stream, batch_size=bs)))
-            for f in runs.values(): f()
-            t = {k: [] for k in runs}
+            stream = [files[i % 64] for i in range(64 if bs == 1 else 256)]  # 64 files, or four batches of 64
+            keys = ('model', 'decode', 'hand', 'pillow', 'graph')
+            t = {k: [] for k in keys}
             for r in range(rounds):
-                for k in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
-                    t0 = time.perf_counter(); runs[k](); t[k].append((time.perf_counter() - t0)/n)
+                for k in (keys if r % 2 == 0 else keys[::-1]):
+                    t[k].append(statistics.median(in_worker(part='file', key=k, bundle=str(bundle), files=stream,
+                                                            bs=bs, threads=threads, size=size, reps=3)))
             share = {k: statistics.median((m + dd)/e for m,dd,e in zip(t['model'], t['decode'], t[k]))
-                     for k in ('pillow', 'graph')}
+                     for k in ('hand', 'pillow', 'graph')}
             m = {k: statistics.median(v) for k,v in t.items()}
             ceil = m['model']/(m['model'] + m['decode'])
             print(f"{f'{side}x{side}':10} {bs:5} {m['model']*1e3:8.3f} {m['decode']*1e3:8.3f} {m['pillow']*1e3:8.3f} "
                   f"{m['graph']*1e3:8.3f} {ceil:8.2f} {m['model']/m['pillow']:12.2f} {m['model']/m['graph']:11.2f} "
-                  f"{share['pillow']:11.2f} {share['graph']:10.2f}", flush=True)
+                  f"{share['hand']:9.2f} {share['pillow']:11.2f} {share['graph']:10.2f}", flush=True)
     print("   x/ceil: end-to-end throughput / model-only / ceiling = (t_model + t_decode) / t_end_to_end, "
-          "the median of the rounds' (target >= 0.95)")
+          "the median of the rounds' (target >= 0.95); hand: a hand-written Pillow + onnxruntime loop, what the "
+          "ceiling leaves out (resizing, one call after the other) included")
 
 def fastai_part(learn, tmp:Path, b, files:list, runs:int):
     "fastai's `learn.predict` and `load_learner` beside the Predictor, torch eager at batch 64, resident memory."
@@ -234,8 +264,8 @@ def fastai_part(learn, tmp:Path, b, files:list, runs:int):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--part', nargs='+', choices=PARTS, default=list(PARTS))
-    ap.add_argument('--starts', type=int, default=9); ap.add_argument('--rounds', type=int, default=60)
-    ap.add_argument('--file-rounds', type=int, default=5)
+    ap.add_argument('--starts', type=int, default=9); ap.add_argument('--rounds', type=int, default=10)
+    ap.add_argument('--file-rounds', type=int, default=3)
     ap.add_argument('--files', type=int, default=40); ap.add_argument('--runs', type=int, default=3)
     args = ap.parse_args()
     from xdeploy_nb.data import make_image_folder
@@ -250,7 +280,7 @@ def main():
                       variants=('int8-static',) if 'fastai' in args.part else ())
     files = [str(f) for f in learn.dls.valid_ds.items[:args.files]]
     if 'start' in args.part: start_part(tmp/'bundle', files[0], 64, args.starts)
-    if 'call' in args.part: call_part(Predictor(tmp/'bundle'), files[:8], 64, args.rounds)
+    if 'call' in args.part: call_part(tmp/'bundle', files[:8], 64, args.rounds)
     if 'file' in args.part: file_part(tmp/'bundle', tmp, 64, args.file_rounds)
     if 'fastai' in args.part: fastai_part(learn, tmp, b, files, args.runs)
 
