@@ -13,9 +13,9 @@ Parts (`--part`, one or more; default all of them):
 - `file`: file -> answer for PNG files of 64x64 and of twice the model's size, at batch 1 and 64: `t_model` (the model
   alone on the prepared batch, a bare session with the Predictor's threads), `t_decode` (bare Pillow decode of the same
   files), a hand-written Pillow + onnxruntime loop, end-to-end by the Pillow path and by the graph path
-  (`preprocess='graph'`), all per item, each in a process of its own, alternated over `--file-rounds` rounds. ceiling = t_model / (t_model + t_decode), the share of model-only throughput left once
-  decoding competes with the model for the cores; prints end-to-end / model-only and its share of the ceiling
-  (target >= 0.95).
+  (`preprocess='graph'`), all per item, each in a process of its own, alternated over `--file-rounds` rounds.
+  ceiling = t_model / (t_model + t_decode), the share of model-only throughput left once decoding competes with the
+  model for the cores; prints end-to-end / model-only and its share of the ceiling (target >= 0.95).
 - `fastai`: fastai's `learn.predict` and `load_learner` beside the Predictor (one file -> label; new process -> first
   prediction), a batch of 64 against torch eager on the same graph and threads, resident memory after loading; also for
   the bundle's int8-static variant where the export kept it. Trains the resnet18 5 epochs (the other parts use random
@@ -109,7 +109,6 @@ def start_part(bundle:Path, f:str, size:int, starts:int):
 
 def worker(spec:dict)->list:
     "Runs in a process of its own (one onnxruntime session per process): seconds per call, or per item, of `spec`."
-    import json
     from PIL import Image
     from xdeploy_nb.runtime import Predictor
     bundle,files,key,reps = Path(spec['bundle']),spec['files'],spec['key'],spec['reps']
@@ -162,7 +161,8 @@ def call_part(bundle:Path, files:list, size:int, rounds:int):
             calls[k] += ts; med[k] = statistics.median(ts)
         ratios.append(med['Predictor']/med['hand'])
     m = {k: statistics.median(v) for k,v in calls.items()}
-    print(f"call: one image file -> label, {rounds} alternated rounds of a process each timing {len(files)} files x 20; "
+    print(f"call: one image file -> label, {rounds} alternated rounds of a process each timing "
+          f"{len(files)} files x 20; "
           f"median ms per call: Predictor.predict {m['Predictor']*1e3:.3f}, "
           f"hand-written onnxruntime {m['hand']*1e3:.3f}")
     print(f"   Predictor / hand-written: {m['Predictor']/m['hand']:.3f}x over all calls (target <= 1.05x); per round: "
@@ -271,7 +271,6 @@ def main():
     from xdeploy_nb.data import make_image_folder
     from xdeploy_nb.train import image_dls, image_learner
     from xdeploy_nb.export import export_bundle
-    from xdeploy_nb.runtime import Predictor
     learn = image_learner(image_dls(make_image_folder(size=64), size=64), arch='resnet18')
     if 'fastai' in args.part:
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 1e-2)
