@@ -200,7 +200,7 @@ def main():
     ap.add_argument('--requests', type=int, default=4000, help='most requests per level')
     ap.add_argument('--seconds', type=float, default=5, help='most seconds per level (each of ceiling and served)')
     ap.add_argument('--ray-replicas', type=int, default=2); ap.add_argument('--ray-threads', type=int, default=1)
-    ap.add_argument('--ray-max-batch-size', type=int, default=16)
+    ap.add_argument('--ray-max-batch-size', type=int, default=64)
     ap.add_argument('--ray-batch-wait-ms', type=float, default=2.0)
     ap.add_argument('--triton-instances', type=int, default=2)
     ap.add_argument('--triton-threads', type=int, default=1, help='0: one per CPU')

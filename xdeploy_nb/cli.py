@@ -277,7 +277,7 @@ COMMANDS = dict(version=version, demo=demo, export=export, predict=predict, devi
 def serve_command(bundle:str, # The bundle directory
                   port:int=8000, # HTTP port, on 127.0.0.1
                   replicas:int=None, # Replicas, each with one Predictor (default: one per CPU, up to 4)
-                  max_batch_size:int=8, # Most single-item requests run as one batch
+                  max_batch_size:int=64, # Most items of concurrent requests run as one batch
                   batch_wait_ms:float=5.0, # Longest wait for more requests to fill a batch
                   threads:int=None # Intra-op threads of each replica's model (default: CPUs / replicas)
                  ):

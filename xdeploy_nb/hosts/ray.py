@@ -422,7 +422,7 @@ class Served:
 def serve(bundle, # The bundle directory
           port:int=8000, # HTTP port of Serve's proxy, on 127.0.0.1
           replicas:int=None, # Replicas, each with one Predictor; None: one per CPU, up to 4 (`worker_split`)
-          max_batch_size:int=8, # Most items of concurrent requests run as one batch (`Batcher`)
+          max_batch_size:int=64, # Most items of concurrent requests run as one batch (`Batcher`)
           batch_wait_ms:float=5.0, # Longest wait for more requests to fill a batch while the model is idle
           num_cpus:float=0.5, # CPUs each replica asks Ray for
           threads:int=None, # Intra-op threads of each replica's model; None: the CPUs shared among the replicas
