@@ -4,10 +4,11 @@
 
 # %% ../../nbs/53_hosts.cpp.ipynb #748dc427
 from __future__ import annotations
-import base64, fcntl, hashlib, json, os, shutil, subprocess, tarfile, tempfile
+import fcntl, hashlib, json, os, shutil, subprocess, tarfile, tempfile
 from pathlib import Path
 import xdeploy_nb
 from ..core import XDeployError, atomic_directory, read_manifest
+from .web import npm_pack
 
 # %% auto #0
 __all__ = ['CPP_SRC', 'APT_PACKAGES', 'sdk_lock', 'ort_headers', 'ort_library', 'write_project', 'executorch_cmake',
@@ -26,10 +27,6 @@ def _cache()->Path:
     from xdeploy_nb.data import data_home
     return data_home()
 
-def _integrity(f:Path)->str:
-    "npm's integrity string of a file: `sha512-<base64>`."
-    return 'sha512-' + base64.b64encode(hashlib.sha512(Path(f).read_bytes()).digest()).decode()
-
 # %% ../../nbs/53_hosts.cpp.ipynb #f0328932
 def ort_headers(cache:Path=None # Where to keep them; default under `$XDEPLOY_DATA`, else ~/.cache/xdeploy_nb
                )->Path:
@@ -43,15 +40,7 @@ def ort_headers(cache:Path=None # Where to keep them; default under `$XDEPLOY_DA
         "Install Node.js and npm (Debian: apt-get install npm).")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        r = subprocess.run([npm, 'pack', f"{lock['package']}@{lock['version']}", '--pack-destination', tmp, '--silent'],
-                           capture_output=True, text=True, timeout=900)
-        tgz = next(Path(tmp).glob('*.tgz'), None)
-        if r.returncode or tgz is None: raise XDeployError(
-            f"npm could not fetch {lock['package']}@{lock['version']}: {(r.stderr or r.stdout).strip()[-300:]}",
-            "Check the connection to the npm registry.")
-        if (got := _integrity(tgz)) != lock['integrity']: raise XDeployError(
-            f"npm's {lock['package']}@{lock['version']} has the integrity {got[:24]}..., not the one sdk.lock pins.",
-            "Check the npm registry you use.")
+        tgz = npm_pack(npm, f"{lock['package']}@{lock['version']}", lock['integrity'], tmp, 'sdk.lock', timeout=900)
         out = Path(tmp)/'sdk'
         with tarfile.open(tgz) as t:
             pre = lock['headers']

@@ -11,8 +11,8 @@ import xdeploy_nb
 from ..core import XDeployError, atomic_directory, read_checked, read_manifest, schema_file
 
 # %% auto #0
-__all__ = ['JS_DIR', 'ORT_WEB_VERSION', 'ORT_FILES', 'HEADERS', 'ort_web_files', 'site_files', 'write_site', 'SiteHandler',
-           'site_server']
+__all__ = ['JS_DIR', 'ORT_WEB_VERSION', 'ORT_FILES', 'HEADERS', 'npm_pack', 'ort_web_files', 'site_files', 'write_site',
+           'SiteHandler', 'site_server']
 
 # %% ../../nbs/50_hosts.web.ipynb #web00006
 # the module, the page, and the package.json that pins onnxruntime-web/-node
@@ -34,6 +34,27 @@ def _dist_version(dist:Path)->str:
     try: return json.loads((dist.parent/'package.json').read_text())['version']
     except (OSError, ValueError, KeyError): return 'unknown'
 
+# %% ../../nbs/50_hosts.web.ipynb #web00010a
+def npm_pack(npm:str, # The npm executable
+             spec:str, # What to fetch: 'package@version'
+             integrity:str, # The sha512 integrity a lock file pins for it ('sha512-<base64>')
+             tmp:Path, # The folder to fetch into
+             lock:str, # The lock file's name, for messages
+             fetch_fix:str="Check the connection to the npm registry.", # The fix when npm cannot fetch it
+             hash_fix:str="Check the npm registry you use.", # The fix when it is not the pinned tarball
+             timeout:int=600 # Seconds npm may take
+            )->Path:
+    "The tarball of `spec`, fetched by `npm pack` into `tmp` and refused unless it has the pinned `integrity`."
+    r = subprocess.run([npm, 'pack', spec, '--pack-destination', str(tmp), '--silent'],
+                       capture_output=True, text=True, timeout=timeout)
+    tgz = next(Path(tmp).glob('*.tgz'), None)
+    if r.returncode or tgz is None: raise XDeployError(
+        f"npm could not fetch {spec}: {(r.stderr or r.stdout).strip()[-300:]}", fetch_fix)
+    got = 'sha512-' + base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
+    if got != integrity: raise XDeployError(
+        f"npm's {spec} has the integrity {got[:24]}..., not the one {lock} pins.", hash_fix)
+    return tgz
+
 # %% ../../nbs/50_hosts.web.ipynb #web00010
 def _pinned_integrity()->str:
     "The sha512 integrity (`sha512-<base64>`) that package-lock.json pins for onnxruntime-web."
@@ -49,17 +70,10 @@ def _npm_ort_web(cache:Path)->Path:
         "Install Node.js and npm, or pass --ort-web with an onnxruntime-web package folder "
         "(npm install onnxruntime-web@1.30.0).")
     with tempfile.TemporaryDirectory() as tmp:
-        r = subprocess.run([npm, 'pack', f'onnxruntime-web@{ORT_WEB_VERSION}', '--pack-destination', tmp, '--silent'],
-                           capture_output=True, text=True, timeout=600)
-        tgz = next(Path(tmp).glob('*.tgz'), None)
-        if r.returncode or tgz is None: raise XDeployError(
-            f"npm could not fetch onnxruntime-web@{ORT_WEB_VERSION}: {(r.stderr or r.stdout).strip()[-300:]}",
-            "Check the connection to the npm registry, or pass --ort-web with a local onnxruntime-web package.")
-        got = 'sha512-' + base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
-        if got != _pinned_integrity(): raise XDeployError(
-            f"npm's onnxruntime-web@{ORT_WEB_VERSION} has the integrity {got[:24]}..., "
-            "not the one package-lock.json pins.",
-            "Check the npm registry you use; pass --ort-web with a package you trust.")
+        tgz = npm_pack(npm, f'onnxruntime-web@{ORT_WEB_VERSION}', _pinned_integrity(), tmp, 'package-lock.json',
+                       "Check the connection to the npm registry, or pass --ort-web with a local onnxruntime-web "
+                       "package.",
+                       "Check the npm registry you use; pass --ort-web with a package you trust.")
         want = {f'package/{x}' for x in ('package.json', *(f'dist/{f}' for f in ORT_FILES))}
         with tarfile.open(tgz) as t:
             t.extractall(dest, members=[m for m in t.getmembers() if m.name in want], filter='data')
