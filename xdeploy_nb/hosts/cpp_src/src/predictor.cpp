@@ -209,6 +209,9 @@ struct Predictor::Impl {
   std::vector<Json> decode(const std::vector<float>& out, std::size_t n, const std::vector<std::int64_t>& dims);
   std::vector<std::uint8_t> pregraph(const Image& img);
   std::vector<Json> predict_pixels(const std::vector<std::vector<std::uint8_t>>& inputs);
+  // `n` images, `batch_size` at a time (a fixed batch size wins), image i's model input made by `prepare(i)`
+  template <class Prepare>
+  std::vector<Json> predict_images_by(std::size_t n, int batch_size, const std::string& fix, Prepare prepare);
 };
 
 void Predictor::Impl::read_manifest() {
@@ -653,44 +656,41 @@ std::vector<Json> Predictor::Impl::predict_pixels(const std::vector<std::vector<
   return decode(out, std::min(n, b), od);
 }
 
-std::vector<Json> Predictor::predict_images(const std::vector<Image>& images, int batch_size) {
-  Impl& p = *impl_;
-  if (p.kind != "image") throw Error("This is a " + p.kind + " bundle: it takes table rows, not images.", "Use predict_rows.");
+template <class Prepare>
+std::vector<Json> Predictor::Impl::predict_images_by(std::size_t n, int batch_size, const std::string& fix,
+                                                     Prepare prepare) {
+  if (kind != "image") throw Error("This is a " + kind + " bundle: it takes table rows, not images.", fix);
   if (batch_size < 1) throw Error("batch_size=" + std::to_string(batch_size) + " is not a positive number of items.", "Pass an int >= 1.");
-  std::size_t b = p.fixed_batch > 0 ? static_cast<std::size_t>(p.fixed_batch) : static_cast<std::size_t>(batch_size);
+  std::size_t b = fixed_batch > 0 ? static_cast<std::size_t>(fixed_batch) : static_cast<std::size_t>(batch_size);
   std::vector<Json> res;
-  for (std::size_t s = 0; s < images.size(); s += b) {
+  for (std::size_t s = 0; s < n; s += b) {
     std::vector<std::vector<std::uint8_t>> xs;
-    for (std::size_t i = s; i < std::min(images.size(), s + b); ++i) {
-      try { xs.push_back(p.pregraph(images[i])); }
-      catch (const Error& e) { throw Error("Item " + std::to_string(i) + " (a " + std::to_string(images[i].height) + "x" + std::to_string(images[i].width) + " image): " + e.problem(), e.fix()); }
-      catch (const Ort::Exception& e) { throw Error("Item " + std::to_string(i) + ": the preprocessing graph failed (" + e.what() + ").", "Re-export the bundle."); }
-    }
-    for (auto& d : p.predict_pixels(xs)) res.push_back(std::move(d));
+    for (std::size_t i = s; i < std::min(n, s + b); ++i) xs.push_back(prepare(i));
+    for (auto& d : predict_pixels(xs)) res.push_back(std::move(d));
   }
   return res;
+}
+
+std::vector<Json> Predictor::predict_images(const std::vector<Image>& images, int batch_size) {
+  Impl& p = *impl_;
+  return p.predict_images_by(images.size(), batch_size, "Use predict_rows.", [&](std::size_t i) {
+    try { return p.pregraph(images[i]); }
+    catch (const Error& e) { throw Error("Item " + std::to_string(i) + " (a " + std::to_string(images[i].height) + "x" + std::to_string(images[i].width) + " image): " + e.problem(), e.fix()); }
+    catch (const Ort::Exception& e) { throw Error("Item " + std::to_string(i) + ": the preprocessing graph failed (" + e.what() + ").", "Re-export the bundle."); }
+  });
 }
 
 Json Predictor::predict_image(const Image& image) { return predict_images({image}).at(0); }
 
 std::vector<Json> Predictor::predict_files(const std::vector<std::string>& paths, int batch_size) {
   Impl& p = *impl_;
-  if (p.kind != "image") throw Error("This is a " + p.kind + " bundle: it takes table rows, not images.", "Use predict_rows or read_csv.");
-  if (batch_size < 1) throw Error("batch_size=" + std::to_string(batch_size) + " is not a positive number of items.", "Pass an int >= 1.");
-  std::size_t b = p.fixed_batch > 0 ? static_cast<std::size_t>(p.fixed_batch) : static_cast<std::size_t>(batch_size);
-  std::vector<Json> res;
-  for (std::size_t s = 0; s < paths.size(); s += b) {
-    std::vector<std::vector<std::uint8_t>> xs;
-    for (std::size_t i = s; i < std::min(paths.size(), s + b); ++i) {
-      std::string where = "Item " + std::to_string(i) + " (" + detail::describe_path(paths[i]) + ")";
-      try { xs.push_back(p.pregraph(read_image_file(paths[i], p.mode, p.opt.max_pixels))); }
-      catch (const Error& e) { throw Error(where + ": " + e.problem(), e.fix()); }
-      catch (const Ort::Exception& e) { throw Error(where + ": the preprocessing graph failed (" + e.what() + ").", "Re-export the bundle."); }
-      catch (const std::bad_alloc&) { throw Error(where + ": there is not enough memory to decode it.", "Downscale the image first."); }
-    }
-    for (auto& d : p.predict_pixels(xs)) res.push_back(std::move(d));
-  }
-  return res;
+  return p.predict_images_by(paths.size(), batch_size, "Use predict_rows or read_csv.", [&](std::size_t i) {
+    std::string where = "Item " + std::to_string(i) + " (" + detail::describe_path(paths[i]) + ")";
+    try { return p.pregraph(read_image_file(paths[i], p.mode, p.opt.max_pixels)); }
+    catch (const Error& e) { throw Error(where + ": " + e.problem(), e.fix()); }
+    catch (const Ort::Exception& e) { throw Error(where + ": the preprocessing graph failed (" + e.what() + ").", "Re-export the bundle."); }
+    catch (const std::bad_alloc&) { throw Error(where + ": there is not enough memory to decode it.", "Downscale the image first."); }
+  });
 }
 
 std::vector<Json> Predictor::predict_rows(const std::vector<Json>& rows, int batch_size) {
